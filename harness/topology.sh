@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# The emulated host's PCIe topologies, declared once. Each entry is
+#   NAME  ROOT-PORT-DEVFN  QEMU-ARGS...
+# The harness adds the QEMU arguments to every guest and writes "NAME 0000:00:DEVFN" lines to
+# the guest's /etc/vfio-pci-rs/topology, from which the tests find the functions below each
+# port. Root ports run at 2.5 GT/s x1: at the default 16 GT/s the kernel waits after a
+# secondary bus reset for a Data Link Layer Link Active that QEMU never raises again, and
+# every bus reset fails.
+
+rp() { # rp ID DEVFN CHASSIS [extra properties]: a slow, hotplug-capable root port on pcie.0
+	echo "-device pcie-root-port,id=$1,bus=pcie.0,addr=$2,chassis=$3,slot=$3,x-speed=2_5,x-width=1${4:+,$4}"
+}
+
+TOPOLOGIES=(
+	# One function behind a hotplug-capable root port: pciehp owns the slot, slot reset.
+	"slot 02.0 $(rp rp_slot 02.0 1) -device e1000e,bus=rp_slot,addr=00.0"
+	# A 2-function device behind a root port without hotplug: bus reset, shared dev_set.
+	"multifunction 03.0 $(rp rp_multi 03.0 2 hotplug=off) -device e1000e,bus=rp_multi,addr=00.0,multifunction=on -device e1000e,bus=rp_multi,addr=00.1"
+	# A function behind a switch downstream port.
+	"switch 04.0 $(rp rp_switch 04.0 3) -device x3130-upstream,id=sw_up,bus=rp_switch -device xio3130-downstream,id=sw_down0,bus=sw_up,chassis=4,slot=4 -device e1000e,bus=sw_down0,addr=00.0"
+	# igb, an SR-IOV physical function (VFs appear on its bus when enabled).
+	"sriov 05.0 $(rp rp_sriov 05.0 5) -device igb,bus=rp_sriov,addr=00.0"
+)
+
+# topology_qemu_args: every topology's QEMU arguments, one word per line.
+topology_qemu_args() {
+	local entry
+	for entry in "${TOPOLOGIES[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $entry
+		shift 2
+		printf '%s\n' "$@"
+	done
+}
+
+# topology_guest_file: the guest's topology file.
+topology_guest_file() {
+	local entry
+	for entry in "${TOPOLOGIES[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $entry
+		echo "$1 0000:00:$2"
+	done
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The C API vfio-pci-rs uses beyond what the kernel crate binds: the VFIO
+ * core's driver interface (vfio_device, its ops and dev_sets, the iommufd
+ * physical-device helpers, group files), iommufd ownership queries and the
+ * VFIO uAPI.  Kbuild runs bindgen on this header; the generated Rust reuses
+ * kernel::bindings for every type the kernel crate already has.
+ */
+#include <linux/vfio.h>
+#include <linux/iommufd.h>
+#include <linux/pci.h>
+#include <uapi/linux/vfio.h>
+
+/*
+ * The uAPI's ioctl numbers are function-like macros, which bindgen cannot
+ * evaluate; constants initialised from them can.
+ */
+#define VFIO_PCI_RS_IOCTL(name) const unsigned int VFIO_PCI_RS_IOCTL_##name = name
+
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_GET_INFO);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_GET_REGION_INFO);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_GET_IRQ_INFO);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_SET_IRQS);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_RESET);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_PCI_HOT_RESET);
+VFIO_PCI_RS_IOCTL(VFIO_DEVICE_IOEVENTFD);

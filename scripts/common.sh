@@ -1,0 +1,52 @@
+# shellcheck shell=bash
+# Shared settings for the vfio-pci-rs scripts: where the cache lives, which
+# toolchain root and kernel tree to use, and a helper that runs a command
+# inside the toolchain root.  Sourced, never executed.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${VFIO_PCI_RS_CACHE:-/var/cache/vfio-pci-rs}
+ROOT=$CACHE/trixie-root
+WORK=$CACHE/work
+KVER_PKG=linux-source-7.2
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The Debian mirror: taken from the host's own apt configuration unless
+# VFIO_PCI_RS_MIRROR says otherwise.
+debian_mirror() {
+	if [ -n "${VFIO_PCI_RS_MIRROR:-}" ]; then
+		echo "$VFIO_PCI_RS_MIRROR"
+		return
+	fi
+	local m
+	m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+		/etc/apt/sources.list.d/*.list 2>/dev/null |
+		grep -oE '(https?://[^ ]+/debian)/?( |$)' | head -n1 | tr -d ' ')
+	[ -n "$m" ] || die "no Debian mirror found in /etc/apt; set VFIO_PCI_RS_MIRROR"
+	echo "${m%/}"
+}
+
+# in_root CMD...: run CMD inside the toolchain root with /proc, /sys, /dev,
+# the cache's work area and the checkout mounted at the same paths as
+# outside, in the caller's working directory.  Runs in a private mount
+# namespace, so every mount vanishes with the command, even when it fails.
+in_root() {
+	[ -x "$ROOT/bin/sh" ] || die "toolchain root $ROOT is missing: run scripts/toolchain.sh"
+	mkdir -p "$WORK"
+	unshare -m --propagation private -- /bin/bash -euc '
+		root=$1 work=$2 repo=$3 cwd=$4; shift 4
+		mount -t proc proc "$root/proc"
+		mount --rbind /sys "$root/sys"
+		mount --rbind /dev "$root/dev"
+		mkdir -p "$root$work" "$root$repo"
+		mount --bind "$work" "$root$work"
+		mount --bind "$repo" "$root$repo"
+		exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
+			PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+			${VFIO_PCI_RS_ENV:-} \
+			/bin/bash -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$cwd" "$@"
+	' in-root "$ROOT" "$WORK" "$REPO" "$PWD" "$@"
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Boots the emulated host (QEMU q35, TCG, intel-iommu with interrupt remapping, the PCIe
+# topologies of harness/topology.sh) with a fresh initramfs holding the test kernel's modules,
+# vfio_pci_rs.ko, the test binary and harness/init, and runs one mode in it:
+#
+#   scripts/guest.sh tests [FILTER]   run the in-guest test suite (KTAP), optionally filtered
+#   scripts/guest.sh demo             bind a function and open it both ways
+#   scripts/guest.sh run SCRIPT       run a shell script of yours in the guest (debugging)
+#   scripts/guest.sh shell            interactive busybox shell (needs a terminal)
+#
+# The guest's output (ttyS1) is printed; the kernel console (ttyS0) is kept in the log
+# directory and scanned: any WARN, BUG, Oops, lockdep report, sleep-in-atomic, RCU stall or
+# hung task fails the run, as does a guest that does not finish within
+# VFIO_PCI_RS_GUEST_TIMEOUT seconds (default 1500).
+
+. "$(dirname "$0")/common.sh"
+. "$REPO/harness/topology.sh"
+
+mode=${1:-tests}
+filter=${2:-}
+timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-1500}
+
+KDIR=$("$REPO/scripts/kernel.sh")
+kver=$(cat "$KDIR/include/config/kernel.release")
+
+# Kernel modules, installed once per kernel build.
+modroot=$WORK/modroot
+if [ ! -f "$modroot/.stamp" ] || [ "$(cat "$modroot/.stamp")" != "$(cat "$KDIR/.vfio-pci-rs-stamp")" ]; then
+	log "installing the test kernel's modules"
+	rm -rf "$modroot"
+	(cd "$KDIR" && in_root make -s LLVM=1 INSTALL_MOD_PATH="$modroot" modules_install >/dev/null)
+	cp "$KDIR/.vfio-pci-rs-stamp" "$modroot/.stamp"
+fi
+
+log "building vfio_pci_rs.ko"
+(cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
+
+log "building the in-guest test binary"
+tests_bin=$WORK/tests-target/release/vfio-pci-rs-tests
+if ! (cd "$REPO" && in_root cargo build -q --release --offline \
+	--manifest-path "$REPO/tests/Cargo.toml" --target-dir "$WORK/tests-target") >&2; then
+	[ "$mode" = run ] || die "the test binary does not build"
+	rm -f "$tests_bin"
+fi
+
+# The initramfs.
+run=$WORK/run-$mode
+rm -rf "$run"
+mkdir -p "$run/initramfs"/{bin,etc/vfio-pci-rs,lib/modules} "$run/logs"
+ir=$run/initramfs
+cp "$ROOT/usr/bin/busybox" "$ir/bin/busybox"
+ln -s busybox "$ir/bin/sh"
+cp "$REPO/harness/init" "$ir/init"
+cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
+cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
+cp "$REPO/vfio_pci_rs.ko" "$ir/lib/modules/vfio_pci_rs.ko"
+[ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
+if [ "$mode" = run ]; then
+	cp "$filter" "$ir/bin/run.sh"
+	filter=
+fi
+topology_guest_file > "$ir/etc/vfio-pci-rs/topology"
+(cd "$ir" && find . | in_root cpio -o -H newc --quiet) > "$run/initramfs.cpio"
+
+mapfile -t topo_args < <(topology_qemu_args)
+append="console=ttyS0 panic=-1 intel_iommu=on ignore_loglevel harness=$mode"
+[ -n "$filter" ] && append+=" harness.filter=$filter"
+
+serial_out="file:$run/logs/output.log"
+[ "$mode" = shell ] && serial_out=stdio
+log "booting the guest ($mode, timeout ${timeout_s}s, logs in $run/logs)"
+t0=$(date +%s)
+set +e
+in_root timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
+	-M q35,kernel-irqchip=split -accel tcg -cpu max -smp 2 -m 1G \
+	-nodefaults -display none -no-reboot -monitor none \
+	-serial "file:$run/logs/console.log" -serial "$serial_out" \
+	-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
+	-device intel-iommu,intremap=on,caching-mode=on \
+	"${topo_args[@]}" \
+	-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio" \
+	-append "$append" < /dev/null
+qemu_rc=$?
+set -e
+log "guest ran $(( $(date +%s) - t0 )) s (qemu exit $qemu_rc)"
+
+[ "$mode" = shell ] && exit 0
+output=$run/logs/output.log
+summary_re='^[0-9]+ passed, [0-9]+ failed'
+grep -av '^HARNESS: ' "$output" | grep -avE "$summary_re" || true
+
+fail=0
+problems=()
+if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+	problems+=("the guest did not finish within ${timeout_s}s")
+fi
+exit_line=$(grep -a '^HARNESS: exit ' "$output" | tail -n1 || true)
+if [ -z "$exit_line" ]; then
+	problems+=("the guest never reported an exit status (crash or hang)")
+	tail -n 40 "$run/logs/console.log" | sed 's/^/# console: /'
+elif [ "${exit_line#HARNESS: exit }" != 0 ]; then
+	fail=1
+fi
+
+# Kernel splats anywhere in the console log fail the run.
+splats='WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN|UBSAN|DEBUG_LOCKS_WARN_ON|sleeping function called from invalid context|detected stall|blocked for more than|soft lockup|hard LOCKUP|INFO: trying to register non-static key|refcount_t: |list_(add|del) corruption|lockdep is turned off|circular locking|possible recursive locking|inconsistent lock state'
+if grep -aEn "$splats" "$run/logs/console.log" > "$run/logs/splats.txt"; then
+	problems+=("kernel splat in the guest's console log ($run/logs/console.log)")
+	head -n 20 "$run/logs/splats.txt" | sed 's/^/# splat: /'
+fi
+
+# The closing line: the guest's counts plus the harness's own check (exit, time, dmesg).
+passed=0 failed=0
+if summary=$(grep -aE "$summary_re" "$output" | tail -n1) && [ -n "$summary" ]; then
+	passed=$(echo "$summary" | awk '{print $1}')
+	failed=$(echo "$summary" | awk '{print $3}')
+elif [ "$mode" = tests ]; then
+	problems+=("the test binary printed no summary")
+fi
+if [ ${#problems[@]} -eq 0 ]; then
+	echo "# harness: guest finished, dmesg clean (no WARN, BUG, Oops, lockdep, sleep-in-atomic, RCU stall, hung task)"
+	passed=$((passed + 1))
+else
+	for p in "${problems[@]}"; do echo "# harness: $p"; done
+	failed=$((failed + 1))
+	fail=1
+fi
+[ "$failed" = 0 ] || fail=1
+if [ -n "${VFIO_PCI_RS_T0:-}" ]; then
+	echo "# total time $(( $(date +%s) - VFIO_PCI_RS_T0 )) s (${VFIO_PCI_RS_CACHE_STATE:-} cache)"
+fi
+echo "$passed passed, $failed failed"
+exit "$fail"

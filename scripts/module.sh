@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds vfio_pci_rs.ko against the test kernel, inside the toolchain root.
+#   scripts/module.sh [clean]
+. "$(dirname "$0")/common.sh"
+KDIR=$("$REPO/scripts/kernel.sh")
+target=${1:-modules}
+cd "$REPO"
+in_root make -C "$KDIR" M="$REPO" LLVM=1 "$target"

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The uAPI boundary: one function per `VFIO_DEVICE_*` ioctl the driver implements.
+//!
+//! Each handler copies the fixed part of its argument in, checks `argsz` in one place, acts,
+//! and copies the result out, returning the errno vfio-pci returns for the same input. Nothing
+//! changes on an error path.
+
+use crate::{bindings, device::VfioPciDevice, vfio_device::VfioDevice};
+use core::mem::{offset_of, size_of};
+use kernel::{
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+// SAFETY: `vfio_device_info` is a `repr(C)` struct of `u32` fields with no padding; every bit
+// pattern is valid.
+unsafe impl FromBytes for bindings::vfio_device_info {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for bindings::vfio_device_info {}
+
+/// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
+pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) -> Result<isize> {
+    let arg = UserPtr::from_addr(arg);
+    match cmd {
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => get_info(dev, arg),
+        _ => Err(ENOTTY),
+    }
+}
+
+/// `VFIO_DEVICE_GET_INFO`: the device's flags and its numbers of regions and interrupts.
+fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+    const MINSZ: usize = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
+    let mut info = bindings::vfio_device_info::default();
+    UserSlice::new(arg, MINSZ)
+        .reader()
+        .read_slice(&mut info.as_bytes_mut()[..MINSZ])?;
+    let argsz = info.argsz as usize;
+    if argsz < MINSZ {
+        return Err(EINVAL);
+    }
+
+    info.flags = bindings::VFIO_DEVICE_FLAGS_PCI;
+    if dev.open_state.lock().reset_works {
+        info.flags |= bindings::VFIO_DEVICE_FLAGS_RESET;
+    }
+    info.num_regions = bindings::VFIO_PCI_NUM_REGIONS;
+    info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
+
+    let out_len = argsz.min(size_of::<bindings::vfio_device_info>());
+    UserSlice::new(arg, out_len)
+        .writer()
+        .write_slice(&info.as_bytes()[..out_len])?;
+    Ok(0)
+}

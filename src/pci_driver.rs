@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The PCI side: the "vfio-pci-rs" driver, its probe and remove, and its dynamic IDs.
+//!
+//! The kernel crate's `pci::Adapter` cannot say that the driver manages DMA itself
+//! (`driver_managed_dma`), which every VFIO bus driver must: the IOMMU core would otherwise
+//! give the function's group to the kernel's DMA API at bind time, and user space could never
+//! claim it. So this driver registers through its own [`RegistrationOps`], which sets the flag
+//! before the driver is visible, keeps the kernel crate's driver-data handling, and adds the
+//! `ids=` entries once the driver is registered, as vfio-pci does.
+
+use crate::{device::VfioPciDevice, ids, pci_function::PciFunction, vfio_device::Registration};
+use core::mem::offset_of;
+use kernel::{
+    bindings, device,
+    driver::{DriverLayout, RegistrationOps},
+    error::{from_result, to_result},
+    ffi::c_int,
+    pci,
+    prelude::*,
+    types::Opaque,
+    ThisModule,
+};
+
+/// The PCI driver name, as in `/sys/bus/pci/drivers/` and `driver_override`.
+pub(crate) const DRIVER_NAME: &CStr = c"vfio-pci-rs";
+
+/// The vfio-pci-rs PCI driver.
+pub(crate) struct VfioPciDriver;
+
+// SAFETY: `pci_driver` is a C struct embedding a `device_driver` at `DEVICE_DRIVER_OFFSET`; the
+// driver data of a bound function is its VFIO registration.
+unsafe impl DriverLayout for VfioPciDriver {
+    type DriverType = bindings::pci_driver;
+    type DriverData<'bound> = Registration<VfioPciDevice>;
+    const DEVICE_DRIVER_OFFSET: usize = offset_of!(bindings::pci_driver, driver);
+}
+
+// SAFETY: `unregister` is only called after a successful `register` of the same driver.
+unsafe impl RegistrationOps for VfioPciDriver {
+    unsafe fn register(
+        pdrv: &Opaque<bindings::pci_driver>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        let drv = pdrv.get();
+        // SAFETY: The driver is not registered yet, so we are its only user. No ID table: the
+        // driver binds only through driver_override and dynamic IDs.
+        unsafe {
+            (*drv).name = name.as_char_ptr();
+            (*drv).probe = Some(probe_callback);
+            (*drv).remove = Some(remove_callback);
+            (*drv).id_table = core::ptr::null();
+            (*drv).driver_managed_dma = true;
+        }
+        // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`.
+        to_result(unsafe { bindings::__pci_register_driver(drv, module.as_ptr(), name.as_char_ptr()) })?;
+        // SAFETY: `drv` was just registered.
+        unsafe { ids::add_from_param(drv) };
+        Ok(())
+    }
+
+    unsafe fn unregister(pdrv: &Opaque<bindings::pci_driver>) {
+        // SAFETY: `pdrv` was registered by `register`.
+        unsafe { bindings::pci_unregister_driver(pdrv.get()) }
+    }
+}
+
+extern "C" fn probe_callback(
+    pdev: *mut bindings::pci_dev,
+    _id: *const bindings::pci_device_id,
+) -> c_int {
+    // SAFETY: The PCI core calls probe with a valid function, which it keeps alive and locked
+    // for the duration of the call; `pci::Device` is a transparent wrapper of `pci_dev`.
+    let core_dev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
+    from_result(|| {
+        // SAFETY: `pdev` is valid for the duration of probe (see above).
+        let function = unsafe { PciFunction::get(pdev) }?;
+        let registration = VfioPciDevice::bind(function)?;
+        core_dev.as_ref().set_drvdata(Ok::<_, Error>(registration))?;
+        Ok(0)
+    })
+}
+
+extern "C" fn remove_callback(_pdev: *mut bindings::pci_dev) {
+    // Nothing to do here: the driver core drops the function's driver data right after
+    // `remove` (see `driver::Registration`), and dropping the VFIO registration unregisters
+    // the device, waiting for its users to close it as vfio-pci does.
+}

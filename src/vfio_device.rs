@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO core's `struct vfio_device`, with a driver's per-device state embedded after it.
+//!
+//! The VFIO core allocates the object (`_vfio_alloc_device`), counts references to it through
+//! its embedded `struct device`, and frees it after calling the `release` op. [`VfioDevice`]
+//! places the driver's state `T` right after the core's part, initialises it in place once the
+//! core has allocated the object, and drops it in `release`, so the state lives exactly as long
+//! as the core can call back into it. The ops table is built once per `T` from the
+//! [`VfioDeviceOps`] trait; iommufd binding goes through the core's physical-device helpers.
+
+use crate::{bindings, pci_function::PciFunction};
+use core::{
+    mem::{size_of, MaybeUninit},
+    ops::Deref,
+    ptr::{addr_of_mut, NonNull},
+};
+use kernel::{
+    error::{from_err_ptr, from_result, to_result},
+    ffi::{c_int, c_long, c_uint, c_ulong, c_void},
+    prelude::*,
+    sync::aref::{ARef, AlwaysRefCounted},
+    types::Opaque,
+};
+
+/// The callbacks a driver implements for its VFIO devices.
+pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
+    /// The driver name the VFIO core reports (`vfio_device_ops.name`).
+    const NAME: &'static CStr;
+
+    /// First open of the device; the core holds the dev_set lock.
+    fn open_device(dev: &VfioDevice<Self>) -> Result;
+
+    /// Last close of the device; the core holds the dev_set lock.
+    fn close_device(dev: &VfioDevice<Self>);
+
+    /// A `VFIO_DEVICE_*` ioctl the core does not handle itself.
+    fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize>;
+
+    /// The core asks the user to release the device (unbind in progress), `count` times so far.
+    fn request(dev: &VfioDevice<Self>, count: u32);
+}
+
+/// A `struct vfio_device` followed by the driver's state.
+///
+/// # Invariants
+///
+/// - The object was allocated by the VFIO core with [`VfioDevice::<T>::OPS`] as its ops, so
+///   every callback the core makes on it is for a `VfioDevice<T>`.
+/// - Once [`VfioDevice::new`] has returned it, `data` is initialised (and `data_ready` true)
+///   until the `release` op drops it.
+#[repr(C)]
+pub(crate) struct VfioDevice<T: VfioDeviceOps> {
+    core: Opaque<bindings::vfio_device>,
+    /// Whether `data` holds a value; the core zeroes the allocation, so it starts false.
+    data_ready: bool,
+    data: MaybeUninit<T>,
+}
+
+// SAFETY: The core's part is synchronised by the core; `T` is `Send`.
+unsafe impl<T: VfioDeviceOps> Send for VfioDevice<T> {}
+// SAFETY: The core's part is synchronised by the core; `T` is `Sync`.
+unsafe impl<T: VfioDeviceOps> Sync for VfioDevice<T> {}
+
+// SAFETY: The object is reference counted through its embedded `struct device`, and the core
+// frees it (after `release`) only when that count reaches zero.
+unsafe impl<T: VfioDeviceOps> AlwaysRefCounted for VfioDevice<T> {
+    fn inc_ref(&self) {
+        // SAFETY: The shared reference proves the count is non-zero.
+        unsafe { kernel::bindings::get_device(addr_of_mut!((*self.as_raw()).device)) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller gives back a reference it owns.
+        unsafe { kernel::bindings::put_device(addr_of_mut!((*obj.as_ref().as_raw()).device)) };
+    }
+}
+
+impl<T: VfioDeviceOps> Deref for VfioDevice<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: By the type invariant `data` is initialised while anyone can reach `self`.
+        unsafe { self.data.assume_init_ref() }
+    }
+}
+
+impl<T: VfioDeviceOps> VfioDevice<T> {
+    const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        name: kernel::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
+        init: None,
+        release: Some(Self::release_callback),
+        bind_iommufd: Some(bindings::vfio_iommufd_physical_bind),
+        unbind_iommufd: Some(bindings::vfio_iommufd_physical_unbind),
+        attach_ioas: Some(bindings::vfio_iommufd_physical_attach_ioas),
+        detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
+        pasid_attach_ioas: Some(bindings::vfio_iommufd_physical_pasid_attach_ioas),
+        pasid_detach_ioas: Some(bindings::vfio_iommufd_physical_pasid_detach_ioas),
+        open_device: Some(Self::open_device_callback),
+        close_device: Some(Self::close_device_callback),
+        read: None,
+        write: None,
+        ioctl: Some(Self::ioctl_callback),
+        get_region_info_caps: None,
+        mmap: None,
+        request: Some(Self::request_callback),
+        match_: None,
+        match_token_uuid: None,
+        dma_unmap: None,
+        device_feature: None,
+    };
+
+    /// Allocates a VFIO device for `parent` and initialises its state with `init`.
+    pub(crate) fn new(parent: &PciFunction, init: impl PinInit<T, Error>) -> Result<ARef<Self>> {
+        // SAFETY: `parent`'s device is valid while `parent` lives; the size covers `Self`,
+        // whose first field is the core's struct; `OPS` is 'static.
+        let raw = unsafe {
+            bindings::_vfio_alloc_device(
+                size_of::<Self>(),
+                addr_of_mut!((*parent.as_raw()).dev),
+                &Self::OPS,
+            )
+        };
+        let raw = from_err_ptr(raw)?.cast::<Self>();
+        // SAFETY: `_vfio_alloc_device` returned a valid, zeroed object of `size_of::<Self>()`
+        // bytes with one reference, which the `ARef` now owns; `Self` is `repr(C)` with the
+        // core's struct first. If `init` fails, dropping the `ARef` frees the object without
+        // touching `data`, since `data_ready` is still false.
+        let this = unsafe { ARef::from_raw(NonNull::new_unchecked(raw)) };
+        // SAFETY: `data` is uninitialised memory inside the allocation that no one else can
+        // reach yet (the device is not registered); the core never moves the object, so
+        // in-place (pinned) initialisation is sound.
+        unsafe { init.__pinned_init(addr_of_mut!((*raw).data).cast::<T>())? };
+        // SAFETY: As above, no one else can reach the object yet.
+        // INVARIANT: `data` was initialised just above.
+        unsafe { (*raw).data_ready = true };
+        Ok(this)
+    }
+
+    /// The core's `struct vfio_device`.
+    pub(crate) fn as_raw(&self) -> *mut bindings::vfio_device {
+        self.core.get()
+    }
+
+    /// # Safety
+    ///
+    /// `core` must be the `vfio_device` of a live `VfioDevice<T>` (a VFIO core callback for a
+    /// device allocated with [`Self::OPS`]).
+    unsafe fn from_core<'a>(core: *mut bindings::vfio_device) -> &'a Self {
+        // SAFETY: `core` is the first field of a `repr(C)` `Self` by the safety requirement.
+        unsafe { &*core.cast::<Self>() }
+    }
+
+    /// Puts the device in the dev_set keyed by `key`; must precede registration.
+    pub(crate) fn assign_device_set(&self, key: *mut c_void) -> Result {
+        // SAFETY: `self.as_raw()` is a valid, not yet registered VFIO device.
+        to_result(unsafe { bindings::vfio_assign_device_set(self.as_raw(), key) })
+    }
+
+    /// Registers the device with the VFIO core as a physical device with an IOMMU group.
+    /// The returned guard unregisters it when dropped.
+    pub(crate) fn register(this: ARef<Self>) -> Result<Registration<T>> {
+        // SAFETY: `this` is a fully initialised VFIO device with physical iommufd ops.
+        to_result(unsafe { bindings::vfio_register_group_dev(this.as_raw()) })?;
+        Ok(Registration(this))
+    }
+
+    unsafe extern "C" fn release_callback(core: *mut bindings::vfio_device) {
+        let this = core.cast::<Self>();
+        // SAFETY: The core calls `release` once, when the last reference is gone, on an object
+        // allocated with our ops; by the type invariant `data` is initialised iff `data_ready`.
+        unsafe {
+            if (*this).data_ready {
+                (*this).data_ready = false;
+                (*this).data.assume_init_drop();
+            }
+        }
+    }
+
+    unsafe extern "C" fn open_device_callback(core: *mut bindings::vfio_device) -> c_int {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        from_result(|| T::open_device(this).map(|()| 0))
+    }
+
+    unsafe extern "C" fn close_device_callback(core: *mut bindings::vfio_device) {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        T::close_device(this)
+    }
+
+    unsafe extern "C" fn ioctl_callback(
+        core: *mut bindings::vfio_device,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        match T::ioctl(this, cmd, arg as usize) {
+            Ok(ret) => ret as c_long,
+            Err(err) => err.to_errno() as c_long,
+        }
+    }
+
+    unsafe extern "C" fn request_callback(core: *mut bindings::vfio_device, count: c_uint) {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        T::request(this, count)
+    }
+}
+
+/// A VFIO device registered with the core; dropping it unregisters the device, which first
+/// waits for every user to close it (asking them through the `request` op).
+pub(crate) struct Registration<T: VfioDeviceOps>(ARef<VfioDevice<T>>);
+
+impl<T: VfioDeviceOps> Deref for Registration<T> {
+    type Target = VfioDevice<T>;
+
+    fn deref(&self) -> &VfioDevice<T> {
+        &self.0
+    }
+}
+
+impl<T: VfioDeviceOps> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: The device was registered by `VfioDevice::register`, once.
+        unsafe { bindings::vfio_unregister_group_dev(self.0.as_raw()) };
+    }
+}
