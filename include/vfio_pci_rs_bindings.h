@@ -25,3 +25,9 @@ VFIO_PCI_RS_IOCTL(VFIO_DEVICE_RESET);
 VFIO_PCI_RS_IOCTL(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO);
 VFIO_PCI_RS_IOCTL(VFIO_DEVICE_PCI_HOT_RESET);
 VFIO_PCI_RS_IOCTL(VFIO_DEVICE_IOEVENTFD);
+
+/* Power state constants are __force casts, which bindgen cannot evaluate either. */
+const pci_power_t VFIO_PCI_RS_PCI_D0 = PCI_D0;
+
+/* Tiny wrappers of static inline functions (src/helpers.c). */
+int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus);

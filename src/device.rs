@@ -5,15 +5,16 @@
 //! A function is bound at probe (see [`crate::pci_driver`]) and becomes a [`VfioPciDevice`]
 //! inside a VFIO core device. The first open enables it, resets it if it can, and saves its
 //! config state; the last close stops it, resets it, and restores that state, so the next user
-//! finds it as the host left it.
+//! finds it as the host left it. A function that could not be reset alone is marked dirty in
+//! its dev_set, and the set gets a slot or bus reset once none of it is open.
 
 use crate::{
-    dev_set::ResetScope,
-    ioctl,
+    dev_set::{LockedDevSet, ResetScope, SetLocked},
+    hot_reset, ioctl,
     pci_function::{PciFunction, SavedState},
     vfio_device::{Registration, VfioDevice, VfioDeviceOps},
 };
-use kernel::{new_mutex, prelude::*, sync::Mutex};
+use kernel::{bindings, new_mutex, prelude::*, sync::aref::ARef, sync::Mutex};
 
 /// The state of a function while user space has it open.
 #[derive(Default)]
@@ -27,40 +28,41 @@ pub(crate) struct OpenState {
 /// The driver's state of one bound function.
 #[pin_data]
 pub(crate) struct VfioPciDevice {
-    pub(crate) pdev: PciFunction,
-    /// What a reset of this function touches, fixed at probe.
-    pub(crate) reset_scope: ResetScope,
+    pub(crate) pdev: ARef<PciFunction>,
+    /// State owned by the dev_set lock; reachable only through [`LockedDevSet`].
+    pub(crate) set_state: SetLocked,
     #[pin]
     pub(crate) open_state: Mutex<OpenState>,
+    /// Held while user space must not reach the function's memory (resets): region access
+    /// takes it, a reset holds it across the reset.
+    #[pin]
+    pub(crate) memory: Mutex<()>,
 }
-
-// SAFETY: `ResetScope` only holds addresses of PCI core objects that outlive the function and
-// are used as keys or passed back to the PCI core, which synchronises its own accesses.
-unsafe impl Send for VfioPciDevice {}
-// SAFETY: As for `Send`; all mutable state is behind `open_state`'s lock.
-unsafe impl Sync for VfioPciDevice {}
 
 impl VfioPciDevice {
     /// Registers `pdev` with the VFIO core, refusing what vfio-pci refuses.
-    pub(crate) fn bind(pdev: PciFunction) -> Result<Registration<Self>> {
-        if u32::from(pdev.header_type()) != kernel::bindings::PCI_HEADER_TYPE_NORMAL {
+    pub(crate) fn bind(pdev: &PciFunction) -> Result<Registration<Self>> {
+        if u32::from(pdev.header_type()) != bindings::PCI_HEADER_TYPE_NORMAL {
             return Err(EINVAL);
         }
         if pdev.num_vfs() != 0 {
             dev_warn!(pdev.as_device(), "Cannot bind to PF with SR-IOV enabled\n");
             return Err(EBUSY);
         }
-        let reset_scope = ResetScope::of(&pdev);
-        let parent = pdev.clone();
+        let reset_scope = ResetScope::of(pdev);
         let vdev = VfioDevice::new(
-            &parent,
+            pdev,
             try_pin_init!(Self {
-                pdev,
-                reset_scope,
+                pdev: pdev.into(),
+                set_state: SetLocked::new(),
                 open_state <- new_mutex!(OpenState::default()),
+                memory <- new_mutex!(()),
             }),
         )?;
         vdev.assign_device_set(reset_scope.dev_set_key(vdev.as_raw().cast()))?;
+        // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
+        // next state.
+        pdev.set_power_d0();
         VfioDevice::register(vdev)
     }
 }
@@ -69,7 +71,7 @@ impl VfioDeviceOps for VfioPciDevice {
     const NAME: &'static CStr = crate::pci_driver::DRIVER_NAME;
 
     fn open_device(dev: &VfioDevice<Self>) -> Result {
-        let pdev = &dev.pdev;
+        let pdev: &PciFunction = &dev.pdev;
         let mut state = dev.open_state.lock();
         // The state saved below must not include bus mastering.
         pdev.clear_master();
@@ -89,16 +91,46 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 
     fn close_device(dev: &VfioDevice<Self>) {
-        let pdev = &dev.pdev;
+        // SAFETY: This is the `close_device` callback for `dev`, and `set` is dropped before
+        // it returns.
+        let set = unsafe { LockedDevSet::held_by_core(dev) };
+        let Some(member) = set.member(dev) else {
+            return;
+        };
+        let pdev: &PciFunction = &dev.pdev;
         let mut state = dev.open_state.lock();
+        let reset_works = core::mem::take(&mut state.reset_works);
+
+        pdev.set_power_d0();
         pdev.clear_master();
-        pdev.disable();
-        if state.reset_works {
-            // Best effort, as in vfio-pci: a contended device lock leaves it unreset.
-            let _ = pdev.try_reset_function();
+        member.set_needs_reset(true);
+
+        let mut restore = true;
+        if pdev.load_saved_state(state.saved.take()).is_err() {
+            dev_info!(
+                pdev.as_device(),
+                "close_device: Couldn't reload saved state\n"
+            );
+            if reset_works {
+                pdev.resave_state();
+            } else {
+                restore = false;
+            }
         }
-        pdev.restore_state(state.saved.take());
-        state.reset_works = false;
+        drop(state);
+
+        if restore {
+            pdev.write_config_word(
+                bindings::PCI_COMMAND,
+                bindings::PCI_COMMAND_INTX_DISABLE as u16,
+            );
+            if reset_works {
+                reset_function_for_close(pdev, &member);
+            }
+            pdev.restore_state();
+        }
+        pdev.disable();
+        hot_reset::reset_dirty_set(&set);
     }
 
     fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
@@ -113,4 +145,23 @@ impl VfioDeviceOps for VfioPciDevice {
             );
         }
     }
+}
+
+/// Resets a closing function alone, without touching the state loaded for restore, when its
+/// device lock and its upstream bridge's are free; a success clears its needs-reset mark.
+fn reset_function_for_close(pdev: &PciFunction, member: &crate::dev_set::SetMember<'_>) {
+    let bridge = pdev.upstream_bridge();
+    let bridge_lock = match bridge {
+        Some(bridge) => match bridge.try_lock() {
+            Some(lock) => Some(lock),
+            None => return,
+        },
+        None => None,
+    };
+    if let Some(lock) = pdev.try_lock() {
+        if pdev.reset_function_locked(&lock).is_ok() {
+            member.set_needs_reset(false);
+        }
+    }
+    drop(bridge_lock);
 }

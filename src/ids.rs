@@ -96,7 +96,10 @@ pub(crate) unsafe fn add_from_param(driver: *mut bindings::pci_driver) {
             continue;
         }
         let Some(id) = DynamicId::parse(entry) else {
-            pr_warn!("invalid id string \"{}\"\n", kernel::str::BStr::from_bytes(entry));
+            pr_warn!(
+                "invalid id string \"{}\"\n",
+                kernel::str::BStr::from_bytes(entry)
+            );
             continue;
         };
         // SAFETY: `driver` is a registered PCI driver by this function's safety requirement.

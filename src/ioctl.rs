@@ -6,7 +6,7 @@
 //! and copies the result out, returning the errno vfio-pci returns for the same input. Nothing
 //! changes on an error path.
 
-use crate::{bindings, device::VfioPciDevice, vfio_device::VfioDevice};
+use crate::{bindings, device::VfioPciDevice, hot_reset, vfio_device::VfioDevice};
 use core::mem::{offset_of, size_of};
 use kernel::{
     prelude::*,
@@ -25,6 +25,11 @@ pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) ->
     let arg = UserPtr::from_addr(arg);
     match cmd {
         bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => get_info(dev, arg),
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => reset(dev),
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
+            hot_reset::get_info(dev, arg)
+        }
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
         _ => Err(ENOTTY),
     }
 }
@@ -53,4 +58,15 @@ fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
         .writer()
         .write_slice(&info.as_bytes()[..out_len])?;
     Ok(0)
+}
+
+/// `VFIO_DEVICE_RESET`: a function-level reset (FLR, PM, slot or bus, whichever the PCI core
+/// finds for this function alone), with memory access blocked for the duration.
+fn reset(dev: &VfioDevice<VfioPciDevice>) -> Result<isize> {
+    if !dev.open_state.lock().reset_works {
+        return Err(EINVAL);
+    }
+    let _blocked = dev.memory.lock();
+    dev.pdev.set_power_d0();
+    dev.pdev.try_reset_function().map(|()| 0)
 }

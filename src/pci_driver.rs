@@ -54,7 +54,9 @@ unsafe impl RegistrationOps for VfioPciDriver {
             (*drv).driver_managed_dma = true;
         }
         // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`.
-        to_result(unsafe { bindings::__pci_register_driver(drv, module.as_ptr(), name.as_char_ptr()) })?;
+        to_result(unsafe {
+            bindings::__pci_register_driver(drv, module.as_ptr(), name.as_char_ptr())
+        })?;
         // SAFETY: `drv` was just registered.
         unsafe { ids::add_from_param(drv) };
         Ok(())
@@ -75,9 +77,11 @@ extern "C" fn probe_callback(
     let core_dev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
     from_result(|| {
         // SAFETY: `pdev` is valid for the duration of probe (see above).
-        let function = unsafe { PciFunction::get(pdev) }?;
+        let function = unsafe { PciFunction::from_raw(pdev) };
         let registration = VfioPciDevice::bind(function)?;
-        core_dev.as_ref().set_drvdata(Ok::<_, Error>(registration))?;
+        core_dev
+            .as_ref()
+            .set_drvdata(Ok::<_, Error>(registration))?;
         Ok(0)
     })
 }

@@ -146,7 +146,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
     ///
     /// `core` must be the `vfio_device` of a live `VfioDevice<T>` (a VFIO core callback for a
     /// device allocated with [`Self::OPS`]).
-    unsafe fn from_core<'a>(core: *mut bindings::vfio_device) -> &'a Self {
+    pub(crate) unsafe fn from_core<'a>(core: *mut bindings::vfio_device) -> &'a Self {
         // SAFETY: `core` is the first field of a `repr(C)` `Self` by the safety requirement.
         unsafe { &*core.cast::<Self>() }
     }
@@ -163,6 +163,31 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: `this` is a fully initialised VFIO device with physical iommufd ops.
         to_result(unsafe { bindings::vfio_register_group_dev(this.as_raw()) })?;
         Ok(Registration(this))
+    }
+
+    /// Whether the current user opened the device through its cdev (not through its group).
+    pub(crate) fn cdev_opened(&self) -> bool {
+        // SAFETY: `self.as_raw()` is valid; the core writes the bit when the device is opened,
+        // before any ioctl on the opened device can read it.
+        unsafe { bindings::vfio_device::cdev_opened_raw(self.as_raw()) != 0 }
+    }
+
+    /// The iommufd_ctx the device is bound to, or null when it is not bound to one.
+    pub(crate) fn iommufd_ctx(&self) -> *mut bindings::iommufd_ctx {
+        // SAFETY: `self.as_raw()` is a valid VFIO device.
+        unsafe { bindings::vfio_iommufd_device_ictx(self.as_raw()) }
+    }
+
+    /// The device's id in `ictx` (`> 0`) if it is bound to it; `ENOENT` when it is not bound
+    /// to any ctx but its IOMMU group is owned by `ictx`; another error otherwise.
+    pub(crate) fn dev_id_in(&self, ictx: *mut bindings::iommufd_ctx) -> Result<u32> {
+        // SAFETY: `self.as_raw()` is a valid VFIO device; a null `ictx` is handled by the core.
+        let id = unsafe { bindings::vfio_iommufd_get_dev_id(self.as_raw(), ictx) };
+        match id {
+            1.. => Ok(id as u32),
+            0 => Err(EINVAL),
+            _ => Err(Error::from_errno(id)),
+        }
     }
 
     unsafe extern "C" fn release_callback(core: *mut bindings::vfio_device) {

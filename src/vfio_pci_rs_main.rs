@@ -18,6 +18,7 @@ use kernel::{driver, prelude::*};
 mod bindings;
 mod dev_set;
 mod device;
+mod hot_reset;
 mod ids;
 mod ioctl;
 mod params;

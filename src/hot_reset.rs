@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI hot reset: `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`, `VFIO_DEVICE_PCI_HOT_RESET`, and the
+//! reset of a dirty dev_set when its last function closes.
+//!
+//! A hot reset resets a slot or a bus and with it every function there, so it is allowed only
+//! when the caller owns all of them. Two proofs exist: on the legacy path, a set of VFIO group
+//! fds covering every affected function; on the cdev path, the caller's iommufd_ctx, with a
+//! zero-length fd array: functions opened in that ctx, or unopened functions whose group the
+//! ctx owns, count as owned. Either way every affected function must be bound to this driver
+//! (in this dev_set), so that nothing else is using it while it is reset.
+
+use crate::{
+    bindings as vfio,
+    dev_set::{probe_hot_reset, LockedDevSet},
+    device::VfioPciDevice,
+    pci_function::PciFunction,
+    vfio_device::VfioDevice,
+};
+use core::mem::size_of;
+use kernel::{
+    fs::LocalFile,
+    prelude::*,
+    sync::aref::ARef,
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+// SAFETY: Both are `repr(C)` structs of integers without padding (12 and 8 bytes); every bit
+// pattern is valid.
+unsafe impl FromBytes for vfio::vfio_pci_hot_reset_info {}
+// SAFETY: As above: no padding, every byte initialised.
+unsafe impl AsBytes for vfio::vfio_pci_hot_reset_info {}
+// SAFETY: As above.
+unsafe impl FromBytes for vfio::vfio_pci_dependent_device {}
+// SAFETY: As above.
+unsafe impl AsBytes for vfio::vfio_pci_dependent_device {}
+
+/// The fixed part of both ioctls' arguments: `argsz`, `flags`, `count`.
+const HEADER_SIZE: usize = 3 * size_of::<u32>();
+
+/// `VFIO_PCI_DEVID_OWNED` and `VFIO_PCI_DEVID_NOT_OWNED` as they are stored in `devid`.
+const DEVID_OWNED: u32 = vfio::VFIO_PCI_DEVID_OWNED as u32;
+const DEVID_NOT_OWNED: u32 = vfio::VFIO_PCI_DEVID_NOT_OWNED as u32;
+
+/// Sets an entry's `group_id` or `devid`, whichever the flags say it holds.
+fn set_id(entry: &mut vfio::vfio_pci_dependent_device, id: u32) {
+    // SAFETY: Both members of the union are `u32` at offset 0, so writing through either is
+    // the same store, and every bit pattern is valid for both.
+    unsafe { *entry.__bindgen_anon_1.devid.as_mut() = id };
+}
+
+/// Reads the header both ioctls start with; `EINVAL` when `argsz` does not cover it.
+fn read_header(arg: UserPtr) -> Result<vfio::vfio_pci_hot_reset_info> {
+    let mut hdr = vfio::vfio_pci_hot_reset_info::default();
+    UserSlice::new(arg, HEADER_SIZE)
+        .reader()
+        .read_slice(&mut hdr.as_bytes_mut()[..HEADER_SIZE])?;
+    if (hdr.argsz as usize) < HEADER_SIZE {
+        return Err(EINVAL);
+    }
+    Ok(hdr)
+}
+
+/// The number of functions a reset of `pdev` touches now.
+fn count_affected(pdev: &PciFunction, slot: bool) -> Result<usize> {
+    let mut count = 0usize;
+    pdev.for_each_in_reset_scope(slot, &mut |_| {
+        count += 1;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+/// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: the functions a hot reset of this one would touch.
+pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+    let mut hdr = read_header(arg)?;
+    hdr.flags = 0;
+    let pdev: &PciFunction = &dev.pdev;
+    let slot = probe_hot_reset(pdev)?;
+
+    let count = count_affected(pdev, slot)?;
+    if count == 0 {
+        // There is always at least the function itself.
+        return Err(ERANGE);
+    }
+    let room = (hdr.argsz as usize - size_of::<vfio::vfio_pci_hot_reset_info>())
+        / size_of::<vfio::vfio_pci_dependent_device>();
+    if count > room {
+        hdr.count = count as u32;
+        UserSlice::new(arg, HEADER_SIZE)
+            .writer()
+            .write_slice(&hdr.as_bytes()[..HEADER_SIZE])?;
+        return Err(ENOSPC);
+    }
+
+    let mut entries = KVec::with_capacity(count, GFP_KERNEL)?;
+    let by_dev_id = dev.cdev_opened();
+    let mut flags = 0;
+    if by_dev_id {
+        flags = vfio::VFIO_PCI_HOT_RESET_FLAG_DEV_ID | vfio::VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
+    }
+    {
+        let set = LockedDevSet::lock(dev);
+        let ictx = dev.iommufd_ctx();
+        pdev.for_each_in_reset_scope(slot, &mut |other| {
+            if entries.len() >= count {
+                // The topology changed since we counted.
+                return Err(EAGAIN);
+            }
+            let address = other.address();
+            let mut entry = vfio::vfio_pci_dependent_device {
+                segment: address.segment,
+                bus: address.bus,
+                devfn: address.devfn,
+                ..Default::default()
+            };
+            if by_dev_id {
+                let devid = match set.find(other) {
+                    None => DEVID_NOT_OWNED,
+                    Some(member) => match member.device().dev_id_in(ictx) {
+                        Ok(id) => id,
+                        Err(e) if e == ENOENT => DEVID_OWNED,
+                        Err(_) => DEVID_NOT_OWNED,
+                    },
+                };
+                if devid == DEVID_NOT_OWNED {
+                    flags &= !vfio::VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
+                }
+                set_id(&mut entry, devid);
+            } else {
+                // Functions without an IOMMU group are not isolated and cannot be reset.
+                let group = other.iommu_group_id().ok_or(EPERM)?;
+                set_id(&mut entry, group as u32);
+            }
+            entries.push(entry, GFP_KERNEL).map_err(Error::from)
+        })?;
+    }
+
+    let devices = arg.wrapping_byte_add(HEADER_SIZE);
+    let mut writer = UserSlice::new(
+        devices,
+        entries.len() * size_of::<vfio::vfio_pci_dependent_device>(),
+    )
+    .writer();
+    for entry in entries.iter() {
+        writer.write(entry)?;
+    }
+    hdr.count = entries.len() as u32;
+    hdr.flags = flags;
+    UserSlice::new(arg, HEADER_SIZE)
+        .writer()
+        .write_slice(&hdr.as_bytes()[..HEADER_SIZE])?;
+    Ok(0)
+}
+
+/// What proves the caller owns every function a hot reset touches.
+enum Ownership {
+    /// Legacy path: VFIO group files, held across the reset.
+    Groups(KVec<ARef<LocalFile>>),
+    /// Cdev path: the iommufd_ctx the calling device is bound to.
+    Iommufd(*mut vfio::iommufd_ctx),
+}
+
+impl Ownership {
+    /// Whether this proof covers `dev`.
+    fn covers(&self, dev: &VfioDevice<VfioPciDevice>) -> bool {
+        match self {
+            Self::Groups(files) => files.iter().any(|file| {
+                // SAFETY: `file` is a VFIO group file we hold a reference to; `dev` is a
+                // live VFIO device.
+                unsafe { vfio::vfio_file_has_dev(file.as_ptr(), dev.as_raw()) }
+            }),
+            Self::Iommufd(ictx) => match dev.dev_id_in(*ictx) {
+                Ok(_) => true,
+                Err(e) => e == ENOENT,
+            },
+        }
+    }
+}
+
+/// `VFIO_DEVICE_PCI_HOT_RESET`: resets the slot or bus of this function, if the caller proves
+/// it owns every function there.
+pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+    let hdr = read_header(arg)?;
+    if hdr.flags != 0 {
+        return Err(EINVAL);
+    }
+    // The zero-length array is for cdev-opened devices, and only for them.
+    if (hdr.count != 0) == dev.cdev_opened() {
+        return Err(EINVAL);
+    }
+    let pdev: &PciFunction = &dev.pdev;
+    let slot = probe_hot_reset(pdev)?;
+
+    let proof = if hdr.count != 0 {
+        // Each group holds at least one affected function, so there cannot be more groups
+        // than functions: refuse larger arrays before allocating anything.
+        let count = hdr.count as usize;
+        if count > count_affected(pdev, slot)? {
+            return Err(EINVAL);
+        }
+        let mut fds = KVec::<i32>::with_capacity(count, GFP_KERNEL)?;
+        let mut reader = UserSlice::new(arg, HEADER_SIZE + count * size_of::<i32>()).reader();
+        reader.skip(HEADER_SIZE)?;
+        for _ in 0..count {
+            fds.push(reader.read::<i32>()?, GFP_KERNEL)?;
+        }
+        let mut files = KVec::with_capacity(count, GFP_KERNEL)?;
+        for &fd in fds.iter() {
+            let file = LocalFile::fget(fd as u32)?;
+            // SAFETY: `file` is a valid file we hold a reference to.
+            if !unsafe { vfio::vfio_file_is_group(file.as_ptr()) } {
+                return Err(EINVAL);
+            }
+            files.push(file, GFP_KERNEL)?;
+        }
+        Ownership::Groups(files)
+    } else {
+        Ownership::Iommufd(dev.iommufd_ctx())
+    };
+
+    reset_dev_set(dev, &proof).map(|()| 0)
+}
+
+/// Resets the slot or bus of `dev`'s dev_set after checking `proof` covers every function,
+/// with every function's memory access blocked for the duration.
+fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
+    let set = LockedDevSet::lock(dev);
+    let target = set.resettable().ok_or(EINVAL)?;
+
+    let members = set.members().count();
+    let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
+    for member in set.members() {
+        let member_dev = member.device();
+        if !proof.covers(member_dev) {
+            return Err(EINVAL);
+        }
+        // Taking several of these locks in a row could deadlock against another hot reset
+        // of the same set in another order; back off on contention instead.
+        let access = member_dev.memory.try_lock().ok_or(EBUSY)?;
+        blocked.push(access, GFP_KERNEL)?;
+    }
+
+    // The reset brings every function to D0 itself, behind our back; do it first so devices
+    // that lose their config on D3->D0 (NoSoftRst-) are not left unrestored.
+    for member in set.members() {
+        member.device().pdev.set_power_d0();
+    }
+    target.reset_bus()
+}
+
+/// Resets the set with a bus or slot reset if a function of it still needs one and none is
+/// open any more (`dev` being the one closing now), as vfio-pci does on last close.
+pub(crate) fn reset_dirty_set(set: &LockedDevSet<'_>) {
+    if set.open_count() > 1 || !set.members().any(|m| m.needs_reset()) {
+        return;
+    }
+    let Some(target) = set.resettable() else {
+        return;
+    };
+    if target.reset_bus().is_ok() {
+        for member in set.members() {
+            member.set_needs_reset(false);
+        }
+    }
+}
