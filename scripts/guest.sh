@@ -37,7 +37,8 @@ log "building vfio_pci_rs.ko"
 
 log "building the in-guest test binary"
 tests_bin=$WORK/tests-target/release/vfio-pci-rs-tests
-if ! (cd "$REPO" && in_root cargo build -q --release --offline \
+# From inside tests/, so cargo reads tests/.cargo/config.toml (static linking).
+if ! (cd "$REPO/tests" && in_root cargo build -q --release --offline \
 	--manifest-path "$REPO/tests/Cargo.toml" --target-dir "$WORK/tests-target") >&2; then
 	[ "$mode" = run ] || die "the test binary does not build"
 	rm -f "$tests_bin"

@@ -104,10 +104,11 @@ unsafe impl Send for SetLocked {}
 /// held for the lifetime of this value, and (see the module doc) every device in it is a
 /// `VfioDevice<VfioPciDevice>`.
 pub(crate) struct LockedDevSet<'a> {
+    /// The device whose set this is.
+    dev: &'a VfioDevice<VfioPciDevice>,
     set: NonNull<vfio::vfio_device_set>,
     /// Whether dropping this value releases the lock (false when the VFIO core holds it).
     unlock_on_drop: bool,
-    _devices: PhantomData<&'a VfioDevice<VfioPciDevice>>,
 }
 
 impl<'a> LockedDevSet<'a> {
@@ -124,9 +125,9 @@ impl<'a> LockedDevSet<'a> {
         unsafe { bindings::mutex_lock(&raw mut (*set.as_ptr()).lock) };
         // INVARIANT: We just took the lock and release it on drop.
         Self {
+            dev,
             set,
             unlock_on_drop: true,
-            _devices: PhantomData,
         }
     }
 
@@ -140,9 +141,9 @@ impl<'a> LockedDevSet<'a> {
     pub(crate) unsafe fn held_by_core(dev: &'a VfioDevice<VfioPciDevice>) -> Self {
         // INVARIANT: The core holds the lock for the duration of the callback.
         Self {
+            dev,
             set: Self::set_of(dev),
             unlock_on_drop: false,
-            _devices: PhantomData,
         }
     }
 
@@ -159,13 +160,12 @@ impl<'a> LockedDevSet<'a> {
         }
     }
 
-    /// The member for `dev`, which must be in this set (else `None`).
-    pub(crate) fn member(&self, dev: &VfioDevice<VfioPciDevice>) -> Option<SetMember<'_>> {
-        (Self::set_of(dev) == self.set).then(|| SetMember {
-            // SAFETY: `dev` is in the set, whose members outlive the lock we hold for `'_`.
-            dev: unsafe { &*core::ptr::from_ref(dev) },
+    /// The member through which the set was locked.
+    pub(crate) fn this(&self) -> SetMember<'_> {
+        SetMember {
+            dev: self.dev,
             _set: PhantomData,
-        })
+        }
     }
 
     /// The member bound to `pdev`, if `pdev` is in this set.

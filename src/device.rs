@@ -94,9 +94,7 @@ impl VfioDeviceOps for VfioPciDevice {
         // SAFETY: This is the `close_device` callback for `dev`, and `set` is dropped before
         // it returns.
         let set = unsafe { LockedDevSet::held_by_core(dev) };
-        let Some(member) = set.member(dev) else {
-            return;
-        };
+        let member = set.this();
         let pdev: &PciFunction = &dev.pdev;
         let mut state = dev.open_state.lock();
         let reset_works = core::mem::take(&mut state.reset_works);

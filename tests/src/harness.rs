@@ -1,0 +1,109 @@
+//! The test registry and runner: a list of named cases whose length is
+//! known before the first one runs, each run under `catch_unwind` (a panic
+//! is a programming error, reported as `not ok`, not the end of the run),
+//! and a watchdog that turns a hung case into `not ok` lines for it and
+//! every case after it, so the KTAP stream stays complete.
+
+use crate::ktap::{CaseResult, Ktap};
+use std::io::{self, Write};
+use std::panic::{self, AssertUnwindSafe};
+use std::process;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One KTAP line to produce.
+pub struct Case<'a> {
+    pub name: String,
+    pub run: Box<dyn Fn() -> CaseResult + 'a>,
+}
+
+impl<'a> Case<'a> {
+    pub fn new(name: impl Into<String>, run: impl Fn() -> CaseResult + 'a) -> Case<'a> {
+        Case { name: name.into(), run: Box::new(run) }
+    }
+}
+
+/// Keep only the cases whose name contains `filter`.
+pub fn filter<'a>(cases: Vec<Case<'a>>, filter: Option<&str>) -> Vec<Case<'a>> {
+    match filter {
+        None => cases,
+        Some(f) => cases.into_iter().filter(|c| c.name.contains(f)).collect(),
+    }
+}
+
+/// Run one case, turning a panic into a failure.
+pub fn run_case(case: &Case) -> CaseResult {
+    match panic::catch_unwind(AssertUnwindSafe(|| (case.run)())) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            CaseResult::fail(vec![format!("panicked (a bug in the test program): {msg}")])
+        }
+    }
+}
+
+struct State<W: Write> {
+    ktap: Ktap<W>,
+    /// The case running now and since when.
+    current: Option<(usize, Instant)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Run every case and report it to stdout; returns the process exit code
+/// (0 iff nothing failed).  A case running longer than `timeout` is
+/// reported failed, the remaining ones as not run, and the process exits.
+pub fn run_all(cases: &[Case], timeout: Duration) -> i32 {
+    let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+    let ktap = match Ktap::start(io::stdout(), cases.len()) {
+        Ok(k) => k,
+        Err(_) => return 2,
+    };
+    let state = Arc::new(Mutex::new(State { ktap, current: None }));
+    {
+        let state = Arc::clone(&state);
+        thread::spawn(move || watchdog(state, names, timeout));
+    }
+    for (i, case) in cases.iter().enumerate() {
+        lock(&state).current = Some((i, Instant::now()));
+        let result = run_case(case);
+        let mut st = lock(&state);
+        st.current = None;
+        // stdout gone: nothing sensible left to do but carry on.
+        let _ = st.ktap.report(&case.name, &result);
+    }
+    let mut st = lock(&state);
+    match st.ktap.finish() {
+        Ok(true) => 0,
+        _ => 1,
+    }
+}
+
+fn watchdog<W: Write>(state: Arc<Mutex<State<W>>>, names: Vec<String>, timeout: Duration) {
+    loop {
+        thread::sleep(Duration::from_millis(250));
+        let mut st = lock(&state);
+        let Some((i, since)) = st.current else { continue };
+        if since.elapsed() < timeout {
+            continue;
+        }
+        let hung = CaseResult::fail(vec![format!(
+            "no result after {}s: the case is stuck (a device fd left open across an unbind, or a driver that does not return); giving up on the run",
+            timeout.as_secs()
+        )]);
+        let _ = st.ktap.report(&names[i], &hung);
+        let not_run = CaseResult::fail(vec!["not run: an earlier case hung".into()]);
+        for name in &names[i + 1..] {
+            let _ = st.ktap.report(name, &not_run);
+        }
+        let _ = st.ktap.finish();
+        process::exit(1);
+    }
+}

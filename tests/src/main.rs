@@ -1,0 +1,333 @@
+//! vfio-pci-rs-tests: the user-space test suite of vfio-pci-rs.
+//!
+//! Every scenario runs twice on the same PCI function in the same boot: once
+//! bound to the C vfio-pci (the reference) and once bound to vfio-pci-rs.
+//! Each run is checked against the rule it exercises, and the vfio-pci-rs
+//! transcript must match the vfio-pci one step by step.  Results are KTAP on
+//! stdout, ending with a plain `P passed, F failed` line; the exit status is
+//! 0 iff nothing failed.
+//!
+//! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose]
+//!        vfio-pci-rs-tests --self-check [--filter SUBSTR]
+//! Environment: VFIO_PCI_RS_KO (the module file to insmod),
+//! VFIO_PCI_RS_TOPOLOGY (default /etc/vfio-pci-rs/topology).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod driver;
+mod harness;
+mod ktap;
+mod scenarios;
+mod selfcheck;
+mod sys;
+mod sysfs;
+mod transcript;
+mod uapi;
+mod vfio;
+
+use driver::{Driver, World, REFERENCE_NAME, RUST_NAME};
+use harness::Case;
+use ktap::CaseResult;
+use scenarios::Scenario;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+use sysfs::PciId;
+use transcript::{compare, Outcome, Transcript};
+
+/// Command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    pub filter: Option<String>,
+    pub self_check: bool,
+    pub list: bool,
+    /// Show every transcript, not only those of failing runs.
+    pub verbose: bool,
+    pub timeout: Duration,
+}
+
+pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a =
+        Args { filter: None, self_check: false, list: false, verbose: false, timeout: Duration::from_secs(120) };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--filter" => a.filter = Some(args.next().ok_or("--filter needs a substring")?),
+            "--timeout" => {
+                let v = args.next().ok_or("--timeout needs a number of seconds")?;
+                let s: u64 = v.parse().map_err(|_| format!("--timeout: {v:?} is not a number of seconds"))?;
+                a.timeout = Duration::from_secs(s.max(1));
+            }
+            "--self-check" => a.self_check = true,
+            "--list" => a.list = true,
+            "--verbose" | "-v" => a.verbose = true,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+const USAGE: &str = "usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose] [--self-check]";
+
+/// Where a topology's scenarios run.
+enum Target {
+    /// The first function below the port.
+    Ready(String),
+    /// The port or its functions are absent: `# SKIP`.
+    Skip(String),
+    /// Discovery itself failed: `not ok`.
+    Broken(String),
+}
+
+struct Topo {
+    name: String,
+    target: Target,
+}
+
+/// Everything the cases share, and the transcripts run so far.
+struct Suite {
+    world: World,
+    reference: Driver,
+    rust: Driver,
+    scenarios: Vec<Scenario>,
+    topos: Vec<Topo>,
+    topology_error: Option<String>,
+    verbose: bool,
+    cache: RefCell<HashMap<(usize, usize, bool), Rc<Transcript>>>,
+}
+
+impl Suite {
+    fn discover(verbose: bool) -> Suite {
+        let ko = std::env::var_os("VFIO_PCI_RS_KO").map(PathBuf::from);
+        let topo_path = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(sysfs::DEFAULT_TOPOLOGY));
+        let (topologies, topology_error) = match std::fs::read_to_string(&topo_path) {
+            Ok(text) => match sysfs::parse_topology(&text) {
+                Ok(t) => (t, None),
+                Err(e) => (Vec::new(), Some(format!("{}: {e}", topo_path.display()))),
+            },
+            Err(e) => (Vec::new(), Some(format!("{}: {e}", topo_path.display()))),
+        };
+        let devices = Path::new(sysfs::PCI_DEVICES);
+        let mut functions: Vec<String> = Vec::new();
+        let mut topos = Vec::new();
+        for t in topologies {
+            let target = if sysfs::exists(&devices.join(&t.port)).is_err() {
+                Target::Skip(format!("port {} is not present", t.port))
+            } else {
+                match sysfs::functions_below(devices, &t.port) {
+                    Ok(f) if f.is_empty() => Target::Skip(format!("no PCI function below {}", t.port)),
+                    Ok(f) => {
+                        let first = f[0].clone();
+                        functions.extend(f);
+                        Target::Ready(first)
+                    }
+                    Err(e) => Target::Broken(format!("listing the functions below {}: {e}", t.port)),
+                }
+            };
+            topos.push(Topo { name: t.name, target });
+        }
+        let mut ids: Vec<PciId> = Vec::new();
+        for f in &functions {
+            if let Ok(id) = PciId::of(f) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let preexisting = sysfs::bound_devices(REFERENCE_NAME);
+        Suite {
+            world: World { functions, ids, preexisting: preexisting.clone() },
+            reference: Driver::reference(preexisting),
+            rust: Driver::rust(ko),
+            scenarios: scenarios::all(),
+            topos,
+            topology_error,
+            verbose,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn driver(&self, rust: bool) -> &Driver {
+        if rust {
+            &self.rust
+        } else {
+            &self.reference
+        }
+    }
+
+    /// Run scenario `si` on topology `ti` against one driver, bracketed by
+    /// restoring the resting state; cached so the comparison line reuses it.
+    fn transcript(&self, ti: usize, si: usize, rust: bool, bdf: &str) -> Rc<Transcript> {
+        if let Some(t) = self.cache.borrow().get(&(ti, si, rust)) {
+            return Rc::clone(t);
+        }
+        let s = &self.scenarios[si];
+        let driver = self.driver(rust);
+        let mut t = Transcript::new();
+        let mut guard = RestoreOnUnwind(&self.world, true);
+        let before = self.world.restore();
+        if !before.is_empty() {
+            t.notes.push(format!("the resting state was not restored before the run: {}", before.join("; ")));
+        }
+        let loaded = s.loads_module
+            || t.record("load driver", driver.load("").map_or_else(Outcome::from, |()| Outcome::Ok(Vec::new())));
+        if loaded {
+            t.append((s.run)(driver, bdf));
+        }
+        guard.1 = false;
+        let after = self.world.restore();
+        if !after.is_empty() {
+            t.notes.push(format!("cleanup after the run: {}", after.join("; ")));
+        }
+        let t = Rc::new(t);
+        self.cache.borrow_mut().insert((ti, si, rust), Rc::clone(&t));
+        t
+    }
+
+    /// The KTAP result of one driver's run: its own expectations.
+    fn expectations(&self, ti: usize, si: usize, rust: bool, bdf: &str) -> CaseResult {
+        let t = self.transcript(ti, si, rust, bdf);
+        let driver = self.driver(rust);
+        let s = &self.scenarios[si];
+        judge(driver, bdf, s.rule, &t, (s.expect)(driver, &t), self.verbose)
+    }
+
+    /// The KTAP result of comparing the two drivers' transcripts.
+    fn comparison(&self, ti: usize, si: usize, bdf: &str) -> CaseResult {
+        let c = self.transcript(ti, si, false, bdf);
+        let r = self.transcript(ti, si, true, bdf);
+        let cmp = compare(&c, &r, REFERENCE_NAME, RUST_NAME);
+        let notes = cmp.uncompared.iter().map(|u| format!("not compared: {u}"));
+        match cmp.difference {
+            None => CaseResult::pass().with_notes(notes),
+            Some(d) => CaseResult::fail(vec![format!("first difference: {d}")]).with_notes(notes),
+        }
+    }
+
+    fn module_load_unload(&self) -> CaseResult {
+        let mut t = Transcript::new();
+        let mut guard = RestoreOnUnwind(&self.world, true);
+        let before = self.world.restore();
+        if !before.is_empty() {
+            t.notes.push(format!("the resting state was not restored before the run: {}", before.join("; ")));
+        }
+        t.append(scenarios::module_load_unload(&self.rust));
+        guard.1 = false;
+        let after = self.world.restore();
+        if !after.is_empty() {
+            t.notes.push(format!("cleanup after the run: {}", after.join("; ")));
+        }
+        let failures = scenarios::expect_module_load_unload(&self.rust, &t);
+        judge(&self.rust, "no function", scenarios::MODULE_LOAD_UNLOAD_RULE, &t, failures, self.verbose)
+    }
+
+    /// The cases, in KTAP order.
+    fn cases(&self) -> Vec<Case<'_>> {
+        let mut cases = vec![Case::new("module_load_unload", || self.module_load_unload())];
+        if let Some(e) = &self.topology_error {
+            let e = e.clone();
+            cases.push(Case::new("topology file", move || CaseResult::fail(vec![e.clone()])));
+        }
+        for (ti, topo) in self.topos.iter().enumerate() {
+            for (si, s) in self.scenarios.iter().enumerate() {
+                let base = format!("{}/{}", topo.name, s.name);
+                let names = [
+                    format!("{base}: {REFERENCE_NAME}"),
+                    format!("{base}: {RUST_NAME}"),
+                    format!("{base}: {RUST_NAME} transcript matches {REFERENCE_NAME}"),
+                ];
+                for (k, name) in names.into_iter().enumerate() {
+                    let case = match &topo.target {
+                        Target::Skip(why) => {
+                            let why = why.clone();
+                            Case::new(name, move || CaseResult::skip(why.clone()))
+                        }
+                        Target::Broken(why) => {
+                            let why = why.clone();
+                            Case::new(name, move || CaseResult::fail(vec![why.clone()]))
+                        }
+                        Target::Ready(bdf) => {
+                            let bdf = bdf.clone();
+                            match k {
+                                0 => Case::new(name, move || self.expectations(ti, si, false, &bdf)),
+                                1 => Case::new(name, move || self.expectations(ti, si, true, &bdf)),
+                                _ => Case::new(name, move || self.comparison(ti, si, &bdf)),
+                            }
+                        }
+                    };
+                    cases.push(case);
+                }
+            }
+        }
+        cases
+    }
+}
+
+/// Restores the resting state when a run unwinds (a panic, i.e. a bug in
+/// this program) before it could restore it itself; disarmed otherwise.
+/// The scenario's fds are closed by then: they live in inner frames.
+struct RestoreOnUnwind<'a>(&'a World, bool);
+
+impl Drop for RestoreOnUnwind<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            let _ = self.0.restore();
+        }
+    }
+}
+
+/// A driver run passes when its expectations hold and its notes are empty;
+/// a failing one (or any, with --verbose) shows the whole transcript.
+fn judge(
+    driver: &Driver,
+    bdf: &str,
+    rule: &str,
+    t: &Transcript,
+    mut failures: Vec<String>,
+    verbose: bool,
+) -> CaseResult {
+    failures.extend(t.notes.iter().cloned());
+    if failures.is_empty() {
+        let shown = if verbose { transcript_lines(driver, bdf, t) } else { Vec::new() };
+        return CaseResult::pass().with_notes(shown);
+    }
+    failures.insert(0, format!("rule: {rule}"));
+    failures.extend(transcript_lines(driver, bdf, t));
+    CaseResult::fail(failures)
+}
+
+fn transcript_lines(driver: &Driver, bdf: &str, t: &Transcript) -> Vec<String> {
+    let mut lines = vec![format!("transcript ({} on {bdf}):", driver.name)];
+    lines.extend(t.render());
+    lines
+}
+
+fn main() {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("vfio-pci-rs-tests: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if args.self_check {
+        let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());
+        std::process::exit(harness::run_all(&cases, args.timeout));
+    }
+    let suite = Suite::discover(args.verbose);
+    let cases = harness::filter(suite.cases(), args.filter.as_deref());
+    if args.list {
+        for c in &cases {
+            println!("{}", c.name);
+        }
+        return;
+    }
+    std::process::exit(harness::run_all(&cases, args.timeout));
+}

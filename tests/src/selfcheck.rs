@@ -1,0 +1,594 @@
+//! `--self-check`: the pure logic of the suite, exercised on the host (no
+//! VFIO, no root needed): ioctl numbers and layouts, topology parsing and
+//! discovery on a fake sysfs tree, id formatting, transcript comparison and
+//! normalisation, expectation checks, KTAP counting, argument parsing, and
+//! whether the binary came out static.  Reported as KTAP like the real run.
+
+use crate::harness::{self, Case};
+use crate::ktap::{CaseResult, Ktap, Verdict};
+use crate::sys::{dev_major, dev_minor, Errno};
+use crate::sysfs::{self, PciId, Topology};
+use crate::transcript::{compare, Expect, Outcome, Transcript, Val};
+use crate::uapi::*;
+use crate::vfio::InfoReply;
+use std::fs;
+use std::mem::{offset_of, size_of};
+use std::panic;
+use std::path::Path;
+use std::time::Duration;
+
+/// Collects mismatches instead of stopping at the first.
+#[derive(Default)]
+struct Check(Vec<String>);
+
+impl Check {
+    fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        if got != want {
+            self.0.push(format!("{what}: expected {want:?}, got {got:?}"));
+        }
+    }
+
+    fn that(&mut self, what: &str, cond: bool) {
+        if !cond {
+            self.0.push(format!("{what}: does not hold"));
+        }
+    }
+
+    fn done(self) -> CaseResult {
+        CaseResult::from_failures(self.0)
+    }
+}
+
+pub fn cases() -> Vec<Case<'static>> {
+    vec![
+        Case::new("uapi: ioctl numbers are _IO(';', nr)", ioctl_numbers),
+        Case::new("uapi: structure layouts match the headers", layouts),
+        Case::new("uapi: GET_INFO replies decode field by field", info_decode),
+        Case::new("sys: errno names", errno_names),
+        Case::new("sys: dev_t major and minor", dev_numbers),
+        Case::new("topology: the file format", topology_parse),
+        Case::new("topology: functions below a port, through switch bridges", topology_walk),
+        Case::new("sysfs: ids= and new_id formatting", id_formatting),
+        Case::new("sysfs: attribute parsing", attribute_parsing),
+        Case::new("transcript: identical transcripts match", cmp_identical),
+        Case::new("transcript: the first differing outcome is reported", cmp_outcome),
+        Case::new("transcript: skipped steps match anything and are listed", cmp_skipped),
+        Case::new("transcript: a transcript that stops early differs", cmp_length),
+        Case::new("transcript: different step names differ", cmp_names),
+        Case::new("transcript: ids are normalised, their equalities kept", cmp_ids),
+        Case::new("transcript: rendering of values and outcomes", rendering),
+        Case::new("expect: rules are checked and violations explained", expectations),
+        Case::new("ktap: plan, results, diagnostics and the summary line", ktap_counting),
+        Case::new("harness: a panicking case is a failure, not the end", harness_panic),
+        Case::new("harness: --filter keeps matching cases only", harness_filter),
+        Case::new("cli: argument parsing", cli),
+        Case::new("build: the binary is statically linked", static_binary),
+    ]
+}
+
+fn ioctl_numbers() -> CaseResult {
+    let mut c = Check::default();
+    for (name, got, want) in [
+        ("VFIO_GET_API_VERSION", VFIO_GET_API_VERSION, 0x3b64),
+        ("VFIO_CHECK_EXTENSION", VFIO_CHECK_EXTENSION, 0x3b65),
+        ("VFIO_SET_IOMMU", VFIO_SET_IOMMU, 0x3b66),
+        ("VFIO_GROUP_GET_STATUS", VFIO_GROUP_GET_STATUS, 0x3b67),
+        ("VFIO_GROUP_SET_CONTAINER", VFIO_GROUP_SET_CONTAINER, 0x3b68),
+        ("VFIO_GROUP_UNSET_CONTAINER", VFIO_GROUP_UNSET_CONTAINER, 0x3b69),
+        ("VFIO_GROUP_GET_DEVICE_FD", VFIO_GROUP_GET_DEVICE_FD, 0x3b6a),
+        ("VFIO_DEVICE_GET_INFO", VFIO_DEVICE_GET_INFO, 0x3b6b),
+        ("VFIO_DEVICE_BIND_IOMMUFD", VFIO_DEVICE_BIND_IOMMUFD, 0x3b76),
+        ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", VFIO_DEVICE_ATTACH_IOMMUFD_PT, 0x3b77),
+        ("VFIO_DEVICE_DETACH_IOMMUFD_PT", VFIO_DEVICE_DETACH_IOMMUFD_PT, 0x3b78),
+        ("IOMMU_DESTROY", IOMMU_DESTROY, 0x3b80),
+        ("IOMMU_IOAS_ALLOC", IOMMU_IOAS_ALLOC, 0x3b81),
+    ] {
+        c.eq(name, got, want);
+    }
+    c.eq("VFIO_TYPE1_IOMMU", VFIO_TYPE1_IOMMU, 1);
+    c.eq("VFIO_TYPE1v2_IOMMU", VFIO_TYPE1v2_IOMMU, 3);
+    c.done()
+}
+
+fn layouts() -> CaseResult {
+    let mut c = Check::default();
+    c.eq("sizeof(vfio_group_status)", size_of::<VfioGroupStatus>(), 8);
+    c.eq("sizeof(vfio_device_info)", size_of::<VfioDeviceInfo>(), 24);
+    c.eq("offsetof(vfio_device_info, cap_offset)", offset_of!(VfioDeviceInfo, cap_offset), 16);
+    c.eq("GET_INFO minsz", VFIO_DEVICE_INFO_MINSZ, 16);
+    c.eq("sizeof(vfio_info_cap_header)", size_of::<VfioInfoCapHeader>(), 8);
+    c.eq("sizeof(vfio_device_bind_iommufd)", size_of::<VfioDeviceBindIommufd>(), 24);
+    c.eq("offsetof(vfio_device_bind_iommufd, out_devid)", offset_of!(VfioDeviceBindIommufd, out_devid), 12);
+    c.eq("sizeof(vfio_device_attach_iommufd_pt)", size_of::<VfioDeviceAttachIommufdPt>(), 16);
+    c.eq("sizeof(vfio_device_detach_iommufd_pt)", size_of::<VfioDeviceDetachIommufdPt>(), 12);
+    c.eq("sizeof(iommu_ioas_alloc)", size_of::<IommuIoasAlloc>(), 12);
+    c.eq("sizeof(iommu_destroy)", size_of::<IommuDestroy>(), 8);
+    c.eq("argsz::<VfioDeviceInfo>()", argsz::<VfioDeviceInfo>(), 24);
+    c.done()
+}
+
+fn info_decode() -> CaseResult {
+    let mut c = Check::default();
+    let words: [u32; 6] = [24, VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET, 9, 5, 0, 0];
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let info = InfoReply::decode(&bytes);
+    c.eq("decoded", info, VfioDeviceInfo { argsz: 24, flags: 3, num_regions: 9, num_irqs: 5, cap_offset: 0, pad: 0 });
+    let short = InfoReply::decode(&bytes[..16]);
+    c.eq("decoded from 16 bytes", short.cap_offset, 0);
+    c.eq("caps flag bit", VFIO_DEVICE_FLAGS_CAPS, 0x80);
+    c.done()
+}
+
+fn errno_names() -> CaseResult {
+    let mut c = Check::default();
+    c.eq("EBUSY", Errno(16).to_string(), "EBUSY (16)".to_string());
+    c.eq("EINVAL", Errno::EINVAL.to_string(), "EINVAL (22)".to_string());
+    c.eq("ENOTTY", Errno(25).name(), Some("ENOTTY"));
+    c.eq("ENOTSUPP (kernel-internal)", Errno(524).name(), Some("ENOTSUPP"));
+    c.eq("unknown", Errno(4095).to_string(), "errno 4095".to_string());
+    let e = std::io::Error::from_raw_os_error(2);
+    c.eq("io::Error -> Fail", crate::sys::Fail::from(e).errno(), Some(Errno::ENOENT));
+    c.done()
+}
+
+/// glibc's makedev, to check the decoding against.
+fn makedev(major: u32, minor: u32) -> u64 {
+    let (ma, mi) = (major as u64, minor as u64);
+    ((ma & 0xffff_f000) << 32) | ((ma & 0xfff) << 8) | ((mi & 0xffff_ff00) << 12) | (mi & 0xff)
+}
+
+fn dev_numbers() -> CaseResult {
+    let mut c = Check::default();
+    for (ma, mi) in [(1, 3), (511, 0), (240, 255), (4095, 256), (4096, 1 << 19), (0xfffff, 0xfffff)] {
+        let d = makedev(ma, mi);
+        c.eq(&format!("major of {ma}:{mi}"), dev_major(d), ma);
+        c.eq(&format!("minor of {ma}:{mi}"), dev_minor(d), mi);
+    }
+    // And a real node: /dev/null is 1:3 everywhere.
+    if let Ok(n) = sysfs::stat_node(Path::new("/dev/null")) {
+        c.eq("/dev/null", (n.is_char, n.major, n.minor), (true, 1, 3));
+    }
+    c.done()
+}
+
+fn topology_parse() -> CaseResult {
+    let mut c = Check::default();
+    let text = "# name port\nslot 0000:00:02.0\n\n  multifunction\t0000:00:03.0  # two functions\nswitch 0000:00:04.0\nsriov 0000:00:05.0\n";
+    let want = vec![
+        Topology { name: "slot".into(), port: "0000:00:02.0".into() },
+        Topology { name: "multifunction".into(), port: "0000:00:03.0".into() },
+        Topology { name: "switch".into(), port: "0000:00:04.0".into() },
+        Topology { name: "sriov".into(), port: "0000:00:05.0".into() },
+    ];
+    c.eq("four topologies", sysfs::parse_topology(text), Ok(want));
+    c.eq("empty file", sysfs::parse_topology("# nothing\n\n"), Ok(vec![]));
+    c.that("a missing port is an error", sysfs::parse_topology("slot\n").is_err());
+    c.that("three words are an error", sysfs::parse_topology("slot 0000:00:02.0 extra\n").is_err());
+    c.that("a bad address is an error", sysfs::parse_topology("slot 00:02.0\n").is_err());
+    c.that("a duplicate name is an error", sysfs::parse_topology("a 0000:00:02.0\na 0000:00:03.0\n").is_err());
+    match sysfs::parse_topology("ok 0000:00:02.0\nbad line here\n") {
+        Err(e) => c.that(&format!("the error names the line ({e})"), e.starts_with("line 2:")),
+        Ok(v) => c.0.push(format!("a bad line parsed as {v:?}")),
+    }
+    c.done()
+}
+
+/// Build a fake /sys/bus/pci/devices: a slot, a two-function device and a
+/// switch (upstream port, two downstream ports, one endpoint), plus the
+/// non-device entries real sysfs has.
+fn fake_sysfs(root: &Path) -> std::io::Result<()> {
+    let dev = |path: &str, class: &str| -> std::io::Result<()> {
+        let d = root.join(path);
+        fs::create_dir_all(d.join("power"))?;
+        fs::write(d.join("class"), format!("{class}\n"))?;
+        fs::write(d.join("vendor"), "0x8086\n")?;
+        fs::write(d.join("device"), "0x10d3\n")
+    };
+    dev("0000:00:02.0", "0x060400")?;
+    dev("0000:00:02.0/0000:01:00.0", "0x020000")?;
+    dev("0000:00:03.0", "0x060400")?;
+    dev("0000:00:03.0/0000:02:00.1", "0x020000")?;
+    dev("0000:00:03.0/0000:02:00.0", "0x020000")?;
+    dev("0000:00:04.0", "0x060400")?;
+    dev("0000:00:04.0/0000:03:00.0", "0x060400")?;
+    dev("0000:00:04.0/0000:03:00.0/0000:04:00.0", "0x060400")?;
+    dev("0000:00:04.0/0000:03:00.0/0000:04:01.0", "0x060400")?;
+    dev("0000:00:04.0/0000:03:00.0/0000:04:00.0/0000:05:00.0", "0x020000")?;
+    dev("0000:00:05.0", "0x060400")?;
+    fs::create_dir_all(root.join("0000:00:04.0/msi_irqs"))?;
+    fs::create_dir_all(root.join("0000:00:04.0/pci_bus/0000:03"))
+}
+
+fn topology_walk() -> CaseResult {
+    let mut c = Check::default();
+    let root = std::env::temp_dir().join(format!("vfio-pci-rs-selfcheck-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    if let Err(e) = fake_sysfs(&root) {
+        return CaseResult::fail(vec![format!("building the fake tree in {}: {e}", root.display())]);
+    }
+    let below = |port: &str| sysfs::functions_below(&root, port).map_err(|e| e.to_string());
+    c.eq("slot", below("0000:00:02.0"), Ok(vec!["0000:01:00.0".to_string()]));
+    c.eq(
+        "multifunction, sorted",
+        below("0000:00:03.0"),
+        Ok(vec!["0000:02:00.0".to_string(), "0000:02:00.1".to_string()]),
+    );
+    c.eq("switch: bridges descended, not listed", below("0000:00:04.0"), Ok(vec!["0000:05:00.0".to_string()]));
+    c.eq("empty port", below("0000:00:05.0"), Ok(vec![]));
+    c.that("a missing port is an error", below("0000:00:06.0").is_err());
+    let _ = fs::remove_dir_all(&root);
+    c.done()
+}
+
+fn id_formatting() -> CaseResult {
+    let mut c = Check::default();
+    let e1000e = PciId::new(0x8086, 0x10d3);
+    c.eq("ids=", e1000e.ids_param(), "8086:10d3".to_string());
+    c.eq("new_id", e1000e.new_id_line(), "8086 10d3".to_string());
+    let sub = PciId { subsystem: Some((0x8086, 0xa01f)), ..e1000e };
+    c.eq("ids= with subsystem", sub.ids_param(), "8086:10d3:8086:a01f".to_string());
+    c.eq("new_id with subsystem", sub.new_id_line(), "8086 10d3 8086 a01f".to_string());
+    let class = PciId { class: Some((0x020000, 0xffff00)), ..e1000e };
+    c.eq("ids= with class only", class.ids_param(), "8086:10d3:ffffffff:ffffffff:20000:ffff00".to_string());
+    c.eq("new_id with class only", class.new_id_line(), "8086 10d3 ffffffff ffffffff 20000 ffff00".to_string());
+    let igb = PciId::new(0x8086, 0x10c9);
+    c.eq("ids= list", PciId::ids_param_list(&[e1000e, igb]), "8086:10d3,8086:10c9".to_string());
+    c.eq("leading zeros", PciId::new(0x1af4, 0x0042).ids_param(), "1af4:0042".to_string());
+    c.done()
+}
+
+fn attribute_parsing() -> CaseResult {
+    let mut c = Check::default();
+    c.eq("vendor", sysfs::parse_hex("0x8086\n"), Ok(0x8086));
+    c.eq("class", sysfs::parse_hex("0x060400\n"), Ok(0x060400));
+    c.that("garbage", sysfs::parse_hex("zz\n").is_err());
+    c.eq("driver_override unset", sysfs::parse_driver_override("(null)\n"), None);
+    c.eq("driver_override set", sysfs::parse_driver_override("vfio-pci-rs\n"), Some("vfio-pci-rs".to_string()));
+    c.eq("dev", sysfs::parse_dev("240:3\n"), Some((240, 3)));
+    c.eq("bad dev", sysfs::parse_dev("240\n"), None);
+    c.that("bdf", sysfs::is_bdf("0000:01:00.0"));
+    c.that("bdf hex", sysfs::is_bdf("0000:0a:1f.7"));
+    c.that("not bdf: upper case", !sysfs::is_bdf("0000:0A:00.0"));
+    c.that("not bdf: function 8", !sysfs::is_bdf("0000:01:00.8"));
+    c.that("not bdf: short", !sysfs::is_bdf("01:00.0"));
+    c.that("not bdf: word", !sysfs::is_bdf("power"));
+    c.eq("cdev index", sysfs::cdev_index("vfio12"), Some(12));
+    c.eq("cdev without index", sysfs::cdev_index("vfio"), None);
+    c.eq("not a cdev", sysfs::cdev_index("vfiox"), None);
+    c.done()
+}
+
+/// A transcript shaped like a cdev-path run, with raw iommufd ids.
+fn cdev_like(devid: u64, ioas: u64, pt: u64, info_flags: u64) -> Transcript {
+    let mut t = Transcript::new();
+    t.record("open cdev", Outcome::Ok(vec![]));
+    t.record("VFIO_DEVICE_GET_INFO before VFIO_DEVICE_BIND_IOMMUFD", Outcome::Err(Errno::EINVAL));
+    let v = t.norm_id("ictx1", devid);
+    t.record("VFIO_DEVICE_BIND_IOMMUFD", Outcome::Ok(vec![("out_devid", v)]));
+    let v = t.norm_id("ictx1", ioas);
+    t.record("IOMMU_IOAS_ALLOC", Outcome::Ok(vec![("out_ioas_id", v)]));
+    let v = t.norm_id("ictx1", pt);
+    t.record("VFIO_DEVICE_ATTACH_IOMMUFD_PT(ioas)", Outcome::Ok(vec![("pt_id", v)]));
+    t.record(
+        "VFIO_DEVICE_GET_INFO",
+        Outcome::Ok(vec![
+            ("argsz", Val::Num(24)),
+            ("flags", Val::Hex(info_flags)),
+            ("num_regions", Val::Num(9)),
+            ("num_irqs", Val::Num(5)),
+        ]),
+    );
+    t
+}
+
+fn cmp_identical() -> CaseResult {
+    let a = cdev_like(1, 2, 3, 3);
+    let b = cdev_like(1, 2, 3, 3);
+    let cmp = compare(&a, &b, "vfio-pci", "vfio-pci-rs");
+    let mut c = Check::default();
+    c.eq("difference", cmp.difference, None);
+    c.eq("uncompared", cmp.uncompared.len(), 0);
+    c.done()
+}
+
+fn cmp_outcome() -> CaseResult {
+    let mut c = Check::default();
+    let a = cdev_like(1, 2, 3, 3);
+    let mut b = cdev_like(1, 2, 3, 3);
+    b.steps[1].outcome = Outcome::Err(Errno(25));
+    b.steps[5].outcome = Outcome::Err(Errno::EIO);
+    let d = compare(&a, &b, "vfio-pci", "vfio-pci-rs").difference;
+    c.eq(
+        "first difference",
+        d.as_deref(),
+        Some("step 2 'VFIO_DEVICE_GET_INFO before VFIO_DEVICE_BIND_IOMMUFD': vfio-pci gave error EINVAL (22), vfio-pci-rs gave error ENOTTY (25)"),
+    );
+    let b = cdev_like(1, 2, 3, 2);
+    let d = compare(&a, &b, "vfio-pci", "vfio-pci-rs").difference.unwrap_or_default();
+    c.that(
+        &format!("a field difference is shown whole ({d})"),
+        d.starts_with("step 6 'VFIO_DEVICE_GET_INFO'") && d.contains("flags=0x3") && d.contains("flags=0x2"),
+    );
+    c.done()
+}
+
+fn cmp_skipped() -> CaseResult {
+    let mut c = Check::default();
+    let mut a = Transcript::new();
+    a.record("load with ids=vendor:device", Outcome::Skipped("resident".into()));
+    a.record("driver link", Outcome::Ok(vec![("driver", Val::Norm("driver under test".into()))]));
+    let mut b = Transcript::new();
+    b.record("load with ids=vendor:device", Outcome::Ok(vec![]));
+    b.record("driver link", Outcome::Ok(vec![("driver", Val::Norm("driver under test".into()))]));
+    let cmp = compare(&a, &b, "vfio-pci", "vfio-pci-rs");
+    c.eq("difference", cmp.difference, None);
+    c.eq(
+        "uncompared",
+        cmp.uncompared,
+        vec!["step 1 'load with ids=vendor:device': skipped for vfio-pci (resident)".to_string()],
+    );
+    let mut b2 = b.clone();
+    b2.steps[0].outcome = Outcome::Err(Errno::ENODEV);
+    c.eq("skipped matches an error too", compare(&a, &b2, "r", "c").difference, None);
+    c.done()
+}
+
+fn cmp_length() -> CaseResult {
+    let mut c = Check::default();
+    let a = cdev_like(1, 2, 3, 3);
+    let mut b = a.clone();
+    b.steps.truncate(3);
+    let d = compare(&a, &b, "vfio-pci", "vfio-pci-rs").difference;
+    c.eq(
+        "shorter candidate",
+        d.as_deref(),
+        Some("vfio-pci-rs stopped after step 3; vfio-pci went on to step 4 'IOMMU_IOAS_ALLOC': ok {out_ioas_id=<ictx1#2>}"),
+    );
+    let d = compare(&b, &a, "vfio-pci", "vfio-pci-rs").difference.unwrap_or_default();
+    c.that(
+        &format!("shorter reference ({d})"),
+        d.starts_with("vfio-pci stopped after step 3; vfio-pci-rs went on to step 4"),
+    );
+    c.done()
+}
+
+fn cmp_names() -> CaseResult {
+    let mut a = Transcript::new();
+    a.record("open group", Outcome::Ok(vec![]));
+    let mut b = Transcript::new();
+    b.record("open cdev", Outcome::Ok(vec![]));
+    let d = compare(&a, &b, "vfio-pci", "vfio-pci-rs").difference;
+    let mut c = Check::default();
+    c.eq("names", d.as_deref(), Some("step 1: vfio-pci did 'open group' (ok), vfio-pci-rs did 'open cdev' (ok)"));
+    c.done()
+}
+
+fn cmp_ids() -> CaseResult {
+    let mut c = Check::default();
+    let a = cdev_like(1, 2, 3, 3);
+    let b = cdev_like(7, 9, 12, 3);
+    c.eq("other raw ids, same structure", compare(&a, &b, "r", "c").difference, None);
+    let same_pt = cdev_like(1, 2, 2, 3);
+    let d = compare(&a, &same_pt, "r", "c").difference.unwrap_or_default();
+    c.that(
+        &format!("pt_id == ioas id is a different structure ({d})"),
+        d.contains("pt_id=<ictx1#3>") && d.contains("pt_id=<ictx1#2>"),
+    );
+    let mut t = Transcript::new();
+    c.eq("first id", t.norm_id("ictx1", 40), Val::Norm("ictx1#1".into()));
+    c.eq("another space", t.norm_id("ictx2", 40), Val::Norm("ictx2#1".into()));
+    c.eq("second id", t.norm_id("ictx1", 41), Val::Norm("ictx1#2".into()));
+    c.eq("repeat keeps its label", t.norm_id("ictx1", 40), Val::Norm("ictx1#1".into()));
+    c.done()
+}
+
+fn rendering() -> CaseResult {
+    let mut c = Check::default();
+    c.eq("bytes", Val::Bytes(vec![0x18, 0, 0, 0, 3, 0xa5]).to_string(), "18000000 03a5".to_string());
+    c.eq("hex", Val::Hex(0x3).to_string(), "0x3".to_string());
+    c.eq("text", Val::text("vfio-pci").to_string(), "\"vfio-pci\"".to_string());
+    c.eq("norm", Val::Norm("vfio<N>".into()).to_string(), "<vfio<N>>".to_string());
+    c.eq("err", Outcome::Err(Errno::EBUSY).to_string(), "error EBUSY (16)".to_string());
+    c.eq(
+        "ok",
+        Outcome::Ok(vec![("flags", Val::Hex(1)), ("ok", Val::Bool(true))]).to_string(),
+        "ok {flags=0x1, ok=yes}".to_string(),
+    );
+    c.eq("skipped", Outcome::Skipped("resident".into()).to_string(), "skipped (resident)".to_string());
+    let t = cdev_like(1, 2, 3, 3);
+    let lines = t.render();
+    c.eq(
+        "render line",
+        lines.get(2).map(String::as_str),
+        Some("   3. VFIO_DEVICE_BIND_IOMMUFD: ok {out_devid=<ictx1#1>}"),
+    );
+    c.done()
+}
+
+fn expectations() -> CaseResult {
+    let mut c = Check::default();
+    let t = cdev_like(1, 2, 3, 3);
+    let mut e = Expect::new(&t);
+    e.ok("open cdev");
+    e.err("VFIO_DEVICE_GET_INFO before VFIO_DEVICE_BIND_IOMMUFD", Errno::EINVAL);
+    e.bits("VFIO_DEVICE_GET_INFO", "flags", VFIO_DEVICE_FLAGS_PCI.into());
+    e.num("VFIO_DEVICE_GET_INFO", "num_regions", 9);
+    e.at_least("VFIO_DEVICE_GET_INFO", "argsz", 24);
+    c.eq("a conforming transcript", e.finish(), Vec::<String>::new());
+
+    let t = cdev_like(1, 2, 3, 1);
+    let mut e = Expect::new(&t);
+    e.bits("VFIO_DEVICE_GET_INFO", "flags", VFIO_DEVICE_FLAGS_PCI.into());
+    e.err("open cdev", Errno::EBUSY);
+    e.fails("IOMMU_IOAS_ALLOC");
+    e.num("VFIO_DEVICE_GET_INFO", "num_irqs", 4);
+    e.ok("VFIO_DEVICE_DETACH_IOMMUFD_PT");
+    e.ok("IOMMU_DESTROY(ioas) after detach");
+    e.val("VFIO_DEVICE_GET_INFO", "no such field", &Val::Num(0));
+    let got = e.finish();
+    let want = vec![
+        "'VFIO_DEVICE_GET_INFO': expected flags to contain 0x2, got flags=0x1".to_string(),
+        "'open cdev': expected error EBUSY (16), got ok".to_string(),
+        "'IOMMU_IOAS_ALLOC': expected an error, got ok {out_ioas_id=<ictx1#2>}".to_string(),
+        "'VFIO_DEVICE_GET_INFO': expected num_irqs=4, got num_irqs=5".to_string(),
+        "'VFIO_DEVICE_GET_INFO': no field no such field in ok {argsz=24, flags=0x1, num_regions=9, num_irqs=5}".to_string(),
+        "not reached: VFIO_DEVICE_DETACH_IOMMUFD_PT, IOMMU_DESTROY(ioas) after detach (the scenario stopped after 'VFIO_DEVICE_GET_INFO' (ok {argsz=24, flags=0x1, num_regions=9, num_irqs=5}))".to_string(),
+    ];
+    c.eq("violations", got, want);
+
+    let mut t = Transcript::new();
+    t.record("unload driver", Outcome::Skipped("resident".into()));
+    let mut e = Expect::new(&t);
+    e.ok_or_skipped("unload driver");
+    e.err_or_skipped("unload driver", Errno::ENOENT);
+    c.eq("skipped steps satisfy *_or_skipped", e.finish(), Vec::<String>::new());
+    c.done()
+}
+
+fn ktap_counting() -> CaseResult {
+    let mut c = Check::default();
+    let run = || -> std::io::Result<(String, bool, (usize, usize))> {
+        let mut k = Ktap::start(Vec::new(), 4)?;
+        k.report("a", &CaseResult::pass())?;
+        k.report("b # not a directive", &CaseResult::fail(vec!["expected X\nand Y".into(), "got Z".into()]))?;
+        k.report("c", &CaseResult::skip("port 0000:00:05.0 is not present"))?;
+        k.report("d", &CaseResult::pass().with_notes(vec!["a note".into()]))?;
+        let ok = k.finish()?;
+        let counts = k.counts();
+        Ok((String::from_utf8_lossy(&k.into_inner()).into_owned(), ok, counts))
+    };
+    match run() {
+        Ok((out, ok, counts)) => {
+            let want = "KTAP version 1\n1..4\nok 1 a\n# expected X\n# and Y\n# got Z\nnot ok 2 b _ not a directive\nok 3 c # SKIP port 0000:00:05.0 is not present\n# a note\nok 4 d\n3 passed, 1 failed\n";
+            c.eq("output", out.as_str(), want);
+            c.eq("run passed", ok, false);
+            c.eq("counts", counts, (3, 1));
+            c.that("the summary is the last line", out.lines().last() == Some("3 passed, 1 failed"));
+        }
+        Err(e) => c.0.push(format!("writing to a Vec failed: {e}")),
+    }
+    let all_pass = || -> std::io::Result<bool> {
+        let mut k = Ktap::start(Vec::new(), 1)?;
+        k.report("a", &CaseResult::pass())?;
+        k.finish()
+    };
+    c.eq("all passed", all_pass().ok(), Some(true));
+    let short = || -> std::io::Result<(bool, usize)> {
+        let mut k = Ktap::start(Vec::new(), 2)?;
+        k.report("a", &CaseResult::pass())?;
+        Ok((k.finish()?, k.reported()))
+    };
+    c.eq("fewer results than planned fails", short().ok(), Some((false, 1)));
+    c.done()
+}
+
+fn harness_panic() -> CaseResult {
+    let mut c = Check::default();
+    let case = Case::new("boom", || -> CaseResult { panic!("deliberate") });
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let r = harness::run_case(&case);
+    panic::set_hook(hook);
+    c.eq("verdict", r.verdict, Verdict::Fail);
+    c.eq("diagnostic", r.diagnostics, vec!["panicked (a bug in the test program): deliberate".to_string()]);
+    let fine = Case::new("fine", CaseResult::pass);
+    c.eq("a normal case", harness::run_case(&fine).verdict, Verdict::Pass);
+    c.done()
+}
+
+fn harness_filter() -> CaseResult {
+    let mk = || {
+        vec![
+            Case::new("slot/cdev_bind_twice: vfio-pci", CaseResult::pass),
+            Case::new("slot/cdev_bind_twice: vfio-pci-rs", CaseResult::pass),
+            Case::new("switch/cdev_bind_twice: vfio-pci", CaseResult::pass),
+            Case::new("module_load_unload", CaseResult::pass),
+        ]
+    };
+    let names = |v: Vec<Case>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    let mut c = Check::default();
+    c.eq("no filter", names(harness::filter(mk(), None)).len(), 4);
+    c.eq(
+        "slot/",
+        names(harness::filter(mk(), Some("slot/"))),
+        vec!["slot/cdev_bind_twice: vfio-pci".to_string(), "slot/cdev_bind_twice: vfio-pci-rs".to_string()],
+    );
+    c.eq("vfio-pci-rs", names(harness::filter(mk(), Some("vfio-pci-rs"))).len(), 1);
+    c.eq("nothing", names(harness::filter(mk(), Some("nope"))).len(), 0);
+    c.done()
+}
+
+fn cli() -> CaseResult {
+    let parse = |v: &[&str]| crate::parse_args(v.iter().map(|s| s.to_string()));
+    let mut c = Check::default();
+    match parse(&[]) {
+        Ok(a) => {
+            c.eq("default filter", a.filter, None);
+            c.eq("default timeout", a.timeout, Duration::from_secs(120));
+            c.eq("default self-check", a.self_check, false);
+        }
+        Err(e) => c.0.push(format!("no arguments: {e}")),
+    }
+    match parse(&["--filter", "slot/", "--timeout", "30"]) {
+        Ok(a) => {
+            c.eq("filter", a.filter.as_deref(), Some("slot/"));
+            c.eq("timeout", a.timeout, Duration::from_secs(30));
+        }
+        Err(e) => c.0.push(format!("--filter slot/ --timeout 30: {e}")),
+    }
+    c.eq("self-check", parse(&["--self-check"]).map(|a| a.self_check), Ok(true));
+    c.eq("verbose", parse(&["--verbose"]).map(|a| a.verbose), Ok(true));
+    c.eq("list", parse(&["--list"]).map(|a| a.list), Ok(true));
+    c.that("--filter without a value", parse(&["--filter"]).is_err());
+    c.that("--timeout with junk", parse(&["--timeout", "soon"]).is_err());
+    c.that("unknown flag", parse(&["--frobnicate"]).is_err());
+    c.done()
+}
+
+/// PT_INTERP in the running binary's program headers means it needs a
+/// dynamic loader, which the busybox guest does not have.
+fn static_binary() -> CaseResult {
+    let elf = match fs::read("/proc/self/exe") {
+        Ok(b) => b,
+        Err(e) => return CaseResult::fail(vec![format!("reading /proc/self/exe: {e}")]),
+    };
+    match elf_interpreter(&elf) {
+        Ok(None) => CaseResult::pass(),
+        Ok(Some(interp)) => CaseResult::fail(vec![format!(
+            "dynamically linked (interpreter {interp}); build with RUSTFLAGS=-Ctarget-feature=+crt-static \
+             (tests/.cargo/config.toml only applies when cargo starts inside tests/)"
+        )]),
+        Err(e) => CaseResult::fail(vec![format!("/proc/self/exe: {e}")]),
+    }
+}
+
+/// The PT_INTERP path of a little-endian ELF64 image, if it has one.
+fn elf_interpreter(elf: &[u8]) -> Result<Option<String>, String> {
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return Err("truncated ELF header".into());
+    };
+    for i in 0..phnum as usize {
+        let ph = phoff as usize + i * phentsize as usize;
+        const PT_INTERP: u32 = 3;
+        if u32_at(ph) == Some(PT_INTERP) {
+            let (Some(off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else {
+                return Err("truncated program header".into());
+            };
+            let raw = elf.get(off as usize..(off + size) as usize).ok_or("PT_INTERP out of bounds")?;
+            return Ok(Some(String::from_utf8_lossy(raw).trim_end_matches('\0').to_string()));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,253 @@
+//! The thin layer under everything else: the libc entry points std does not
+//! wrap (`ioctl`, `syscall`), errno values and their names, the failure type
+//! the helpers return, and device-number arithmetic.
+//!
+//! The calls into libc are confined to four functions here: the two ioctl
+//! helpers are `unsafe fn`s with a contract (the typed, safe wrappers that
+//! honour it live in vfio.rs), the two module syscalls take only slices and
+//! C strings and are safe.
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::raw::{c_char, c_int, c_long, c_ulong, c_void};
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("vfio-pci-rs-tests targets the x86_64 Linux guest only");
+
+extern "C" {
+    /// glibc: `int ioctl(int fd, unsigned long request, ...);`
+    fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
+    /// glibc: `long syscall(long number, ...);`
+    fn syscall(number: c_long, ...) -> c_long;
+}
+
+/// x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
+const SYS_INIT_MODULE: c_long = 175;
+const SYS_DELETE_MODULE: c_long = 176;
+
+/// `O_NONBLOCK` for delete_module(2), as rmmod passes it.
+const O_NONBLOCK: c_long = 0o4000;
+
+/// An errno value as returned by a failed system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    pub const ENOENT: Errno = Errno(2);
+    pub const EIO: Errno = Errno(5);
+    pub const EBUSY: Errno = Errno(16);
+    pub const EEXIST: Errno = Errno(17);
+    pub const ENODEV: Errno = Errno(19);
+    pub const EINVAL: Errno = Errno(22);
+
+    /// The errno the last failed libc call left behind.
+    pub fn last() -> Errno {
+        Errno(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+
+    /// The symbolic name (`EBUSY`), if the value is a known Linux errno.
+    pub fn name(self) -> Option<&'static str> {
+        ERRNO_NAMES.iter().find(|(v, _)| *v == self.0).map(|(_, n)| *n)
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "{n} ({})", self.0),
+            None => write!(f, "errno {}", self.0),
+        }
+    }
+}
+
+/// Linux errno values (include/uapi/asm-generic/errno*.h, and the
+/// kernel-internal ones that have been known to leak to user space).
+const ERRNO_NAMES: &[(i32, &str)] = &[
+    (1, "EPERM"),
+    (2, "ENOENT"),
+    (3, "ESRCH"),
+    (4, "EINTR"),
+    (5, "EIO"),
+    (6, "ENXIO"),
+    (7, "E2BIG"),
+    (8, "ENOEXEC"),
+    (9, "EBADF"),
+    (10, "ECHILD"),
+    (11, "EAGAIN"),
+    (12, "ENOMEM"),
+    (13, "EACCES"),
+    (14, "EFAULT"),
+    (15, "ENOTBLK"),
+    (16, "EBUSY"),
+    (17, "EEXIST"),
+    (18, "EXDEV"),
+    (19, "ENODEV"),
+    (20, "ENOTDIR"),
+    (21, "EISDIR"),
+    (22, "EINVAL"),
+    (23, "ENFILE"),
+    (24, "EMFILE"),
+    (25, "ENOTTY"),
+    (26, "ETXTBSY"),
+    (27, "EFBIG"),
+    (28, "ENOSPC"),
+    (29, "ESPIPE"),
+    (30, "EROFS"),
+    (31, "EMLINK"),
+    (32, "EPIPE"),
+    (33, "EDOM"),
+    (34, "ERANGE"),
+    (35, "EDEADLK"),
+    (36, "ENAMETOOLONG"),
+    (37, "ENOLCK"),
+    (38, "ENOSYS"),
+    (39, "ENOTEMPTY"),
+    (40, "ELOOP"),
+    (42, "ENOMSG"),
+    (43, "EIDRM"),
+    (61, "ENODATA"),
+    (62, "ETIME"),
+    (71, "EPROTO"),
+    (74, "EBADMSG"),
+    (75, "EOVERFLOW"),
+    (77, "EBADFD"),
+    (95, "EOPNOTSUPP"),
+    (110, "ETIMEDOUT"),
+    (114, "EALREADY"),
+    (115, "EINPROGRESS"),
+    (121, "EREMOTEIO"),
+    (125, "ECANCELED"),
+    (512, "ERESTARTSYS"),
+    (515, "ENOIOCTLCMD"),
+    (517, "EPROBE_DEFER"),
+    (524, "ENOTSUPP"),
+];
+
+/// Why a helper failed: a system call's errno (the observable result the
+/// transcripts record), or something that is not an errno at all (a sysfs
+/// file with unexpected contents, a missing configuration value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fail {
+    Os(Errno),
+    Other(String),
+}
+
+impl Fail {
+    pub fn other(msg: impl Into<String>) -> Fail {
+        Fail::Other(msg.into())
+    }
+
+    /// The errno, if this failure carries one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Fail::Os(e) => Some(*e),
+            Fail::Other(_) => None,
+        }
+    }
+}
+
+impl From<Errno> for Fail {
+    fn from(e: Errno) -> Fail {
+        Fail::Os(e)
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Fail {
+        match e.raw_os_error() {
+            Some(n) => Fail::Os(Errno(n)),
+            None => Fail::Other(e.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fail::Os(e) => e.fmt(f),
+            Fail::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Issue `request` on `fd` with a pointer argument; returns the
+/// non-negative return value or the errno.
+///
+/// # Safety
+///
+/// `arg` must point to memory that is valid for every read and write the
+/// kernel performs for `request` on this kind of file, for the duration of
+/// the call: in practice, a live `#[repr(C)]` value of the uAPI type the
+/// request documents, or a buffer at least as large as the `argsz` it
+/// carries (and never smaller than the fixed part of the structure).
+pub unsafe fn ioctl_ptr(fd: &impl AsRawFd, request: c_ulong, arg: *mut c_void) -> Result<c_int, Errno> {
+    // SAFETY: ioctl(2) itself only uses the integer fd and request; what it
+    // does with `arg` is exactly what the caller vouched for above.
+    let ret = unsafe { ioctl(fd.as_raw_fd(), request, arg) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Issue `request` on `fd` with an integer argument (or none: pass 0).
+///
+/// # Safety
+///
+/// `request` must take its argument by value on this kind of file (e.g.
+/// VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU) or ignore it
+/// (VFIO_GET_API_VERSION): the kernel must not dereference `arg`.
+pub unsafe fn ioctl_val(fd: &impl AsRawFd, request: c_ulong, arg: c_ulong) -> Result<c_int, Errno> {
+    // SAFETY: the caller guarantees the kernel treats `arg` as a plain
+    // integer, so no memory of ours is read or written.
+    let ret = unsafe { ioctl(fd.as_raw_fd(), request, arg) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// init_module(2): load the module image `image` with parameter string
+/// `params` (what busybox insmod does; works whatever filesystem the module
+/// file lives on).
+pub fn init_module(image: &[u8], params: &CStr) -> Result<(), Errno> {
+    let len = image.len() as c_ulong;
+    let image: *const c_void = image.as_ptr().cast();
+    let params: *const c_char = params.as_ptr();
+    // SAFETY: init_module(void *image, unsigned long len, const char *params)
+    // reads `len` bytes at `image` (the whole slice) and the NUL-terminated
+    // string `params`; both outlive the call and neither is written.
+    let ret = unsafe { syscall(SYS_INIT_MODULE, image, len, params) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// delete_module(2) with O_NONBLOCK, as rmmod does.
+pub fn delete_module(name: &CStr) -> Result<(), Errno> {
+    let name: *const c_char = name.as_ptr();
+    // SAFETY: delete_module(const char *name, unsigned flags) reads only the
+    // NUL-terminated string `name`, which outlives the call.
+    let ret = unsafe { syscall(SYS_DELETE_MODULE, name, O_NONBLOCK) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Major number of a `dev_t` (glibc's gnu_dev_major encoding).
+pub fn dev_major(dev: u64) -> u32 {
+    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)) as u32
+}
+
+/// Minor number of a `dev_t` (glibc's gnu_dev_minor encoding).
+pub fn dev_minor(dev: u64) -> u32 {
+    (((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)) as u32
+}
