@@ -20,6 +20,14 @@ TOPOLOGIES=(
 	"switch 04.0 $(rp rp_switch 04.0 3) -device x3130-upstream,id=sw_up,bus=rp_switch -device xio3130-downstream,id=sw_down0,bus=sw_up,chassis=4,slot=4 -device e1000e,bus=sw_down0,addr=00.0"
 	# igb, an SR-IOV physical function (VFs appear on its bus when enabled).
 	"sriov 05.0 $(rp rp_sriov 05.0 5) -device igb,bus=rp_sriov,addr=00.0"
+	# A 2-function igb (82576) behind a root port without hotplug: the kernel's ACS quirk for
+	# multi-function 82576 endpoints puts each function in its own IOMMU group, so one bus
+	# reset spans two groups. (QEMU's igb advertises ARI with no next function, which hides
+	# function 1: the guest boots with pci=noari.)
+	"multigroup 06.0 $(rp rp_mgroup 06.0 6 hotplug=off) -device igb,bus=rp_mgroup,addr=00.0,multifunction=on -device igb,bus=rp_mgroup,addr=00.1"
+	# An integrated endpoint on the root bus: no slot or bus reset can reach it. Its "port"
+	# is the function itself.
+	"rootbus 07.0 -device e1000e,bus=pcie.0,addr=07.0"
 )
 
 # topology_qemu_args: every topology's QEMU arguments, one word per line.

@@ -64,7 +64,7 @@ topology_guest_file > "$ir/etc/vfio-pci-rs/topology"
 (cd "$ir" && find . | in_root cpio -o -H newc --quiet) > "$run/initramfs.cpio"
 
 mapfile -t topo_args < <(topology_qemu_args)
-append="console=ttyS0 panic=-1 intel_iommu=on ignore_loglevel harness=$mode"
+append="console=ttyS0 panic=-1 intel_iommu=on pci=noari ignore_loglevel harness=$mode"
 [ -n "$filter" ] && append+=" harness.filter=$filter"
 
 serial_out="file:$run/logs/output.log"
