@@ -5,6 +5,7 @@
 #
 #   scripts/guest.sh tests [FILTER]   run the in-guest test suite (KTAP), optionally filtered
 #   scripts/guest.sh demo             bind a function and open it both ways
+#   scripts/guest.sh bench            the benchmark: vfio-pci-rs against vfio-pci, same boot
 #   scripts/guest.sh run SCRIPT       run a shell script of yours in the guest (debugging)
 #   scripts/guest.sh shell            interactive busybox shell (needs a terminal)
 #
@@ -88,7 +89,10 @@ set -e
 log "guest ran $(( $(date +%s) - t0 )) s (qemu exit $qemu_rc)"
 
 [ "$mode" = shell ] && exit 0
+# The serial line ends lines with CR LF.
 output=$run/logs/output.log
+[ -f "$output" ] && sed -i 's/\r$//' "$output"
+touch "$output"
 summary_re='^[0-9]+ passed, [0-9]+ failed'
 grep -av '^HARNESS: ' "$output" | grep -avE "$summary_re" || true
 
