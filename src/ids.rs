@@ -57,6 +57,17 @@ impl DynamicId {
     }
 }
 
+impl kernel::fmt::Display for DynamicId {
+    /// The form vfio-pci logs dynamic IDs in.
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        write!(
+            f,
+            "[{:04x}:{:04x}[{:04x}:{:04x}]] class {:#08x}/{:08x}",
+            self.vendor, self.device, self.subvendor, self.subdevice, self.class, self.class_mask
+        )
+    }
+}
+
 /// Scans one `%x` conversion: optional leading blanks, an optional `0x` prefix, then at least
 /// one hexadecimal digit. Returns the value (wrapping like the C conversion) and the rest.
 fn scan_hex(input: &[u8]) -> Option<(u32, &[u8])> {
@@ -116,26 +127,9 @@ pub(crate) unsafe fn add_from_param(driver: *mut bindings::pci_driver) {
             )
         };
         if ret != 0 {
-            pr_warn!(
-                "failed to add dynamic id [{:04x}:{:04x}[{:04x}:{:04x}]] class {:#08x}/{:08x} ({})\n",
-                id.vendor,
-                id.device,
-                id.subvendor,
-                id.subdevice,
-                id.class,
-                id.class_mask,
-                ret
-            );
+            pr_warn!("failed to add dynamic id {} ({})\n", id, ret);
         } else {
-            pr_info!(
-                "add [{:04x}:{:04x}[{:04x}:{:04x}]] class {:#08x}/{:08x}\n",
-                id.vendor,
-                id.device,
-                id.subvendor,
-                id.subdevice,
-                id.class,
-                id.class_mask
-            );
+            pr_info!("add {}\n", id);
         }
     }
 }
