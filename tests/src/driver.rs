@@ -112,14 +112,51 @@ pub struct World {
     pub ids: Vec<PciId>,
     /// Devices bound to the C vfio-pci before the first test: left alone.
     pub preexisting: Vec<String>,
+    /// Native driver modules (sysfs::MODELS) loaded before the first test:
+    /// left loaded; the others are unloaded when a test leaves them loaded.
+    pub preloaded: Vec<&'static str>,
+}
+
+/// The native driver modules of the known device models that are loaded now.
+pub fn native_modules_loaded() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> =
+        sysfs::MODELS.iter().map(|m| m.native_driver).filter(|m| module_loaded(m)).collect();
+    v.dedup();
+    v
 }
 
 impl World {
     /// Return to the contract's resting state: no dynamic ids added by us,
-    /// no topology function bound to either driver, no driver_override set,
-    /// vfio-pci-rs unloaded.  Returns what could not be restored.
+    /// no topology function bound to any driver, no driver_override set,
+    /// vfio-pci-rs and the native drivers a test loaded unloaded, PCI
+    /// autoprobe on.  Returns what could not be restored.
     pub fn restore(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        match sysfs::autoprobe() {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(e) = sysfs::set_autoprobe(true) {
+                    problems.push(format!("turn PCI drivers_autoprobe back on: {e}"));
+                }
+            }
+            Err(e) => problems.push(format!("read PCI drivers_autoprobe: {e}")),
+        }
+        for bdf in &self.functions {
+            if let Ok(d) = sysfs::current_driver(bdf) {
+                if d != REFERENCE_NAME && d != RUST_NAME {
+                    if let Err(e) = sysfs::unbind(bdf) {
+                        problems.push(format!("unbind {bdf} from {d}: {e}"));
+                    }
+                }
+            }
+        }
+        for m in native_modules_loaded() {
+            if !self.preloaded.contains(&m) {
+                if let Err(e) = rmmod(m) {
+                    problems.push(format!("rmmod {m}: {e}"));
+                }
+            }
+        }
         for driver in [REFERENCE_NAME, RUST_NAME] {
             if sysfs::exists(&sysfs::driver_dir(driver)).is_err() {
                 continue;

@@ -25,8 +25,58 @@ pub struct Scenario {
     /// The scenario loads and unloads the driver itself; otherwise the
     /// harness loads it (step "load driver") before running it.
     pub loads_module: bool,
-    pub run: fn(&Driver, &str) -> Transcript,
-    pub expect: fn(&Driver, &Transcript) -> Vec<String>,
+    /// Why the scenario does not apply to a site (`# SKIP`), if it does not.
+    pub applies: fn(&Site) -> Result<(), String>,
+    pub run: fn(&Ctx) -> Transcript,
+    pub expect: fn(&Ctx, &Transcript) -> Vec<String>,
+}
+
+/// Where a topology's scenarios run: the functions one slot or bus reset of
+/// its first function reaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// Every function below the topology's port, sorted; scenarios open the
+    /// first one.
+    pub functions: Vec<String>,
+    /// Their IOMMU groups, in the same order.
+    pub groups: Vec<String>,
+    /// Whether a slot or bus reset can reach them: the port is a bridge.
+    /// An endpoint on the root bus has neither.
+    pub hot_reset: bool,
+}
+
+impl Site {
+    /// The distinct groups, in function order.
+    pub fn distinct_groups(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = Vec::new();
+        for g in &self.groups {
+            if !v.contains(&g.as_str()) {
+                v.push(g);
+            }
+        }
+        v
+    }
+}
+
+/// One run: the driver under test, the other VFIO driver, and the site.
+pub struct Ctx<'a> {
+    pub driver: &'a Driver,
+    /// The other VFIO PCI driver (vfio-pci when testing vfio-pci-rs and vice
+    /// versa), for the scenarios that need a foreign VFIO driver.
+    pub other: &'a Driver,
+    pub site: &'a Site,
+}
+
+impl Ctx<'_> {
+    /// The function the scenario opens.
+    pub fn bdf(&self) -> &str {
+        &self.site.functions[0]
+    }
+}
+
+/// For scenarios that apply everywhere.
+pub fn everywhere(_: &Site) -> Result<(), String> {
+    Ok(())
 }
 
 /// The scenarios run on the first function of every topology, in order.
@@ -36,6 +86,7 @@ pub fn all() -> Vec<Scenario> {
             name: "bind_driver_override",
             rule: "driver_override + drivers_probe binds the function; the group node, the cdev and its sysfs entry appear; unbind removes them",
             loads_module: false,
+            applies: everywhere,
             run: bind_driver_override,
             expect: expect_bind_driver_override,
         },
@@ -43,6 +94,7 @@ pub fn all() -> Vec<Scenario> {
             name: "bind_new_id",
             rule: "new_id binds unbound matching functions; remove_id leaves them bound; unbind removes the cdev",
             loads_module: false,
+            applies: everywhere,
             run: bind_new_id,
             expect: expect_bind_new_id,
         },
@@ -50,6 +102,7 @@ pub fn all() -> Vec<Scenario> {
             name: "bind_ids_param",
             rule: "ids=vendor:device at load binds unbound matching functions; unloading unbinds them",
             loads_module: true,
+            applies: everywhere,
             run: bind_ids_param,
             expect: expect_bind_ids_param,
         },
@@ -57,6 +110,7 @@ pub fn all() -> Vec<Scenario> {
             name: "unload_with_bound_device",
             rule: "unloading the driver with a bound function succeeds, unbinds it and removes its nodes",
             loads_module: false,
+            applies: everywhere,
             run: unload_with_bound_device,
             expect: expect_unload_with_bound_device,
         },
@@ -64,6 +118,7 @@ pub fn all() -> Vec<Scenario> {
             name: "group_path_get_info",
             rule: "container + group + SET_CONTAINER + SET_IOMMU(TYPE1v2) + GET_DEVICE_FD reach VFIO_DEVICE_GET_INFO",
             loads_module: false,
+            applies: everywhere,
             run: group_path_get_info,
             expect: expect_group_path_get_info,
         },
@@ -71,6 +126,7 @@ pub fn all() -> Vec<Scenario> {
             name: "cdev_path_get_info",
             rule: "a cdev fd grants nothing before BIND_IOMMUFD; bind + IOAS_ALLOC + ATTACH_IOMMUFD_PT reach VFIO_DEVICE_GET_INFO",
             loads_module: false,
+            applies: everywhere,
             run: cdev_path_get_info,
             expect: expect_cdev_path_get_info,
         },
@@ -78,6 +134,7 @@ pub fn all() -> Vec<Scenario> {
             name: "cdev_bind_twice",
             rule: "one device cannot be bound twice: not on the same fd, not through a second open of the cdev",
             loads_module: false,
+            applies: everywhere,
             run: cdev_bind_twice,
             expect: expect_cdev_bind_twice,
         },
@@ -85,6 +142,7 @@ pub fn all() -> Vec<Scenario> {
             name: "group_open_blocks_cdev",
             rule: "while the group is open (legacy path), BIND_IOMMUFD on the cdev fails with EBUSY",
             loads_module: false,
+            applies: everywhere,
             run: group_open_blocks_cdev,
             expect: expect_group_open_blocks_cdev,
         },
@@ -92,27 +150,31 @@ pub fn all() -> Vec<Scenario> {
             name: "cdev_open_blocks_group",
             rule: "while the cdev is bound, the group cannot be opened (EBUSY); opening the cdev alone blocks nothing",
             loads_module: false,
+            applies: everywhere,
             run: cdev_open_blocks_group,
             expect: expect_cdev_open_blocks_group,
         },
     ]
+    .into_iter()
+    .chain(crate::reset::scenarios())
+    .collect()
 }
 
 // ------------------------------------------------------------- plumbing
 
 /// Run a scenario body, keeping the transcript however far it got.
-fn scenario(body: impl FnOnce(&mut Transcript) -> Result<(), Abort>) -> Transcript {
+pub(crate) fn scenario(body: impl FnOnce(&mut Transcript) -> Result<(), Abort>) -> Transcript {
     let mut t = Transcript::new();
     let _stopped_early: Result<(), Abort> = body(&mut t);
     t
 }
 
-fn none<T>(_: &T, _: &mut Transcript) -> Fields {
+pub(crate) fn none<T>(_: &T, _: &mut Transcript) -> Fields {
     Vec::new()
 }
 
 /// A driver name as recorded: the driver under test is normalised.
-fn driver_val(driver: &Driver, name: &str) -> Val {
+pub(crate) fn driver_val(driver: &Driver, name: &str) -> Val {
     if name == driver.name {
         Val::Norm("driver under test".into())
     } else {
@@ -216,7 +278,7 @@ fn unbind_and_check(t: &mut Transcript, bdf: &str, b: &Bound, group_too: bool) {
 
 /// The fields of a VFIO_DEVICE_GET_INFO reply: the decoded structure and
 /// the raw bytes.
-fn info_fields(r: &InfoReply) -> Fields {
+pub(crate) fn info_fields(r: &InfoReply) -> Fields {
     vec![
         ("argsz", Val::Num(r.info.argsz.into())),
         ("flags", Val::Hex(r.info.flags.into())),
@@ -334,7 +396,8 @@ pub fn expect_module_load_unload(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn bind_driver_override(driver: &Driver, bdf: &str) -> Transcript {
+pub fn bind_driver_override(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         unbind_and_check(t, bdf, &b, true);
@@ -342,14 +405,15 @@ pub fn bind_driver_override(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_bind_driver_override(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_bind_driver_override(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     expect_unbound(&mut e);
     e.finish()
 }
 
-pub fn bind_new_id(driver: &Driver, bdf: &str) -> Transcript {
+pub fn bind_new_id(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let id = t.need("read vendor and device", PciId::of(bdf), |id, _| vec![("id", Val::text(id.ids_param()))])?;
         t.need("write new_id", sysfs::new_id(driver.name, &id), none)?;
@@ -365,7 +429,7 @@ pub fn bind_new_id(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_bind_new_id(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_bind_new_id(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     e.ok("write new_id");
     expect_nodes(&mut e);
@@ -376,7 +440,8 @@ fn expect_bind_new_id(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn bind_ids_param(driver: &Driver, bdf: &str) -> Transcript {
+pub fn bind_ids_param(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let id = t.need("read vendor and device", PciId::of(bdf), |id, _| vec![("id", Val::text(id.ids_param()))])?;
         let step = "load with ids=vendor:device";
@@ -412,7 +477,7 @@ pub fn bind_ids_param(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_bind_ids_param(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_bind_ids_param(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     e.ok_or_skipped("load with ids=vendor:device");
     expect_nodes(&mut e);
@@ -421,7 +486,8 @@ fn expect_bind_ids_param(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn unload_with_bound_device(driver: &Driver, bdf: &str) -> Transcript {
+pub fn unload_with_bound_device(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         let resident = "vfio-pci is resident";
@@ -447,7 +513,7 @@ pub fn unload_with_bound_device(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_unload_with_bound_device(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_unload_with_bound_device(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     e.ok_or_skipped("unload driver");
@@ -457,7 +523,8 @@ fn expect_unload_with_bound_device(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn group_path_get_info(driver: &Driver, bdf: &str) -> Transcript {
+pub fn group_path_get_info(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         {
@@ -485,7 +552,7 @@ pub fn group_path_get_info(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_group_path_get_info(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_group_path_get_info(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     e.ok("open /dev/vfio/vfio");
@@ -507,7 +574,8 @@ fn expect_group_path_get_info(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn cdev_path_get_info(driver: &Driver, bdf: &str) -> Transcript {
+pub fn cdev_path_get_info(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         {
@@ -537,7 +605,7 @@ pub fn cdev_path_get_info(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_cdev_path_get_info(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_cdev_path_get_info(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     e.ok("open cdev");
@@ -554,7 +622,8 @@ fn expect_cdev_path_get_info(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn cdev_bind_twice(driver: &Driver, bdf: &str) -> Transcript {
+pub fn cdev_bind_twice(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         {
@@ -590,7 +659,7 @@ pub fn cdev_bind_twice(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_cdev_bind_twice(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_cdev_bind_twice(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     e.ok("VFIO_DEVICE_BIND_IOMMUFD");
@@ -604,7 +673,8 @@ fn expect_cdev_bind_twice(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn group_open_blocks_cdev(driver: &Driver, bdf: &str) -> Transcript {
+pub fn group_open_blocks_cdev(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         {
@@ -632,7 +702,7 @@ pub fn group_open_blocks_cdev(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_group_open_blocks_cdev(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_group_open_blocks_cdev(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     e.ok("VFIO_GROUP_GET_DEVICE_FD");
@@ -644,7 +714,8 @@ fn expect_group_open_blocks_cdev(_: &Driver, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-pub fn cdev_open_blocks_group(driver: &Driver, bdf: &str) -> Transcript {
+pub fn cdev_open_blocks_group(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
         {
@@ -669,7 +740,7 @@ pub fn cdev_open_blocks_group(driver: &Driver, bdf: &str) -> Transcript {
     })
 }
 
-fn expect_cdev_open_blocks_group(_: &Driver, t: &Transcript) -> Vec<String> {
+fn expect_cdev_open_blocks_group(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e);
     e.ok("open group while the cdev is open but not bound");

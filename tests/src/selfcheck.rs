@@ -10,7 +10,8 @@ use crate::sys::{dev_major, dev_minor, Errno};
 use crate::sysfs::{self, PciId, Topology};
 use crate::transcript::{compare, Expect, Outcome, Transcript, Val};
 use crate::uapi::*;
-use crate::vfio::InfoReply;
+use crate::scenarios::Site;
+use crate::vfio::{HotResetInfoCall, InfoReply};
 use std::fs;
 use std::mem::{offset_of, size_of};
 use std::panic;
@@ -44,6 +45,8 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("uapi: ioctl numbers are _IO(';', nr)", ioctl_numbers),
         Case::new("uapi: structure layouts match the headers", layouts),
         Case::new("uapi: GET_INFO replies decode field by field", info_decode),
+        Case::new("uapi: hot reset info replies decode entry by entry", hot_reset_decode),
+        Case::new("reset: expected dev_ids follow bindings and groups", cdev_expectations),
         Case::new("sys: errno names", errno_names),
         Case::new("sys: dev_t major and minor", dev_numbers),
         Case::new("topology: the file format", topology_parse),
@@ -80,6 +83,9 @@ fn ioctl_numbers() -> CaseResult {
         ("VFIO_DEVICE_BIND_IOMMUFD", VFIO_DEVICE_BIND_IOMMUFD, 0x3b76),
         ("VFIO_DEVICE_ATTACH_IOMMUFD_PT", VFIO_DEVICE_ATTACH_IOMMUFD_PT, 0x3b77),
         ("VFIO_DEVICE_DETACH_IOMMUFD_PT", VFIO_DEVICE_DETACH_IOMMUFD_PT, 0x3b78),
+        ("VFIO_DEVICE_RESET", VFIO_DEVICE_RESET, 0x3b6f),
+        ("VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 0x3b70),
+        ("VFIO_DEVICE_PCI_HOT_RESET", VFIO_DEVICE_PCI_HOT_RESET, 0x3b71),
         ("IOMMU_DESTROY", IOMMU_DESTROY, 0x3b80),
         ("IOMMU_IOAS_ALLOC", IOMMU_IOAS_ALLOC, 0x3b81),
     ] {
@@ -103,6 +109,14 @@ fn layouts() -> CaseResult {
     c.eq("sizeof(vfio_device_detach_iommufd_pt)", size_of::<VfioDeviceDetachIommufdPt>(), 12);
     c.eq("sizeof(iommu_ioas_alloc)", size_of::<IommuIoasAlloc>(), 12);
     c.eq("sizeof(iommu_destroy)", size_of::<IommuDestroy>(), 8);
+    c.eq("sizeof(vfio_pci_hot_reset_info)", size_of::<VfioPciHotResetInfo>(), 12);
+    c.eq("sizeof(vfio_pci_dependent_device)", size_of::<VfioPciDependentDevice>(), 8);
+    c.eq("offsetof(vfio_pci_dependent_device, segment)", offset_of!(VfioPciDependentDevice, segment), 4);
+    c.eq("offsetof(vfio_pci_dependent_device, bus)", offset_of!(VfioPciDependentDevice, bus), 6);
+    c.eq("sizeof(vfio_pci_hot_reset)", size_of::<VfioPciHotReset>(), 12);
+    c.eq("VFIO_PCI_DEVID_NOT_OWNED", VFIO_PCI_DEVID_NOT_OWNED, u32::MAX);
+    c.eq("hot reset flags", (VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED), (1, 2));
+    c.eq("VFIO_DEVICE_FLAGS_RESET", VFIO_DEVICE_FLAGS_RESET, 1);
     c.eq("argsz::<VfioDeviceInfo>()", argsz::<VfioDeviceInfo>(), 24);
     c.done()
 }
@@ -116,6 +130,55 @@ fn info_decode() -> CaseResult {
     let short = InfoReply::decode(&bytes[..16]);
     c.eq("decoded from 16 bytes", short.cap_offset, 0);
     c.eq("caps flag bit", VFIO_DEVICE_FLAGS_CAPS, 0x80);
+    c.done()
+}
+
+fn hot_reset_decode() -> CaseResult {
+    let mut c = Check::default();
+    let mut bytes: Vec<u8> = [20u32, 3, 2].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    bytes.extend(7u32.to_ne_bytes());
+    bytes.extend([0, 0, 2, 0]);
+    bytes.extend([0xa5; 4]);
+    let call = HotResetInfoCall { result: Ok(()), bytes };
+    c.eq("header", call.header(), VfioPciHotResetInfo { argsz: 20, flags: 3, count: 2 });
+    c.eq(
+        "entries the buffer holds",
+        call.devices(),
+        vec![VfioPciDependentDevice { id: 7, segment: 0, bus: 2, devfn: 0 }],
+    );
+    c.done()
+}
+
+fn cdev_expectations() -> CaseResult {
+    let mut c = Check::default();
+    let site = |groups: [&str; 2]| Site {
+        functions: vec!["0000:02:00.0".into(), "0000:02:00.1".into()],
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        hot_reset: true,
+    };
+    let a = Some(Val::Norm("ictx1#1".into()));
+    let norm = |s: &str| Val::Norm(s.into());
+    let (one, two) = (site(["9", "9"]), site(["13", "14"]));
+    c.eq(
+        "one group: the unopened sibling is OWNED",
+        crate::reset::cdev_expectation(&one, &[a.clone()], &[]),
+        (vec![norm("ictx1#1"), norm("OWNED")], 3),
+    );
+    c.eq(
+        "two groups: the unopened sibling is NOT_OWNED",
+        crate::reset::cdev_expectation(&two, &[a.clone()], &[]),
+        (vec![norm("ictx1#1"), norm("NOT_OWNED")], 1),
+    );
+    c.eq(
+        "a foreign sibling is NOT_OWNED even in the caller's group",
+        crate::reset::cdev_expectation(&one, &[a.clone()], &[false, true]),
+        (vec![norm("ictx1#1"), norm("NOT_OWNED")], 1),
+    );
+    c.eq(
+        "both bound",
+        crate::reset::cdev_expectation(&two, &[a, Some(norm("ictx1#2"))], &[]),
+        (vec![norm("ictx1#1"), norm("ictx1#2")], 3),
+    );
     c.done()
 }
 
@@ -195,6 +258,7 @@ fn fake_sysfs(root: &Path) -> std::io::Result<()> {
     dev("0000:00:04.0/0000:03:00.0/0000:04:01.0", "0x060400")?;
     dev("0000:00:04.0/0000:03:00.0/0000:04:00.0/0000:05:00.0", "0x020000")?;
     dev("0000:00:05.0", "0x060400")?;
+    dev("0000:00:07.0", "0x020000")?;
     fs::create_dir_all(root.join("0000:00:04.0/msi_irqs"))?;
     fs::create_dir_all(root.join("0000:00:04.0/pci_bus/0000:03"))
 }
@@ -215,6 +279,8 @@ fn topology_walk() -> CaseResult {
     );
     c.eq("switch: bridges descended, not listed", below("0000:00:04.0"), Ok(vec!["0000:05:00.0".to_string()]));
     c.eq("empty port", below("0000:00:05.0"), Ok(vec![]));
+    c.eq("an endpoint as port is its own function", below("0000:00:07.0"), Ok(vec!["0000:00:07.0".to_string()]));
+    c.eq("is_bridge", sysfs::is_bridge(&root, "0000:00:07.0").map_err(|e| e.to_string()), Ok(false));
     c.that("a missing port is an error", below("0000:00:06.0").is_err());
     let _ = fs::remove_dir_all(&root);
     c.done()
@@ -255,6 +321,11 @@ fn attribute_parsing() -> CaseResult {
     c.eq("cdev index", sysfs::cdev_index("vfio12"), Some(12));
     c.eq("cdev without index", sysfs::cdev_index("vfio"), None);
     c.eq("not a cdev", sysfs::cdev_index("vfiox"), None);
+    c.eq("parse_bdf", sysfs::parse_bdf("0000:07:00.1"), Some((0, 7, 1)));
+    c.eq("parse_bdf devfn", sysfs::parse_bdf("0001:1f:1f.7"), Some((1, 0x1f, 0xff)));
+    c.eq("parse_bdf rejects", sysfs::parse_bdf("0000:07:00"), None);
+    c.eq("format_bdf", sysfs::format_bdf(0, 2, 1), "0000:02:00.1".to_string());
+    c.eq("format_bdf round trip", sysfs::parse_bdf(&sysfs::format_bdf(1, 0x1f, 0xff)), Some((1, 0x1f, 0xff)));
     c.done()
 }
 
@@ -539,6 +610,8 @@ fn cli() -> CaseResult {
     c.eq("self-check", parse(&["--self-check"]).map(|a| a.self_check), Ok(true));
     c.eq("verbose", parse(&["--verbose"]).map(|a| a.verbose), Ok(true));
     c.eq("list", parse(&["--list"]).map(|a| a.list), Ok(true));
+    c.eq("demo", parse(&["--demo", "0000:01:00.0"]).map(|a| a.demo), Ok(Some("0000:01:00.0".to_string())));
+    c.that("--demo without a value", parse(&["--demo"]).is_err());
     c.that("--filter without a value", parse(&["--filter"]).is_err());
     c.that("--timeout with junk", parse(&["--timeout", "soon"]).is_err());
     c.that("unknown flag", parse(&["--frobnicate"]).is_err());

@@ -2,10 +2,11 @@
 //! wrap (`ioctl`, `syscall`), errno values and their names, the failure type
 //! the helpers return, and device-number arithmetic.
 //!
-//! The calls into libc are confined to four functions here: the two ioctl
-//! helpers are `unsafe fn`s with a contract (the typed, safe wrappers that
-//! honour it live in vfio.rs), the two module syscalls take only slices and
-//! C strings and are safe.
+//! The calls into libc are confined to this file: the two ioctl helpers are
+//! `unsafe fn`s with a contract (the typed, safe wrappers that honour it live
+//! in vfio.rs), the two module syscalls take only slices and C strings and
+//! are safe, and `Mmio` owns a shared mapping of a device file (a BAR's
+//! sysfs `resourceN`) and only reads and writes inside it.
 
 use std::ffi::CStr;
 use std::fmt;
@@ -21,6 +22,10 @@ extern "C" {
     fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
     /// glibc: `long syscall(long number, ...);`
     fn syscall(number: c_long, ...) -> c_long;
+    /// glibc: `void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);`
+    fn mmap(addr: *mut c_void, len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void;
+    /// glibc: `int munmap(void *addr, size_t len);`
+    fn munmap(addr: *mut c_void, len: usize) -> c_int;
 }
 
 /// x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
@@ -35,12 +40,16 @@ const O_NONBLOCK: c_long = 0o4000;
 pub struct Errno(pub i32);
 
 impl Errno {
+    pub const EPERM: Errno = Errno(1);
     pub const ENOENT: Errno = Errno(2);
     pub const EIO: Errno = Errno(5);
+    pub const EBADF: Errno = Errno(9);
+    pub const EAGAIN: Errno = Errno(11);
     pub const EBUSY: Errno = Errno(16);
     pub const EEXIST: Errno = Errno(17);
     pub const ENODEV: Errno = Errno(19);
     pub const EINVAL: Errno = Errno(22);
+    pub const ENOSPC: Errno = Errno(28);
 
     /// The errno the last failed libc call left behind.
     pub fn last() -> Errno {
@@ -239,6 +248,68 @@ pub fn delete_module(name: &CStr) -> Result<(), Errno> {
         Err(Errno::last())
     } else {
         Ok(())
+    }
+}
+
+const PROT_READ: c_int = 1;
+const PROT_WRITE: c_int = 2;
+const MAP_SHARED: c_int = 1;
+const PAGE_SIZE: usize = 4096;
+
+/// A `MAP_SHARED`, read/write mapping of the first `len` bytes of a file
+/// (in this suite, a BAR through /sys/bus/pci/devices/BDF/resourceN), with
+/// bounds-checked 32-bit volatile accessors.  Unmapped on drop.
+pub struct Mmio {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mmio {
+    /// Map the first `len` bytes (rounded up to whole pages) of `file`,
+    /// which must be open for reading and writing.
+    pub fn map_shared(file: &impl AsRawFd, len: usize) -> Result<Mmio, Errno> {
+        let len = len.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL) overlaps
+        // nothing of ours; the fd is only used by the call.
+        let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED, file.as_raw_fd(), 0) };
+        if p as isize == -1 {
+            return Err(Errno::last());
+        }
+        Ok(Mmio { ptr: p.cast::<u8>(), len })
+    }
+
+    fn at(&self, offset: usize) -> Option<*mut u32> {
+        if offset % 4 != 0 || offset.checked_add(4)? > self.len {
+            return None;
+        }
+        Some(self.ptr.wrapping_add(offset).cast::<u32>())
+    }
+
+    /// Read the 32-bit register at `offset`; None when it lies outside the
+    /// mapping or is misaligned.
+    pub fn read32(&self, offset: usize) -> Option<u32> {
+        let p = self.at(offset)?;
+        // SAFETY: `p` is 4-aligned and lies inside the live mapping (checked
+        // by `at`); device memory must be read with one volatile access.
+        Some(unsafe { p.read_volatile() })
+    }
+
+    /// Write the 32-bit register at `offset`; None when it lies outside the
+    /// mapping or is misaligned.
+    pub fn write32(&self, offset: usize, value: u32) -> Option<()> {
+        let p = self.at(offset)?;
+        // SAFETY: as in `read32`; the mapping is writable (PROT_WRITE) and
+        // shared, so the store reaches the device.
+        unsafe { p.write_volatile(value) };
+        Some(())
+    }
+}
+
+impl Drop for Mmio {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe exactly the mapping made in
+        // `map_shared`, and no reference into it outlives `self`.
+        unsafe { munmap(self.ptr.cast::<c_void>(), self.len) };
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 pub const PCI_DEVICES: &str = "/sys/bus/pci/devices";
 pub const PCI_DRIVERS: &str = "/sys/bus/pci/drivers";
 pub const PCI_DRIVERS_PROBE: &str = "/sys/bus/pci/drivers_probe";
+pub const PCI_DRIVERS_AUTOPROBE: &str = "/sys/bus/pci/drivers_autoprobe";
 pub const DEFAULT_TOPOLOGY: &str = "/etc/vfio-pci-rs/topology";
 
 /// How long a state change (a bind, an unbind, a node appearing) may take
@@ -72,11 +73,21 @@ pub fn is_bdf(s: &str) -> bool {
 /// The non-bridge functions below `port`, sorted.  `devices` is the
 /// directory holding `port` (normally /sys/bus/pci/devices); bridges (class
 /// 0x0604xx: the switch's upstream and downstream ports) are descended into.
+/// A `port` that is not a bridge (an endpoint on the root bus) is its own
+/// only function.
 pub fn functions_below(devices: &Path, port: &str) -> Result<Vec<String>, Fail> {
+    if !is_bridge(devices, port)? {
+        return Ok(vec![port.to_string()]);
+    }
     let mut out = Vec::new();
     walk(&devices.join(port), &mut out)?;
     out.sort();
     Ok(out)
+}
+
+/// Whether `bdf` (in `devices`) is a PCI-to-PCI bridge (class 0x0604xx).
+pub fn is_bridge(devices: &Path, bdf: &str) -> Result<bool, Fail> {
+    Ok(read_hex(&devices.join(bdf).join("class"))? >> 8 == 0x0604)
 }
 
 fn walk(dir: &Path, out: &mut Vec<String>) -> Result<(), Fail> {
@@ -111,7 +122,7 @@ pub struct PciId {
 }
 
 impl PciId {
-    pub fn new(vendor: u16, device: u16) -> PciId {
+    pub const fn new(vendor: u16, device: u16) -> PciId {
         PciId { vendor, device, subsystem: None, class: None }
     }
 
@@ -175,6 +186,51 @@ fn read_hex(path: &Path) -> Result<u32, Fail> {
     parse_hex(&text).map_err(|e| Fail::other(format!("{}: {e}", path.display())))
 }
 
+/// `DDDD:BB:DD.F` as (segment, bus, devfn), the fields of a
+/// vfio_pci_dependent_device.
+pub fn parse_bdf(s: &str) -> Option<(u16, u8, u8)> {
+    if !is_bdf(s) {
+        return None;
+    }
+    let seg = u16::from_str_radix(&s[0..4], 16).ok()?;
+    let bus = u8::from_str_radix(&s[5..7], 16).ok()?;
+    let dev = u8::from_str_radix(&s[8..10], 16).ok()?;
+    let func = s[11..12].parse::<u8>().ok()?;
+    if dev > 0x1f {
+        return None;
+    }
+    Some((seg, bus, dev << 3 | func))
+}
+
+/// The inverse of `parse_bdf`.
+pub fn format_bdf(segment: u16, bus: u8, devfn: u8) -> String {
+    format!("{segment:04x}:{bus:02x}:{:02x}.{}", devfn >> 3, devfn & 7)
+}
+
+/// What the suite knows about a device model it runs on: its native Linux
+/// driver (the module and the PCI driver have the same name) and a BAR0
+/// register that a reset returns to 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Model {
+    pub id: PciId,
+    pub native_driver: &'static str,
+    /// Offset and name of a 32-bit BAR0 register whose reset value is 0 and
+    /// that keeps a written value (its low bits are masked by the device).
+    pub mark: (usize, &'static str),
+}
+
+/// The models of the emulated topologies: e1000e (82574L) and igb (82576).
+pub const MODELS: &[Model] = &[
+    Model { id: PciId::new(0x8086, 0x10d3), native_driver: "e1000e", mark: (0x2800, "RDBAL") },
+    Model { id: PciId::new(0x8086, 0x10c9), native_driver: "igb", mark: (0xc000, "RDBAL0") },
+];
+
+/// The model of `bdf`, if the suite knows it.
+pub fn model_of(bdf: &str) -> Option<&'static Model> {
+    let id = PciId::of(bdf).ok()?;
+    MODELS.iter().find(|m| m.id.vendor == id.vendor && m.id.device == id.device)
+}
+
 // --------------------------------------------------------- binding knobs
 
 pub fn device_dir(bdf: &str) -> PathBuf {
@@ -222,6 +278,21 @@ pub fn new_id(driver: &str, id: &PciId) -> Result<(), Fail> {
 
 pub fn remove_id(driver: &str, id: &PciId) -> Result<(), Fail> {
     write_attr(&driver_dir(driver).join("remove_id"), &id.new_id_line())
+}
+
+/// Whether the PCI bus binds drivers to devices by itself (a driver that
+/// registers attaches to every unbound matching device).
+pub fn autoprobe() -> Result<bool, Fail> {
+    Ok(fs::read_to_string(PCI_DRIVERS_AUTOPROBE)?.trim() != "0")
+}
+
+pub fn set_autoprobe(on: bool) -> Result<(), Fail> {
+    write_attr(Path::new(PCI_DRIVERS_AUTOPROBE), if on { "1" } else { "0" })
+}
+
+/// /sys/bus/pci/devices/BDF/resourceN: BAR N, mmap-able by root.
+pub fn resource_path(bdf: &str, bar: u32) -> PathBuf {
+    device_dir(bdf).join(format!("resource{bar}"))
 }
 
 /// Unbind `bdf` from whatever driver it has, through the device's own

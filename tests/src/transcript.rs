@@ -134,6 +134,9 @@ pub struct Transcript {
     /// Problems outside the compared steps (cleanup that failed, a world
     /// that was not clean before the run).  Any note fails the run.
     pub notes: Vec<String>,
+    /// Diagnostics that are neither compared nor a failure (counts of
+    /// timing-dependent outcomes); always shown.
+    pub info: Vec<String>,
     /// Raw ids seen so far, per id space, for normalisation.
     ids: Vec<(String, u64)>,
 }
@@ -191,6 +194,7 @@ impl Transcript {
             self.record(s.name, s.outcome);
         }
         self.notes.extend(other.notes);
+        self.info.extend(other.info);
     }
 
     /// Normalise `raw` within id space `space` ("ictx1"): the first distinct

@@ -40,6 +40,9 @@ pub const VFIO_GROUP_GET_DEVICE_FD: c_ulong = io(VFIO_TYPE, VFIO_BASE + 6);
 
 // Device ioctls (group-path device fd or /dev/vfio/devices/vfioN).
 pub const VFIO_DEVICE_GET_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 7);
+pub const VFIO_DEVICE_RESET: c_ulong = io(VFIO_TYPE, VFIO_BASE + 11);
+pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 12);
+pub const VFIO_DEVICE_PCI_HOT_RESET: c_ulong = io(VFIO_TYPE, VFIO_BASE + 13);
 pub const VFIO_DEVICE_BIND_IOMMUFD: c_ulong = io(VFIO_TYPE, VFIO_BASE + 18);
 pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: c_ulong = io(VFIO_TYPE, VFIO_BASE + 19);
 pub const VFIO_DEVICE_DETACH_IOMMUFD_PT: c_ulong = io(VFIO_TYPE, VFIO_BASE + 20);
@@ -119,6 +122,47 @@ pub struct VfioDeviceDetachIommufdPt {
     pub pasid: u32,
 }
 
+/// struct vfio_pci_hot_reset_info, without its flexible `devices[]` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VfioPciHotResetInfo {
+    pub argsz: u32,
+    pub flags: u32,
+    pub count: u32,
+}
+/// The entries carry dev_ids (cdev-opened caller), not group ids.
+pub const VFIO_PCI_HOT_RESET_FLAG_DEV_ID: u32 = 1 << 0;
+/// Every affected function is owned by the caller's iommufd.
+pub const VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED: u32 = 1 << 1;
+/// `offsetofend(struct vfio_pci_hot_reset_info, count)`.
+pub const VFIO_PCI_HOT_RESET_INFO_MINSZ: u32 = 12;
+
+/// struct vfio_pci_dependent_device: `id` is the union of group_id and devid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VfioPciDependentDevice {
+    pub id: u32,
+    pub segment: u16,
+    pub bus: u8,
+    pub devfn: u8,
+}
+/// devid of an affected function that is not opened but whose group the
+/// caller's iommufd owns.
+pub const VFIO_PCI_DEVID_OWNED: u32 = 0;
+/// devid of an affected function the caller's iommufd does not own.
+pub const VFIO_PCI_DEVID_NOT_OWNED: u32 = 0xffff_ffff;
+
+/// struct vfio_pci_hot_reset, without its flexible `group_fds[]` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VfioPciHotReset {
+    pub argsz: u32,
+    pub flags: u32,
+    pub count: u32,
+}
+/// `offsetofend(struct vfio_pci_hot_reset, count)`.
+pub const VFIO_PCI_HOT_RESET_MINSZ: u32 = 12;
+
 /// struct iommu_ioas_alloc
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -145,6 +189,10 @@ const _: () = assert!(size_of::<VfioDeviceBindIommufd>() == 24);
 const _: () = assert!(offset_of!(VfioDeviceBindIommufd, token_uuid_ptr) == 16);
 const _: () = assert!(size_of::<VfioDeviceAttachIommufdPt>() == 16);
 const _: () = assert!(size_of::<VfioDeviceDetachIommufdPt>() == 12);
+const _: () = assert!(size_of::<VfioPciHotResetInfo>() == VFIO_PCI_HOT_RESET_INFO_MINSZ as usize);
+const _: () = assert!(size_of::<VfioPciDependentDevice>() == 8);
+const _: () = assert!(offset_of!(VfioPciDependentDevice, devfn) == 7);
+const _: () = assert!(size_of::<VfioPciHotReset>() == VFIO_PCI_HOT_RESET_MINSZ as usize);
 const _: () = assert!(size_of::<IommuIoasAlloc>() == 12);
 const _: () = assert!(size_of::<IommuDestroy>() == 8);
 

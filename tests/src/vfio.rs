@@ -87,6 +87,11 @@ impl Group {
         Ok(())
     }
 
+    /// The group's fd number, for VFIO_DEVICE_PCI_HOT_RESET's group_fds[].
+    pub fn raw_fd(&self) -> i32 {
+        self.0.as_raw_fd()
+    }
+
     /// VFIO_GROUP_GET_DEVICE_FD: a device fd for the device named `name`.
     pub fn get_device_fd(&self, name: &str) -> Result<Device, Fail> {
         let name = CString::new(name).map_err(|_| Fail::other("device name contains NUL"))?;
@@ -141,6 +146,49 @@ impl InfoReply {
     }
 }
 
+/// What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO did: its result and the bytes
+/// of the caller's buffer afterwards (the first `max(argsz, 12)`), which
+/// matter on failure too: ENOSPC writes the header back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HotResetInfoCall {
+    pub result: Result<(), Errno>,
+    pub bytes: Vec<u8>,
+}
+
+impl HotResetInfoCall {
+    /// The header, decoded from the buffer.
+    pub fn header(&self) -> VfioPciHotResetInfo {
+        let w = |i| word(&self.bytes, i);
+        VfioPciHotResetInfo { argsz: w(0), flags: w(1), count: w(2) }
+    }
+
+    /// The entries the header's count announces, as far as the buffer
+    /// holds them.
+    pub fn devices(&self) -> Vec<VfioPciDependentDevice> {
+        let base = VFIO_PCI_HOT_RESET_INFO_MINSZ as usize;
+        (0..self.header().count as usize)
+            .map_while(|i| {
+                let e = self.bytes.get(base + i * 8..base + i * 8 + 8)?;
+                Some(VfioPciDependentDevice {
+                    id: u32::from_ne_bytes([e[0], e[1], e[2], e[3]]),
+                    segment: u16::from_ne_bytes([e[4], e[5]]),
+                    bus: e[6],
+                    devfn: e[7],
+                })
+            })
+            .collect()
+    }
+}
+
+/// The `i`th native-endian u32 of `bytes` (0 past the end).
+fn word(bytes: &[u8], i: usize) -> u32 {
+    let mut w = [0u8; 4];
+    if let Some(b) = bytes.get(i * 4..i * 4 + 4) {
+        w.copy_from_slice(b);
+    }
+    u32::from_ne_bytes(w)
+}
+
 /// An open VFIO device: either from a group or a cdev.
 pub struct Device(File);
 
@@ -168,6 +216,52 @@ impl Device {
         let bytes = buf.0[..shown].to_vec();
         let info = InfoReply::decode(&bytes);
         Ok(InfoReply { bytes, info })
+    }
+
+    /// VFIO_DEVICE_GET_PCI_HOT_RESET_INFO with `argsz`, in a buffer whose
+    /// header carries flags = count = 0 and whose rest is `SENTINEL`.
+    pub fn hot_reset_info(&self, argsz: u32) -> Result<HotResetInfoCall, Fail> {
+        let len = argsz as usize;
+        if len > INFO_BUF {
+            return Err(Fail::other(format!("argsz {argsz} is larger than the {INFO_BUF}-byte buffer")));
+        }
+        let mut buf = Box::new(InfoBuf([SENTINEL; INFO_BUF]));
+        buf.0[..4].copy_from_slice(&argsz.to_ne_bytes());
+        buf.0[4..12].fill(0);
+        // SAFETY: the kernel reads the 12-byte header whatever argsz says
+        // and writes at most argsz bytes (the header, and entries only when
+        // they all fit in argsz).  The buffer is INFO_BUF >= max(argsz, 12)
+        // bytes, 8-aligned, and lives across the call.
+        let r = unsafe { ioctl_ptr(&self.0, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf.0.as_mut_ptr().cast::<c_void>()) };
+        let shown = len.max(VFIO_PCI_HOT_RESET_INFO_MINSZ as usize);
+        Ok(HotResetInfoCall { result: r.map(|_| ()), bytes: buf.0[..shown].to_vec() })
+    }
+
+    /// VFIO_DEVICE_PCI_HOT_RESET with the given argsz and flags, and
+    /// `count = group_fds.len()`.
+    pub fn hot_reset(&self, argsz: u32, flags: u32, group_fds: &[i32]) -> Result<(), Errno> {
+        let count = group_fds.len() as u32;
+        let mut buf: Vec<u32> = vec![argsz, flags, count];
+        buf.extend(group_fds.iter().map(|fd| *fd as u32));
+        // SAFETY: the kernel reads the 12-byte header and then at most
+        // `count` s32 group fds, which is exactly what `buf` holds (3 +
+        // count u32s, 4-aligned); it writes nothing back.  `buf` lives
+        // across the call.
+        unsafe { ioctl_ptr(&self.0, VFIO_DEVICE_PCI_HOT_RESET, buf.as_mut_ptr().cast::<c_void>()) }?;
+        Ok(())
+    }
+
+    /// VFIO_DEVICE_PCI_HOT_RESET as documented: argsz = 12 + 4 * count,
+    /// flags 0.
+    pub fn hot_reset_groups(&self, group_fds: &[i32]) -> Result<(), Errno> {
+        self.hot_reset(VFIO_PCI_HOT_RESET_MINSZ + 4 * group_fds.len() as u32, 0, group_fds)
+    }
+
+    /// VFIO_DEVICE_RESET.
+    pub fn reset(&self) -> Result<(), Errno> {
+        // SAFETY: VFIO_DEVICE_RESET takes no argument.
+        unsafe { ioctl_val(&self.0, VFIO_DEVICE_RESET, 0) }?;
+        Ok(())
     }
 
     /// VFIO_DEVICE_BIND_IOMMUFD to `iommufd` (no token); returns out_devid.
