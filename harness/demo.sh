@@ -3,7 +3,7 @@
 # vfio-pci-rs, show what appears, and open it through cdev + iommufd and through its group.
 set -e
 port=$(awk '$1 == "slot" { print $2 }' /etc/vfio-pci-rs/topology)
-bdf=$(basename "$(ls -d /sys/bus/pci/devices/$port/0000:* | head -n1)")
+bdf=$(basename "$(ls -d /sys/bus/pci/devices/$port/[0-9a-f][0-9a-f][0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f].[0-7] | head -n1)")
 echo "== vfio-pci-rs demo on $bdf ($(cat /sys/bus/pci/devices/$bdf/vendor):$(cat /sys/bus/pci/devices/$bdf/device))"
 insmod "$VFIO_PCI_RS_KO"
 echo vfio-pci-rs > /sys/bus/pci/devices/$bdf/driver_override

@@ -105,9 +105,8 @@ exit_line=$(grep -a '^HARNESS: exit ' "$output" | tail -n1 || true)
 if [ -z "$exit_line" ]; then
 	problems+=("the guest never reported an exit status (crash or hang)")
 	tail -n 40 "$run/logs/console.log" | sed 's/^/# console: /'
-elif [ "${exit_line#HARNESS: exit }" != 0 ]; then
-	fail=1
 fi
+guest_rc=${exit_line#HARNESS: exit }
 
 # Kernel splats anywhere in the console log fail the run.
 splats='WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN|UBSAN|DEBUG_LOCKS_WARN_ON|sleeping function called from invalid context|detected stall|blocked for more than|soft lockup|hard LOCKUP|INFO: trying to register non-static key|refcount_t: |list_(add|del) corruption|lockdep is turned off|circular locking|possible recursive locking|inconsistent lock state'
@@ -123,6 +122,10 @@ if summary=$(grep -aE "$summary_re" "$output" | tail -n1) && [ -n "$summary" ]; 
 	failed=$(echo "$summary" | awk '{print $3}')
 elif [ "$mode" = tests ]; then
 	problems+=("the test binary printed no summary")
+fi
+# A failing guest command that reported no failure of its own is one.
+if [ -n "$exit_line" ] && [ "$guest_rc" != 0 ] && [ "$failed" = 0 ]; then
+	problems+=("the guest command exited with status $guest_rc")
 fi
 if [ ${#problems[@]} -eq 0 ]; then
 	echo "# harness: guest finished, dmesg clean (no WARN, BUG, Oops, lockdep, sleep-in-atomic, RCU stall, hung task)"
