@@ -25,6 +25,8 @@ TOPOLOGIES=(
 	# reset spans two groups. (QEMU's igb advertises ARI with no next function, which hides
 	# function 1: the guest boots with pci=noari.)
 	"multigroup 06.0 $(rp rp_mgroup 06.0 6 hotplug=off) -device igb,bus=rp_mgroup,addr=00.0,multifunction=on -device igb,bus=rp_mgroup,addr=00.1"
+	# A 4-function e1000e behind a root port without hotplug: the largest reset set (bus).
+	"quad 08.0 $(rp rp_quad 08.0 8 hotplug=off) -device e1000e,bus=rp_quad,addr=00.0,multifunction=on -device e1000e,bus=rp_quad,addr=00.1 -device e1000e,bus=rp_quad,addr=00.2 -device e1000e,bus=rp_quad,addr=00.3"
 	# An integrated endpoint on the root bus: no slot or bus reset can reach it. Its "port"
 	# is the function itself.
 	"rootbus 07.0 -device e1000e,bus=pcie.0,addr=07.0"

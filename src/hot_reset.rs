@@ -137,15 +137,10 @@ pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<
         })?;
     }
 
-    let devices = arg.wrapping_byte_add(HEADER_SIZE);
-    let mut writer = UserSlice::new(
-        devices,
-        entries.len() * size_of::<vfio::vfio_pci_dependent_device>(),
-    )
-    .writer();
-    for entry in entries.iter() {
-        writer.write(entry)?;
-    }
+    let devices = entries.as_slice().as_bytes();
+    UserSlice::new(arg.wrapping_byte_add(HEADER_SIZE), devices.len())
+        .writer()
+        .write_slice(devices)?;
     hdr.count = entries.len() as u32;
     hdr.flags = flags;
     UserSlice::new(arg, HEADER_SIZE)

@@ -10,11 +10,13 @@
 //! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose]
 //!        vfio-pci-rs-tests --self-check [--filter SUBSTR]
 //!        vfio-pci-rs-tests --demo BDF   (open a bound function both ways, step by step)
+//!        vfio-pci-rs-tests --bench      (hot-reset latency, vfio-pci-rs against vfio-pci)
 //! Environment: VFIO_PCI_RS_KO (the module file to insmod),
 //! VFIO_PCI_RS_TOPOLOGY (default /etc/vfio-pci-rs/topology).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod bench;
 mod demo;
 mod driver;
 mod harness;
@@ -52,6 +54,8 @@ pub struct Args {
     /// `--demo BDF`: open the (already bound) function through its cdev
     /// and through its group and narrate every step.
     pub demo: Option<String>,
+    /// `--bench`: the benchmark instead of the tests.
+    pub bench: bool,
 }
 
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -62,6 +66,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
         verbose: false,
         timeout: Duration::from_secs(120),
         demo: None,
+        bench: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -72,6 +77,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
                 a.timeout = Duration::from_secs(s.max(1));
             }
             "--self-check" => a.self_check = true,
+            "--bench" => a.bench = true,
             "--demo" => a.demo = Some(args.next().ok_or("--demo needs a PCI address")?),
             "--list" => a.list = true,
             "--verbose" | "-v" => a.verbose = true,
@@ -83,7 +89,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
 }
 
 const USAGE: &str =
-    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose] [--self-check] | --demo BDF";
+    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose] [--self-check] | --demo BDF | --bench";
 
 /// Where a topology's scenarios run.
 enum Target {
@@ -348,6 +354,12 @@ fn main() {
     };
     if let Some(bdf) = &args.demo {
         std::process::exit(demo::run(bdf));
+    }
+    if args.bench {
+        let topology = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
+            .map_or_else(|| PathBuf::from("/etc/vfio-pci-rs/topology"), PathBuf::from);
+        let ko = std::env::var_os("VFIO_PCI_RS_KO").map(PathBuf::from);
+        std::process::exit(bench::run(&topology, ko.as_deref()));
     }
     if args.self_check {
         let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());

@@ -1,0 +1,189 @@
+//! The benchmark (`--bench`), not a test: in one boot, the median latency of
+//! VFIO_DEVICE_GET_PCI_HOT_RESET_INFO and VFIO_DEVICE_PCI_HOT_RESET through
+//! the C vfio-pci and through vfio-pci-rs on the same functions, and of the
+//! slot or bus reset alone (through sysfs, bypassing VFIO), for every reset
+//! set size the topologies offer.  Prints a Markdown table; the ratio column
+//! is Rust / C, and "overhead" is the hot reset minus the bare reset.
+//!
+//! Drivers alternate (C, Rust, C, Rust) so drift in the emulated machine
+//! hits both alike.  Each run binds every function of the set to the driver,
+//! opens the first one through its cdev in one iommufd (the others share its
+//! group or set and count as owned) and issues the zero-length hot reset.
+
+use crate::driver::{self, REFERENCE_NAME, RUST_MODULE, RUST_NAME};
+use crate::sys::Fail;
+use crate::sysfs;
+use crate::vfio::{Device, Iommufd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The topologies measured, in order: name, human description.
+const CASES: &[(&str, &str)] = &[
+    ("slot", "slot reset (pciehp)"),
+    ("multifunction", "bus reset"),
+    ("quad", "bus reset"),
+];
+const ROUNDS: usize = 4;
+const INFO_CALLS: usize = 500;
+const RESET_CALLS: usize = 10;
+
+/// Medians of one driver on one set.
+#[derive(Default, Clone)]
+struct Sample {
+    info: Vec<Duration>,
+    reset: Vec<Duration>,
+}
+
+pub fn run(topology: &Path, ko: Option<&Path>) -> i32 {
+    match bench(topology, ko) {
+        Ok(()) => 0,
+        Err(e) => {
+            println!("benchmark failed: {e}");
+            1
+        }
+    }
+}
+
+fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
+    let text = std::fs::read_to_string(topology)
+        .map_err(|e| Fail::other(format!("reading {}: {e}", topology.display())))?;
+    let topologies = sysfs::parse_topology(&text).map_err(Fail::other)?;
+    let ko = ko.ok_or_else(|| Fail::other("VFIO_PCI_RS_KO is not set"))?;
+    if !driver::module_loaded(RUST_MODULE) {
+        driver::insmod(ko, "")?;
+    }
+    let devices = Path::new("/sys/bus/pci/devices");
+
+    println!("| reset set | functions | INFO C | INFO Rust | ratio | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (name, scope) in CASES {
+        let Some(t) = topologies.iter().find(|t| t.name == *name) else {
+            continue;
+        };
+        let functions = sysfs::functions_below(devices, &t.port)?;
+        if functions.is_empty() {
+            continue;
+        }
+        let mut c = Sample::default();
+        let mut rust = Sample::default();
+        let mut bare = Vec::new();
+        for _ in 0..ROUNDS {
+            for (drv, sample) in [(REFERENCE_NAME, &mut c), (RUST_NAME, &mut rust)] {
+                measure(drv, &functions, sample)?;
+            }
+            bare.extend(measure_bare_reset(&t.port, &functions)?);
+        }
+        let (ic, ir) = (median(&c.info), median(&rust.info));
+        let (rc, rr) = (median(&c.reset), median(&rust.reset));
+        let b = median(&bare);
+        let (oc, or) = (rc.saturating_sub(b), rr.saturating_sub(b));
+        println!(
+            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            functions.len(),
+            us(ic),
+            us(ir),
+            ratio(ir, ic),
+            ms(rc),
+            ms(rr),
+            ratio(rr, rc),
+            ms(b),
+            ms(oc),
+            ms(or),
+            ratio(or, oc),
+        );
+    }
+    println!();
+    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; reset alone = the same slot or bus reset through sysfs with the functions unbound.");
+    Ok(())
+}
+
+/// Binds `functions` to `drv`, opens the first through its cdev, times INFO
+/// and the zero-length hot reset, then unbinds everything.
+fn measure(drv: &str, functions: &[String], sample: &mut Sample) -> Result<(), Fail> {
+    for bdf in functions {
+        sysfs::set_driver_override(bdf, drv)?;
+        sysfs::drivers_probe(bdf)?;
+    }
+    let result = (|| {
+        let cdev = sysfs::vfio_dev_entries(&functions[0])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Fail::other(format!("{} has no cdev under {drv}", functions[0])))?;
+        let dev = Device::open_cdev(&cdev)?;
+        let iommufd = Iommufd::open()?;
+        dev.bind_iommufd(&iommufd).map_err(Fail::Os)?;
+        let ioas = iommufd.ioas_alloc().map_err(Fail::Os)?;
+        dev.attach_pt(ioas).map_err(Fail::Os)?;
+        let argsz = 12 + 8 * functions.len() as u32;
+        for _ in 0..5 {
+            dev.hot_reset_info(argsz)?.result.map_err(Fail::Os)?;
+        }
+        for _ in 0..INFO_CALLS {
+            let t = Instant::now();
+            let call = dev.hot_reset_info(argsz)?;
+            sample.info.push(t.elapsed());
+            call.result.map_err(Fail::Os)?;
+        }
+        for _ in 0..RESET_CALLS {
+            let t = Instant::now();
+            let r = dev.hot_reset_groups(&[]);
+            sample.reset.push(t.elapsed());
+            r.map_err(Fail::Os)?;
+        }
+        Ok(())
+    })();
+    for bdf in functions {
+        let _ = sysfs::unbind(bdf);
+        let _ = sysfs::clear_driver_override(bdf);
+    }
+    result
+}
+
+/// Times the slot or bus reset alone: the function's own "bus" reset method
+/// for a lone function in a hotplug slot (a slot reset), else a reset of the
+/// root port's secondary bus; the functions are unbound meanwhile.
+fn measure_bare_reset(port: &str, functions: &[String]) -> Result<Vec<Duration>, Fail> {
+    let mut times = Vec::new();
+    if functions.len() == 1 {
+        let dir = sysfs::device_dir(&functions[0]);
+        sysfs::write_attr(&dir.join("reset_method"), "bus")?;
+        for _ in 0..RESET_CALLS {
+            let t = Instant::now();
+            let r = sysfs::write_attr(&dir.join("reset"), "1");
+            times.push(t.elapsed());
+            r?;
+        }
+        sysfs::write_attr(&dir.join("reset_method"), "default")?;
+    } else {
+        let attr = sysfs::device_dir(port).join("reset_subordinate");
+        for _ in 0..RESET_CALLS {
+            let t = Instant::now();
+            let r = sysfs::write_attr(&attr, "1");
+            times.push(t.elapsed());
+            r?;
+        }
+    }
+    Ok(times)
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    if b.is_zero() {
+        "n/a".to_string()
+    } else {
+        format!("{:.3}", a.as_secs_f64() / b.as_secs_f64())
+    }
+}
