@@ -46,10 +46,11 @@ if ! (cd "$REPO/tests" && in_root cargo build -q --release --offline \
 fi
 
 # The initramfs.
-# One directory per run, so concurrent runs (two checkouts) never share one; keep the last few.
+# One directory per run, so concurrent runs (two checkouts) never share one; runs older than
+# a day go (never one that may still be running).
 mkdir -p "$WORK/runs"
 run=$(mktemp -d "$WORK/runs/$mode.$(date +%Y%m%d-%H%M%S).XXXX")
-ls -1dt "$WORK/runs"/*/ 2>/dev/null | tail -n +9 | xargs -r rm -rf
+find "$WORK/runs" -mindepth 1 -maxdepth 1 -type d -mmin +1440 -exec rm -rf {} +
 mkdir -p "$run/initramfs"/{bin,etc/vfio-pci-rs,lib/modules} "$run/logs"
 ir=$run/initramfs
 cp "$ROOT/usr/bin/busybox" "$ir/bin/busybox"
