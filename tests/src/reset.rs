@@ -1192,6 +1192,15 @@ fn hot_reset_race(c: &Ctx) -> Transcript {
                     let mode = std::env::var("RACE_MODE").unwrap_or_default();
                     while Instant::now() < deadline {
                         if mode.contains("nohot") { thread::sleep(Duration::from_millis(50)); continue; }
+                        if mode.contains("seq") {
+                            tally.add("A: PCI_HOT_RESET zero-length", da.hot_reset_groups(&[]).map_err(Fail::Os));
+                            if let Ok(db) = Device::open_cdev(&b.cdev) {
+                                if db.bind_iommufd(&ictx).is_ok() {
+                                    tally.add("B: VFIO_DEVICE_RESET", db.reset().map_err(Fail::Os));
+                                }
+                            }
+                            continue;
+                        }
                         let ok = tally.add("A: PCI_HOT_RESET zero-length", da.hot_reset_groups(&[]).map_err(Fail::Os));
                         if !ok && mode.contains("pause") { thread::sleep(Duration::from_millis(1)); }
                     }
@@ -1200,6 +1209,7 @@ fn hot_reset_race(c: &Ctx) -> Transcript {
                 let opener = s.spawn(|| {
                     let mut tally = Tally::default();
                     while Instant::now() < deadline {
+                        if std::env::var("RACE_MODE").unwrap_or_default().contains("seq") { thread::sleep(Duration::from_millis(50)); continue; }
                         let db = Device::open_cdev(&b.cdev);
                         tally.add("B: open the cdev", db.as_ref().map(|_| ()).map_err(Fail::clone));
                         let Ok(db) = db else { continue };
