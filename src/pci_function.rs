@@ -247,7 +247,9 @@ impl PciFunction {
     /// Takes the function's device and config-access locks, if uncontended.
     pub(crate) fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
         // SAFETY: Valid by the type invariant.
-        (unsafe { bindings::pci_dev_trylock(self.as_raw()) } != 0).then_some(PciDeviceLock(self))
+        // `then`, not `then_some`: the guard must only exist (and unlock on drop) if the lock
+        // was taken.
+        (unsafe { bindings::pci_dev_trylock(self.as_raw()) } != 0).then(|| PciDeviceLock(self))
     }
 
     /// Saves the config space and returns a copy the function can be restored from later.

@@ -139,6 +139,14 @@ pub fn all() -> Vec<Scenario> {
             expect: expect_cdev_bind_twice,
         },
         Scenario {
+            name: "unbind_while_open_waits",
+            rule: "unbinding a function that user space has open asks the user to release it and waits; the unbind completes once the device is closed",
+            loads_module: false,
+            applies: everywhere,
+            run: unbind_while_open_waits,
+            expect: expect_unbind_while_open_waits,
+        },
+        Scenario {
             name: "group_open_blocks_cdev",
             rule: "while the group is open (legacy path), BIND_IOMMUFD on the cdev fails with EBUSY",
             loads_module: false,
@@ -670,6 +678,64 @@ fn expect_cdev_bind_twice(_: &Ctx, t: &Transcript) -> Vec<String> {
     e.bits("VFIO_DEVICE_GET_INFO on the first fd", "flags", VFIO_DEVICE_FLAGS_PCI.into());
     e.ok("VFIO_DEVICE_BIND_IOMMUFD on the second fd after the first is closed");
     expect_unbound(&mut e);
+    e.finish()
+}
+
+pub fn unbind_while_open_waits(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
+    scenario(|t| {
+        let b = bind_by_override(t, driver, bdf)?;
+        let d = t.need("open cdev", Device::open_cdev(&b.cdev), none)?;
+        let ictx = t.need("open /dev/iommu", Iommufd::open(), none)?;
+        t.need("VFIO_DEVICE_BIND_IOMMUFD", d.bind_iommufd(&ictx), |id, t| {
+            vec![("out_devid", t.norm_id("ictx", (*id).into()))]
+        })?;
+        let target = bdf.to_string();
+        let unbinder = std::thread::spawn(move || sysfs::unbind(&target));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        t.record(
+            "unbind 1.5 s after it was started, device still open",
+            Outcome::Ok(vec![("finished", Val::Bool(unbinder.is_finished()))]),
+        );
+        t.step("driver link while the unbind waits", sysfs::current_driver(bdf), |name, _| {
+            vec![("driver", driver_val(driver, name))]
+        });
+        record_nodes_while(t, &b, "while the unbind waits");
+        drop(d);
+        drop(ictx);
+        t.record("close the device and the iommufd", Outcome::Ok(Vec::new()));
+        match unbinder.join() {
+            Ok(result) => {
+                t.step("unbind returns once the device is closed", result, none);
+            }
+            Err(_) => {
+                t.record("unbind returns once the device is closed", Outcome::Broken("the unbind thread panicked".into()));
+            }
+        }
+        record_all_gone(t, bdf, &b, "after unbind", true);
+        t.step("clear driver_override", sysfs::clear_driver_override(bdf), none);
+        Ok(())
+    })
+}
+
+/// Whether the cdev and group nodes still exist at some point of a scenario.
+fn record_nodes_while(t: &mut Transcript, b: &Bound, when: &str) {
+    for (what, path) in [("cdev node", vfio::cdev_path(&b.cdev)), ("group node", vfio::group_path(&b.group))] {
+        let present = Path::new(&path).exists();
+        t.record(format!("{what} {when}"), Outcome::Ok(vec![("present", Val::Bool(present))]));
+    }
+}
+
+fn expect_unbind_while_open_waits(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    expect_bound(&mut e);
+    e.ok("VFIO_DEVICE_BIND_IOMMUFD");
+    e.val("unbind 1.5 s after it was started, device still open", "finished", &Val::Bool(false));
+    // The driver core removes the link before it calls the driver's remove, which waits.
+    e.err("driver link while the unbind waits", Errno::ENOENT);
+    e.ok("unbind returns once the device is closed");
+    expect_gone(&mut e, "after unbind", true);
+    e.ok("clear driver_override");
     e.finish()
 }
 
