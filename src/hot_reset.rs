@@ -245,8 +245,9 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
     target.reset_bus()
 }
 
-/// Resets the set with a bus or slot reset if a function of it still needs one and none is
-/// open any more (`dev` being the one closing now), as vfio-pci does on last close.
+/// Resets the set with a bus or slot reset if a function of it still needs one and no other
+/// function of it is open (the one closing now still counts as open), as vfio-pci does on
+/// last close.
 pub(crate) fn reset_dirty_set(set: &LockedDevSet<'_>) {
     if set.open_count() > 1 || !set.members().any(|m| m.needs_reset()) {
         return;
