@@ -3,5 +3,11 @@
 # latency of VFIO_DEVICE_GET_PCI_HOT_RESET_INFO and VFIO_DEVICE_PCI_HOT_RESET through
 # vfio-pci-rs and through the C vfio-pci on the same functions, and the bus reset alone,
 # for every reset-set size the topologies offer. Prints a Markdown table.
+#
+# The guest runs with -icount shift=0,sleep=off: its clock counts executed instructions
+# (1 ns each) and skips idle time, so a latency is an instruction count, repeatable from run
+# to run and blind to the host's load (real TCG timings swung by 2x between rounds).
+# VFIO_PCI_RS_GUEST_ICOUNT= (empty) measures wall-clock time instead.
 . "$(dirname "$0")/common.sh"
+export VFIO_PCI_RS_GUEST_ICOUNT=${VFIO_PCI_RS_GUEST_ICOUNT-shift=0,sleep=off}
 exec "$REPO/scripts/guest.sh" bench

@@ -14,7 +14,8 @@
 # hung task fails the run, as does a guest that does not finish within
 # VFIO_PCI_RS_GUEST_TIMEOUT seconds (default 900).
 #
-# One vCPU by default (VFIO_PCI_RS_GUEST_SMP to change it): with two, QEMU's TCG froze the
+# VFIO_PCI_RS_GUEST_ICOUNT=shift=0,sleep=off makes guest time count instructions (for
+# repeatable benchmarks). One vCPU by default (VFIO_PCI_RS_GUEST_SMP to change it): with two, QEMU's TCG froze the
 # whole guest (no console output, not even the hung-task detector) twice in a few hundred
 # secondary bus resets of the 2-function e1000e, once under each driver; with one it has not.
 
@@ -82,6 +83,7 @@ t0=$(date +%s)
 set +e
 in_root timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
 	-M q35,kernel-irqchip=split -accel tcg -cpu max -smp "${VFIO_PCI_RS_GUEST_SMP:-1}" -m 1G \
+	${VFIO_PCI_RS_GUEST_ICOUNT:+-icount "$VFIO_PCI_RS_GUEST_ICOUNT"} \
 	-nodefaults -display none -no-reboot -monitor none \
 	-serial "file:$run/logs/console.log" -serial "$serial_out" \
 	-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \

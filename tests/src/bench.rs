@@ -89,8 +89,8 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
             ms(rr),
             ratio(rr, rc),
             ms(b),
-            ms(oc),
-            ms(or),
+            us(oc),
+            us(or),
         );
     }
     println!();
@@ -182,7 +182,7 @@ fn us(d: Duration) -> String {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
 fn ratio(a: Duration, b: Duration) -> String {
