@@ -67,6 +67,14 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: expect_hot_reset_multigroup_legacy,
         },
         Scenario {
+            name: "dirty_set_reset_on_last_close",
+            rule: "a function closed without a function-level reset stays dirty; when the last open function of its set closes, the whole set gets a slot or bus reset",
+            loads_module: false,
+            applies: resettable_multifunction,
+            run: dirty_set_reset_on_last_close,
+            expect: expect_dirty_set_reset_on_last_close,
+        },
+        Scenario {
             name: "hot_reset_cdev_ownership",
             rule: "cdev path: an affected function is owned when bound in the caller's iommufd or unopened in a group that iommufd owns; a function bound in another iommufd is NOT_OWNED and refuses the zero-length reset; a group owned by one iommufd cannot be bound in another",
             loads_module: false,
@@ -819,6 +827,76 @@ fn expect_hot_reset_really_resets(c: &Ctx, t: &Transcript) -> Vec<String> {
     }
     e.ok(RR_GROUP);
     e.ok(RR_CDEV);
+    expect_unbind_site(&mut e, c);
+    e.finish()
+}
+
+// ---------------------------------------------- dirty set, last close
+
+const DS_INFO: &str = "VFIO_DEVICE_GET_INFO on A without function-level resets";
+const DS_CLOSE_B: &str = "close every function but A";
+const DS_CLOSE_A: &str = "close A, the last open function of the set";
+const DS_P: &str = "last close: ";
+
+fn reset_method_path(bdf: &str) -> std::path::PathBuf {
+    sysfs::device_dir(bdf).join("reset_method")
+}
+
+fn dirty_set_reset_on_last_close(c: &Ctx) -> Transcript {
+    scenario(|t| {
+        let set = bind_site(t, c)?;
+        // Without a function-level reset, a closing function stays dirty.
+        for m in &set {
+            t.step(
+                &format!("disable {}'s reset methods", m.label),
+                sysfs::write_attr(&reset_method_path(&m.bdf), "\n"),
+                none,
+            );
+        }
+        {
+            let ictx = iommufd(t, "open /dev/iommu")?;
+            let mut devs = Vec::new();
+            for m in &set {
+                devs.push(cdev_bound(t, "", m, &ictx, "ictx1")?);
+            }
+            t.step(DS_INFO, devs[0].get_info(argsz::<VfioDeviceInfo>()), |r, _| info_fields(r));
+            let marks = mark_site(t, DS_P, &set)?;
+            let a = devs.remove(0);
+            drop(devs);
+            t.record(DS_CLOSE_B, Outcome::Ok(Vec::new()));
+            read_marks(t, "others closed, A open: ", &marks);
+            drop(a);
+            drop(ictx);
+            t.record(DS_CLOSE_A, Outcome::Ok(Vec::new()));
+            read_marks(t, DS_P, &marks);
+        }
+        for m in &set {
+            t.step(
+                &format!("restore {}'s reset methods", m.label),
+                sysfs::write_attr(&reset_method_path(&m.bdf), "default"),
+                none,
+            );
+        }
+        unbind_site(t, &set);
+        Ok(())
+    })
+}
+
+fn expect_dirty_set_reset_on_last_close(c: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    expect_bind_site(&mut e, c);
+    // No function-level reset worked at open: no VFIO_DEVICE_FLAGS_RESET.
+    e.val(DS_INFO, "flags", &Val::Hex(VFIO_DEVICE_FLAGS_PCI.into()));
+    for (i, f) in c.site.functions.iter().enumerate() {
+        let Some(model) = sysfs::model_of(f) else { continue };
+        let (l, name) = (LABELS[i], model.mark.1);
+        e.val(&format!("{DS_P}mark {l}'s {name}"), "read back", &Val::Hex(MARK.into()));
+        // While A is open nothing may be reset; A's mark is still there.
+        if i == 0 {
+            e.val(&format!("others closed, A open: {l}'s {name} after the hot reset"), "value", &Val::Hex(MARK.into()));
+        }
+        e.val(&format!("{DS_P}{l}'s {name} after the hot reset"), "value", &Val::Hex(0));
+    }
     expect_unbind_site(&mut e, c);
     e.finish()
 }
