@@ -30,4 +30,4 @@ VFIO_PCI_RS_IOCTL(VFIO_DEVICE_IOEVENTFD);
 const pci_power_t VFIO_PCI_RS_PCI_D0 = PCI_D0;
 
 /* Tiny wrappers of static inline functions (src/helpers.c). */
-int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus);
+#include "vfio_pci_rs_helpers.h"

@@ -5,6 +5,8 @@
  */
 #include <linux/pci.h>
 
+#include "vfio_pci_rs_helpers.h"
+
 int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus)
 {
 	return pci_domain_nr(bus);
