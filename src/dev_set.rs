@@ -170,14 +170,17 @@ impl<'a> LockedDevSet<'a> {
 
     /// The member bound to `pdev`, if `pdev` is in this set.
     pub(crate) fn find(&self, pdev: &PciFunction) -> Option<SetMember<'_>> {
+        let set = self.set.as_ptr();
         // SAFETY: The set is valid and locked by the type invariant; `pdev` is valid.
-        let found =
-            unsafe { vfio::vfio_find_device_in_devset(self.set.as_ptr(), pdev.device_raw()) };
-        // SAFETY: Every device in our sets is a `VfioDevice<VfioPciDevice>` (type invariant),
-        // alive while it is in the set.
-        NonNull::new(found).map(|d| SetMember {
-            dev: unsafe { VfioDevice::from_core(d.as_ptr()) },
-            _set: PhantomData,
+        let found = unsafe { vfio::vfio_find_device_in_devset(set, pdev.device_raw()) };
+        NonNull::new(found).map(|d| {
+            // SAFETY: Every device in our sets is a `VfioDevice<VfioPciDevice>` (type
+            // invariant), alive while it is in the set, which stays locked for `'_`.
+            let dev = unsafe { VfioDevice::from_core(d.as_ptr()) };
+            SetMember {
+                dev,
+                _set: PhantomData,
+            }
         })
     }
 
