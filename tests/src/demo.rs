@@ -148,9 +148,9 @@ pub fn run(bdf: &str) -> i32 {
             v => Err(Fail::other(format!("expected one vfioN under {bdf}/vfio-dev, found {v:?}"))),
         }
     });
-    let Some((_, group, cdev)) = n.step(&format!("find {bdf}"), found, |(d, g, c)| {
-        format!("driver {d}, IOMMU group {g}, cdev {c}")
-    }) else {
+    let Some((_, group, cdev)) =
+        n.step(&format!("find {bdf}"), found, |(d, g, c)| format!("driver {d}, IOMMU group {g}, cdev {c}"))
+    else {
         return 1;
     };
     cdev_path(&mut n, &cdev);

@@ -119,8 +119,7 @@ pub struct World {
 
 /// The native driver modules of the known device models that are loaded now.
 pub fn native_modules_loaded() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> =
-        sysfs::MODELS.iter().map(|m| m.native_driver).filter(|m| module_loaded(m)).collect();
+    let mut v: Vec<&'static str> = sysfs::MODELS.iter().map(|m| m.native_driver).filter(|m| module_loaded(m)).collect();
     v.dedup();
     v
 }

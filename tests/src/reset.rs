@@ -128,7 +128,11 @@ const ENTRY_KEYS: [(&str, &str); 8] = [
 
 fn at_most_labels(site: &Site) -> Result<(), String> {
     if site.functions.len() > LABELS.len() {
-        return Err(format!("{} functions share the reset; the suite names at most {}", site.functions.len(), LABELS.len()));
+        return Err(format!(
+            "{} functions share the reset; the suite names at most {}",
+            site.functions.len(),
+            LABELS.len()
+        ));
     }
     Ok(())
 }
@@ -379,8 +383,11 @@ fn dump(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) -> String {
 /// untouched, and the whole buffer.
 fn hot_reset_info_fields(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) -> Fields {
     let h = call.header();
-    let mut f: Fields =
-        vec![("argsz", Val::Num(h.argsz.into())), ("flags", Val::Hex(h.flags.into())), ("count", Val::Num(h.count.into()))];
+    let mut f: Fields = vec![
+        ("argsz", Val::Num(h.argsz.into())),
+        ("flags", Val::Hex(h.flags.into())),
+        ("count", Val::Num(h.count.into())),
+    ];
     let devices = call.devices();
     for (i, d) in devices.iter().enumerate() {
         let Some(&(k_fn, k_id)) = ENTRY_KEYS.get(i) else {
@@ -764,8 +771,12 @@ fn mark_site(t: &mut Transcript, p: &str, set: &[Member]) -> Result<Vec<Marked>,
             return Err(Abort);
         };
         let (offset, name) = model.mark;
-        let map = t.need(&format!("{p}map the BAR0 of {} (sysfs resource0)", m.label), map_bar0(&m.bdf, offset + 4), none)?;
-        let r = map.write32(offset, MARK).and_then(|()| map.read32(offset)).ok_or_else(|| Fail::other("outside the mapping"));
+        let map =
+            t.need(&format!("{p}map the BAR0 of {} (sysfs resource0)", m.label), map_bar0(&m.bdf, offset + 4), none)?;
+        let r = map
+            .write32(offset, MARK)
+            .and_then(|()| map.read32(offset))
+            .ok_or_else(|| Fail::other("outside the mapping"));
         t.need(&format!("{p}mark {}'s {name}", m.label), r, |v, _| vec![("read back", Val::Hex((*v).into()))])?;
         out.push(Marked { label: m.label, map, offset, name });
     }
@@ -1165,7 +1176,10 @@ fn record_device_reset(t: &mut Transcript, p: &str, d: &Device, m: &Member) {
     let mark = sysfs::model_of(&m.bdf).map(|model| model.mark);
     let map = mark.and_then(|(offset, name)| {
         let map = t.step(&format!("{p}map the BAR0 of A (sysfs resource0)"), map_bar0(&m.bdf, offset + 4), none)?;
-        let r = map.write32(offset, MARK).and_then(|()| map.read32(offset)).ok_or_else(|| Fail::other("outside the mapping"));
+        let r = map
+            .write32(offset, MARK)
+            .and_then(|()| map.read32(offset))
+            .ok_or_else(|| Fail::other("outside the mapping"));
         t.step(&format!("{p}mark A's {name}"), r, |v, _| vec![("read back", Val::Hex((*v).into()))])?;
         Some((map, offset, name))
     });
@@ -1217,6 +1231,12 @@ fn expect_vfio_device_reset(_: &Ctx, t: &Transcript) -> Vec<String> {
 // --------------------------------------------------------------- the race
 
 /// How long each side of the race runs.
+///
+/// With two TCG vCPUs (VFIO_PCI_RS_GUEST_SMP=2) this race froze the whole
+/// guest in about one run of twenty, under either driver: both vCPUs idle
+/// with interrupts enabled, vCPU0's LAPIC timer vector stuck in service, so
+/// jiffies stop and no in-guest timeout fires.  With one vCPU (the default)
+/// 180 runs went through.
 const RACE_TIME: Duration = Duration::from_millis(2500);
 /// How much longer than RACE_TIME the loops may take to notice the end
 /// (one call in flight) before they count as not stopping by themselves.
@@ -1267,32 +1287,19 @@ fn hot_reset_race(c: &Ctx) -> Transcript {
             let (resets, others) = thread::scope(|s| {
                 let resetter = s.spawn(|| {
                     let mut tally = Tally::default();
-                    let mode = std::env::var("RACE_MODE").unwrap_or_default();
                     while Instant::now() < deadline {
-                        if mode.contains("nohot") { thread::sleep(Duration::from_millis(50)); continue; }
-                        if mode.contains("seq") {
-                            tally.add("A: PCI_HOT_RESET zero-length", da.hot_reset_groups(&[]).map_err(Fail::Os));
-                            if let Ok(db) = Device::open_cdev(&b.cdev) {
-                                if db.bind_iommufd(&ictx).is_ok() {
-                                    tally.add("B: VFIO_DEVICE_RESET", db.reset().map_err(Fail::Os));
-                                }
-                            }
-                            continue;
-                        }
-                        let ok = tally.add("A: PCI_HOT_RESET zero-length", da.hot_reset_groups(&[]).map_err(Fail::Os));
-                        if !ok && mode.contains("pause") { thread::sleep(Duration::from_millis(1)); }
+                        tally.add("A: PCI_HOT_RESET zero-length", da.hot_reset_groups(&[]).map_err(Fail::Os));
                     }
                     tally
                 });
                 let opener = s.spawn(|| {
                     let mut tally = Tally::default();
                     while Instant::now() < deadline {
-                        if std::env::var("RACE_MODE").unwrap_or_default().contains("seq") { thread::sleep(Duration::from_millis(50)); continue; }
                         let db = Device::open_cdev(&b.cdev);
                         tally.add("B: open the cdev", db.as_ref().map(|_| ()).map_err(Fail::clone));
                         let Ok(db) = db else { continue };
                         let bound = db.bind_iommufd(&ictx).map(|_| ()).map_err(Fail::Os);
-                        if tally.add("B: VFIO_DEVICE_BIND_IOMMUFD(ictx1)", bound) && !std::env::var("RACE_MODE").unwrap_or_default().contains("noreset") {
+                        if tally.add("B: VFIO_DEVICE_BIND_IOMMUFD(ictx1)", bound) {
                             tally.add("B: VFIO_DEVICE_RESET", db.reset().map_err(Fail::Os));
                         }
                     }

@@ -6,11 +6,11 @@
 
 use crate::harness::{self, Case};
 use crate::ktap::{CaseResult, Ktap, Verdict};
+use crate::scenarios::Site;
 use crate::sys::{dev_major, dev_minor, Errno};
 use crate::sysfs::{self, PciId, Topology};
 use crate::transcript::{compare, Expect, Outcome, Transcript, Val};
 use crate::uapi::*;
-use crate::scenarios::Site;
 use crate::vfio::{HotResetInfoCall, InfoReply};
 use std::fs;
 use std::mem::{offset_of, size_of};
