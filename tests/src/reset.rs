@@ -762,6 +762,11 @@ fn map_bar0(bdf: &str, len: usize) -> Result<Mmio, Fail> {
     Mmio::map_shared(&f, len).map_err(Fail::Os)
 }
 
+/// Write MARK to the register at `offset` and read it back.
+fn write_mark(map: &Mmio, offset: usize) -> Result<u32, Fail> {
+    map.write32(offset, MARK).and_then(|()| map.read32(offset)).ok_or_else(|| Fail::other("outside the mapping"))
+}
+
 /// Map every function's BAR0 and mark its register; steps start with `p`.
 fn mark_site(t: &mut Transcript, p: &str, set: &[Member]) -> Result<Vec<Marked>, Abort> {
     let mut out = Vec::new();
@@ -773,11 +778,7 @@ fn mark_site(t: &mut Transcript, p: &str, set: &[Member]) -> Result<Vec<Marked>,
         let (offset, name) = model.mark;
         let map =
             t.need(&format!("{p}map the BAR0 of {} (sysfs resource0)", m.label), map_bar0(&m.bdf, offset + 4), none)?;
-        let r = map
-            .write32(offset, MARK)
-            .and_then(|()| map.read32(offset))
-            .ok_or_else(|| Fail::other("outside the mapping"));
-        t.need(&format!("{p}mark {}'s {name}", m.label), r, |v, _| vec![("read back", Val::Hex((*v).into()))])?;
+        t.need(&format!("{p}mark {}'s {name}", m.label), write_mark(&map, offset), |v, _| vec![("read back", Val::Hex((*v).into()))])?;
         out.push(Marked { label: m.label, map, offset, name });
     }
     Ok(out)
@@ -1176,11 +1177,7 @@ fn record_device_reset(t: &mut Transcript, p: &str, d: &Device, m: &Member) {
     let mark = sysfs::model_of(&m.bdf).map(|model| model.mark);
     let map = mark.and_then(|(offset, name)| {
         let map = t.step(&format!("{p}map the BAR0 of A (sysfs resource0)"), map_bar0(&m.bdf, offset + 4), none)?;
-        let r = map
-            .write32(offset, MARK)
-            .and_then(|()| map.read32(offset))
-            .ok_or_else(|| Fail::other("outside the mapping"));
-        t.step(&format!("{p}mark A's {name}"), r, |v, _| vec![("read back", Val::Hex((*v).into()))])?;
+        t.step(&format!("{p}mark A's {name}"), write_mark(&map, offset), |v, _| vec![("read back", Val::Hex((*v).into()))])?;
         Some((map, offset, name))
     });
     t.step(&format!("{p}VFIO_DEVICE_RESET"), d.reset(), none);
