@@ -42,10 +42,13 @@ log "building vfio_pci_rs.ko"
 (cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
 
 log "building the in-guest test binary"
-tests_bin=$WORK/tests-target/release/vfio-pci-rs-tests
+# One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
+# building at once never swap binaries.
+tests_target=${VFIO_PCI_RS_TESTS_TARGET:-$WORK/tests-target}
+tests_bin=$tests_target/release/vfio-pci-rs-tests
 # From inside tests/, so cargo reads tests/.cargo/config.toml (static linking).
 if ! (cd "$REPO/tests" && in_root cargo build -q --release --offline \
-	--manifest-path "$REPO/tests/Cargo.toml" --target-dir "$WORK/tests-target") >&2; then
+	--manifest-path "$REPO/tests/Cargo.toml" --target-dir "$tests_target") >&2; then
 	[ "$mode" = run ] || die "the test binary does not build"
 	rm -f "$tests_bin"
 fi

@@ -9,12 +9,22 @@
 //! its dev_set, and the set gets a slot or bus reset once none of it is open.
 
 use crate::{
+    bindings as vfio,
+    config::ConfigState,
     dev_set::{LockedDevSet, ResetScope, SetLocked},
-    hot_reset, ioctl,
+    feature, hot_reset, intrs,
+    intrs::IrqState,
+    ioctl,
+    memory::MemoryGate,
+    mmap,
     pci_function::{PciFunction, SavedState},
-    vfio_device::{Registration, VfioDevice, VfioDeviceOps},
+    regions,
+    vfio_device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
 };
-use kernel::{bindings, new_mutex, prelude::*, sync::aref::ARef, sync::Mutex};
+use kernel::{
+    bindings, mm::virt::VmaNew, new_mutex, prelude::*, sync::aref::ARef, sync::Mutex,
+    uaccess::UserPtr,
+};
 
 /// The state of a function while user space has it open.
 #[derive(Default)]
@@ -33,10 +43,16 @@ pub(crate) struct VfioPciDevice {
     pub(crate) set_state: SetLocked,
     #[pin]
     pub(crate) open_state: Mutex<OpenState>,
-    /// Held while user space must not reach the function's memory (resets): region access
-    /// takes it, a reset holds it across the reset.
+    /// The config space user space sees; built at open.
     #[pin]
-    pub(crate) memory: Mutex<()>,
+    pub(crate) config: Mutex<ConfigState>,
+    /// Interrupts and their eventfds.
+    #[pin]
+    pub(crate) irqs: Mutex<IrqState>,
+    /// The gate to the function's memory (see [`crate::memory`]): BAR access holds it, resets
+    /// and memory-decode changes hold it across the change.
+    #[pin]
+    pub(crate) memory: Mutex<MemoryGate>,
 }
 
 impl VfioPciDevice {
@@ -56,7 +72,9 @@ impl VfioPciDevice {
                 pdev: pdev.into(),
                 set_state: SetLocked::new(),
                 open_state <- new_mutex!(OpenState::default()),
-                memory <- new_mutex!(()),
+                config <- new_mutex!(ConfigState::closed()),
+                irqs <- new_mutex!(IrqState::closed()),
+                memory <- new_mutex!(MemoryGate::new()),
             }),
         )?;
         vdev.assign_device_set(reset_scope.dev_set_key(vdev.as_raw().cast()))?;
@@ -87,6 +105,19 @@ impl VfioDeviceOps for VfioPciDevice {
         if state.saved.is_none() {
             dev_dbg!(pdev.as_device(), "Couldn't store saved state\n");
         }
+        // Interrupt setup may change the command register (INTx disable), which the virtual
+        // config space then starts from.
+        let opened = dev
+            .irqs
+            .lock()
+            .open(pdev)
+            .and_then(|()| dev.config.lock().open(pdev));
+        if let Err(e) = opened {
+            dev.config.lock().close();
+            state.saved = None;
+            pdev.disable();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -96,6 +127,10 @@ impl VfioDeviceOps for VfioPciDevice {
         let set = unsafe { LockedDevSet::held_by_core(dev) };
         let member = set.this();
         let pdev: &PciFunction = &dev.pdev;
+        intrs::teardown(dev);
+        dev.config.lock().close();
+        dev.memory.lock().set_decode_enabled(false);
+
         let mut state = dev.open_state.lock();
         let reset_works = core::mem::take(&mut state.reset_works);
 
@@ -135,7 +170,46 @@ impl VfioDeviceOps for VfioPciDevice {
         ioctl::dispatch(dev, cmd, arg)
     }
 
+    fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        regions::rw(dev, buf, count, pos, false)
+    }
+
+    fn write(
+        dev: &VfioDevice<Self>,
+        buf: UserPtr,
+        count: usize,
+        pos: &mut i64,
+    ) -> Result<usize> {
+        regions::rw(dev, buf, count, pos, true)
+    }
+
+    fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result {
+        mmap::mmap(dev, vma)
+    }
+
+    fn region_info(
+        dev: &VfioDevice<Self>,
+        info: &mut vfio::vfio_region_info,
+        caps: &mut InfoCaps<'_>,
+    ) -> Result {
+        regions::info(dev, info, caps)
+    }
+
+    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+        feature::device_feature(dev, flags, arg, argsz)
+    }
+
     fn request(dev: &VfioDevice<Self>, count: u32) {
+        if intrs::signal_request(dev) {
+            if count % 10 == 0 {
+                dev_notice!(
+                    dev.pdev.as_device(),
+                    "Relaying device request to user (#{})\n",
+                    count
+                );
+            }
+            return;
+        }
         if count == 0 {
             dev_warn!(
                 dev.pdev.as_device(),

@@ -14,6 +14,7 @@ use crate::{
     bindings as vfio,
     dev_set::{probe_hot_reset, LockedDevSet},
     device::VfioPciDevice,
+    memory,
     pci_function::PciFunction,
     vfio_device::VfioDevice,
 };
@@ -233,7 +234,7 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
         }
         // Taking several of these locks in a row could deadlock against another hot reset
         // of the same set in another order; back off on contention instead.
-        let access = member_dev.memory.try_lock().ok_or(EBUSY)?;
+        let access = memory::try_lock_and_zap(member_dev).ok_or(EBUSY)?;
         blocked.push(access, GFP_KERNEL)?;
     }
 

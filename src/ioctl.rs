@@ -6,7 +6,9 @@
 //! and copies the result out, returning the errno vfio-pci returns for the same input. Nothing
 //! changes on an error path.
 
-use crate::{bindings, device::VfioPciDevice, hot_reset, vfio_device::VfioDevice};
+use crate::{
+    bindings, device::VfioPciDevice, hot_reset, intrs, memory, vfio_device::VfioDevice,
+};
 use core::mem::{offset_of, size_of};
 use kernel::{
     prelude::*,
@@ -26,6 +28,8 @@ pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) ->
     match cmd {
         bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => get_info(dev, arg),
         bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => reset(dev),
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => intrs::get_irq_info(dev, arg),
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(dev, arg),
         bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
             hot_reset::get_info(dev, arg)
         }
@@ -66,7 +70,7 @@ fn reset(dev: &VfioDevice<VfioPciDevice>) -> Result<isize> {
     if !dev.open_state.lock().reset_works {
         return Err(EINVAL);
     }
-    let _blocked = dev.memory.lock();
+    let _blocked = memory::lock_and_zap(dev);
     dev.pdev.set_power_d0();
     dev.pdev.try_reset_function().map(|()| 0)
 }

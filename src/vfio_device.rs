@@ -17,10 +17,12 @@ use core::{
 };
 use kernel::{
     error::{from_err_ptr, from_result, to_result},
-    ffi::{c_int, c_long, c_uint, c_ulong, c_void},
+    ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
+    mm::virt::VmaNew,
     prelude::*,
     sync::aref::{ARef, AlwaysRefCounted},
     types::Opaque,
+    uaccess::UserPtr,
 };
 
 /// The callbacks a driver implements for its VFIO devices.
@@ -39,6 +41,50 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
 
     /// The core asks the user to release the device (unbind in progress), `count` times so far.
     fn request(dev: &VfioDevice<Self>, count: u32);
+
+    /// `read(2)` of `count` bytes at `*pos` of the device file into user memory at `buf`;
+    /// advances `*pos` by what it returns.
+    fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize>;
+
+    /// `write(2)` of `count` bytes from user memory at `buf` to `*pos` of the device file;
+    /// advances `*pos` by what it returns.
+    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64)
+        -> Result<usize>;
+
+    /// `mmap(2)` of the device file: sets up `vma` (a mapping being created).
+    fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result;
+
+    /// `VFIO_DEVICE_GET_REGION_INFO`: fills `info` for `info.index` (the core has checked
+    /// `argsz` and copies the result and the capabilities out).
+    fn region_info(
+        dev: &VfioDevice<Self>,
+        info: &mut bindings::vfio_region_info,
+        caps: &mut InfoCaps<'_>,
+    ) -> Result;
+
+    /// A `VFIO_DEVICE_FEATURE` the core does not handle itself; `arg` points past the
+    /// `vfio_device_feature` header, `argsz` counts the bytes there.
+    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize)
+        -> Result;
+}
+
+/// The capability chain of an info ioctl's reply, collected by the core
+/// (`struct vfio_info_cap`), which appends it after the fixed reply.
+pub(crate) struct InfoCaps<'a>(&'a mut bindings::vfio_info_cap);
+
+impl InfoCaps<'_> {
+    /// Appends the capability `cap`, whose bytes start with a `vfio_info_cap_header`; the
+    /// core fills in the header's `next` link.
+    pub(crate) fn add(&mut self, cap: &mut [u8]) -> Result {
+        if cap.len() < size_of::<bindings::vfio_info_cap_header>() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `self.0` is the core's chain for this ioctl; `cap` is a readable buffer of
+        // `cap.len()` bytes beginning with a header (checked above), which the core copies.
+        to_result(unsafe {
+            bindings::vfio_info_add_capability(self.0, cap.as_mut_ptr().cast(), cap.len())
+        })
+    }
 }
 
 /// A `struct vfio_device` followed by the driver's state.
@@ -98,16 +144,16 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         pasid_detach_ioas: Some(bindings::vfio_iommufd_physical_pasid_detach_ioas),
         open_device: Some(Self::open_device_callback),
         close_device: Some(Self::close_device_callback),
-        read: None,
-        write: None,
+        read: Some(Self::read_callback),
+        write: Some(Self::write_callback),
         ioctl: Some(Self::ioctl_callback),
-        get_region_info_caps: None,
-        mmap: None,
+        get_region_info_caps: Some(Self::region_info_callback),
+        mmap: Some(Self::mmap_callback),
         request: Some(Self::request_callback),
         match_: None,
         match_token_uuid: None,
         dma_unmap: None,
-        device_feature: None,
+        device_feature: Some(Self::device_feature_callback),
     };
 
     /// Allocates a VFIO device for `parent` and initialises its state with `init`.
@@ -224,6 +270,89 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         match T::ioctl(this, cmd, arg as usize) {
             Ok(ret) => ret as c_long,
             Err(err) => err.to_errno() as c_long,
+        }
+    }
+
+    unsafe extern "C" fn read_callback(
+        core: *mut bindings::vfio_device,
+        buf: *mut c_char,
+        count: usize,
+        ppos: *mut i64,
+    ) -> isize {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        // SAFETY: The core passes the file position of this `read(2)`, valid for the call.
+        let pos = unsafe { &mut *ppos };
+        match T::read(this, UserPtr::from_ptr(buf.cast()), count, pos) {
+            Ok(done) => done as isize,
+            Err(err) => err.to_errno() as isize,
+        }
+    }
+
+    unsafe extern "C" fn write_callback(
+        core: *mut bindings::vfio_device,
+        buf: *const c_char,
+        count: usize,
+        ppos: *mut i64,
+    ) -> isize {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        // SAFETY: The core passes the file position of this `write(2)`, valid for the call.
+        let pos = unsafe { &mut *ppos };
+        match T::write(this, UserPtr::from_ptr(buf.cast_mut().cast()), count, pos) {
+            Ok(done) => done as isize,
+            Err(err) => err.to_errno() as isize,
+        }
+    }
+
+    unsafe extern "C" fn mmap_callback(
+        core: *mut bindings::vfio_device,
+        vma: *mut kernel::bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        // SAFETY: The core calls `mmap` from the file's `mmap` hook, with the new mapping
+        // set up but not yet visible, and the mmap lock held for writing.
+        let vma = unsafe { VmaNew::from_raw(vma) };
+        from_result(|| T::mmap(this, vma).map(|()| 0))
+    }
+
+    unsafe extern "C" fn region_info_callback(
+        core: *mut bindings::vfio_device,
+        info: *mut bindings::vfio_region_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        // SAFETY: Both point to the core's locals of this ioctl, exclusively ours for the call.
+        let (info, caps) = unsafe { (&mut *info, &mut *caps) };
+        from_result(|| T::region_info(this, info, &mut InfoCaps(caps)).map(|()| 0))
+    }
+
+    unsafe extern "C" fn device_feature_callback(
+        core: *mut bindings::vfio_device,
+        flags: u32,
+        arg: *mut c_void,
+        argsz: usize,
+    ) -> c_int {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        from_result(|| T::device_feature(this, flags, UserPtr::from_ptr(arg), argsz).map(|()| 0))
+    }
+
+    /// Removes every user mapping of the device file's bytes `[start, start + len)`, so that
+    /// the next access faults (and goes through the driver's fault handler again).
+    pub(crate) fn zap_mappings(&self, start: u64, len: u64) {
+        // SAFETY: `self.as_raw()` is valid; the core sets `inode` at allocation (every open
+        // file of the device shares it) and keeps it until release.
+        unsafe {
+            let inode = (*self.as_raw()).inode;
+            kernel::bindings::unmap_mapping_range(
+                (*inode).i_mapping,
+                start as i64,
+                len as i64,
+                1,
+            );
         }
     }
 

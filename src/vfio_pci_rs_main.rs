@@ -16,14 +16,21 @@
 use kernel::{driver, prelude::*};
 
 mod bindings;
+mod config;
 mod dev_set;
 mod device;
+mod feature;
 mod hot_reset;
 mod ids;
+mod intrs;
 mod ioctl;
+mod memory;
+mod mmap;
 mod params;
 mod pci_driver;
 mod pci_function;
+mod rdwr;
+mod regions;
 mod vfio_device;
 
 module! {
