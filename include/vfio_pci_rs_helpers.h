@@ -7,7 +7,14 @@
 #define VFIO_PCI_RS_HELPERS_H
 
 struct pci_bus;
+struct vm_area_struct;
 
 int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus);
+
+/*
+ * Makes a new mapping an uncached, pinned-out-of-dumps I/O mapping of raw PFNs (what
+ * io_remap_pfn_range() would set), before any PFN is inserted at fault time.
+ */
+void vfio_pci_rs_vma_init_pfnmap(struct vm_area_struct *vma);
 
 #endif

@@ -105,6 +105,7 @@ impl VfioDeviceOps for VfioPciDevice {
         if state.saved.is_none() {
             dev_dbg!(pdev.as_device(), "Couldn't store saved state\n");
         }
+        dev.memory.lock().open(pdev);
         // Interrupt setup may change the command register (INTx disable), which the virtual
         // config space then starts from.
         let opened = dev
@@ -114,6 +115,7 @@ impl VfioDeviceOps for VfioPciDevice {
             .and_then(|()| dev.config.lock().open(pdev));
         if let Err(e) = opened {
             dev.config.lock().close();
+            dev.memory.lock().close();
             state.saved = None;
             pdev.disable();
             return Err(e);
@@ -129,7 +131,7 @@ impl VfioDeviceOps for VfioPciDevice {
         let pdev: &PciFunction = &dev.pdev;
         intrs::teardown(dev);
         dev.config.lock().close();
-        dev.memory.lock().set_decode_enabled(false);
+        dev.memory.lock().close();
 
         let mut state = dev.open_state.lock();
         let reset_works = core::mem::take(&mut state.reset_works);

@@ -3,6 +3,7 @@
  * Out-of-line wrappers of the static inline kernel functions vfio-pci-rs needs, so Rust can
  * call them. Nothing else belongs here.
  */
+#include <linux/mm.h>
 #include <linux/pci.h>
 
 #include "vfio_pci_rs_helpers.h"
@@ -10,4 +11,10 @@
 int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus)
 {
 	return pci_domain_nr(bus);
+}
+
+void vfio_pci_rs_vma_init_pfnmap(struct vm_area_struct *vma)
+{
+	vma->vm_page_prot = pgprot_decrypted(pgprot_noncached(vma->vm_page_prot));
+	vm_flags_set(vma, VM_ALLOW_ANY_UNCACHED | VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
 }

@@ -10,20 +10,47 @@
 //! driver (and is refused or remapped). Lock order: virtual config, then this gate; the mmap
 //! lock of a faulting process, then this gate.
 
-use crate::{device::VfioPciDevice, regions::Region, vfio_device::VfioDevice};
-use kernel::sync::MutexGuard;
+use crate::{
+    bars::OpenBars, device::VfioPciDevice, pci_function::PciFunction, regions::Region,
+    vfio_device::VfioDevice,
+};
+use kernel::{prelude::*, sync::MutexGuard};
 
-/// What the gate guards: whether the function currently decodes memory.
+/// What the gate guards: the BARs claimed while the function is open, and whether the
+/// function currently decodes memory.
 pub(crate) struct MemoryGate {
     decode_enabled: bool,
+    bars: Option<OpenBars>,
 }
 
 impl MemoryGate {
-    /// A gate for a function that is not open: no decode.
+    /// A gate for a function that is not open: no BARs, no decode.
     pub(crate) const fn new() -> Self {
         Self {
             decode_enabled: false,
+            bars: None,
         }
+    }
+
+    /// Claims and maps the BARs at first open. Decode starts as the function's command
+    /// register has it now, which is what the virtual config space starts from too (a virtual
+    /// function decodes memory whatever its command register says).
+    pub(crate) fn open(&mut self, pdev: &PciFunction) {
+        self.bars = Some(OpenBars::open(pdev));
+        let command = pdev.read_config_word(kernel::bindings::PCI_COMMAND);
+        self.decode_enabled = pdev.has_no_command_memory()
+            || command & kernel::bindings::PCI_COMMAND_MEMORY as u16 != 0;
+    }
+
+    /// Releases the BARs at last close.
+    pub(crate) fn close(&mut self) {
+        self.decode_enabled = false;
+        self.bars = None;
+    }
+
+    /// The BARs of the open function (`EINVAL` when it is not open, which the core prevents).
+    pub(crate) fn bars(&self) -> Result<&OpenBars> {
+        self.bars.as_ref().ok_or(EINVAL)
     }
 
     /// Whether BAR access is allowed now.

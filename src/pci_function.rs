@@ -224,6 +224,71 @@ impl PciFunction {
         let _ = unsafe { bindings::pci_write_config_word(self.as_raw(), offset as c_int, value) };
     }
 
+    /// Reads a 16-bit config register (all ones if the read fails, as the hardware would
+    /// answer for a missing function).
+    pub(crate) fn read_config_word(&self, offset: u32) -> u16 {
+        let mut value = u16::MAX;
+        // SAFETY: Valid by the type invariant; `value` is a valid output location.
+        let _ = unsafe { bindings::pci_read_config_word(self.as_raw(), offset as c_int, &mut value) };
+        value
+    }
+
+    /// Reads a 32-bit config register (all ones if the read fails).
+    pub(crate) fn read_config_dword(&self, offset: u32) -> u32 {
+        let mut value = u32::MAX;
+        // SAFETY: Valid by the type invariant; `value` is a valid output location.
+        let _ =
+            unsafe { bindings::pci_read_config_dword(self.as_raw(), offset as c_int, &mut value) };
+        value
+    }
+
+    /// The size of the function's config space: 256 bytes, or 4096 with extended config.
+    pub(crate) fn cfg_size(&self) -> u32 {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { (*self.as_raw()).cfg_size as u32 }
+    }
+
+    /// The offset of the MSI-X capability, if the function has one.
+    pub(crate) fn msix_cap(&self) -> Option<u8> {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        let cap = unsafe { (*self.as_raw()).msix_cap };
+        (cap != 0).then_some(cap)
+    }
+
+    /// The platform's copy of the function's ROM (address, length), if the firmware provided
+    /// one and the ROM BAR is not used.
+    pub(crate) fn platform_rom(&self) -> Option<(u64, usize)> {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        let (rom, len) = unsafe { ((*self.as_raw()).rom, (*self.as_raw()).romlen) };
+        (rom != 0 && len != 0).then_some((rom, len))
+    }
+
+    /// Whether the ROM BAR holds a valid ROM image (maps and unmaps it; memory decode must
+    /// be on).
+    pub(crate) fn rom_has_image(&self) -> bool {
+        let mut size = 0usize;
+        // SAFETY: Valid by the type invariant; `size` is a valid output location.
+        let io = unsafe { bindings::pci_map_rom(self.as_raw(), &mut size) };
+        if io.is_null() {
+            return false;
+        }
+        // SAFETY: `io` was just returned by `pci_map_rom` for this function.
+        unsafe { bindings::pci_unmap_rom(self.as_raw(), io) };
+        true
+    }
+
+    /// Whether the function ignores the command register's memory bit (some VFs).
+    pub(crate) fn has_no_command_memory(&self) -> bool {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { bindings::pci_dev::no_command_memory_raw(self.as_raw()) != 0 }
+    }
+
+    /// Whether the platform forbids CPU mappings of the function's BARs.
+    pub(crate) fn has_non_mappable_bars(&self) -> bool {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { bindings::pci_dev::non_mappable_bars_raw(self.as_raw()) != 0 }
+    }
+
     /// Resets the function alone with the best method it supports, unless its device lock is
     /// contended (`EAGAIN`) or it has none (`ENOTTY`).
     pub(crate) fn try_reset_function(&self) -> Result {

@@ -7,8 +7,19 @@
 //! from the region info, never from this constant. `read(2)`/`write(2)` at a file offset are
 //! routed here to the region's handler.
 
-use crate::{bindings, config, device::VfioPciDevice, rdwr, vfio_device::VfioDevice};
-use kernel::{prelude::*, uaccess::UserPtr};
+use crate::{
+    bars::BarResource,
+    bindings, config,
+    device::VfioPciDevice,
+    memory,
+    pci_function::PciFunction,
+    rdwr,
+    vfio_device::{InfoCaps, VfioDevice},
+};
+use kernel::{prelude::*, transmute::AsBytes, uaccess::UserPtr};
+
+// SAFETY: Two `u16` and a `u32`, no padding: every byte is initialised.
+unsafe impl AsBytes for bindings::vfio_info_cap_header {}
 
 /// Bits of a file offset that address bytes inside one region.
 pub(crate) const OFFSET_SHIFT: u32 = 40;
@@ -87,11 +98,77 @@ pub(crate) fn rw(
     Ok(done)
 }
 
-/// `VFIO_DEVICE_GET_REGION_INFO` for `info.index`.
+/// `VFIO_DEVICE_GET_REGION_INFO` for `info.index`: where the region is in the file, how big
+/// it is, what may be done with it, and (for the BAR holding the MSI-X table) that the table
+/// may be mmapped too, as vfio-pci says on platforms that remap interrupts.
 pub(crate) fn info(
-    _dev: &VfioDevice<VfioPciDevice>,
-    _info: &mut bindings::vfio_region_info,
-    _caps: &mut crate::vfio_device::InfoCaps<'_>,
+    dev: &VfioDevice<VfioPciDevice>,
+    info: &mut bindings::vfio_region_info,
+    caps: &mut InfoCaps<'_>,
 ) -> Result {
-    Err(EINVAL)
+    const READ: u32 = bindings::VFIO_REGION_INFO_FLAG_READ;
+    const WRITE: u32 = bindings::VFIO_REGION_INFO_FLAG_WRITE;
+    const MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
+
+    let region = Region::from_index(info.index).ok_or(EINVAL)?;
+    let pdev: &PciFunction = &dev.pdev;
+    let (size, flags) = match region {
+        Region::Config => (u64::from(pdev.cfg_size()), READ | WRITE),
+        Region::Bar(bar) => {
+            let len = BarResource::of(pdev, usize::from(bar)).len;
+            if len == 0 {
+                (0, 0)
+            } else {
+                let gate = memory::lock(dev);
+                let bars = gate.bars()?;
+                if bars.mmappable(bar) {
+                    if bars.msix.is_some_and(|table| table.bar == bar) {
+                        let cap = bindings::vfio_info_cap_header {
+                            id: bindings::VFIO_REGION_INFO_CAP_MSIX_MAPPABLE as u16,
+                            version: 1,
+                            next: 0,
+                        };
+                        caps.add(cap.as_bytes())?;
+                    }
+                    (len, READ | WRITE | MMAP)
+                } else {
+                    (len, READ | WRITE)
+                }
+            }
+        }
+        Region::Rom => rom_info(dev)?,
+        // No VGA support: vfio-pci refuses the index on functions without VGA.
+        Region::Vga => return Err(EINVAL),
+    };
+    info.offset = region.file_offset();
+    info.size = size;
+    info.flags = flags;
+    Ok(())
+}
+
+/// The ROM region's size and flags: readable, with the size of the ROM BAR, when the ROM
+/// holds a valid image (checked by mapping it, which needs memory decode on for a moment);
+/// or the platform's copy of the ROM, sized to a power of two; or nothing.
+fn rom_info(dev: &VfioDevice<VfioPciDevice>) -> Result<(u64, u32)> {
+    let pdev: &PciFunction = &dev.pdev;
+    let res = BarResource::of(pdev, kernel::bindings::PCI_ROM_RESOURCE as usize);
+    if res.start != 0 {
+        let _gate = memory::lock(dev);
+        let command = pdev.read_config_word(kernel::bindings::PCI_COMMAND);
+        let memory_bit = kernel::bindings::PCI_COMMAND_MEMORY as u16;
+        if command & memory_bit == 0 {
+            pdev.write_config_word(kernel::bindings::PCI_COMMAND, command | memory_bit);
+        }
+        let valid = pdev.rom_has_image();
+        pdev.write_config_word(kernel::bindings::PCI_COMMAND, command);
+        Ok(if valid {
+            (res.len, bindings::VFIO_REGION_INFO_FLAG_READ)
+        } else {
+            (0, 0)
+        })
+    } else if let Some((_, len)) = pdev.platform_rom() {
+        Ok(((len as u64).next_power_of_two(), bindings::VFIO_REGION_INFO_FLAG_READ))
+    } else {
+        Ok((0, 0))
+    }
 }

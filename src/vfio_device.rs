@@ -75,14 +75,15 @@ pub(crate) struct InfoCaps<'a>(&'a mut bindings::vfio_info_cap);
 impl InfoCaps<'_> {
     /// Appends the capability `cap`, whose bytes start with a `vfio_info_cap_header`; the
     /// core fills in the header's `next` link.
-    pub(crate) fn add(&mut self, cap: &mut [u8]) -> Result {
+    pub(crate) fn add(&mut self, cap: &[u8]) -> Result {
         if cap.len() < size_of::<bindings::vfio_info_cap_header>() {
             return Err(EINVAL);
         }
         // SAFETY: `self.0` is the core's chain for this ioctl; `cap` is a readable buffer of
-        // `cap.len()` bytes beginning with a header (checked above), which the core copies.
+        // `cap.len()` bytes beginning with a header (checked above), which the core only
+        // reads (copies) despite the non-const parameter.
         to_result(unsafe {
-            bindings::vfio_info_add_capability(self.0, cap.as_mut_ptr().cast(), cap.len())
+            bindings::vfio_info_add_capability(self.0, cap.as_ptr().cast_mut().cast(), cap.len())
         })
     }
 }

@@ -15,6 +15,7 @@
 
 use kernel::{driver, prelude::*};
 
+mod bars;
 mod bindings;
 mod config;
 mod dev_set;

@@ -21,6 +21,7 @@ mod demo;
 mod driver;
 mod harness;
 mod ktap;
+mod regions;
 mod reset;
 mod scenarios;
 mod selfcheck;

@@ -254,6 +254,7 @@ pub fn delete_module(name: &CStr) -> Result<(), Errno> {
 const PROT_READ: c_int = 1;
 const PROT_WRITE: c_int = 2;
 const MAP_SHARED: c_int = 1;
+const MAP_PRIVATE: c_int = 2;
 const PAGE_SIZE: usize = 4096;
 
 /// A `MAP_SHARED`, read/write mapping of the first `len` bytes of a file
@@ -268,10 +269,19 @@ impl Mmio {
     /// Map the first `len` bytes (rounded up to whole pages) of `file`,
     /// which must be open for reading and writing.
     pub fn map_shared(file: &impl AsRawFd, len: usize) -> Result<Mmio, Errno> {
+        Mmio::map_at(file, 0, len, true)
+    }
+
+    /// Map `len` bytes (rounded up to whole pages) of `file` at file offset
+    /// `offset`, shared or private.
+    pub fn map_at(file: &impl AsRawFd, offset: u64, len: usize, shared: bool) -> Result<Mmio, Errno> {
         let len = len.div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
+        let flags = if shared { MAP_SHARED } else { MAP_PRIVATE };
         // SAFETY: a fresh mapping chosen by the kernel (addr NULL) overlaps
         // nothing of ours; the fd is only used by the call.
-        let p = unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, MAP_SHARED, file.as_raw_fd(), 0) };
+        let p = unsafe {
+            mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, flags, file.as_raw_fd(), offset as i64)
+        };
         if p as isize == -1 {
             return Err(Errno::last());
         }

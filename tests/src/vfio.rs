@@ -192,7 +192,18 @@ fn word(bytes: &[u8], i: usize) -> u32 {
 /// An open VFIO device: either from a group or a cdev.
 pub struct Device(File);
 
+impl std::os::fd::AsRawFd for Device {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 impl Device {
+    /// The device file, for read(2)/write(2) of its regions.
+    pub fn file(&self) -> &File {
+        &self.0
+    }
+
     /// open(2) the device cdev; nothing is granted until BIND_IOMMUFD.
     pub fn open_cdev(name: &str) -> Result<Device, Fail> {
         open_rw(Path::new(&cdev_path(name))).map(Device)
