@@ -18,7 +18,8 @@ use crate::{
     memory::MemoryGate,
     mmap,
     pci_function::{PciFunction, SavedState},
-    regions,
+    regions, vf_token,
+    vf_token::VfToken,
     vfio_device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
 };
 use kernel::{
@@ -49,6 +50,9 @@ pub(crate) struct VfioPciDevice {
     /// Interrupts and their eventfds.
     #[pin]
     pub(crate) irqs: Mutex<IrqState>,
+    /// The VF token, for SR-IOV physical functions (see [`crate::vf_token`]).
+    #[pin]
+    pub(crate) vf_token: Mutex<Option<VfToken>>,
     /// The gate to the function's memory (see [`crate::memory`]): BAR access holds it, resets
     /// and memory-decode changes hold it across the change.
     #[pin]
@@ -74,6 +78,7 @@ impl VfioPciDevice {
                 open_state <- new_mutex!(OpenState::default()),
                 config <- new_mutex!(ConfigState::closed()),
                 irqs <- new_mutex!(IrqState::closed()),
+                vf_token <- new_mutex!(VfToken::for_function(pdev)),
                 memory <- new_mutex!(MemoryGate::new()),
             }),
         )?;
@@ -199,6 +204,14 @@ impl VfioDeviceOps for VfioPciDevice {
 
     fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
         feature::device_feature(dev, flags, arg, argsz)
+    }
+
+    fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool> {
+        vf_token::match_name(dev, name)
+    }
+
+    fn match_token(dev: &VfioDevice<Self>, token: Option<&[u8; 16]>) -> Result {
+        vf_token::match_token(dev, token)
     }
 
     fn request(dev: &VfioDevice<Self>, count: u32) {

@@ -1,18 +1,100 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `VFIO_DEVICE_FEATURE`: the features a VMM probes, answered as vfio-pci answers them.
+//! `VFIO_DEVICE_FEATURE`: the features vfio-pci implements beyond the core's (migration and
+//! dirty tracking stay `ENOTTY`: no migration driver), answered as vfio-pci answers them.
 //!
-//! (Skeleton: being written.)
+//! - `LOW_POWER_ENTRY` / `LOW_POWER_ENTRY_WITH_WAKEUP` / `LOW_POWER_EXIT` (SET): user space
+//!   lets the function go to a low power state while it does not use it. Memory access is cut
+//!   (BAR mmaps zapped, `read(2)`/`write(2)` `EIO`, faults `SIGBUS`) until it exits or closes
+//!   the device. Runtime power management itself is a no-op in kernels without `CONFIG_PM`,
+//!   as in the test kernel; the contract user space sees is the same.
+//! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
+//! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
-use crate::{device::VfioPciDevice, vfio_device::VfioDevice};
-use kernel::{prelude::*, uaccess::UserPtr};
+use crate::{bindings, device::VfioPciDevice, eventfd::EventFd, memory, vfio_device::VfioDevice};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// The GET and SET bits of a feature request.
+const GET_SET: u32 = bindings::VFIO_DEVICE_FEATURE_GET | bindings::VFIO_DEVICE_FEATURE_SET;
+
+/// What the checked request asks for: only whether it is supported, or to do it.
+enum Request {
+    Probe,
+    Run,
+}
+
+/// Validates a request for a feature that supports the operations `supported` and needs
+/// `minsz` bytes of data, as every vfio driver must.
+fn check(flags: u32, argsz: usize, supported: u32, minsz: usize) -> Result<Request> {
+    if flags & GET_SET & !supported != 0 {
+        return Err(EINVAL);
+    }
+    if flags & bindings::VFIO_DEVICE_FEATURE_PROBE != 0 {
+        return Ok(Request::Probe);
+    }
+    if flags & GET_SET == 0 || argsz < minsz {
+        return Err(EINVAL);
+    }
+    Ok(Request::Run)
+}
 
 /// A feature the VFIO core passes to the driver.
 pub(crate) fn device_feature(
-    _dev: &VfioDevice<VfioPciDevice>,
-    _flags: u32,
-    _arg: UserPtr,
-    _argsz: usize,
+    dev: &VfioDevice<VfioPciDevice>,
+    flags: u32,
+    arg: UserPtr,
+    argsz: usize,
 ) -> Result {
-    Err(ENOTTY)
+    const SET: u32 = bindings::VFIO_DEVICE_FEATURE_SET;
+    match flags & bindings::VFIO_DEVICE_FEATURE_MASK {
+        bindings::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY => match check(flags, argsz, SET, 0)? {
+            Request::Probe => Ok(()),
+            Request::Run => enter_low_power(dev, None),
+        },
+        bindings::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP => {
+            let size = core::mem::size_of::<bindings::vfio_device_low_power_entry_with_wakeup>();
+            match check(flags, argsz, SET, size)? {
+                Request::Probe => Ok(()),
+                Request::Run => {
+                    let wakeup_fd = UserSlice::new(arg, size).reader().read::<i32>()?;
+                    if wakeup_fd < 0 {
+                        return Err(EINVAL);
+                    }
+                    enter_low_power(dev, Some(EventFd::from_fd(wakeup_fd)?))
+                }
+            }
+        }
+        bindings::VFIO_DEVICE_FEATURE_LOW_POWER_EXIT => match check(flags, argsz, SET, 0)? {
+            Request::Probe => Ok(()),
+            Request::Run => {
+                memory::lock(dev).exit_low_power();
+                Ok(())
+            }
+        },
+        bindings::VFIO_DEVICE_FEATURE_PCI_VF_TOKEN => {
+            let mut token = dev.vf_token.lock();
+            let Some(token) = Option::as_mut(&mut *token) else {
+                return Err(ENOTTY);
+            };
+            match check(flags, argsz, SET, 16)? {
+                Request::Probe => Ok(()),
+                Request::Run => {
+                    let mut uuid = [0u8; 16];
+                    UserSlice::new(arg, 16).reader().read_slice(&mut uuid)?;
+                    token.set(uuid);
+                    Ok(())
+                }
+            }
+        }
+        _ => Err(ENOTTY),
+    }
+}
+
+/// Cuts memory access until the user exits low power (or closes the device); `EINVAL` if it
+/// already did.
+fn enter_low_power(dev: &VfioDevice<VfioPciDevice>, wake: Option<EventFd>) -> Result {
+    memory::lock_and_zap(dev).enter_low_power(wake)
 }

@@ -11,15 +11,22 @@
 //! lock of a faulting process, then this gate.
 
 use crate::{
-    bars::OpenBars, device::VfioPciDevice, pci_function::PciFunction, regions::Region,
-    vfio_device::VfioDevice,
+    bars::OpenBars, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
+    regions::Region, vfio_device::VfioDevice,
 };
 use kernel::{prelude::*, sync::MutexGuard};
 
-/// What the gate guards: the BARs claimed while the function is open, and whether the
-/// function currently decodes memory.
+/// The user's permission for the function to sit in a low power state
+/// (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), with the eventfd to signal if it wakes up.
+struct LowPower {
+    _wake: Option<EventFd>,
+}
+
+/// What the gate guards: the BARs claimed while the function is open, whether the function
+/// currently decodes memory, and whether user space let it go to low power.
 pub(crate) struct MemoryGate {
     decode_enabled: bool,
+    low_power: Option<LowPower>,
     bars: Option<OpenBars>,
 }
 
@@ -28,6 +35,7 @@ impl MemoryGate {
     pub(crate) const fn new() -> Self {
         Self {
             decode_enabled: false,
+            low_power: None,
             bars: None,
         }
     }
@@ -45,7 +53,34 @@ impl MemoryGate {
     /// Releases the BARs at last close.
     pub(crate) fn close(&mut self) {
         self.decode_enabled = false;
+        self.low_power = None;
         self.bars = None;
+    }
+
+    /// Lets the function go to low power; `EINVAL` if it already may.
+    pub(crate) fn enter_low_power(&mut self, wake: Option<EventFd>) -> Result {
+        if self.low_power.is_some() {
+            return Err(EINVAL);
+        }
+        self.low_power = Some(LowPower { _wake: wake });
+        Ok(())
+    }
+
+    /// Takes the function out of low power (nothing if it was not in it).
+    pub(crate) fn exit_low_power(&mut self) {
+        self.low_power = None;
+    }
+
+    /// Whether `read(2)`/`write(2)` may reach the function's memory now: its virtual command
+    /// register enables decode and it is not in D3 (where memory does not answer).
+    pub(crate) fn accessible(&self, pdev: &PciFunction) -> bool {
+        self.decode_enabled && !pdev.in_d3()
+    }
+
+    /// Whether a page of a BAR may be mapped into user space now: as [`Self::accessible`],
+    /// and the user has not let the function go to low power.
+    pub(crate) fn mappable(&self, pdev: &PciFunction) -> bool {
+        self.accessible(pdev) && self.low_power.is_none()
     }
 
     /// The BARs of the open function (`EINVAL` when it is not open, which the core prevents).
@@ -53,7 +88,7 @@ impl MemoryGate {
         self.bars.as_ref().ok_or(EINVAL)
     }
 
-    /// Whether BAR access is allowed now.
+    /// Whether the virtual command register enables memory decode.
     pub(crate) fn decode_enabled(&self) -> bool {
         self.decode_enabled
     }

@@ -277,6 +277,20 @@ impl PciFunction {
         true
     }
 
+    /// Whether the function is in D3hot or D3cold, where its memory does not answer.
+    pub(crate) fn in_d3(&self) -> bool {
+        // SAFETY: Valid by the type invariant; a racy read is what the PCI core's own
+        // callers do too (the state changes only under the driver's control).
+        let state = unsafe { (*self.as_raw()).current_state };
+        state >= crate::bindings::VFIO_PCI_RS_PCI_D3HOT
+    }
+
+    /// Whether the function is an SR-IOV physical function (has the SR-IOV capability).
+    pub(crate) fn is_physfn(&self) -> bool {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { bindings::pci_dev::is_physfn_raw(self.as_raw()) != 0 }
+    }
+
     /// Whether the function ignores the command register's memory bit (some VFs).
     pub(crate) fn has_no_command_memory(&self) -> bool {
         // SAFETY: Valid by the type invariant; set at enumeration.

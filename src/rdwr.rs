@@ -196,7 +196,7 @@ pub(crate) fn bar_rw(
     let mut user = UserBuffer::new(buf, count as usize, write);
     split_rw(&mut user, offset, count, excluded, Width::W8, |at, width, value| {
         let gate = memory::lock(dev);
-        if test_mem && !gate.decode_enabled() {
+        if test_mem && !gate.accessible(pdev) {
             return Err(EIO);
         }
         let io = gate.bars()?.mapping(bar)?.io().wrapping_byte_add(at as usize);
@@ -293,7 +293,7 @@ pub(crate) fn rom_read(
     // Some devices fault on 64-bit ROM reads: at most 32 bits, as vfio-pci.
     split_rw(&mut user, offset, count, excluded, Width::W4, |at, width, _| {
         let gate = memory::lock(dev);
-        if !gate.decode_enabled() {
+        if !gate.accessible(pdev) {
             return Err(EIO);
         }
         let io = rom.io.as_ptr().wrapping_byte_add(at as usize);

@@ -62,6 +62,13 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
         caps: &mut InfoCaps<'_>,
     ) -> Result;
 
+    /// Whether `name` (given to `VFIO_GROUP_GET_DEVICE_FD`) names this device; may carry
+    /// options after the device name, whose errors abort the lookup.
+    fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool>;
+
+    /// Checks the token offered (or not) when the device is opened.
+    fn match_token(dev: &VfioDevice<Self>, token: Option<&[u8; 16]>) -> Result;
+
     /// A `VFIO_DEVICE_FEATURE` the core does not handle itself; `arg` points past the
     /// `vfio_device_feature` header, `argsz` counts the bytes there.
     fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize)
@@ -151,8 +158,8 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         get_region_info_caps: Some(Self::region_info_callback),
         mmap: Some(Self::mmap_callback),
         request: Some(Self::request_callback),
-        match_: None,
-        match_token_uuid: None,
+        match_: Some(Self::match_callback),
+        match_token_uuid: Some(Self::match_token_callback),
         dma_unmap: None,
         device_feature: Some(Self::device_feature_callback),
     };
@@ -328,6 +335,29 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: Both point to the core's locals of this ioctl, exclusively ours for the call.
         let (info, caps) = unsafe { (&mut *info, &mut *caps) };
         from_result(|| T::region_info(this, info, &mut InfoCaps(caps)).map(|()| 0))
+    }
+
+    unsafe extern "C" fn match_callback(core: *mut bindings::vfio_device, buf: *mut c_char) -> c_int {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        // SAFETY: The core passes the NUL-terminated name user space gave, live for the call.
+        let name = unsafe { CStr::from_char_ptr(buf) };
+        match T::match_name(this, name) {
+            Ok(found) => c_int::from(found),
+            Err(err) => err.to_errno(),
+        }
+    }
+
+    unsafe extern "C" fn match_token_callback(
+        core: *mut bindings::vfio_device,
+        uuid: *const kernel::bindings::uuid_t,
+    ) -> c_int {
+        // SAFETY: The core only calls our ops on our devices.
+        let this = unsafe { Self::from_core(core) };
+        // SAFETY: When not null, `uuid` points to the core's copy of the token, live for the
+        // call.
+        let token = unsafe { uuid.as_ref() }.map(|uuid| &uuid.b);
+        from_result(|| T::match_token(this, token).map(|()| 0))
     }
 
     unsafe extern "C" fn device_feature_callback(

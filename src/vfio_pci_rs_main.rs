@@ -20,6 +20,7 @@ mod bindings;
 mod config;
 mod dev_set;
 mod device;
+mod eventfd;
 mod feature;
 mod hot_reset;
 mod ids;
@@ -32,6 +33,7 @@ mod pci_driver;
 mod pci_function;
 mod rdwr;
 mod regions;
+mod vf_token;
 mod vfio_device;
 
 module! {

@@ -19,6 +19,7 @@
 mod bench;
 mod demo;
 mod driver;
+mod features;
 mod harness;
 mod ktap;
 mod regions;

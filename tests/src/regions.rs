@@ -117,7 +117,7 @@ fn region_fields(r: &RegionInfo) -> Fields {
 
 /// Bind `bdf` with `driver`, open it through its group (type1 container) and
 /// run `body` with the device; close, unbind.
-fn with_group_device(
+pub(crate) fn with_group_device(
     c: &Ctx,
     body: impl FnOnce(&mut Transcript, &Device) -> Result<(), Abort>,
 ) -> Transcript {

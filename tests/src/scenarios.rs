@@ -166,6 +166,7 @@ pub fn all() -> Vec<Scenario> {
     .into_iter()
     .chain(crate::reset::scenarios())
     .chain(crate::regions::scenarios())
+    .chain(crate::features::scenarios())
     .collect()
 }
 

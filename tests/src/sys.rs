@@ -49,6 +49,7 @@ impl Errno {
     pub const EEXIST: Errno = Errno(17);
     pub const ENODEV: Errno = Errno(19);
     pub const EINVAL: Errno = Errno(22);
+    pub const ENOTTY: Errno = Errno(25);
     pub const ENOSPC: Errno = Errno(28);
 
     /// The errno the last failed libc call left behind.
@@ -236,6 +237,19 @@ pub fn init_module(image: &[u8], params: &CStr) -> Result<(), Errno> {
     } else {
         Ok(())
     }
+}
+
+/// eventfd2(2) with initial count 0 and no flags: a new eventfd.
+pub fn new_eventfd() -> Result<std::os::fd::OwnedFd, Errno> {
+    const SYS_EVENTFD2: c_long = 290;
+    // SAFETY: eventfd2(unsigned int initval, int flags) takes two integers
+    // and returns a new file descriptor or -1.
+    let ret = unsafe { syscall(SYS_EVENTFD2, 0 as c_long, 0 as c_long) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: on success the syscall returned a new fd nothing else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret as c_int) })
 }
 
 /// delete_module(2) with O_NONBLOCK, as rmmod does.
