@@ -95,7 +95,120 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
     }
     println!();
     println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone.");
+    println!();
+    if let Some(t) = topologies.iter().find(|t| t.name == ACCESS_TOPOLOGY) {
+        let functions = sysfs::functions_below(devices, &t.port)?;
+        if let Some(bdf) = functions.first() {
+            access::bench(bdf)?;
+        }
+    }
     Ok(())
+}
+
+/// The topology whose function the device-access benchmark uses.
+const ACCESS_TOPOLOGY: &str = "slot";
+
+/// The device API's per-access costs: config space and BAR reads through the device file,
+/// BAR reads through an mmap, both drivers on one function, alternating.
+mod access {
+    use super::{median, ratio, Fail, REFERENCE_NAME, ROUNDS, RUST_NAME};
+    use crate::sys::Mmio;
+    use crate::sysfs;
+    use crate::vfio::{Device, Iommufd};
+    use std::os::unix::fs::FileExt;
+    use std::time::{Duration, Instant};
+
+    const CALLS: usize = 2000;
+    const CONFIG_OFFSET: u64 = 7 << 40;
+    /// e1000e/igb STATUS register.
+    const STATUS: u64 = 0x8;
+
+    /// One operation measured: its name and, per driver, the per-call times.
+    struct Op {
+        name: &'static str,
+        times: [Vec<Duration>; 2],
+        error: Option<String>,
+    }
+
+    pub(super) fn bench(bdf: &str) -> Result<(), Fail> {
+        let mut ops = [
+            Op { name: "config read (4 bytes, read(2))", times: Default::default(), error: None },
+            Op { name: "BAR0 read (4 bytes, read(2))", times: Default::default(), error: None },
+            Op { name: "BAR0 read (4 bytes, mmap)", times: Default::default(), error: None },
+        ];
+        for _ in 0..ROUNDS {
+            for (k, drv) in [REFERENCE_NAME, RUST_NAME].into_iter().enumerate() {
+                measure(drv, bdf, k, &mut ops)?;
+            }
+        }
+        println!("| device access ({bdf}) | C | Rust | ratio |");
+        println!("|---|---|---|---|");
+        for op in &ops {
+            if let Some(e) = &op.error {
+                println!("| {} | n/a | n/a | {e} |", op.name);
+                continue;
+            }
+            let (c, r) = (median(&op.times[0]), median(&op.times[1]));
+            println!("| {} | {} | {} | {} |", op.name, ns(c), ns(r), ratio(r, c));
+        }
+        println!();
+        println!("Medians of {CALLS} calls per driver and round, {ROUNDS} rounds, drivers alternating; the function is opened through its cdev (iommufd).");
+        Ok(())
+    }
+
+    fn ns(d: Duration) -> String {
+        format!("{:.0} ns", d.as_secs_f64() * 1e9)
+    }
+
+    fn time(times: &mut Vec<Duration>, mut call: impl FnMut() -> Result<(), Fail>) -> Result<(), Fail> {
+        for _ in 0..10 {
+            call()?;
+        }
+        for _ in 0..CALLS {
+            let t = Instant::now();
+            let r = call();
+            times.push(t.elapsed());
+            r?;
+        }
+        Ok(())
+    }
+
+    fn measure(drv: &str, bdf: &str, k: usize, ops: &mut [Op; 3]) -> Result<(), Fail> {
+        sysfs::set_driver_override(bdf, drv)?;
+        sysfs::drivers_probe(bdf)?;
+        let result = (|| {
+            let cdev = sysfs::vfio_dev_entries(bdf)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Fail::other(format!("{bdf} has no cdev under {drv}")))?;
+            let dev = Device::open_cdev(&cdev)?;
+            let iommufd = Iommufd::open()?;
+            dev.bind_iommufd(&iommufd).map_err(Fail::Os)?;
+            let ioas = iommufd.ioas_alloc().map_err(Fail::Os)?;
+            dev.attach_pt(ioas).map_err(Fail::Os)?;
+            let mut word = [0u8; 4];
+            let run = |op: &mut Op, call: &mut dyn FnMut() -> Result<(), Fail>| {
+                if op.error.is_none() {
+                    if let Err(e) = time(&mut op.times[k], call) {
+                        op.error = Some(format!("{drv}: {e}"));
+                    }
+                }
+            };
+            let [config, bar, mapped] = ops;
+            run(config, &mut || dev.file().read_exact_at(&mut word, CONFIG_OFFSET).map_err(Fail::from));
+            run(bar, &mut || dev.file().read_exact_at(&mut word, STATUS).map_err(Fail::from));
+            match Mmio::map_at(&dev, 0, 4096, true) {
+                Ok(map) => run(mapped, &mut || {
+                    map.read32(STATUS as usize).map(drop).ok_or_else(|| Fail::other("outside the mapping"))
+                }),
+                Err(e) => mapped.error = Some(format!("{drv}: mmap: {e}")),
+            }
+            Ok(())
+        })();
+        let _ = sysfs::unbind(bdf);
+        let _ = sysfs::clear_driver_override(bdf);
+        result
+    }
 }
 
 /// Binds `functions` to `drv`, opens the first through its cdev, times INFO
