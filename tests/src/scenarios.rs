@@ -165,6 +165,7 @@ pub fn all() -> Vec<Scenario> {
     ]
     .into_iter()
     .chain(crate::reset::scenarios())
+    .chain(crate::config_space::scenarios())
     .collect()
 }
 
@@ -191,9 +192,9 @@ pub(crate) fn driver_val(driver: &Driver, name: &str) -> Val {
 }
 
 /// What a bind produced: the group number and the cdev name.
-struct Bound {
-    group: String,
-    cdev: String,
+pub(crate) struct Bound {
+    pub(crate) group: String,
+    pub(crate) cdev: String,
 }
 
 /// Record the `driver` link of `bdf`; Abort unless it names `driver`.
@@ -270,7 +271,7 @@ fn record_all_gone(t: &mut Transcript, bdf: &str, b: &Bound, when: &str, group_t
 }
 
 /// driver_override + drivers_probe, then the checks of a bound function.
-fn bind_by_override(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<Bound, Abort> {
+pub(crate) fn bind_by_override(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<Bound, Abort> {
     t.need("write driver_override", sysfs::set_driver_override(bdf, driver.name), none)?;
     t.need("write drivers_probe", sysfs::drivers_probe(bdf), none)?;
     require_bound(t, driver, bdf)
@@ -278,7 +279,7 @@ fn bind_by_override(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<Bo
 
 /// Unbind through the device's driver link, check the nodes are gone, clear
 /// driver_override.
-fn unbind_and_check(t: &mut Transcript, bdf: &str, b: &Bound, group_too: bool) {
+pub(crate) fn unbind_and_check(t: &mut Transcript, bdf: &str, b: &Bound, group_too: bool) {
     t.step("unbind", sysfs::unbind(bdf), none);
     record_all_gone(t, bdf, b, "after unbind", group_too);
     t.step("clear driver_override", sysfs::clear_driver_override(bdf), none);

@@ -190,7 +190,7 @@ fn word(bytes: &[u8], i: usize) -> u32 {
 }
 
 /// An open VFIO device: either from a group or a cdev.
-pub struct Device(File);
+pub struct Device(pub(crate) File);
 
 impl Device {
     /// open(2) the device cdev; nothing is granted until BIND_IOMMUFD.
