@@ -22,9 +22,7 @@ mod hw;
 mod layout;
 mod perms;
 
-use crate::{
-    device::VfioPciDevice, memory, pci_function::SavedState, vfio_device::VfioDevice,
-};
+use crate::{device::VfioPciDevice, memory, pci_function::SavedState, vfio_device::VfioDevice};
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},

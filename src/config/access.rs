@@ -109,7 +109,13 @@ impl VirtualConfig {
     }
 
     /// Writable virtualized bits to the copy, writable others to the device.
-    fn table_write(&mut self, pdev: &PciFunction, table: &PermTable, chunk: Chunk, val: u32) -> Result {
+    fn table_write(
+        &mut self,
+        pdev: &PciFunction,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
         let write = table.write_bits(chunk.offset, chunk.len);
         if write == 0 {
             return Ok(());
@@ -117,12 +123,21 @@ impl VirtualConfig {
         let virt = table.virt_bits(chunk.offset, chunk.len);
         if write & virt != 0 {
             let old = self.get(chunk.pos, chunk.len);
-            self.set(chunk.pos, chunk.len, (old & !(write & virt)) | (val & write & virt));
+            self.set(
+                chunk.pos,
+                chunk.len,
+                (old & !(write & virt)) | (val & write & virt),
+            );
         }
         let through = write & !virt;
         if through != 0 {
             let phys = hw::user_read(pdev, chunk.pos, chunk.len)?;
-            hw::user_write(pdev, chunk.pos, chunk.len, (phys & !through) | (val & through))?;
+            hw::user_write(
+                pdev,
+                chunk.pos,
+                chunk.len,
+                (phys & !through) | (val & through),
+            )?;
         }
         Ok(())
     }
@@ -224,11 +239,15 @@ impl VirtualConfig {
 
     /// Whether a BAR the host programmed reads differently now.
     fn bars_changed(&self, pdev: &PciFunction) -> bool {
-        self.restore_bars.iter().take(6).enumerate().any(|(i, bar)| {
-            *bar != 0
-                && hw::user_read(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4)
-                    .map_or(true, |now| now != *bar)
-        })
+        self.restore_bars
+            .iter()
+            .take(6)
+            .enumerate()
+            .any(|(i, bar)| {
+                *bar != 0
+                    && hw::user_read(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4)
+                        .map_or(true, |now| now != *bar)
+            })
     }
 
     /// Writes the host's BARs back after a reset user space caused.
@@ -236,7 +255,10 @@ impl VirtualConfig {
         if pdev.is_virtfn() {
             return;
         }
-        dev_info!(pdev.as_device(), "vfio_bar_restore: reset recovery - restoring BARs\n");
+        dev_info!(
+            pdev.as_device(),
+            "vfio_bar_restore: reset recovery - restoring BARs\n"
+        );
         for (i, bar) in self.restore_bars.iter().take(6).enumerate() {
             let _ = hw::user_write(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4, *bar);
         }
@@ -310,7 +332,13 @@ impl VirtualConfig {
 
     /// MSI: the control register is virtual, but its enable and queue size also reach the
     /// device, clamped to what the interrupt code set up.
-    fn write_msi(&mut self, ctx: &WriteCtx<'_>, table: &PermTable, chunk: Chunk, val: u32) -> Result {
+    fn write_msi(
+        &mut self,
+        ctx: &WriteCtx<'_>,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
         let pdev: &PciFunction = &ctx.dev.pdev;
         self.table_write(pdev, table, chunk, val)?;
         let flags_offset = b::PCI_MSI_FLAGS as usize;
@@ -372,7 +400,13 @@ impl VirtualConfig {
 
     /// VPD: writing the address register's flag starts a transfer through the PCI core; the
     /// flag toggles when it completed.
-    fn write_vpd(&mut self, pdev: &PciFunction, table: &PermTable, chunk: Chunk, val: u32) -> Result {
+    fn write_vpd(
+        &mut self,
+        pdev: &PciFunction,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
         self.table_write(pdev, table, chunk, val)?;
         let flag_byte = b::PCI_VPD_ADDR as usize + 1;
         if chunk.offset > flag_byte || chunk.offset + chunk.len <= flag_byte {

@@ -148,11 +148,17 @@ pub(super) fn read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> 
         match count {
             1 => {
                 let mut v = 0u8;
-                (bindings::pci_read_config_byte(raw, at, &mut v), u32::from(v))
+                (
+                    bindings::pci_read_config_byte(raw, at, &mut v),
+                    u32::from(v),
+                )
             }
             2 => {
                 let mut v = 0u16;
-                (bindings::pci_read_config_word(raw, at, &mut v), u32::from(v))
+                (
+                    bindings::pci_read_config_word(raw, at, &mut v),
+                    u32::from(v),
+                )
             }
             4 => {
                 let mut v = 0u32;
@@ -174,11 +180,17 @@ pub(super) fn user_read(pdev: &PciFunction, pos: usize, count: usize) -> Result<
         match count {
             1 => {
                 let mut v = 0u8;
-                (bindings::pci_user_read_config_byte(raw, at, &mut v), u32::from(v))
+                (
+                    bindings::pci_user_read_config_byte(raw, at, &mut v),
+                    u32::from(v),
+                )
             }
             2 => {
                 let mut v = 0u16;
-                (bindings::pci_user_read_config_word(raw, at, &mut v), u32::from(v))
+                (
+                    bindings::pci_user_read_config_word(raw, at, &mut v),
+                    u32::from(v),
+                )
             }
             4 => {
                 let mut v = 0u32;
@@ -229,7 +241,12 @@ pub(super) fn read_vpd(pdev: &PciFunction, addr: u16) -> Option<u32> {
     let mut data = [0u8; 4];
     // SAFETY: `pdev` is valid; `data` is a writable 4-byte buffer living across the call.
     let ret = unsafe {
-        bindings::pci_read_vpd(pdev.as_raw(), addr.into(), data.len(), data.as_mut_ptr().cast())
+        bindings::pci_read_vpd(
+            pdev.as_raw(),
+            addr.into(),
+            data.len(),
+            data.as_mut_ptr().cast(),
+        )
     };
     (ret >= 0).then(|| u32::from_ne_bytes(data))
 }

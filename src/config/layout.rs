@@ -187,13 +187,22 @@ impl VirtualConfig {
             let id = hw::read(pdev, pos, 1)? as u8;
             let next = hw::read(pdev, pos + b::PCI_CAP_LIST_NEXT as usize, 1)?;
             // ID 0 is a null capability with no content.
-            let len = match if id == 0 { CapLen::Hidden } else { perms::cap_len(id) } {
+            let len = match if id == 0 {
+                CapLen::Hidden
+            } else {
+                perms::cap_len(id)
+            } {
                 CapLen::Hidden => 0,
                 CapLen::Fixed(len) => len,
                 CapLen::Variable => self.cap_len(pdev, id, pos, &mut extended)?,
             };
             if len == 0 {
-                dev_dbg!(pdev.as_device(), "vfio_cap_init: hiding cap {:#x}@{:#x}\n", id, pos);
+                dev_dbg!(
+                    pdev.as_device(),
+                    "vfio_cap_init: hiding cap {:#x}@{:#x}\n",
+                    id,
+                    pos
+                );
                 self.set(link, 1, next);
                 pos = next as usize;
                 continue;
@@ -311,7 +320,12 @@ impl VirtualConfig {
             };
             let mut hidden = false;
             if len == 0 {
-                dev_dbg!(pdev.as_device(), "vfio_ecap_init: hiding ecap {:#x}@{:#x}\n", id, pos);
+                dev_dbg!(
+                    pdev.as_device(),
+                    "vfio_ecap_init: hiding ecap {:#x}@{:#x}\n",
+                    id,
+                    pos
+                );
                 if let Some(link) = link {
                     let next = ecap_next(header);
                     let linked = (self.get(link, 4) & !ECAP_NEXT_MASK) | ((next as u32) << 20);
@@ -371,7 +385,11 @@ fn ecap_len(pdev: &PciFunction, id: u16, pos: usize) -> Result<usize> {
         b::PCI_EXT_CAP_ID_ACS => {
             if byte(b::PCI_ACS_CAP)? & b::PCI_ACS_EC != 0 {
                 let egress = byte(b::PCI_ACS_EGRESS_BITS)? as usize;
-                let bits = if egress != 0 { egress.next_multiple_of(32) } else { 256 };
+                let bits = if egress != 0 {
+                    egress.next_multiple_of(32)
+                } else {
+                    256
+                };
                 8 + bits / 8
             } else {
                 8

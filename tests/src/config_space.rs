@@ -397,7 +397,9 @@ fn config_capability_chains(c: &Ctx) -> Transcript {
             Ok(())
         })();
         t.step("extended chain", walk.map(|()| ecaps.clone()), |e, _| {
-            e.iter().map(|(pos, h)| ("ecap", Val::Text(format!("{:#06x} v{}@{pos:#x}", h & 0xffff, (h >> 16) & 0xf)))).collect()
+            e.iter()
+                .map(|(pos, h)| ("ecap", Val::Text(format!("{:#06x} v{}@{pos:#x}", h & 0xffff, (h >> 16) & 0xf))))
+                .collect()
         });
         for (pos, h) in ecaps {
             t.step(&format!("ecap {:#06x}@{pos:#x} first 16 bytes", h & 0xffff), d.read(pos, 16), bytes_field);
@@ -441,9 +443,10 @@ fn config_msi_msix(c: &Ctx) -> Transcript {
         t.step("write MSI data", d.write16(data_at, 0x4321), written);
         t.step("MSI data", d.read16(data_at), value16);
         t.step("MSI dword at cap start", d.read32(msi), value32);
-        let msix = t.need("find MSI-X", d.cap(CAP_ID_MSIX).and_then(|p| p.ok_or(Fail::other("no MSI-X"))), |p, _| {
-            vec![("offset", hex(*p))]
-        })?;
+        let msix =
+            t.need("find MSI-X", d.cap(CAP_ID_MSIX).and_then(|p| p.ok_or(Fail::other("no MSI-X"))), |p, _| {
+                vec![("offset", hex(*p))]
+            })?;
         let xflags = t.need("MSI-X flags", d.read16(msix + 2), value16)?;
         t.step("write MSI-X flags enable + mask all", d.write16(msix + 2, xflags | 0xc000), written);
         t.step("MSI-X flags after write", d.read16(msix + 2), value16);
@@ -561,7 +564,11 @@ fn write_unmapped(d: &Open, offset: u64, count: usize) -> Result<usize, Errno> {
     // SAFETY: the kernel only reads the buffer (and fails with EFAULT on
     // the unmapped page 0); nothing in this process is touched.
     let n = unsafe { pwrite(d.dev.0.as_raw_fd(), 8 as *const std::ffi::c_void, count, (CONFIG + offset) as i64) };
-    if n < 0 { Err(Errno::last()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// pread(2) of `count` bytes into an address nothing is mapped at.
@@ -570,7 +577,11 @@ fn read_unmapped(d: &Open, offset: u64, count: usize) -> Result<usize, Errno> {
     // SAFETY: the kernel writes to the unmapped page 0 only, which fails
     // with EFAULT; nothing in this process is touched.
     let n = unsafe { pread(d.dev.0.as_raw_fd(), 8 as *mut std::ffi::c_void, count, (CONFIG + offset) as i64) };
-    if n < 0 { Err(Errno::last()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn config_bad_user_buffer(c: &Ctx) -> Transcript {
@@ -620,7 +631,10 @@ fn config_reopen(c: &Ctx) -> Transcript {
                 t.need(&format!("{round}: attach"), dev.attach_pt(ioas), none)?;
                 let d = Open { dev, _iommufd: iommufd };
                 let header = t.need(&format!("{round}: header"), d.read(0, 64), |b, _| {
-                    vec![("bytes", Val::Bytes(b.clone())), ("same as first open", Val::Bool(first.is_empty() || *b == first))]
+                    vec![
+                        ("bytes", Val::Bytes(b.clone())),
+                        ("same as first open", Val::Bool(first.is_empty() || *b == first)),
+                    ]
                 })?;
                 if first.is_empty() {
                     first = header;
