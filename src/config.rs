@@ -1,38 +1,291 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Config space as user space sees it: virtualized the way vfio-pci virtualizes it.
+//! Config space as user space sees it through the config region: virtualized the way
+//! vfio-pci virtualizes it.
 //!
-//! (Skeleton: the virtualization is being written; until then config space is not
-//! accessible through the device file.)
+//! At first open the driver copies the function's config space ([`VirtualConfig`]) and
+//! records which capability owns each byte, leaving out of both capability chains what user
+//! space must not see. Every access is then split into aligned chunks of 4, 2 or 1 bytes that
+//! stay inside one capability and one dword, and each chunk follows its owner's rules (see
+//! [`perms`]): some bits come from and go to the copy, some pass through to the function,
+//! writes to the rest are dropped. A few writes act: the command register drives the memory
+//! gate and INTx masking, the PM capability changes the power state, PCIe and AF FLR reset the
+//! function, BAR writes are sizing requests answered from the host's resources.
+//!
+//! Locking: the copy is behind [`VfioPciDevice::config`]. Order: interrupts (`irqs`), then
+//! config, then the memory gate. Config code never calls into [`crate::intrs`] with the config
+//! lock held, so interrupt code may read or update config state (INTx virtually disabled, MSI
+//! queue size) while it holds its own lock.
 
-use crate::{device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice};
-use kernel::{prelude::*, uaccess::UserPtr};
+mod access;
+mod hw;
+mod layout;
+mod perms;
+
+use crate::{device::VfioPciDevice, memory, pci_function::SavedState, vfio_device::VfioDevice};
+use kernel::{
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+use layout::Owner;
+use perms::Policy;
+
+pub(crate) use layout::nointx;
+
+/// The config state of a function.
+pub(crate) struct ConfigState {
+    /// The largest MSI queue size (log2 of vectors) the interrupt code enabled. Like
+    /// vfio-pci's, it outlives the open that set it.
+    msi_qmax: u8,
+    /// The virtual config space, while the function is open.
+    open: Option<KBox<VirtualConfig>>,
+}
 
 /// The virtual config space of an open function.
-pub(crate) struct ConfigState {}
+pub(crate) struct VirtualConfig {
+    /// What user space reads wherever bits are virtualized, `cfg_size` bytes, little-endian.
+    bytes: KVec<u8>,
+    /// Which capability owns each byte, same length as `bytes`.
+    owners: KVec<Owner>,
+    /// The function's MSI rules (they depend on its 64-bit and masking support), if it has MSI.
+    msi: Option<Policy>,
+    /// The virtual BARs may hold sizing writes not yet masked to the BARs' sizes.
+    bars_dirty: bool,
+    /// BAR 0-5 and ROM as the host programmed them, to restore after a reset user space
+    /// caused behind the driver's back.
+    restore_bars: [u32; 7],
+    /// User space set INTx disable in the virtual command register.
+    intx_virtually_disabled: bool,
+    /// The function loses its state in D3hot (no `No_Soft_Reset`).
+    needs_pm_restore: bool,
+    /// The state saved when user space put the function in D3hot, for its return to D0.
+    pm_save: Option<SavedState>,
+}
 
 impl ConfigState {
     /// The state of a function nobody has open.
     pub(crate) const fn closed() -> Self {
-        Self {}
+        Self {
+            msi_qmax: 0,
+            open: None,
+        }
+    }
+}
+
+impl VirtualConfig {
+    /// The `count` bytes at `pos` of the copy, as a little-endian value.
+    fn get(&self, pos: usize, count: usize) -> u32 {
+        layout::le_get(&self.bytes, pos, count)
     }
 
-    /// Builds the virtual config space at first open (after the function's reset).
-    pub(crate) fn open(&mut self, _pdev: &PciFunction) -> Result {
-        Ok(())
+    /// Stores the low `count` bytes of `val` at `pos` of the copy.
+    fn set(&mut self, pos: usize, count: usize, val: u32) {
+        layout::le_set(&mut self.bytes, pos, count, val)
     }
 
-    /// Drops it at last close.
-    pub(crate) fn close(&mut self) {}
+    fn owner(&self, pos: usize) -> Owner {
+        self.owners.get(pos).copied().unwrap_or(Owner::Unassigned)
+    }
+
+    /// Where the capability owning `pos` starts (0 for the header).
+    fn cap_start(&self, pos: usize) -> usize {
+        let owner = self.owner(pos);
+        if owner == Owner::Header {
+            return 0;
+        }
+        let base = if pos >= layout::EXT_START {
+            layout::EXT_START
+        } else {
+            layout::HEADER_LEN
+        };
+        let mut start = pos;
+        while start > base && self.owner(start - 1) == owner {
+            start -= 1;
+        }
+        start
+    }
+
+    /// Whether BAR access is allowed: not in D3, and memory decode on in the virtual command
+    /// register (always, for functions without that bit).
+    fn memory_enabled(&self, pdev: &crate::pci_function::PciFunction) -> bool {
+        let cmd = self.get(kernel::bindings::PCI_COMMAND as usize, 2);
+        !hw::in_d3(pdev)
+            && (hw::no_command_memory(pdev) || cmd & kernel::bindings::PCI_COMMAND_MEMORY != 0)
+    }
+
+    /// The chunk of an access of `count` bytes at `pos`: how many bytes, which rules, and the
+    /// offset inside the owning capability.
+    fn chunk(&self, pos: usize, count: usize) -> Result<Chunk> {
+        let size = self.bytes.len();
+        let end = pos.checked_add(count).ok_or(EFAULT)?;
+        if pos >= size || end > size {
+            return Err(EFAULT);
+        }
+        // Up to the end of the dword or of the owner, whichever comes first.
+        let owner = self.owner(pos);
+        let mut same = 1;
+        while (pos + same) % 4 != 0 && self.owner(pos + same) == owner {
+            same += 1;
+        }
+        let left = count.min(same);
+        let len = if left >= 4 && pos % 4 == 0 {
+            4
+        } else if left >= 2 && pos % 2 == 0 {
+            2
+        } else {
+            1
+        };
+        let (policy, start) = match owner {
+            Owner::Unassigned => (Policy::Raw, pos),
+            Owner::Header => (perms::HEADER_POLICY, 0),
+            Owner::Cap(id) if u32::from(id) == kernel::bindings::PCI_CAP_ID_MSI => (
+                self.msi.unwrap_or(Policy::Direct { raw_write: false }),
+                self.cap_start(pos),
+            ),
+            Owner::Cap(id) => (perms::cap_policy(id), self.cap_start(pos)),
+            Owner::Ecap(id) => (perms::ecap_policy(id), self.cap_start(pos)),
+        };
+        Ok(Chunk {
+            pos,
+            len,
+            offset: pos - start,
+            policy,
+        })
+    }
+}
+
+/// One aligned piece of an access, inside one dword and one capability.
+#[derive(Clone, Copy)]
+struct Chunk {
+    /// Config space offset.
+    pos: usize,
+    /// 1, 2 or 4 bytes.
+    len: usize,
+    /// Offset inside the owning capability (or header).
+    offset: usize,
+    policy: Policy,
+}
+
+/// Builds the virtual config space at first open (after the function's reset and state save)
+/// and opens the memory gate as its command register says.
+pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
+    let pdev = &dev.pdev;
+    let virt = KBox::new(VirtualConfig::build(pdev)?, GFP_KERNEL)?;
+    let mut state = dev.config.lock();
+    let enabled = virt.memory_enabled(pdev);
+    state.open = Some(virt);
+    memory::lock(dev).set_decode_enabled(enabled);
+    Ok(())
+}
+
+/// Drops the virtual config space at last close, first bringing a function user space left in
+/// D3hot back to D0 with the state it lost there.
+pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
+    let mut state = dev.config.lock();
+    if let Some(mut virt) = state.open.take() {
+        if hw::in_d3(&dev.pdev) {
+            let _ = virt.set_power_state(&dev.pdev, hw::PowerState::D0);
+        }
+    }
+}
+
+/// Whether user space has INTx disabled in the virtual command register (the interrupt code
+/// starts INTx masked then). Takes the config lock: callers may hold the interrupt lock.
+pub(crate) fn intx_virtually_disabled(dev: &VfioDevice<VfioPciDevice>) -> bool {
+    dev.config
+        .lock()
+        .open
+        .as_ref()
+        .is_some_and(|virt| virt.intx_virtually_disabled)
+}
+
+/// Records the MSI queue size (log2 of the vectors) the interrupt code enabled; writes to the
+/// MSI control register cannot ask for more. Callers may hold the interrupt lock.
+pub(crate) fn set_msi_qmax(dev: &VfioDevice<VfioPciDevice>, qmax: u8) {
+    dev.config.lock().msi_qmax = qmax;
 }
 
 /// Reads or writes up to `count` bytes of config space at `offset`; returns how many moved.
+///
+/// Like vfio-pci, an access that does not fit in config space fails (`EFAULT`), as does one
+/// that faults on the user buffer; an error after some chunks moved is still an error.
 pub(crate) fn rw(
-    _dev: &VfioDevice<VfioPciDevice>,
-    _buf: UserPtr,
-    _count: usize,
-    _offset: u64,
-    _write: bool,
+    dev: &VfioDevice<VfioPciDevice>,
+    buf: UserPtr,
+    count: usize,
+    offset: u64,
+    write: bool,
 ) -> Result<usize> {
-    Err(EINVAL)
+    let mut pos = usize::try_from(offset).map_err(|_| EFAULT)?;
+    let mut done = 0;
+    while done < count {
+        let user = buf.wrapping_byte_add(done);
+        let moved = if write {
+            write_chunk(dev, user, count - done, pos)?
+        } else {
+            read_chunk(dev, user, count - done, pos)?
+        };
+        done += moved;
+        pos += moved;
+    }
+    Ok(done)
+}
+
+/// Reads the first chunk of `count` bytes at `pos` into user memory at `user`.
+fn read_chunk(
+    dev: &VfioDevice<VfioPciDevice>,
+    user: UserPtr,
+    count: usize,
+    pos: usize,
+) -> Result<usize> {
+    let (len, val) = {
+        let mut state = dev.config.lock();
+        let virt = state.open.as_deref_mut().ok_or(ENODEV)?;
+        let chunk = virt.chunk(pos, count)?;
+        (chunk.len, virt.read(&dev.pdev, chunk)?)
+    };
+    let bytes = val.to_le_bytes();
+    let data = bytes.get(..len).ok_or(EINVAL)?;
+    UserSlice::new(user, len).writer().write_slice(data)?;
+    Ok(len)
+}
+
+/// Writes the first chunk of `count` bytes at `pos` from user memory at `user`.
+fn write_chunk(
+    dev: &VfioDevice<VfioPciDevice>,
+    user: UserPtr,
+    count: usize,
+    pos: usize,
+) -> Result<usize> {
+    // Asked before taking the config lock: see the lock order in the module comment.
+    let irq_type = crate::intrs::active_irq_type(dev);
+    let (len, intx) = {
+        let mut state = dev.config.lock();
+        let msi_qmax = state.msi_qmax;
+        let virt = state.open.as_deref_mut().ok_or(ENODEV)?;
+        let chunk = virt.chunk(pos, count)?;
+        if !access::writable(chunk.policy) {
+            // Dropped without even reading the user buffer, as vfio-pci does.
+            return Ok(chunk.len);
+        }
+        let mut bytes = [0u8; 4];
+        let data = bytes.get_mut(..chunk.len).ok_or(EINVAL)?;
+        // The config lock alone may be held here (see `memory`).
+        UserSlice::new(user, chunk.len).reader().read_slice(data)?;
+        let val = u32::from_le_bytes(bytes);
+        let ctx = access::WriteCtx {
+            dev,
+            irq_type,
+            msi_qmax,
+        };
+        (chunk.len, virt.write(&ctx, chunk, val)?)
+    };
+    match intx {
+        Some(access::IntxChange::Mask) => {
+            crate::intrs::intx_mask(dev);
+        }
+        Some(access::IntxChange::Unmask) => crate::intrs::intx_unmask(dev),
+        None => {}
+    }
+    Ok(len)
 }

@@ -10,7 +10,7 @@
 
 use crate::{
     bindings as vfio,
-    config::ConfigState,
+    config::{self, ConfigState},
     dev_set::{LockedDevSet, ResetScope, SetLocked},
     feature, hot_reset, intrs,
     intrs::IrqState,
@@ -117,9 +117,9 @@ impl VfioDeviceOps for VfioPciDevice {
             .irqs
             .lock()
             .open(pdev)
-            .and_then(|()| dev.config.lock().open(pdev));
+            .and_then(|()| config::open(dev));
         if let Err(e) = opened {
-            dev.config.lock().close();
+            config::close(dev);
             dev.memory.lock().close();
             state.saved = None;
             pdev.disable();
@@ -135,7 +135,7 @@ impl VfioDeviceOps for VfioPciDevice {
         let member = set.this();
         let pdev: &PciFunction = &dev.pdev;
         intrs::teardown(dev);
-        dev.config.lock().close();
+        config::close(dev);
         dev.memory.lock().close();
 
         let mut state = dev.open_state.lock();

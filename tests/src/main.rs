@@ -17,6 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bench;
+mod config_space;
 mod demo;
 mod driver;
 mod features;

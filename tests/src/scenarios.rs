@@ -167,6 +167,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::reset::scenarios())
     .chain(crate::regions::scenarios())
     .chain(crate::features::scenarios())
+    .chain(crate::config_space::scenarios())
     .collect()
 }
 
@@ -195,7 +196,7 @@ pub(crate) fn driver_val(driver: &Driver, name: &str) -> Val {
 /// What a bind produced: the group number and the cdev name.
 pub(crate) struct Bound {
     pub(crate) group: String,
-    cdev: String,
+    pub(crate) cdev: String,
 }
 
 /// Record the `driver` link of `bdf`; Abort unless it names `driver`.

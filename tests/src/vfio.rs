@@ -190,7 +190,7 @@ fn word(bytes: &[u8], i: usize) -> u32 {
 }
 
 /// An open VFIO device: either from a group or a cdev.
-pub struct Device(File);
+pub struct Device(pub(crate) File);
 
 impl std::os::fd::AsRawFd for Device {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {

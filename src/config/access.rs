@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One chunk of a config access: where its bits come from and go to, and what a write does
+//! beyond storing bits (the [`Hook`]s).
+
+use super::{
+    hw::{self, PowerState},
+    perms::{Hook, PermTable, Policy},
+    Chunk, VirtualConfig,
+};
+use crate::{
+    bindings as vfio, device::VfioPciDevice, memory, pci_function::PciFunction,
+    vfio_device::VfioDevice,
+};
+use kernel::{bindings as b, prelude::*};
+
+/// What a write needs to know beyond the config state.
+pub(super) struct WriteCtx<'a> {
+    pub(super) dev: &'a VfioDevice<VfioPciDevice>,
+    /// The interrupt type in use (uAPI index), if any.
+    pub(super) irq_type: Option<u32>,
+    /// The largest MSI queue size user space may program.
+    pub(super) msi_qmax: u8,
+}
+
+/// A change of the virtual INTx-disable bit, to apply once the config lock is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IntxChange {
+    Mask,
+    Unmask,
+}
+
+/// Whether writes under `policy` can change anything (else they are dropped unread).
+pub(super) fn writable(policy: Policy) -> bool {
+    match policy {
+        Policy::Table(..) | Policy::Raw => true,
+        Policy::Direct { raw_write } => raw_write,
+    }
+}
+
+/// The mask of the low `count` bytes.
+fn bytes_mask(count: usize) -> u32 {
+    match count {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => u32::MAX,
+    }
+}
+
+/// Whether a header offset is inside a BAR or the ROM BAR.
+fn is_bar(offset: usize) -> bool {
+    let bars = b::PCI_BASE_ADDRESS_0 as usize..b::PCI_BASE_ADDRESS_5 as usize + 4;
+    let rom = b::PCI_ROM_ADDRESS as usize..b::PCI_ROM_ADDRESS as usize + 4;
+    bars.contains(&offset) || rom.contains(&offset)
+}
+
+impl VirtualConfig {
+    /// Reads `chunk`.
+    pub(super) fn read(&mut self, pdev: &PciFunction, chunk: Chunk) -> Result<u32> {
+        let Chunk {
+            pos, len, offset, ..
+        } = chunk;
+        match chunk.policy {
+            Policy::Raw => hw::user_read(pdev, pos, len),
+            Policy::Direct { .. } => {
+                let mut val = hw::user_read(pdev, pos, len)?;
+                if pos >= super::layout::EXT_START {
+                    // The extended capability header (the chain may skip capabilities).
+                    if offset < 4 {
+                        val = self.get(pos, len);
+                    }
+                } else if pos >= super::layout::HEADER_LEN {
+                    // Capability id and next pointer.
+                    if offset == b::PCI_CAP_LIST_ID as usize && len > 1 {
+                        val = (val & !0xffff) | self.get(pos, 2);
+                    } else if offset == b::PCI_CAP_LIST_NEXT as usize {
+                        val = (val & !0xff) | self.get(pos, 1);
+                    }
+                }
+                Ok(val)
+            }
+            Policy::Table(table, hook) => {
+                if hook == Hook::Header && is_bar(offset) {
+                    self.fix_bars(pdev);
+                }
+                let mut val = self.table_read(pdev, table, chunk)?;
+                if hook == Hook::Header
+                    && offset == b::PCI_COMMAND as usize
+                    && hw::no_command_memory(pdev)
+                {
+                    val |= self.get(b::PCI_COMMAND as usize, 2) & b::PCI_COMMAND_MEMORY;
+                }
+                // vfio-pci's MSI read "fixup" of the queue size lands on the capability's id
+                // byte, which user space reads from the device: nothing visible to mirror.
+                Ok(val)
+            }
+        }
+    }
+
+    /// Virtualized bits from the copy, the others from the device.
+    fn table_read(&self, pdev: &PciFunction, table: &PermTable, chunk: Chunk) -> Result<u32> {
+        let virt = table.virt_bits(chunk.offset, chunk.len);
+        let mut val = self.get(chunk.pos, chunk.len);
+        if virt != bytes_mask(chunk.len) {
+            let phys = hw::user_read(pdev, chunk.pos, chunk.len)?;
+            val = (phys & !virt) | (val & virt);
+        }
+        Ok(val)
+    }
+
+    /// Writable virtualized bits to the copy, writable others to the device.
+    fn table_write(
+        &mut self,
+        pdev: &PciFunction,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
+        let write = table.write_bits(chunk.offset, chunk.len);
+        if write == 0 {
+            return Ok(());
+        }
+        let virt = table.virt_bits(chunk.offset, chunk.len);
+        if write & virt != 0 {
+            let old = self.get(chunk.pos, chunk.len);
+            self.set(
+                chunk.pos,
+                chunk.len,
+                (old & !(write & virt)) | (val & write & virt),
+            );
+        }
+        let through = write & !virt;
+        if through != 0 {
+            let phys = hw::user_read(pdev, chunk.pos, chunk.len)?;
+            hw::user_write(
+                pdev,
+                chunk.pos,
+                chunk.len,
+                (phys & !through) | (val & through),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes `val` (the low `chunk.len` bytes) to `chunk`; returns an INTx change to apply.
+    pub(super) fn write(
+        &mut self,
+        ctx: &WriteCtx<'_>,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result<Option<IntxChange>> {
+        let pdev: &PciFunction = &ctx.dev.pdev;
+        let (table, hook) = match chunk.policy {
+            Policy::Raw | Policy::Direct { raw_write: true } => {
+                hw::user_write(pdev, chunk.pos, chunk.len, val)?;
+                return Ok(None);
+            }
+            Policy::Direct { raw_write: false } => return Ok(None),
+            Policy::Table(table, hook) => (table, hook),
+        };
+        match hook {
+            Hook::Header => return self.write_header(ctx.dev, table, chunk, val),
+            Hook::None => self.table_write(pdev, table, chunk, val)?,
+            Hook::Msi => self.write_msi(ctx, table, chunk, val)?,
+            Hook::Pm => {
+                self.table_write(pdev, table, chunk, val)?;
+                if chunk.offset == b::PCI_PM_CTRL as usize {
+                    self.user_set_power_state(ctx.dev, PowerState::from_pmcsr(val));
+                }
+            }
+            Hook::Vpd => self.write_vpd(pdev, table, chunk, val)?,
+            Hook::Exp => self.write_exp(ctx.dev, table, chunk, val)?,
+            Hook::Af => self.write_af(ctx.dev, table, chunk, val)?,
+        }
+        Ok(None)
+    }
+
+    /// The standard header: command register (memory gate, BAR restore), INTx disable, BARs.
+    fn write_header(
+        &mut self,
+        dev: &VfioDevice<VfioPciDevice>,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result<Option<IntxChange>> {
+        let pdev: &PciFunction = &dev.pdev;
+        let command = b::PCI_COMMAND as usize;
+        let decode = b::PCI_COMMAND_MEMORY | b::PCI_COMMAND_IO;
+        if chunk.offset == command {
+            let phys_cmd = hw::user_read(pdev, command, 2)?;
+            let virt_cmd = self.get(command, 2);
+            let new_cmd = val & 0xffff;
+            let is_set = |cmd: u32, bit: u32| cmd & bit != 0;
+            let new_mem = is_set(new_cmd, b::PCI_COMMAND_MEMORY);
+            let new_io = is_set(new_cmd, b::PCI_COMMAND_IO);
+            let mut gate = if new_mem {
+                memory::lock(dev)
+            } else {
+                memory::lock_and_zap(dev)
+            };
+            // Decode enabled as far as we know but off in hardware: the function was reset
+            // behind our back and lost its BARs.
+            let lost_mem = new_mem
+                && is_set(virt_cmd, b::PCI_COMMAND_MEMORY)
+                && !is_set(phys_cmd, b::PCI_COMMAND_MEMORY)
+                && !hw::no_command_memory(pdev);
+            let lost_io = new_io
+                && is_set(virt_cmd, b::PCI_COMMAND_IO)
+                && !is_set(phys_cmd, b::PCI_COMMAND_IO);
+            if lost_mem || lost_io || self.bars_changed(pdev) {
+                self.restore_bars(pdev);
+            }
+            self.table_write(pdev, table, chunk, val)?;
+            let cmd = (self.get(command, 2) & !decode) | (new_cmd & decode);
+            self.set(command, 2, cmd);
+            gate.set_decode_enabled(self.memory_enabled(pdev));
+            drop(gate);
+        } else {
+            self.table_write(pdev, table, chunk, val)?;
+        }
+
+        let mut intx = None;
+        if (command..=command + 1).contains(&chunk.offset) {
+            let disabled = self.get(command, 2) & b::PCI_COMMAND_INTX_DISABLE != 0;
+            if disabled != self.intx_virtually_disabled {
+                self.intx_virtually_disabled = disabled;
+                intx = Some(if disabled {
+                    IntxChange::Mask
+                } else {
+                    IntxChange::Unmask
+                });
+            }
+        }
+        if is_bar(chunk.offset) {
+            self.bars_dirty = true;
+        }
+        Ok(intx)
+    }
+
+    /// Whether a BAR the host programmed reads differently now.
+    fn bars_changed(&self, pdev: &PciFunction) -> bool {
+        self.restore_bars
+            .iter()
+            .take(6)
+            .enumerate()
+            .any(|(i, bar)| {
+                *bar != 0
+                    && hw::user_read(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4)
+                        .map_or(true, |now| now != *bar)
+            })
+    }
+
+    /// Writes the host's BARs back after a reset user space caused.
+    fn restore_bars(&self, pdev: &PciFunction) {
+        if pdev.is_virtfn() {
+            return;
+        }
+        dev_info!(
+            pdev.as_device(),
+            "vfio_bar_restore: reset recovery - restoring BARs\n"
+        );
+        for (i, bar) in self.restore_bars.iter().take(6).enumerate() {
+            let _ = hw::user_write(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4, *bar);
+        }
+        if let Some(rom) = self.restore_bars.get(6) {
+            let _ = hw::user_write(pdev, b::PCI_ROM_ADDRESS as usize, 4, *rom);
+        }
+        if super::nointx(pdev) {
+            let command = b::PCI_COMMAND as usize;
+            if let Ok(cmd) = hw::user_read(pdev, command, 2) {
+                let _ = hw::user_write(pdev, command, 2, cmd | b::PCI_COMMAND_INTX_DISABLE);
+            }
+        }
+    }
+
+    /// Makes the virtual BARs answer sizing: each keeps only the address bits its resource's
+    /// size allows, plus the type flags; BARs the host did not map read 0.
+    fn fix_bars(&mut self, pdev: &PciFunction) {
+        if !self.bars_dirty {
+            return;
+        }
+        let mut bar = 0;
+        while bar < b::PCI_STD_NUM_BARS as usize {
+            let pos = b::PCI_BASE_ADDRESS_0 as usize + 4 * bar;
+            let res = match hw::resource(pdev, bar) {
+                Some(res) if res.start != 0 => res,
+                _ => {
+                    self.set(pos, 4, 0);
+                    bar += 1;
+                    continue;
+                }
+            };
+            let mask = !res.len.wrapping_sub(1);
+            let flags = if res.flags & u64::from(b::IORESOURCE_IO) != 0 {
+                b::PCI_BASE_ADDRESS_SPACE_IO
+            } else {
+                let mut flags = b::PCI_BASE_ADDRESS_SPACE_MEMORY;
+                if res.flags & u64::from(b::IORESOURCE_PREFETCH) != 0 {
+                    flags |= b::PCI_BASE_ADDRESS_MEM_PREFETCH;
+                }
+                if res.flags & u64::from(b::IORESOURCE_MEM_64) != 0 {
+                    flags |= b::PCI_BASE_ADDRESS_MEM_TYPE_64;
+                }
+                flags
+            };
+            let low = (self.get(pos, 4) & mask as u32) | flags;
+            self.set(pos, 4, low);
+            if low & b::PCI_BASE_ADDRESS_MEM_TYPE_64 != 0 {
+                bar += 1;
+                let high = self.get(pos + 4, 4) & (mask >> 32) as u32;
+                self.set(pos + 4, 4, high);
+            }
+            bar += 1;
+        }
+
+        let rom = b::PCI_ROM_ADDRESS as usize;
+        let rom_mask = match hw::resource(pdev, b::PCI_ROM_RESOURCE as usize) {
+            Some(res) if res.start != 0 => Some(!res.len.wrapping_sub(1)),
+            // A shadow ROM the platform copied.
+            _ => hw::shadow_rom_len(pdev)
+                .map(|len| !(len.checked_next_power_of_two().unwrap_or(0) as u64).wrapping_sub(1)),
+        };
+        match rom_mask {
+            Some(mask) => {
+                let mask = mask as u32 | b::PCI_ROM_ADDRESS_ENABLE;
+                self.set(rom, 4, self.get(rom, 4) & mask);
+            }
+            None => self.set(rom, 4, 0),
+        }
+        self.bars_dirty = false;
+    }
+
+    /// MSI: the control register is virtual, but its enable and queue size also reach the
+    /// device, clamped to what the interrupt code set up.
+    fn write_msi(
+        &mut self,
+        ctx: &WriteCtx<'_>,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
+        let pdev: &PciFunction = &ctx.dev.pdev;
+        self.table_write(pdev, table, chunk, val)?;
+        let flags_offset = b::PCI_MSI_FLAGS as usize;
+        if chunk.offset > flags_offset || chunk.offset + chunk.len < flags_offset {
+            return Ok(());
+        }
+        let at = self.cap_start(chunk.pos) + flags_offset;
+        let mut flags = self.get(at, 2);
+        // MSI is enabled through VFIO_DEVICE_SET_IRQS only.
+        if ctx.irq_type != Some(vfio::VFIO_PCI_MSI_IRQ_INDEX) {
+            flags &= !b::PCI_MSI_FLAGS_ENABLE;
+        }
+        let qmax = u32::from(ctx.msi_qmax);
+        if (flags & b::PCI_MSI_FLAGS_QSIZE) >> 4 > qmax {
+            flags = (flags & !b::PCI_MSI_FLAGS_QSIZE) | (qmax << 4);
+        }
+        self.set(at, 2, flags);
+        hw::user_write(pdev, at, 2, flags)
+    }
+
+    /// Power state change user space asked for through PMCSR.
+    fn user_set_power_state(&mut self, dev: &VfioDevice<VfioPciDevice>, state: PowerState) {
+        let pdev: &PciFunction = &dev.pdev;
+        let mut gate = if state == PowerState::D3Hot {
+            memory::lock_and_zap(dev)
+        } else {
+            memory::lock(dev)
+        };
+        let _ = self.set_power_state(pdev, state);
+        gate.set_decode_enabled(self.memory_enabled(pdev));
+    }
+
+    /// Changes the power state, saving the function's state on the way into D3hot and
+    /// restoring it on the way back to D0 when the function loses it there.
+    pub(super) fn set_power_state(&mut self, pdev: &PciFunction, state: PowerState) -> Result {
+        if state != PowerState::D0 && pdev.num_vfs() != 0 {
+            return Err(EBUSY);
+        }
+        let was_d3 = hw::in_d3(pdev);
+        let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
+            pdev.save_state()
+        } else {
+            None
+        };
+        let restore = self.needs_pm_restore && was_d3 && state == PowerState::D0;
+        hw::set_power_state(pdev, state)?;
+        if saved.is_some() {
+            // Some functions cannot enter D3 (quirks): keep the state only if they did.
+            if hw::in_d3(pdev) {
+                self.pm_save = saved;
+            }
+        } else if restore {
+            if pdev.load_saved_state(self.pm_save.take()).is_ok() {
+                pdev.restore_state();
+            }
+        }
+        Ok(())
+    }
+
+    /// VPD: writing the address register's flag starts a transfer through the PCI core; the
+    /// flag toggles when it completed.
+    fn write_vpd(
+        &mut self,
+        pdev: &PciFunction,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
+        self.table_write(pdev, table, chunk, val)?;
+        let flag_byte = b::PCI_VPD_ADDR as usize + 1;
+        if chunk.offset > flag_byte || chunk.offset + chunk.len <= flag_byte {
+            return Ok(());
+        }
+        let start = chunk.pos - chunk.offset;
+        let addr_at = start + b::PCI_VPD_ADDR as usize;
+        let data_at = start + b::PCI_VPD_DATA as usize;
+        let addr = self.get(addr_at, 2);
+        let vpd_addr = (addr & !b::PCI_VPD_ADDR_F) as u16;
+        if addr & b::PCI_VPD_ADDR_F != 0 {
+            if !hw::write_vpd(pdev, vpd_addr, self.get(data_at, 4)) {
+                return Ok(());
+            }
+        } else {
+            match hw::read_vpd(pdev, addr as u16) {
+                Some(data) => self.set(data_at, 4, data),
+                None => return Ok(()),
+            }
+        }
+        self.set(addr_at, 2, addr ^ b::PCI_VPD_ADDR_F);
+        Ok(())
+    }
+
+    /// PCI Express: Initiate FLR resets the function (if it supports FLR) and reads back 0;
+    /// MRRS goes to the device, but never below the configured MPS.
+    fn write_exp(
+        &mut self,
+        dev: &VfioDevice<VfioPciDevice>,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
+        let pdev: &PciFunction = &dev.pdev;
+        let start = chunk.pos - chunk.offset;
+        let ctrl_at = start + b::PCI_EXP_DEVCTL as usize;
+        let readrq_before = self.get(ctrl_at, 2) & b::PCI_EXP_DEVCTL_READRQ;
+        self.table_write(pdev, table, chunk, val)?;
+
+        let ctrl = self.get(ctrl_at, 2);
+        if ctrl & b::PCI_EXP_DEVCTL_BCR_FLR != 0 {
+            self.set(ctrl_at, 2, ctrl & !b::PCI_EXP_DEVCTL_BCR_FLR);
+            let devcap = hw::user_read(pdev, start + b::PCI_EXP_DEVCAP as usize, 4);
+            if devcap.is_ok_and(|cap| cap & b::PCI_EXP_DEVCAP_FLR != 0) {
+                self.reset_function(dev);
+            }
+        }
+
+        let readrq = ctrl & b::PCI_EXP_DEVCTL_READRQ;
+        if readrq != readrq_before {
+            let bytes = 128i32 << (readrq >> 12);
+            hw::pcie_set_readrq(pdev, bytes.max(hw::pcie_mps(pdev)));
+        }
+        Ok(())
+    }
+
+    /// Advanced Features: Initiate FLR resets the function (if it supports FLR and
+    /// Transactions Pending) and reads back 0.
+    fn write_af(
+        &mut self,
+        dev: &VfioDevice<VfioPciDevice>,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
+        let pdev: &PciFunction = &dev.pdev;
+        self.table_write(pdev, table, chunk, val)?;
+        let start = chunk.pos - chunk.offset;
+        let ctrl_at = start + b::PCI_AF_CTRL as usize;
+        let ctrl = self.get(ctrl_at, 1);
+        if ctrl & b::PCI_AF_CTRL_FLR != 0 {
+            self.set(ctrl_at, 1, ctrl & !b::PCI_AF_CTRL_FLR);
+            let needed = b::PCI_AF_CAP_FLR | b::PCI_AF_CAP_TP;
+            let cap = hw::user_read(pdev, start + b::PCI_AF_CAP as usize, 1);
+            if cap.is_ok_and(|cap| cap & needed == needed) {
+                self.reset_function(dev);
+            }
+        }
+        Ok(())
+    }
+
+    /// A function reset user space asked for, with its BAR mappings zapped and BAR access
+    /// blocked meanwhile.
+    fn reset_function(&self, dev: &VfioDevice<VfioPciDevice>) {
+        let mut gate = memory::lock_and_zap(dev);
+        let _ = dev.pdev.try_reset_function();
+        gate.set_decode_enabled(self.memory_enabled(&dev.pdev));
+    }
+}

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Building the virtual config space at open: a copy of the function's config space, and for
+//! every byte which capability owns it, with the capabilities user space must not see unlinked
+//! from both chains.
+
+use super::{
+    hw,
+    perms::{self, CapLen},
+    VirtualConfig,
+};
+use crate::pci_function::PciFunction;
+use kernel::{bindings as b, prelude::*};
+
+/// What a byte of config space belongs to; decides how accesses to it behave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Owner {
+    /// The standard 64-byte header.
+    Header,
+    /// A visible standard capability, by id.
+    Cap(u8),
+    /// A visible extended capability (or the hidden one anchoring the chain at 0x100), by id.
+    Ecap(u16),
+    /// No capability: passed through raw.
+    Unassigned,
+}
+
+/// Offset of the first extended capability, and size of conventional config space.
+pub(super) const EXT_START: usize = b::PCI_CFG_SPACE_SIZE as usize;
+/// Size of the standard header.
+pub(super) const HEADER_LEN: usize = b::PCI_STD_HEADER_SIZEOF as usize;
+
+/// Next-pointer bits of an extended capability header.
+const ECAP_NEXT_MASK: u32 = 0xffc << 20;
+
+/// The next extended capability's offset (`PCI_EXT_CAP_NEXT`).
+fn ecap_next(header: u32) -> usize {
+    ((header >> 20) & 0xffc) as usize
+}
+
+/// Functions whose INTx masking is broken: INTx is hidden from user space and kept disabled.
+const BROKEN_INTX_MASKING: &[(u32, core::ops::RangeInclusive<u16>)] = &[
+    // i40e (XL710/X710/XXV710) 10/20/25/40GbE.
+    (b::PCI_VENDOR_ID_INTEL, 0x1572..=0x1572),
+    (b::PCI_VENDOR_ID_INTEL, 0x1574..=0x1574),
+    (b::PCI_VENDOR_ID_INTEL, 0x1580..=0x1581),
+    (b::PCI_VENDOR_ID_INTEL, 0x1583..=0x158b),
+    (b::PCI_VENDOR_ID_INTEL, 0x37d0..=0x37d2),
+    // X550.
+    (b::PCI_VENDOR_ID_INTEL, 0x1563..=0x1563),
+];
+
+/// VFs known to report a non-zero interrupt pin (not worth a warning).
+const KNOWN_BOGUS_VF_PIN: &[(u32, u16)] = &[(b::PCI_VENDOR_ID_INTEL, 0x270c)];
+
+/// Whether vfio-pci treats `pdev`'s INTx as absent because its masking is broken.
+pub(crate) fn nointx(pdev: &PciFunction) -> bool {
+    let (vendor, device) = hw::ids(pdev);
+    BROKEN_INTX_MASKING
+        .iter()
+        .any(|(v, devices)| *v == u32::from(vendor) && devices.contains(&device))
+}
+
+impl VirtualConfig {
+    /// Copies `pdev`'s config space and filters its capability chains.
+    pub(super) fn build(pdev: &PciFunction) -> Result<Self> {
+        let size = hw::cfg_size(pdev);
+        if size < EXT_START {
+            return Err(EINVAL);
+        }
+        let mut owners = KVec::from_elem(Owner::Unassigned, size, GFP_KERNEL)?;
+        for owner in owners.iter_mut().take(HEADER_LEN) {
+            *owner = Owner::Header;
+        }
+        let mut this = Self {
+            bytes: KVec::from_elem(0u8, size, GFP_KERNEL)?,
+            owners,
+            msi: None,
+            bars_dirty: true,
+            restore_bars: [0; 7],
+            intx_virtually_disabled: false,
+            needs_pm_restore: false,
+            pm_save: None,
+        };
+        this.fill(pdev, 0, HEADER_LEN)?;
+
+        // The BARs as the host programmed them, restored when the function loses them.
+        for (i, bar) in this.restore_bars.iter_mut().enumerate().take(6) {
+            *bar = le_get(&this.bytes, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4);
+        }
+        if let Some(rom) = this.restore_bars.get_mut(6) {
+            *rom = le_get(&this.bytes, b::PCI_ROM_ADDRESS as usize, 4);
+        }
+
+        let pin = b::PCI_INTERRUPT_PIN as usize;
+        if pdev.is_virtfn() {
+            // VFs read all ones for their ids, and must not have an interrupt pin.
+            let (vendor, device) = hw::ids(pdev);
+            this.set(b::PCI_VENDOR_ID as usize, 2, vendor.into());
+            this.set(b::PCI_DEVICE_ID as usize, 2, device.into());
+            let known = KNOWN_BOGUS_VF_PIN
+                .iter()
+                .any(|(v, d)| *v == u32::from(vendor) && *d == device);
+            if this.get(pin, 1) != 0 && !known {
+                dev_warn!(
+                    pdev.as_device(),
+                    "Hardware bug: VF reports bogus INTx pin {}\n",
+                    this.get(pin, 1)
+                );
+            }
+            this.set(pin, 1, 0);
+        }
+        if hw::no_command_memory(pdev) {
+            // No memory-enable bit in hardware: show it set, as on a PF after enable.
+            let cmd = this.get(b::PCI_COMMAND as usize, 2) | b::PCI_COMMAND_MEMORY;
+            this.set(b::PCI_COMMAND as usize, 2, cmd);
+        }
+        let irq = hw::irq(pdev);
+        if nointx(pdev) || irq == 0 || irq == b::IRQ_NOTCONNECTED {
+            this.set(pin, 1, 0);
+        }
+
+        let extended = this.link_caps(pdev)?;
+        if extended {
+            this.link_ecaps(pdev)?;
+        }
+
+        let pm = usize::from(hw::pm_cap(pdev));
+        if pm != 0 {
+            let pmcsr = hw::read(pdev, pm + b::PCI_PM_CTRL as usize, 2).unwrap_or(0);
+            this.needs_pm_restore = pmcsr & b::PCI_PM_CTRL_NO_SOFT_RESET == 0;
+        }
+        Ok(this)
+    }
+
+    /// Copies `len` bytes of physical config space at `pos`, in the largest aligned reads.
+    fn fill(&mut self, pdev: &PciFunction, mut pos: usize, len: usize) -> Result {
+        let end = pos.checked_add(len).ok_or(EINVAL)?.min(self.bytes.len());
+        while pos < end {
+            let left = end - pos;
+            let count = if left >= 4 && pos % 4 == 0 {
+                4
+            } else if left >= 2 && pos % 2 == 0 {
+                2
+            } else {
+                1
+            };
+            let val = hw::read(pdev, pos, count)?;
+            self.set(pos, count, val);
+            pos += count;
+        }
+        Ok(())
+    }
+
+    /// Marks `len` bytes at `pos` as `owner`'s, warning about overlaps.
+    fn claim(&mut self, pdev: &PciFunction, pos: usize, len: usize, owner: Owner) {
+        for (i, slot) in self.owners.iter_mut().skip(pos).take(len).enumerate() {
+            if *slot != Owner::Unassigned {
+                dev_warn!(
+                    pdev.as_device(),
+                    "vfio_cap_init: PCI config conflict @{:#x}, was {:?} now {:?}\n",
+                    pos + i,
+                    *slot,
+                    owner
+                );
+            }
+            *slot = owner;
+        }
+    }
+
+    /// Walks the standard capability list, copying the capabilities user space may see and
+    /// unlinking the others. Returns whether extended capabilities are worth walking.
+    fn link_caps(&mut self, pdev: &PciFunction) -> Result<bool> {
+        let mut extended = false;
+        let status = hw::read(pdev, b::PCI_STATUS as usize, 2)?;
+        if status & b::PCI_STATUS_CAP_LIST == 0 {
+            return Ok(extended);
+        }
+        let mut pos = hw::read(pdev, b::PCI_CAPABILITY_LIST as usize, 1)? as usize;
+        // The pointer that links to the capability at `pos`.
+        let mut link = b::PCI_CAPABILITY_LIST as usize;
+        let mut visible = 0;
+        // Capabilities are dword aligned: no more than this many fit.
+        let mut budget = (EXT_START - HEADER_LEN) / 4;
+        while pos != 0 && budget > 0 {
+            budget -= 1;
+            let id = hw::read(pdev, pos, 1)? as u8;
+            let next = hw::read(pdev, pos + b::PCI_CAP_LIST_NEXT as usize, 1)?;
+            // ID 0 is a null capability with no content.
+            let len = match if id == 0 {
+                CapLen::Hidden
+            } else {
+                perms::cap_len(id)
+            } {
+                CapLen::Hidden => 0,
+                CapLen::Fixed(len) => len,
+                CapLen::Variable => self.cap_len(pdev, id, pos, &mut extended)?,
+            };
+            if len == 0 {
+                dev_dbg!(
+                    pdev.as_device(),
+                    "vfio_cap_init: hiding cap {:#x}@{:#x}\n",
+                    id,
+                    pos
+                );
+                self.set(link, 1, next);
+                pos = next as usize;
+                continue;
+            }
+            self.claim(pdev, pos, len, Owner::Cap(id));
+            self.fill(pdev, pos, len)?;
+            if u32::from(id) == b::PCI_CAP_ID_PM {
+                // No PME for user space: no PME support, PME status and enable clear.
+                let pmc = pos + b::PCI_PM_PMC as usize;
+                self.set(pmc, 2, self.get(pmc, 2) & !b::PCI_PM_CAP_PME_MASK);
+                let ctrl = pos + b::PCI_PM_CTRL as usize;
+                let pme = b::PCI_PM_CTRL_PME_ENABLE | b::PCI_PM_CTRL_PME_STATUS;
+                self.set(ctrl, 2, self.get(ctrl, 2) & !pme);
+            }
+            link = pos + b::PCI_CAP_LIST_NEXT as usize;
+            pos = next as usize;
+            visible += 1;
+        }
+        if visible == 0 {
+            let status = self.get(b::PCI_STATUS as usize, 2) & !b::PCI_STATUS_CAP_LIST;
+            self.set(b::PCI_STATUS as usize, 2, status);
+        }
+        Ok(extended)
+    }
+
+    /// The length of variable-length standard capability `id` at `pos`; notes in `extended`
+    /// whether extended config space holds capabilities (PCIe and PCI-X 2.0 only).
+    fn cap_len(
+        &mut self,
+        pdev: &PciFunction,
+        id: u8,
+        pos: usize,
+        extended: &mut bool,
+    ) -> Result<usize> {
+        let mut probe_extended = || {
+            if hw::cfg_size(pdev) > EXT_START {
+                *extended = hw::read(pdev, EXT_START, 4).unwrap_or(0) != 0;
+            }
+        };
+        let len = match u32::from(id) {
+            b::PCI_CAP_ID_MSI => {
+                let flags = hw::read(pdev, pos + b::PCI_MSI_FLAGS as usize, 2)? as u16;
+                if self.msi.is_none() {
+                    self.msi = Some(perms::msi_policy(flags));
+                }
+                perms::msi_len(flags)
+            }
+            b::PCI_CAP_ID_PCIX => {
+                let cmd = hw::read(pdev, pos + b::PCI_X_CMD as usize, 2)?;
+                // PCI_X_CMD_VERSION
+                if (cmd >> 12) & 3 != 0 {
+                    probe_extended();
+                    b::PCI_CAP_PCIX_SIZEOF_V2 as usize
+                } else {
+                    b::PCI_CAP_PCIX_SIZEOF_V0 as usize
+                }
+            }
+            b::PCI_CAP_ID_VNDR => hw::read(pdev, pos + b::PCI_CAP_FLAGS as usize, 1)? as usize,
+            b::PCI_CAP_ID_EXP => {
+                probe_extended();
+                let flags = u32::from(hw::pcie_flags(pdev));
+                let integrated = (flags & b::PCI_EXP_FLAGS_TYPE) >> 4 == b::PCI_EXP_TYPE_RC_END;
+                match (flags & b::PCI_EXP_FLAGS_VERS == 1, integrated) {
+                    // "All devices" registers only, no link.
+                    (true, true) => 0xc,
+                    (true, false) => b::PCI_CAP_EXP_ENDPOINT_SIZEOF_V1 as usize,
+                    (false, true) => 0x2c,
+                    (false, false) => b::PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 as usize,
+                }
+            }
+            b::PCI_CAP_ID_HT => {
+                if hw::read(pdev, pos + 3, 1)? & b::HT_3BIT_CAP_MASK != 0 {
+                    b::HT_CAP_SIZEOF_SHORT as usize
+                } else {
+                    b::HT_CAP_SIZEOF_LONG as usize
+                }
+            }
+            b::PCI_CAP_ID_SATA => {
+                let regs = hw::read(pdev, pos + b::PCI_SATA_REGS as usize, 1)?;
+                if regs & b::PCI_SATA_REGS_MASK == b::PCI_SATA_REGS_INLINE {
+                    b::PCI_SATA_SIZEOF_LONG as usize
+                } else {
+                    b::PCI_SATA_SIZEOF_SHORT as usize
+                }
+            }
+            _ => {
+                dev_warn!(
+                    pdev.as_device(),
+                    "vfio_cap_len: unknown length for PCI cap {:#x}@{:#x}\n",
+                    id,
+                    pos
+                );
+                0
+            }
+        };
+        Ok(len)
+    }
+
+    /// Walks the extended capability list, copying the visible ones and unlinking the others;
+    /// a hidden first capability stays as an anchor with only its next pointer.
+    fn link_ecaps(&mut self, pdev: &PciFunction) -> Result {
+        let size = self.bytes.len();
+        let mut pos = EXT_START;
+        let mut link: Option<usize> = None;
+        let mut visible = 0;
+        let mut budget = (size - EXT_START) / 4;
+        while budget > 0 && pos >= EXT_START {
+            budget -= 1;
+            let header = hw::read(pdev, pos, 4)?;
+            let id = (header & 0xffff) as u16;
+            let mut len = match perms::ecap_len(id) {
+                CapLen::Hidden => 0,
+                CapLen::Fixed(len) => len,
+                CapLen::Variable => ecap_len(pdev, id, pos)?,
+            };
+            let mut hidden = false;
+            if len == 0 {
+                dev_dbg!(
+                    pdev.as_device(),
+                    "vfio_ecap_init: hiding ecap {:#x}@{:#x}\n",
+                    id,
+                    pos
+                );
+                if let Some(link) = link {
+                    let next = ecap_next(header);
+                    let linked = (self.get(link, 4) & !ECAP_NEXT_MASK) | ((next as u32) << 20);
+                    self.set(link, 4, linked);
+                    pos = next;
+                    continue;
+                }
+                // The chain must start at 0x100: keep a placeholder there.
+                len = 4;
+                hidden = true;
+            }
+            self.claim(pdev, pos, len, Owner::Ecap(id));
+            self.fill(pdev, pos, len)?;
+            if hidden {
+                self.set(pos, 4, self.get(pos, 4) & ECAP_NEXT_MASK);
+            } else {
+                visible += 1;
+            }
+            link = Some(pos);
+            pos = ecap_next(header);
+        }
+        if visible == 0 {
+            self.set(EXT_START, 4, 0);
+        }
+        Ok(())
+    }
+}
+
+/// The length of variable-length extended capability `id` at `pos`.
+fn ecap_len(pdev: &PciFunction, id: u16, pos: usize) -> Result<usize> {
+    let byte = |offset: u32| hw::read(pdev, pos + offset as usize, 1);
+    let dword = |offset: u32| hw::read(pdev, pos + offset as usize, 4);
+    let len = match u32::from(id) {
+        b::PCI_EXT_CAP_ID_VNDR => ((dword(b::PCI_VNDR_HEADER)? >> 20) & 0xfff) as usize,
+        b::PCI_EXT_CAP_ID_DVSEC => ((dword(b::PCI_DVSEC_HEADER1)? >> 20) & 0xfff) as usize,
+        b::PCI_EXT_CAP_ID_VC | b::PCI_EXT_CAP_ID_VC9 | b::PCI_EXT_CAP_ID_MFVC => {
+            let extra_vcs = (dword(b::PCI_VC_PORT_CAP1)? & b::PCI_VC_CAP1_EVCC) as usize;
+            let cap2 = dword(b::PCI_VC_PORT_CAP2)?;
+            let phases = if cap2 & b::PCI_VC_CAP2_128_PHASE != 0 {
+                128
+            } else if cap2 & b::PCI_VC_CAP2_64_PHASE != 0 {
+                64
+            } else if cap2 & b::PCI_VC_CAP2_32_PHASE != 0 {
+                32
+            } else {
+                0
+            };
+            // Arbitration tables are never writable: their size only bounds the capability.
+            let arbitration_bits = phases * 4;
+            let mut len = b::PCI_CAP_VC_BASE_SIZEOF as usize
+                + (1 + extra_vcs) * b::PCI_CAP_VC_PER_VC_SIZEOF as usize;
+            if arbitration_bits != 0 {
+                len = len.next_multiple_of(16) + arbitration_bits / 8;
+            }
+            len
+        }
+        b::PCI_EXT_CAP_ID_ACS => {
+            if byte(b::PCI_ACS_CAP)? & b::PCI_ACS_EC != 0 {
+                let egress = byte(b::PCI_ACS_EGRESS_BITS)? as usize;
+                let bits = if egress != 0 {
+                    egress.next_multiple_of(32)
+                } else {
+                    256
+                };
+                8 + bits / 8
+            } else {
+                8
+            }
+        }
+        b::PCI_EXT_CAP_ID_REBAR => {
+            let ctrl = byte(b::PCI_REBAR_CTRL)?;
+            let bars = (ctrl & b::PCI_REBAR_CTRL_NBAR_MASK) >> b::PCI_REBAR_CTRL_NBAR_SHIFT;
+            4 + bars as usize * 8
+        }
+        b::PCI_EXT_CAP_ID_DPA => {
+            let substates = byte(b::PCI_DPA_CAP)? & b::PCI_DPA_CAP_SUBSTATE_MASK;
+            b::PCI_DPA_BASE_SIZEOF as usize + substates as usize + 1
+        }
+        b::PCI_EXT_CAP_ID_TPH => {
+            let cap = dword(b::PCI_TPH_CAP)?;
+            if cap & b::PCI_TPH_CAP_LOC_MASK == b::PCI_TPH_LOC_CAP {
+                let entries = (cap & b::PCI_TPH_CAP_ST_MASK) >> b::PCI_TPH_CAP_ST_SHIFT;
+                b::PCI_TPH_BASE_SIZEOF as usize + entries as usize * 2 + 2
+            } else {
+                b::PCI_TPH_BASE_SIZEOF as usize
+            }
+        }
+        _ => {
+            dev_warn!(
+                pdev.as_device(),
+                "vfio_ext_cap_len: unknown length for PCI ecap {:#x}@{:#x}\n",
+                id,
+                pos
+            );
+            0
+        }
+    };
+    Ok(len)
+}
+
+/// The `count` bytes of `bytes` at `pos` as a little-endian value (0 past the end).
+pub(super) fn le_get(bytes: &[u8], pos: usize, count: usize) -> u32 {
+    (0..count.min(4)).fold(0, |acc, i| {
+        let byte = pos
+            .checked_add(i)
+            .and_then(|at| bytes.get(at))
+            .copied()
+            .unwrap_or(0);
+        acc | (u32::from(byte) << (8 * i))
+    })
+}
+
+/// Stores the low `count` bytes of `val` at `pos`, little-endian (bytes past the end dropped).
+pub(super) fn le_set(bytes: &mut [u8], pos: usize, count: usize, val: u32) {
+    for i in 0..count.min(4) {
+        if let Some(byte) = pos.checked_add(i).and_then(|at| bytes.get_mut(at)) {
+            *byte = (val >> (8 * i)) as u8;
+        }
+    }
+}

@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The rules of config space as data: how long each capability is, which of its bits user
+//! space may write, and which bits it sees virtualized (kept in the driver's copy, never
+//! written to the function).
+//!
+//! Every bit of a register is one of: read from the device and not writable (the default);
+//! read from the device and written through (`write` set); or virtualized (`virt` set: read
+//! from and, if writable, written to the virtual copy). These are vfio-pci's tables; a capability
+//! that needs more than the tables (the command register, power state changes, FLR) names a
+//! [`Hook`] that runs after the table-driven write.
+
+use kernel::bindings as b;
+
+/// All bits.
+const ALL: u32 = u32::MAX;
+
+/// Virtualized and writable bits of one register block, one byte of flags per config byte.
+pub(super) struct PermTable {
+    virt: &'static [u8],
+    write: &'static [u8],
+}
+
+impl PermTable {
+    /// The virtualized bits of the `count` bytes at `offset`, as a little-endian value.
+    pub(super) fn virt_bits(&self, offset: usize, count: usize) -> u32 {
+        le_bits(self.virt, offset, count)
+    }
+
+    /// The writable bits of the `count` bytes at `offset`, as a little-endian value.
+    pub(super) fn write_bits(&self, offset: usize, count: usize) -> u32 {
+        le_bits(self.write, offset, count)
+    }
+}
+
+/// `count` bytes of `bytes` from `offset`, little-endian; bytes past the end count as 0 (not
+/// virtualized, not writable).
+fn le_bits(bytes: &[u8], offset: usize, count: usize) -> u32 {
+    (0..count.min(4)).fold(0, |acc, i| {
+        let byte = offset
+            .checked_add(i)
+            .and_then(|at| bytes.get(at))
+            .copied()
+            .unwrap_or(0);
+        acc | (u32::from(byte) << (8 * i))
+    })
+}
+
+/// Builds a [`PermTable`]'s bytes at compile time.
+struct Perms<const N: usize> {
+    virt: [u8; N],
+    write: [u8; N],
+}
+
+impl<const N: usize> Perms<N> {
+    /// Nothing virtualized, nothing writable.
+    const fn new() -> Self {
+        Self {
+            virt: [0; N],
+            write: [0; N],
+        }
+    }
+
+    /// Sets the `width` bytes at `offset` (a field past `N` fails the build).
+    const fn field(mut self, offset: u32, width: usize, virt: u32, write: u32) -> Self {
+        let mut i = 0;
+        while i < width {
+            self.virt[offset as usize + i] = (virt >> (8 * i)) as u8;
+            self.write[offset as usize + i] = (write >> (8 * i)) as u8;
+            i += 1;
+        }
+        self
+    }
+
+    const fn byte(self, offset: u32, virt: u32, write: u32) -> Self {
+        self.field(offset, 1, virt, write)
+    }
+
+    const fn word(self, offset: u32, virt: u32, write: u32) -> Self {
+        self.field(offset, 2, virt, write)
+    }
+
+    const fn dword(self, offset: u32, virt: u32, write: u32) -> Self {
+        self.field(offset, 4, virt, write)
+    }
+
+    /// Every capability's next pointer is virtualized, so the chain can skip capabilities.
+    const fn cap_next(self) -> Self {
+        self.byte(b::PCI_CAP_LIST_NEXT, ALL, 0)
+    }
+
+    /// So is the first dword of every extended capability (its next pointer).
+    const fn ecap_header(self) -> Self {
+        self.dword(0, ALL, 0)
+    }
+}
+
+/// Declares a `static` [`PermTable`] backed by a compile-time [`Perms`].
+macro_rules! perm_table {
+    ($(#[$attr:meta])* $name:ident, $len:expr, $perms:expr) => {
+        $(#[$attr])*
+        static $name: PermTable = {
+            const PERMS: Perms<{ $len as usize }> = $perms;
+            PermTable {
+                virt: &PERMS.virt,
+                write: &PERMS.write,
+            }
+        };
+    };
+}
+
+perm_table!(
+    HEADER,
+    64,
+    Perms::new()
+        // Virtualized because SR-IOV VFs read all ones here.
+        .word(b::PCI_VENDOR_ID, ALL, 0)
+        .word(b::PCI_DEVICE_ID, ALL, 0)
+        // INTx disable is the driver's (interrupt control); the rest goes through.
+        .word(b::PCI_COMMAND, b::PCI_COMMAND_INTX_DISABLE, ALL)
+        // The capability-list bit, because the driver may hide every capability.
+        .word(b::PCI_STATUS, b::PCI_STATUS_CAP_LIST, 0)
+        .byte(b::PCI_CACHE_LINE_SIZE, 0, ALL)
+        .byte(b::PCI_LATENCY_TIMER, 0, ALL)
+        .byte(b::PCI_BIST, 0, ALL)
+        // BARs are the host's: user space sees and sizes virtual ones.
+        .dword(b::PCI_BASE_ADDRESS_0, ALL, ALL)
+        .dword(b::PCI_BASE_ADDRESS_1, ALL, ALL)
+        .dword(b::PCI_BASE_ADDRESS_2, ALL, ALL)
+        .dword(b::PCI_BASE_ADDRESS_3, ALL, ALL)
+        .dword(b::PCI_BASE_ADDRESS_4, ALL, ALL)
+        .dword(b::PCI_BASE_ADDRESS_5, ALL, ALL)
+        .dword(b::PCI_ROM_ADDRESS, ALL, ALL)
+        .byte(b::PCI_CAPABILITY_LIST, ALL, 0)
+        .byte(b::PCI_INTERRUPT_LINE, ALL, ALL)
+        // Virtual so INTx can be hidden.
+        .byte(b::PCI_INTERRUPT_PIN, ALL, 0)
+);
+
+perm_table!(
+    PM,
+    8,
+    Perms::new()
+        .cap_next()
+        // User space cannot handle PME: PME support reads as none.
+        .word(b::PCI_PM_PMC, b::PCI_PM_CAP_PME_MASK, 0)
+        // The power state is changed by the driver (see `Hook::Pm`), PME bits are virtual.
+        .dword(
+            b::PCI_PM_CTRL,
+            b::PCI_PM_CTRL_PME_ENABLE | b::PCI_PM_CTRL_PME_STATUS,
+            !(b::PCI_PM_CTRL_PME_ENABLE | b::PCI_PM_CTRL_PME_STATUS | b::PCI_PM_CTRL_STATE_MASK)
+        )
+);
+
+perm_table!(
+    VPD,
+    8,
+    Perms::new()
+        .cap_next()
+        // Both emulated: VPD goes through the PCI core's accessors.
+        .word(b::PCI_VPD_ADDR, ALL, ALL)
+        .dword(b::PCI_VPD_DATA, ALL, ALL)
+);
+
+perm_table!(
+    PCIX,
+    b::PCI_CAP_PCIX_SIZEOF_V2,
+    Perms::new()
+        .cap_next()
+        .word(b::PCI_X_CMD, 0, ALL)
+        .dword(b::PCI_X_ECC_CSR, 0, ALL)
+);
+
+perm_table!(
+    EXP,
+    b::PCI_CAP_EXP_ENDPOINT_SIZEOF_V2,
+    Perms::new()
+        .cap_next()
+        // Not phantom functions (IOMMU) nor MPS (fabric-wide); FLR and MRRS via `Hook::Exp`.
+        .word(
+            b::PCI_EXP_DEVCTL,
+            b::PCI_EXP_DEVCTL_BCR_FLR | b::PCI_EXP_DEVCTL_PAYLOAD | b::PCI_EXP_DEVCTL_READRQ,
+            !b::PCI_EXP_DEVCTL_PHANTOM
+        )
+        // ARI forwarding is set up by the host.
+        .word(b::PCI_EXP_DEVCTL2, 0, !b::PCI_EXP_DEVCTL2_ARI)
+);
+
+perm_table!(
+    AF,
+    8,
+    Perms::new()
+        .cap_next()
+        .byte(b::PCI_AF_CTRL, b::PCI_AF_CTRL_FLR, b::PCI_AF_CTRL_FLR)
+);
+
+perm_table!(
+    /// MSI with 32-bit addresses, without per-vector masking.
+    MSI_32,
+    12,
+    Perms::new()
+        .cap_next()
+        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .word(b::PCI_MSI_DATA_32, ALL, ALL)
+);
+
+perm_table!(
+    /// MSI with 32-bit addresses and per-vector masking.
+    MSI_32_MASK,
+    20,
+    Perms::new()
+        .cap_next()
+        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .word(b::PCI_MSI_DATA_32, ALL, ALL)
+        .dword(b::PCI_MSI_MASK_32, 0, ALL)
+        .dword(b::PCI_MSI_PENDING_32, 0, ALL)
+);
+
+perm_table!(
+    /// MSI with 64-bit addresses, without per-vector masking.
+    MSI_64,
+    16,
+    Perms::new()
+        .cap_next()
+        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .dword(b::PCI_MSI_ADDRESS_HI, ALL, ALL)
+        .word(b::PCI_MSI_DATA_64, ALL, ALL)
+);
+
+perm_table!(
+    /// MSI with 64-bit addresses and per-vector masking.
+    MSI_64_MASK,
+    24,
+    Perms::new()
+        .cap_next()
+        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .dword(b::PCI_MSI_ADDRESS_HI, ALL, ALL)
+        .word(b::PCI_MSI_DATA_64, ALL, ALL)
+        .dword(b::PCI_MSI_MASK_64, 0, ALL)
+        .dword(b::PCI_MSI_PENDING_64, 0, ALL)
+);
+
+/// Uncorrectable errors user space may clear, mask and grade.
+const AER_UNCORRECTABLE: u32 = b::PCI_ERR_UNC_UND
+    | b::PCI_ERR_UNC_DLP
+    | b::PCI_ERR_UNC_SURPDN
+    | b::PCI_ERR_UNC_POISON_TLP
+    | b::PCI_ERR_UNC_FCP
+    | b::PCI_ERR_UNC_COMP_TIME
+    | b::PCI_ERR_UNC_COMP_ABORT
+    | b::PCI_ERR_UNC_UNX_COMP
+    | b::PCI_ERR_UNC_RX_OVER
+    | b::PCI_ERR_UNC_MALF_TLP
+    | b::PCI_ERR_UNC_ECRC
+    | b::PCI_ERR_UNC_UNSUP
+    | b::PCI_ERR_UNC_ACSV
+    | b::PCI_ERR_UNC_INTN
+    | b::PCI_ERR_UNC_MCBTLP
+    | b::PCI_ERR_UNC_ATOMEG
+    | b::PCI_ERR_UNC_TLPPRE;
+
+/// Correctable errors user space may clear and mask.
+const AER_CORRECTABLE: u32 = b::PCI_ERR_COR_RCVR
+    | b::PCI_ERR_COR_BAD_TLP
+    | b::PCI_ERR_COR_BAD_DLLP
+    | b::PCI_ERR_COR_REP_ROLL
+    | b::PCI_ERR_COR_REP_TIMER
+    | b::PCI_ERR_COR_ADV_NFAT
+    | b::PCI_ERR_COR_INTERNAL
+    | b::PCI_ERR_COR_LOG_OVER;
+
+perm_table!(
+    AER,
+    b::PCI_ERR_ROOT_COMMAND,
+    Perms::new()
+        .ecap_header()
+        .dword(b::PCI_ERR_UNCOR_STATUS, 0, AER_UNCORRECTABLE)
+        .dword(b::PCI_ERR_UNCOR_MASK, 0, AER_UNCORRECTABLE)
+        .dword(b::PCI_ERR_UNCOR_SEVER, 0, AER_UNCORRECTABLE)
+        .dword(b::PCI_ERR_COR_STATUS, 0, AER_CORRECTABLE)
+        .dword(b::PCI_ERR_COR_MASK, 0, AER_CORRECTABLE)
+        .dword(
+            b::PCI_ERR_CAP,
+            0,
+            b::PCI_ERR_CAP_ECRC_GENE | b::PCI_ERR_CAP_ECRC_CHKE
+        )
+);
+
+perm_table!(
+    POWER_BUDGET,
+    b::PCI_EXT_CAP_PWR_SIZEOF,
+    Perms::new()
+        .ecap_header()
+        // Selecting which budget entry to read is harmless.
+        .byte(b::PCI_PWR_DATA, 0, ALL)
+);
+
+/// What runs after the table-driven part of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Hook {
+    None,
+    /// Standard header: BAR sizing, memory/IO enable, INTx disable.
+    Header,
+    /// MSI: queue size and enable are fixed up and written to the device.
+    Msi,
+    /// Power management: power state changes.
+    Pm,
+    /// VPD: address writes start a VPD read or write.
+    Vpd,
+    /// PCI Express: FLR and Max_Read_Request_Size.
+    Exp,
+    /// Advanced Features: FLR.
+    Af,
+}
+
+/// How accesses to a range of config space behave.
+#[derive(Clone, Copy)]
+pub(super) enum Policy {
+    /// As the table says, then the hook.
+    Table(&'static PermTable, Hook),
+    /// Read from the device except the capability header (from the virtual copy, so the chain
+    /// can skip capabilities); writes dropped, or passed through raw when `raw_write`.
+    Direct { raw_write: bool },
+    /// Read and written on the device as is (bytes no capability claims: some devices keep
+    /// registers there).
+    Raw,
+}
+
+/// The standard header's policy.
+pub(super) const HEADER_POLICY: Policy = Policy::Table(&HEADER, Hook::Header);
+
+/// The policy of standard capability `id`, MSI excepted (its table depends on the function).
+pub(super) fn cap_policy(id: u8) -> Policy {
+    match u32::from(id) {
+        b::PCI_CAP_ID_PM => Policy::Table(&PM, Hook::Pm),
+        b::PCI_CAP_ID_VPD => Policy::Table(&VPD, Hook::Vpd),
+        b::PCI_CAP_ID_PCIX => Policy::Table(&PCIX, Hook::None),
+        b::PCI_CAP_ID_EXP => Policy::Table(&EXP, Hook::Exp),
+        b::PCI_CAP_ID_AF => Policy::Table(&AF, Hook::Af),
+        b::PCI_CAP_ID_VNDR => Policy::Direct { raw_write: true },
+        _ => Policy::Direct { raw_write: false },
+    }
+}
+
+/// The MSI table for a function whose MSI control register reads `flags`.
+pub(super) fn msi_policy(flags: u16) -> Policy {
+    let is_64 = u32::from(flags) & b::PCI_MSI_FLAGS_64BIT != 0;
+    let masks = u32::from(flags) & b::PCI_MSI_FLAGS_MASKBIT != 0;
+    let table = match (is_64, masks) {
+        (false, false) => &MSI_32,
+        (false, true) => &MSI_32_MASK,
+        (true, false) => &MSI_64,
+        (true, true) => &MSI_64_MASK,
+    };
+    Policy::Table(table, Hook::Msi)
+}
+
+/// The length of the MSI capability for `flags`.
+pub(super) fn msi_len(flags: u16) -> usize {
+    let mut len = 10;
+    if u32::from(flags) & b::PCI_MSI_FLAGS_64BIT != 0 {
+        len += 4;
+    }
+    if u32::from(flags) & b::PCI_MSI_FLAGS_MASKBIT != 0 {
+        len += 10;
+    }
+    len
+}
+
+/// The policy of extended capability `id` (or of a hidden one anchoring the chain).
+pub(super) fn ecap_policy(id: u16) -> Policy {
+    match u32::from(id) {
+        b::PCI_EXT_CAP_ID_ERR => Policy::Table(&AER, Hook::None),
+        b::PCI_EXT_CAP_ID_PWR => Policy::Table(&POWER_BUDGET, Hook::None),
+        b::PCI_EXT_CAP_ID_VNDR | b::PCI_EXT_CAP_ID_DVSEC => Policy::Direct { raw_write: true },
+        _ => Policy::Direct { raw_write: false },
+    }
+}
+
+/// How long a capability is, as far as its id tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CapLen {
+    /// Not shown to user space: removed from the chain.
+    Hidden,
+    Fixed(usize),
+    /// Depends on the capability's contents.
+    Variable,
+}
+
+/// Standard capability `id`: which ones user space sees, and their lengths.
+pub(super) fn cap_len(id: u8) -> CapLen {
+    match u32::from(id) {
+        b::PCI_CAP_ID_PM => CapLen::Fixed(b::PCI_PM_SIZEOF as usize),
+        b::PCI_CAP_ID_AGP => CapLen::Fixed(b::PCI_AGP_SIZEOF as usize),
+        b::PCI_CAP_ID_VPD => CapLen::Fixed(b::PCI_CAP_VPD_SIZEOF as usize),
+        b::PCI_CAP_ID_MSIX => CapLen::Fixed(b::PCI_CAP_MSIX_SIZEOF as usize),
+        b::PCI_CAP_ID_AF => CapLen::Fixed(b::PCI_CAP_AF_SIZEOF as usize),
+        b::PCI_CAP_ID_MSI
+        | b::PCI_CAP_ID_PCIX
+        | b::PCI_CAP_ID_HT
+        | b::PCI_CAP_ID_VNDR
+        | b::PCI_CAP_ID_EXP
+        | b::PCI_CAP_ID_SATA => CapLen::Variable,
+        // ID 0 (null), bridge, CompactPCI, hot-swap, debug, AGP 8x, secure device,
+        // Enhanced Allocation and anything unknown.
+        _ => CapLen::Hidden,
+    }
+}
+
+/// Extended capability `id`: which ones user space sees, and their lengths.
+pub(super) fn ecap_len(id: u16) -> CapLen {
+    match u32::from(id) {
+        b::PCI_EXT_CAP_ID_ERR => CapLen::Fixed(b::PCI_ERR_ROOT_COMMAND as usize),
+        b::PCI_EXT_CAP_ID_DSN => CapLen::Fixed(b::PCI_EXT_CAP_DSN_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_PWR => CapLen::Fixed(b::PCI_EXT_CAP_PWR_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_ARI => CapLen::Fixed(b::PCI_EXT_CAP_ARI_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_ATS => CapLen::Fixed(b::PCI_EXT_CAP_ATS_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_SRIOV => CapLen::Fixed(b::PCI_EXT_CAP_SRIOV_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_MCAST => CapLen::Fixed(b::PCI_EXT_CAP_MCAST_ENDPOINT_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_PRI => CapLen::Fixed(b::PCI_EXT_CAP_PRI_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_LTR => CapLen::Fixed(b::PCI_EXT_CAP_LTR_SIZEOF as usize),
+        b::PCI_EXT_CAP_ID_VC
+        | b::PCI_EXT_CAP_ID_VC9
+        | b::PCI_EXT_CAP_ID_MFVC
+        | b::PCI_EXT_CAP_ID_VNDR
+        | b::PCI_EXT_CAP_ID_ACS
+        | b::PCI_EXT_CAP_ID_REBAR
+        | b::PCI_EXT_CAP_ID_DPA
+        | b::PCI_EXT_CAP_ID_TPH
+        | b::PCI_EXT_CAP_ID_DVSEC => CapLen::Variable,
+        // Root-complex only, obsolete, not yet supported (MR-IOV, secondary PCIe, PMUX,
+        // PASID) or unknown.
+        _ => CapLen::Hidden,
+    }
+}
