@@ -108,7 +108,7 @@ impl IrqState {
             IntxSupport::Maskable(IntxMasking::IrqChip)
         };
         if intx == IntxSupport::Maskable(IntxMasking::DisIntx) {
-            let cmd = read_config_word(pdev, bindings::PCI_COMMAND);
+            let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
             let disable = bindings::PCI_COMMAND_INTX_DISABLE as u16;
             if cmd & disable != 0 {
                 pdev.write_config_word(bindings::PCI_COMMAND, cmd & !disable);
@@ -142,7 +142,7 @@ impl IrqState {
                 if cap == 0 {
                     return 0;
                 }
-                let flags = read_config_word(pdev, u32::from(cap) + bindings::PCI_MSI_FLAGS);
+                let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSI_FLAGS);
                 1 << ((u32::from(flags) & bindings::PCI_MSI_FLAGS_QMASK) >> 1)
             }
             MSIX => {
@@ -151,7 +151,7 @@ impl IrqState {
                 if cap == 0 {
                     return 0;
                 }
-                let flags = read_config_word(pdev, u32::from(cap) + bindings::PCI_MSIX_FLAGS);
+                let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSIX_FLAGS);
                 (u32::from(flags) & bindings::PCI_MSIX_FLAGS_QSIZE) + 1
             }
             ERR => u32::from(is_pcie(pdev)),
@@ -244,14 +244,6 @@ fn has_broken_intx(pdev: &PciFunction) -> bool {
 fn is_pcie(pdev: &PciFunction) -> bool {
     // SAFETY: The function is valid; `pcie_cap` is set at enumeration.
     unsafe { (*pdev.as_raw()).pcie_cap != 0 }
-}
-
-/// Reads a 16-bit config register (all ones if the read fails, as the PCI core reports it).
-fn read_config_word(pdev: &PciFunction, offset: u32) -> u16 {
-    let mut value: u16 = 0;
-    // SAFETY: The function is valid; `value` is a local.
-    unsafe { bindings::pci_read_config_word(pdev.as_raw(), offset as c_int, &mut value) };
-    value
 }
 
 // ---------------------------------------------------------------------------------- uAPI

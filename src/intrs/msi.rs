@@ -29,20 +29,16 @@ use kernel::{
 /// state, then the memory gate.
 pub(crate) fn with_memory_enabled<R>(dev: &VfioDevice<VfioPciDevice>, f: impl FnOnce() -> R) -> R {
     let _gate = dev.memory.lock();
-    let pdev = dev.pdev.as_raw();
-    let mut cmd: u16 = 0;
-    // SAFETY: The function is valid while `dev` is; `cmd` is a local.
-    unsafe { bindings::pci_read_config_word(pdev, bindings::PCI_COMMAND as c_int, &mut cmd) };
+    let pdev = &dev.pdev;
+    let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
     let memory = bindings::PCI_COMMAND_MEMORY as u16;
     let forced = cmd & memory == 0;
     if forced {
-        // SAFETY: As above.
-        unsafe { bindings::pci_write_config_word(pdev, bindings::PCI_COMMAND as c_int, cmd | memory) };
+        pdev.write_config_word(bindings::PCI_COMMAND, cmd | memory);
     }
     let result = f();
     if forced {
-        // SAFETY: As above.
-        unsafe { bindings::pci_write_config_word(pdev, bindings::PCI_COMMAND as c_int, cmd) };
+        pdev.write_config_word(bindings::PCI_COMMAND, cmd);
     }
     result
 }
