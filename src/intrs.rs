@@ -13,16 +13,15 @@
 //! Lock order: virtual config, then this state, then the memory gate. IRQ bypass (posting
 //! MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ bypass manager.
 
-mod eventfd;
 pub(crate) mod irqlock;
 mod intx;
 mod msi;
 
 use crate::{
-    bindings as vfio, device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice,
+    bindings as vfio, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
+    vfio_device::VfioDevice,
 };
 use core::mem::size_of;
-use eventfd::EventFd;
 use intx::{IntxLine, IntxMasking};
 use kernel::{
     bindings,

@@ -12,11 +12,8 @@
 //! [`IntxLine`] owns the request: it exists only while the IRQ is requested, and dropping it
 //! stops the unmask eventfd, frees the IRQ, and only then frees what the handler touches.
 
-use super::{
-    eventfd::EventFd,
-    irqlock::{new_irqsave_spinlock, IrqSaveSpinLock},
-};
-use crate::{bindings as vfio, pci_function::PciFunction};
+use super::irqlock::{new_irqsave_spinlock, IrqSaveSpinLock};
+use crate::{bindings as vfio, eventfd::EventFd, pci_function::PciFunction};
 use core::{
     ptr::{null_mut, NonNull},
     sync::atomic::{AtomicPtr, Ordering},
@@ -233,7 +230,7 @@ impl IntxLine {
             return Err(ENODEV);
         }
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_device().name()))?;
-        let trigger = trigger.map_or(null_mut(), EventFd::into_raw);
+        let trigger = trigger.map_or(null_mut(), |t| t.into_raw().as_ptr());
         let shared = KBox::pin_init(
             pin_init!(IntxShared {
                 pdev: pdev.into(),
@@ -308,7 +305,7 @@ impl IntxLine {
     /// Replaces the trigger eventfd (`None` stops delivery); the old one is released once no
     /// handler or deferred work can still be signalling it.
     pub(crate) fn set_trigger(&self, trigger: Option<EventFd>) {
-        let new = trigger.map_or(null_mut(), EventFd::into_raw);
+        let new = trigger.map_or(null_mut(), |t| t.into_raw().as_ptr());
         let old = self.shared.trigger.swap(new, Ordering::AcqRel);
         if let Some(old) = NonNull::new(old) {
             // SAFETY: The IRQ is requested (type invariant); the virqfd slot is ours and

@@ -11,9 +11,8 @@
 //! Writing an MSI-X vector's message touches the table in a BAR, so every step that can do
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
-use super::eventfd::EventFd;
 use crate::{
-    bindings as vfio, device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice,
+    bindings as vfio, eventfd::EventFd, device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice,
 };
 use kernel::{
     bindings,
@@ -79,7 +78,7 @@ impl Drop for MsiVector {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the IRQ is requested with this cookie; `free_irq`
         // waits for running handlers, after which `trigger` and `name` may go.
-        unsafe { bindings::free_irq(self.irq, self.trigger.as_ptr().cast()) };
+        unsafe { bindings::free_irq(self.irq, self.trigger.as_raw().cast()) };
     }
 }
 
@@ -245,7 +244,7 @@ impl MsiVectors {
                     None,
                     0,
                     name.as_char_ptr(),
-                    trigger.as_ptr().cast(),
+                    trigger.as_raw().cast(),
                 )
             }
         });
