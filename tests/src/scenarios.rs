@@ -167,6 +167,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::reset::scenarios())
     .chain(crate::regions::scenarios())
     .chain(crate::features::scenarios())
+    .chain(crate::interrupts::scenarios())
     .collect()
 }
 
