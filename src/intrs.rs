@@ -10,11 +10,13 @@
 //! callbacks touch is owned by the enabled mode and lives until its IRQs are freed (see
 //! [`intx`] and [`msi`]). Closing the device disables everything and releases every eventfd.
 //!
-//! Lock order: virtual config, then this state, then the memory gate. IRQ bypass (posting
-//! MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ bypass manager.
+//! Lock order: this state, then the virtual config, then the memory gate; the config code
+//! calls [`intx_mask`], [`intx_unmask`] and [`active_irq_type`] without its lock held. IRQ
+//! bypass (posting MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ
+//! bypass manager.
 
-pub(crate) mod irqlock;
 mod intx;
+pub(crate) mod irqlock;
 mod msi;
 
 use crate::{
@@ -100,8 +102,7 @@ impl IrqState {
             // SAFETY: The function is valid and enabled.
             unsafe { bindings::pci_intx(raw, 0) };
             IntxSupport::Hidden
-        // SAFETY: The function is valid; the flag is set at enumeration.
-        } else if unsafe { bindings::pci_dev::broken_intx_masking_raw(raw) } == 0 {
+        } else if intx_masking_supported(pdev) {
             IntxSupport::Maskable(IntxMasking::DisIntx)
         } else {
             IntxSupport::Maskable(IntxMasking::IrqChip)
@@ -187,7 +188,10 @@ impl IrqState {
             IrqMode::Msi(vectors) => {
                 vectors.disable(dev);
                 // Freeing the vectors let the PCI core clear DisINTx; hidden INTx stays off.
-                if self.caps.is_some_and(|caps| caps.intx == IntxSupport::Hidden) {
+                if self
+                    .caps
+                    .is_some_and(|caps| caps.intx == IntxSupport::Hidden)
+                {
                     // SAFETY: The function is valid.
                     unsafe { bindings::pci_intx(dev.pdev.as_raw(), 0) };
                 }
@@ -237,6 +241,13 @@ fn has_broken_intx(pdev: &PciFunction) -> bool {
             // X550
             | 0x1563
         )
+}
+
+/// Whether DisINTx masks the function's INTx and the status register shows it pending (no
+/// quirk marked its INTx masking broken), as `pci_intx_mask_supported` says.
+fn intx_masking_supported(pdev: &PciFunction) -> bool {
+    // SAFETY: The function is valid; the flag is set at enumeration and by early quirks.
+    unsafe { bindings::pci_dev::broken_intx_masking_raw(pdev.as_raw()) == 0 }
 }
 
 /// Whether the function is PCI Express.
@@ -359,7 +370,8 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
         vfio::VFIO_IRQ_SET_DATA_EVENTFD => {
             let mut fds = KVec::with_capacity(bytes.len() / size_of::<i32>(), GFP_KERNEL)?;
             for fd in bytes.chunks_exact(size_of::<i32>()) {
-                let fd = [fd.first(), fd.get(1), fd.get(2), fd.get(3)].map(|b| b.copied().unwrap_or(0));
+                let fd =
+                    [fd.first(), fd.get(1), fd.get(2), fd.get(3)].map(|b| b.copied().unwrap_or(0));
                 fds.push(i32::from_ne_bytes(fd), GFP_KERNEL)?;
             }
             IrqData::EventFd(fds)
@@ -449,7 +461,11 @@ fn intx_trigger(
     }
     if let IrqData::EventFd(fds) = &req.data {
         let fd = IrqData::first_fd(fds);
-        let trigger = if fd >= 0 { Some(EventFd::from_fd(fd)?) } else { None };
+        let trigger = if fd >= 0 {
+            Some(EventFd::from_fd(fd)?)
+        } else {
+            None
+        };
         if let IrqMode::Intx(line) = &state.mode {
             line.set_trigger(trigger);
         } else {
@@ -475,7 +491,11 @@ fn msi_trigger(
     dev: &VfioDevice<VfioPciDevice>,
     req: &SetIrqs,
 ) -> Result<isize> {
-    let kind = if req.index == MSIX { MsiKind::Msix } else { MsiKind::Msi };
+    let kind = if req.index == MSIX {
+        MsiKind::Msix
+    } else {
+        MsiKind::Msi
+    };
     let is_this = state.irq_type() == Some(req.index);
     if is_this && req.count == 0 && matches!(req.data, IrqData::None) {
         state.disable(dev);

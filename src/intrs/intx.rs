@@ -105,6 +105,19 @@ impl IntxShared {
         }
     }
 
+    /// Sets DisINTx if the function is asserting INTx; returns whether it was.
+    fn check_and_mask(&self) -> bool {
+        // SAFETY: The function is valid while `self.pdev` holds a reference; the PCI core
+        // serialises the command and status register update.
+        unsafe { bindings::pci_check_and_mask_intx(self.pdev.as_raw()) }
+    }
+
+    /// Clears DisINTx unless the function is asserting INTx; returns whether it cleared it.
+    fn check_and_unmask(&self) -> bool {
+        // SAFETY: As in `check_and_mask`.
+        unsafe { bindings::pci_check_and_unmask_intx(self.pdev.as_raw()) }
+    }
+
     /// Masks the line if it is not; returns whether it changed.
     fn mask(&self) -> bool {
         let mut state = self.state.lock();
@@ -132,8 +145,7 @@ impl IntxShared {
             return false;
         }
         let pending = match self.masking {
-            // SAFETY: The function is valid while `self.pdev` holds a reference.
-            IntxMasking::DisIntx => !unsafe { bindings::pci_check_and_unmask_intx(self.pdev.as_raw()) },
+            IntxMasking::DisIntx => !self.check_and_unmask(),
             IntxMasking::IrqChip => {
                 // SAFETY: `self.irq` is requested, and disabled once by the handler or by
                 // `mask` since `masked` is set.
@@ -156,23 +168,19 @@ impl IntxShared {
         let this = unsafe { &*dev_id.cast::<IntxShared>() };
         let handled = {
             let mut state = this.state.lock();
-            match this.masking {
+            let handled = match this.masking {
                 IntxMasking::IrqChip => {
                     // SAFETY: Called for `this.irq`, which is requested.
                     unsafe { bindings::disable_irq_nosync(this.irq) };
-                    state.masked = true;
                     true
                 }
-                // SAFETY: The function is valid while `this.pdev` holds a reference.
-                IntxMasking::DisIntx if !state.masked
-                    && unsafe { bindings::pci_check_and_mask_intx(this.pdev.as_raw()) } =>
-                {
-                    state.masked = true;
-                    true
-                }
-                // Masked already, or not ours: the line may be shared.
-                IntxMasking::DisIntx => false,
+                // Masked already, or not asserted by this function: the line may be shared.
+                IntxMasking::DisIntx => !state.masked && this.check_and_mask(),
+            };
+            if handled {
+                state.masked = true;
             }
+            handled
         };
         if !handled {
             return bindings::irqreturn_IRQ_NONE;
@@ -375,9 +383,7 @@ impl Drop for IntxLine {
         unsafe { bindings::free_irq(self.shared.irq, cookie.cast_mut().cast()) };
         if self.shared.masking == IntxMasking::IrqChip {
             // SAFETY: `irq` is the function's valid IRQ number.
-            unsafe {
-                bindings::irq_modify_status(self.shared.irq, DISABLE_UNLAZY, 0)
-            };
+            unsafe { bindings::irq_modify_status(self.shared.irq, DISABLE_UNLAZY, 0) };
         }
         // `shared` is dropped after this, releasing the trigger and the name.
     }

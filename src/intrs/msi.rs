@@ -12,7 +12,8 @@
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
 use crate::{
-    bindings as vfio, eventfd::EventFd, device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice,
+    bindings as vfio, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
+    vfio_device::VfioDevice,
 };
 use kernel::{
     bindings,
@@ -272,7 +273,11 @@ impl MsiVectors {
             return Ok(irq as u32);
         }
         if irq == 0 || self.kind != MsiKind::Msix || !self.dynamic {
-            return Err(if irq == 0 { EINVAL } else { Error::from_errno(irq) });
+            return Err(if irq == 0 {
+                EINVAL
+            } else {
+                Error::from_errno(irq)
+            });
         }
         // SAFETY: As above; dynamic allocation is supported (`self.dynamic`).
         let map = with_memory_enabled(dev, || unsafe {
