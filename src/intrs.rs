@@ -644,3 +644,15 @@ pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {
         None => false,
     }
 }
+
+/// Signals the ERR eventfd (AER reported an error on the function); false when user space
+/// registered none.
+pub(crate) fn signal_error(dev: &VfioDevice<VfioPciDevice>) -> bool {
+    match &dev.irqs.lock().err_trigger {
+        Some(trigger) => {
+            trigger.signal();
+            true
+        }
+        None => false,
+    }
+}
