@@ -9,6 +9,7 @@
 #include <linux/vfio.h>
 #include <linux/iommufd.h>
 #include <linux/pci.h>
+#include <linux/msi.h>
 #include <uapi/linux/vfio.h>
 
 /*

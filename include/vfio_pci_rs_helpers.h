@@ -7,6 +7,7 @@
 #define VFIO_PCI_RS_HELPERS_H
 
 struct pci_bus;
+struct spinlock;
 struct vm_area_struct;
 
 int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus);
@@ -16,5 +17,10 @@ int vfio_pci_rs_pci_domain_nr(struct pci_bus *bus);
  * io_remap_pfn_range() would set), before any PFN is inserted at fault time.
  */
 void vfio_pci_rs_vma_init_pfnmap(struct vm_area_struct *vma);
+
+/* Interrupts (src/intrs): the irq-saving spinlock the INTx handler shares with process context. */
+unsigned long vfio_pci_rs_spin_lock_irqsave(struct spinlock *lock);
+int vfio_pci_rs_spin_trylock_irqsave(struct spinlock *lock, unsigned long *flags);
+void vfio_pci_rs_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags);
 
 #endif

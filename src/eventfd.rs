@@ -43,6 +43,34 @@ impl EventFd {
     pub(crate) fn as_raw(&self) -> *mut bindings::eventfd_ctx {
         self.ctx.as_ptr()
     }
+
+    /// Gives up ownership of the reference without releasing it (for a slot that hard-IRQ
+    /// handlers read without a lock).
+    pub(crate) fn into_raw(self) -> NonNull<bindings::eventfd_ctx> {
+        let ctx = self.ctx;
+        core::mem::forget(self);
+        ctx
+    }
+
+    /// Takes back a reference given up with [`Self::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `ctx` must come from [`Self::into_raw`] and not have been taken back before.
+    pub(crate) unsafe fn from_raw(ctx: NonNull<bindings::eventfd_ctx>) -> Self {
+        // INVARIANT: The caller hands back the reference `into_raw` kept.
+        Self { ctx }
+    }
+
+    /// Signals the context at `ctx` without owning a reference to it.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` must be a live eventfd context for the duration of the call.
+    pub(crate) unsafe fn signal_raw(ctx: *mut bindings::eventfd_ctx) {
+        // SAFETY: The caller guarantees `ctx` is alive; signalling is allowed in any context.
+        unsafe { bindings::eventfd_signal_mask(ctx, 0) };
+    }
 }
 
 impl Drop for EventFd {

@@ -5,6 +5,7 @@
  */
 #include <linux/mm.h>
 #include <linux/pci.h>
+#include <linux/spinlock.h>
 
 #include "vfio_pci_rs_helpers.h"
 
@@ -17,4 +18,22 @@ void vfio_pci_rs_vma_init_pfnmap(struct vm_area_struct *vma)
 {
 	vma->vm_page_prot = pgprot_decrypted(pgprot_noncached(vma->vm_page_prot));
 	vm_flags_set(vma, VM_ALLOW_ANY_UNCACHED | VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+}
+
+unsigned long vfio_pci_rs_spin_lock_irqsave(spinlock_t *lock)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+int vfio_pci_rs_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags)
+{
+	return spin_trylock_irqsave(lock, *flags);
+}
+
+void vfio_pci_rs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
+{
+	spin_unlock_irqrestore(lock, flags);
 }

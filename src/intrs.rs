@@ -3,55 +3,656 @@
 //! Interrupts: `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS` for INTx, MSI, MSI-X,
 //! ERR and REQ, delivered to user space through eventfds.
 //!
-//! (Skeleton: interrupt delivery is being written.)
+//! A function has at most one of INTx, MSI or MSI-X enabled at a time ([`IrqMode`]); ERR and
+//! REQ are single eventfds the driver signals on an AER error and when the VFIO core asks the
+//! user to release the device. All of it lives in [`IrqState`], under the device's `irqs`
+//! mutex, which every `SET_IRQS` holds throughout; what hard-IRQ handlers and eventfd
+//! callbacks touch is owned by the enabled mode and lives until its IRQs are freed (see
+//! [`intx`] and [`msi`]). Closing the device disables everything and releases every eventfd.
+//!
+//! Lock order: this state, then the virtual config, then the memory gate; the config code
+//! calls [`intx_mask`], [`intx_unmask`] and [`active_irq_type`] without its lock held. IRQ
+//! bypass (posting MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ
+//! bypass manager.
 
-use crate::{device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice};
-use kernel::{prelude::*, uaccess::UserPtr};
+mod intx;
+pub(crate) mod irqlock;
+mod msi;
+
+use crate::{
+    bindings as vfio, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
+    vfio_device::VfioDevice,
+};
+use core::mem::size_of;
+use intx::{IntxLine, IntxMasking};
+use kernel::{
+    bindings,
+    ffi::c_int,
+    prelude::*,
+    uaccess::{UserPtr, UserSlice},
+};
+use msi::{Allocation, MsiKind, MsiVectors};
+
+/// The uAPI indexes.
+const INTX: u32 = vfio::VFIO_PCI_INTX_IRQ_INDEX;
+const MSI: u32 = vfio::VFIO_PCI_MSI_IRQ_INDEX;
+const MSIX: u32 = vfio::VFIO_PCI_MSIX_IRQ_INDEX;
+const ERR: u32 = vfio::VFIO_PCI_ERR_IRQ_INDEX;
+const REQ: u32 = vfio::VFIO_PCI_REQ_IRQ_INDEX;
+const NUM_IRQS: u32 = vfio::VFIO_PCI_NUM_IRQS;
+
+/// How INTx works on a function, decided at open.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IntxSupport {
+    /// Known broken INTx masking: INTx is hidden from the user and kept disabled.
+    Hidden,
+    /// Usable, masked as given.
+    Maskable(IntxMasking),
+}
+
+/// What the driver learned about the function's interrupts at open.
+#[derive(Clone, Copy)]
+struct IrqCaps {
+    intx: IntxSupport,
+    /// Whether the user sees an INTx pin (`GET_IRQ_INFO` count 1).
+    intx_count: u32,
+    /// Whether MSI-X vectors can be allocated one at a time.
+    dynamic_msix: bool,
+}
+
+/// The interrupt type in use.
+enum IrqMode {
+    Disabled,
+    Intx(IntxLine),
+    Msi(MsiVectors),
+}
 
 /// The interrupt state of a function.
-pub(crate) struct IrqState {}
+pub(crate) struct IrqState {
+    /// Set while the device is open.
+    caps: Option<IrqCaps>,
+    mode: IrqMode,
+    /// The user's INTx-disable bit in the virtual command register.
+    virq_disabled: bool,
+    /// `log2` of the MSI vectors last enabled (the virtual Multiple Message Capable field).
+    msi_qmax: u8,
+    err_trigger: Option<EventFd>,
+    req_trigger: Option<EventFd>,
+}
 
 impl IrqState {
     /// The state of a function nobody has open.
     pub(crate) const fn closed() -> Self {
-        Self {}
+        Self {
+            caps: None,
+            mode: IrqMode::Disabled,
+            virq_disabled: false,
+            msi_qmax: 0,
+            err_trigger: None,
+            req_trigger: None,
+        }
     }
 
-    /// Prepares interrupt handling at first open.
-    pub(crate) fn open(&mut self, _pdev: &PciFunction) -> Result {
+    /// Prepares interrupt handling at first open: decides how INTx is masked, and leaves the
+    /// physical DisINTx clear for functions that can mask INTx with it.
+    pub(crate) fn open(&mut self, pdev: &PciFunction) -> Result {
+        let raw = pdev.as_raw();
+        let intx = if has_broken_intx(pdev) {
+            dev_info!(pdev.as_device(), "Masking broken INTx support\n");
+            // SAFETY: The function is valid and enabled.
+            unsafe { bindings::pci_intx(raw, 0) };
+            IntxSupport::Hidden
+        } else if intx_masking_supported(pdev) {
+            IntxSupport::Maskable(IntxMasking::DisIntx)
+        } else {
+            IntxSupport::Maskable(IntxMasking::IrqChip)
+        };
+        if intx == IntxSupport::Maskable(IntxMasking::DisIntx) {
+            let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
+            let disable = bindings::PCI_COMMAND_INTX_DISABLE as u16;
+            if cmd & disable != 0 {
+                pdev.write_config_word(bindings::PCI_COMMAND, cmd & !disable);
+            }
+        }
+        // SAFETY: The function is valid; these fields are set at enumeration.
+        let (irq, pin, msix_cap) = unsafe { ((*raw).irq, (*raw).pin, (*raw).msix_cap) };
+        let intx_visible = intx != IntxSupport::Hidden
+            && !pdev.is_virtfn()
+            && pin != 0
+            && irq != 0
+            && irq != bindings::IRQ_NOTCONNECTED;
+        // SAFETY: The function is valid.
+        let dynamic_msix = msix_cap != 0 && unsafe { bindings::pci_msix_can_alloc_dyn(raw) };
+        self.caps = Some(IrqCaps {
+            intx,
+            intx_count: u32::from(intx_visible),
+            dynamic_msix,
+        });
         Ok(())
+    }
+
+    /// The number of interrupts of `index` (`0` for an unknown index or a closed device).
+    fn count(&self, pdev: &PciFunction, index: u32) -> u32 {
+        let raw = pdev.as_raw();
+        match index {
+            INTX => self.caps.map_or(0, |caps| caps.intx_count),
+            MSI => {
+                // SAFETY: The function is valid.
+                let cap = unsafe { (*raw).msi_cap };
+                if cap == 0 {
+                    return 0;
+                }
+                let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSI_FLAGS);
+                1 << ((u32::from(flags) & bindings::PCI_MSI_FLAGS_QMASK) >> 1)
+            }
+            MSIX => {
+                // SAFETY: The function is valid.
+                let cap = unsafe { (*raw).msix_cap };
+                if cap == 0 {
+                    return 0;
+                }
+                let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSIX_FLAGS);
+                (u32::from(flags) & bindings::PCI_MSIX_FLAGS_QSIZE) + 1
+            }
+            ERR => u32::from(is_pcie(pdev)),
+            REQ => 1,
+            _ => 0,
+        }
+    }
+
+    /// The INTx masking method, if INTx can be used.
+    fn intx_masking(&self) -> Option<IntxMasking> {
+        match self.caps?.intx {
+            IntxSupport::Maskable(masking) => Some(masking),
+            IntxSupport::Hidden => None,
+        }
+    }
+
+    /// The uAPI index of the mode in use.
+    fn irq_type(&self) -> Option<u32> {
+        match &self.mode {
+            IrqMode::Disabled => None,
+            IrqMode::Intx(_) => Some(INTX),
+            IrqMode::Msi(vectors) => Some(match vectors.kind() {
+                MsiKind::Msi => MSI,
+                MsiKind::Msix => MSIX,
+            }),
+        }
+    }
+
+    /// Disables INTx, MSI or MSI-X, whichever is enabled.
+    fn disable(&mut self, dev: &VfioDevice<VfioPciDevice>) {
+        match core::mem::replace(&mut self.mode, IrqMode::Disabled) {
+            IrqMode::Disabled => {}
+            IrqMode::Intx(line) => drop(line),
+            IrqMode::Msi(vectors) => {
+                vectors.disable(dev);
+                // Freeing the vectors let the PCI core clear DisINTx; hidden INTx stays off.
+                if self
+                    .caps
+                    .is_some_and(|caps| caps.intx == IntxSupport::Hidden)
+                {
+                    // SAFETY: The function is valid.
+                    unsafe { bindings::pci_intx(dev.pdev.as_raw(), 0) };
+                }
+            }
+        }
+    }
+
+    /// Masks INTx (ioctl or virtual DisINTx); returns whether it was unmasked. Without INTx in
+    /// use the physical DisINTx follows the request where it can.
+    fn mask_intx(&self, pdev: &PciFunction) -> bool {
+        match &self.mode {
+            IrqMode::Intx(line) => line.mask(),
+            _ => {
+                if self.intx_masking() == Some(IntxMasking::DisIntx) {
+                    // SAFETY: The function is valid.
+                    unsafe { bindings::pci_intx(pdev.as_raw(), 0) };
+                }
+                false
+            }
+        }
+    }
+
+    /// Unmasks INTx (ioctl or virtual DisINTx), delivering an interrupt found pending.
+    fn unmask_intx(&self, pdev: &PciFunction) {
+        match &self.mode {
+            IrqMode::Intx(line) => line.unmask(),
+            _ => {
+                if self.intx_masking() == Some(IntxMasking::DisIntx) {
+                    // SAFETY: The function is valid.
+                    unsafe { bindings::pci_intx(pdev.as_raw(), 1) };
+                }
+            }
+        }
     }
 }
 
+/// Functions whose INTx masking is known broken in a way the PCI core does not quirk (they
+/// implement DisINTx but not the pending bit): INTx is hidden from the user.
+fn has_broken_intx(pdev: &PciFunction) -> bool {
+    // SAFETY: The function is valid; its ids are set at enumeration.
+    let (vendor, device) = unsafe { ((*pdev.as_raw()).vendor, (*pdev.as_raw()).device) };
+    vendor == bindings::PCI_VENDOR_ID_INTEL as u16
+        && matches!(
+            device,
+            // i40e (XL710/X710/XXV710) 10/20/25/40GbE
+            0x1572 | 0x1574 | 0x1580..=0x1581 | 0x1583..=0x158b | 0x37d0..=0x37d2
+            // X550
+            | 0x1563
+        )
+}
+
+/// Whether DisINTx masks the function's INTx and the status register shows it pending (no
+/// quirk marked its INTx masking broken), as `pci_intx_mask_supported` says.
+fn intx_masking_supported(pdev: &PciFunction) -> bool {
+    // SAFETY: The function is valid; the flag is set at enumeration and by early quirks.
+    unsafe { bindings::pci_dev::broken_intx_masking_raw(pdev.as_raw()) == 0 }
+}
+
+/// Whether the function is PCI Express.
+fn is_pcie(pdev: &PciFunction) -> bool {
+    // SAFETY: The function is valid; `pcie_cap` is set at enumeration.
+    unsafe { (*pdev.as_raw()).pcie_cap != 0 }
+}
+
+// ---------------------------------------------------------------------------------- uAPI
+
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub(crate) fn get_irq_info(_dev: &VfioDevice<VfioPciDevice>, _arg: UserPtr) -> Result<isize> {
-    Err(ENOTTY)
+pub(crate) fn get_irq_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+    /// `offsetofend(struct vfio_irq_info, count)`: argsz, flags, index, count.
+    const MINSZ: usize = 4 * size_of::<u32>();
+    let [argsz, _flags, index, _count] = UserSlice::new(arg, MINSZ).reader().read::<[u32; 4]>()?;
+    if (argsz as usize) < MINSZ || index >= NUM_IRQS {
+        return Err(EINVAL);
+    }
+    if index == ERR && !is_pcie(&dev.pdev) {
+        return Err(EINVAL);
+    }
+    let (count, dynamic_msix) = {
+        let state = dev.irqs.lock();
+        let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
+        (state.count(&dev.pdev, index), dynamic)
+    };
+    let mut flags = vfio::VFIO_IRQ_INFO_EVENTFD;
+    if index == INTX {
+        flags |= vfio::VFIO_IRQ_INFO_MASKABLE | vfio::VFIO_IRQ_INFO_AUTOMASKED;
+    } else if index != MSIX || !dynamic_msix {
+        flags |= vfio::VFIO_IRQ_INFO_NORESIZE;
+    }
+    UserSlice::new(arg, MINSZ)
+        .writer()
+        .write(&[argsz, flags, index, count])?;
+    Ok(0)
+}
+
+/// What a `SET_IRQS` asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Mask,
+    Unmask,
+    Trigger,
+}
+
+/// The data of a `SET_IRQS`, one entry per interrupt of the range.
+enum IrqData {
+    None,
+    Bool(KVec<u8>),
+    EventFd(KVec<i32>),
+}
+
+impl IrqData {
+    /// The first entry as a flag (`DATA_NONE` counts as set).
+    fn first_set(&self) -> bool {
+        match self {
+            IrqData::None => true,
+            IrqData::Bool(bools) => bools.first().is_some_and(|b| *b != 0),
+            IrqData::EventFd(_) => false,
+        }
+    }
+
+    /// The first eventfd (`-1`, none, if absent).
+    fn first_fd(fds: &[i32]) -> i32 {
+        fds.first().copied().unwrap_or(-1)
+    }
+}
+
+/// A validated `SET_IRQS` request.
+struct SetIrqs {
+    index: u32,
+    /// `None` for a combination of action bits no index accepts.
+    action: Option<Action>,
+    start: u32,
+    count: u32,
+    data: IrqData,
 }
 
 /// `VFIO_DEVICE_SET_IRQS`.
-pub(crate) fn set_irqs(_dev: &VfioDevice<VfioPciDevice>, _arg: UserPtr) -> Result<isize> {
-    Err(ENOTTY)
+pub(crate) fn set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+    let request = read_set_irqs(dev, arg)?;
+    let mut state = dev.irqs.lock();
+    apply(&mut state, dev, request)
 }
+
+/// Copies in and validates a `SET_IRQS` header (through the VFIO core's
+/// `vfio_set_irqs_validate_and_prepare`, as vfio-pci does) and its data.
+fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrqs> {
+    /// `offsetofend(struct vfio_irq_set, count)`.
+    const MINSZ: usize = 5 * size_of::<u32>();
+    let [argsz, flags, index, start, count] =
+        UserSlice::new(arg, MINSZ).reader().read::<[u32; 5]>()?;
+    let max = dev.irqs.lock().count(&dev.pdev, index);
+    let mut header = vfio::vfio_irq_set {
+        argsz,
+        flags,
+        index,
+        start,
+        count,
+        ..Default::default()
+    };
+    let mut data_size: usize = 0;
+    // SAFETY: `header` and `data_size` are locals the call reads and writes.
+    kernel::error::to_result(unsafe {
+        vfio::vfio_set_irqs_validate_and_prepare(
+            &mut header,
+            max as c_int,
+            NUM_IRQS as c_int,
+            &mut data_size,
+        )
+    })?;
+
+    let mut bytes = KVec::new();
+    if data_size != 0 {
+        UserSlice::new(arg.wrapping_byte_add(MINSZ), data_size).read_all(&mut bytes, GFP_KERNEL)?;
+    }
+    let data = match flags & vfio::VFIO_IRQ_SET_DATA_TYPE_MASK {
+        vfio::VFIO_IRQ_SET_DATA_BOOL => IrqData::Bool(bytes),
+        vfio::VFIO_IRQ_SET_DATA_EVENTFD => {
+            let mut fds = KVec::with_capacity(bytes.len() / size_of::<i32>(), GFP_KERNEL)?;
+            for fd in bytes.chunks_exact(size_of::<i32>()) {
+                let fd =
+                    [fd.first(), fd.get(1), fd.get(2), fd.get(3)].map(|b| b.copied().unwrap_or(0));
+                fds.push(i32::from_ne_bytes(fd), GFP_KERNEL)?;
+            }
+            IrqData::EventFd(fds)
+        }
+        _ => IrqData::None,
+    };
+    let action = match flags & vfio::VFIO_IRQ_SET_ACTION_TYPE_MASK {
+        vfio::VFIO_IRQ_SET_ACTION_MASK => Some(Action::Mask),
+        vfio::VFIO_IRQ_SET_ACTION_UNMASK => Some(Action::Unmask),
+        vfio::VFIO_IRQ_SET_ACTION_TRIGGER => Some(Action::Trigger),
+        _ => None,
+    };
+    Ok(SetIrqs {
+        index,
+        action,
+        start,
+        count,
+        data,
+    })
+}
+
+/// Acts on a validated request; `ENOTTY` for what the index does not support.
+fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) -> Result<isize> {
+    match (req.index, req.action) {
+        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, &dev.pdev, &req),
+        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, &dev.pdev, &req),
+        (INTX, Some(Action::Trigger)) => intx_trigger(state, dev, &req),
+        (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, dev, &req),
+        (ERR, Some(Action::Trigger)) if is_pcie(&dev.pdev) => {
+            single_trigger(&mut state.err_trigger, &req).map(|()| 0)
+        }
+        (REQ, Some(Action::Trigger)) => single_trigger(&mut state.req_trigger, &req).map(|()| 0),
+        _ => Err(ENOTTY),
+    }
+}
+
+/// INTx `ACTION_MASK`: one interrupt; masking through an eventfd is not implemented (as in
+/// vfio-pci, `ENOTTY`).
+fn intx_mask_ioctl(state: &IrqState, pdev: &PciFunction, req: &SetIrqs) -> Result<isize> {
+    if !matches!(state.mode, IrqMode::Intx(_)) || req.start != 0 || req.count != 1 {
+        return Err(EINVAL);
+    }
+    match &req.data {
+        IrqData::EventFd(_) => return Err(ENOTTY),
+        data if data.first_set() => {
+            state.mask_intx(pdev);
+        }
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// INTx `ACTION_UNMASK`: now, or whenever an eventfd is signalled (`fd < 0` stops that).
+fn intx_unmask_ioctl(state: &IrqState, pdev: &PciFunction, req: &SetIrqs) -> Result<isize> {
+    let IrqMode::Intx(line) = &state.mode else {
+        return Err(EINVAL);
+    };
+    if req.start != 0 || req.count != 1 {
+        return Err(EINVAL);
+    }
+    match &req.data {
+        IrqData::EventFd(fds) => match IrqData::first_fd(fds) {
+            fd if fd >= 0 => line.enable_unmask_eventfd(fd)?,
+            _ => line.disable_unmask_eventfd(),
+        },
+        data if data.first_set() => state.unmask_intx(pdev),
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// INTx `ACTION_TRIGGER`: enable with (or switch) the trigger eventfd, disable with
+/// `DATA_NONE` and count 0, or signal the trigger (loopback).
+fn intx_trigger(
+    state: &mut IrqState,
+    dev: &VfioDevice<VfioPciDevice>,
+    req: &SetIrqs,
+) -> Result<isize> {
+    let is_intx = matches!(state.mode, IrqMode::Intx(_));
+    if is_intx && req.count == 0 && matches!(req.data, IrqData::None) {
+        state.disable(dev);
+        return Ok(0);
+    }
+    let is_disabled = matches!(state.mode, IrqMode::Disabled);
+    if !(is_intx || is_disabled) || req.start != 0 || req.count != 1 {
+        return Err(EINVAL);
+    }
+    if let IrqData::EventFd(fds) = &req.data {
+        let fd = IrqData::first_fd(fds);
+        let trigger = if fd >= 0 {
+            Some(EventFd::from_fd(fd)?)
+        } else {
+            None
+        };
+        if let IrqMode::Intx(line) = &state.mode {
+            line.set_trigger(trigger);
+        } else {
+            let masking = state.intx_masking().ok_or(ENODEV)?;
+            let line = IntxLine::enable(&dev.pdev, masking, state.virq_disabled, trigger)?;
+            state.mode = IrqMode::Intx(line);
+        }
+        return Ok(0);
+    }
+    let IrqMode::Intx(line) = &state.mode else {
+        return Err(EINVAL);
+    };
+    if req.data.first_set() {
+        line.send();
+    }
+    Ok(0)
+}
+
+/// MSI or MSI-X `ACTION_TRIGGER`: enable with eventfds (or change them), disable with
+/// `DATA_NONE` and count 0, or signal vectors' eventfds (loopback).
+fn msi_trigger(
+    state: &mut IrqState,
+    dev: &VfioDevice<VfioPciDevice>,
+    req: &SetIrqs,
+) -> Result<isize> {
+    let kind = if req.index == MSIX {
+        MsiKind::Msix
+    } else {
+        MsiKind::Msi
+    };
+    let is_this = state.irq_type() == Some(req.index);
+    if is_this && req.count == 0 && matches!(req.data, IrqData::None) {
+        state.disable(dev);
+        return Ok(0);
+    }
+    if !(is_this || matches!(state.mode, IrqMode::Disabled)) {
+        return Err(EINVAL);
+    }
+    if let IrqData::EventFd(fds) = &req.data {
+        if let IrqMode::Msi(vectors) = &mut state.mode {
+            vectors.set_block(dev, req.start, req.count, Some(fds))?;
+            return Ok(0);
+        }
+        let nvec = req.start.saturating_add(req.count);
+        let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
+        let mut vectors = match MsiVectors::enable(dev, nvec, kind, dynamic)? {
+            Allocation::All(vectors) => vectors,
+            Allocation::Fewer(available) => return Ok(available as isize),
+        };
+        if kind == MsiKind::Msi {
+            // The log2 of the vectors, rounded up: the virtual Multiple Message Capable.
+            let highest = nvec.saturating_mul(2).saturating_sub(1);
+            state.msi_qmax = (u32::BITS - highest.leading_zeros()).saturating_sub(1) as u8;
+        }
+        let attached = vectors.set_block(dev, req.start, req.count, Some(fds));
+        state.mode = IrqMode::Msi(vectors);
+        if let Err(e) = attached {
+            state.disable(dev);
+            return Err(e);
+        }
+        return Ok(0);
+    }
+    let IrqMode::Msi(vectors) = &state.mode else {
+        return Err(EINVAL);
+    };
+    if is_this {
+        match &req.data {
+            IrqData::Bool(which) => vectors.signal(req.start, req.count, Some(which)),
+            _ => vectors.signal(req.start, req.count, None),
+        }
+        return Ok(0);
+    }
+    Err(EINVAL)
+}
+
+/// ERR or REQ `ACTION_TRIGGER`: one eventfd, set (`fd >= 0`), cleared (`fd == -1`, or
+/// `DATA_NONE` with count 0) or signalled (loopback).
+fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
+    if req.start != 0 || req.count > 1 {
+        return Err(EINVAL);
+    }
+    match &req.data {
+        IrqData::None => {
+            let trigger = slot.as_ref().ok_or(EINVAL)?;
+            if req.count != 0 {
+                trigger.signal();
+            } else {
+                *slot = None;
+            }
+            Ok(())
+        }
+        IrqData::Bool(bools) => {
+            if req.count == 0 {
+                return Err(EINVAL);
+            }
+            if bools.first().is_some_and(|b| *b != 0) {
+                if let Some(trigger) = slot {
+                    trigger.signal();
+                }
+            }
+            Ok(())
+        }
+        IrqData::EventFd(fds) => {
+            if req.count == 0 {
+                return Err(EINVAL);
+            }
+            match IrqData::first_fd(fds) {
+                -1 => *slot = None,
+                fd if fd >= 0 => *slot = Some(EventFd::from_fd(fd)?),
+                _ => return Err(EINVAL),
+            }
+            Ok(())
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the rest of the driver
 
 /// Disables every interrupt and releases every eventfd (last close).
-pub(crate) fn teardown(_dev: &VfioDevice<VfioPciDevice>) {}
-
-/// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns
-/// whether it was unmasked before.
-pub(crate) fn intx_mask(_dev: &VfioDevice<VfioPciDevice>) -> bool {
-    false
+pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
+    let mut state = dev.irqs.lock();
+    state.disable(dev);
+    state.virq_disabled = false;
+    state.err_trigger = None;
+    state.req_trigger = None;
+    state.caps = None;
 }
 
-/// Unmasks INTx because the user cleared INTX_DISABLE in the virtual command register.
-pub(crate) fn intx_unmask(_dev: &VfioDevice<VfioPciDevice>) {}
+/// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns
+/// whether it was unmasked before. Acts only on a change of the bit.
+pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
+    let mut state = dev.irqs.lock();
+    if state.virq_disabled {
+        return false;
+    }
+    state.virq_disabled = true;
+    if let IrqMode::Intx(line) = &state.mode {
+        line.set_virq_disabled(true);
+    }
+    state.mask_intx(&dev.pdev)
+}
+
+/// Unmasks INTx because the user cleared INTX_DISABLE in the virtual command register. Acts
+/// only on a change of the bit.
+pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
+    let mut state = dev.irqs.lock();
+    if !state.virq_disabled {
+        return;
+    }
+    state.virq_disabled = false;
+    if let IrqMode::Intx(line) = &state.mode {
+        line.set_virq_disabled(false);
+    }
+    state.unmask_intx(&dev.pdev);
+}
 
 /// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
-pub(crate) fn active_irq_type(_dev: &VfioDevice<VfioPciDevice>) -> Option<u32> {
-    None
+pub(crate) fn active_irq_type(dev: &VfioDevice<VfioPciDevice>) -> Option<u32> {
+    dev.irqs.lock().irq_type()
+}
+
+/// `log2` of the number of MSI vectors last enabled, for the virtual MSI capability's
+/// Multiple Message Capable field (vfio-pci's `msi_qmax`).
+pub(crate) fn msi_qmax(dev: &VfioDevice<VfioPciDevice>) -> u8 {
+    dev.irqs.lock().msi_qmax
 }
 
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
 /// space registered none.
-pub(crate) fn signal_request(_dev: &VfioDevice<VfioPciDevice>) -> bool {
-    false
+pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {
+    match &dev.irqs.lock().req_trigger {
+        Some(trigger) => {
+            trigger.signal();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Signals the ERR eventfd (AER reported an error on the function); false when user space
+/// registered none.
+pub(crate) fn signal_error(dev: &VfioDevice<VfioPciDevice>) -> bool {
+    match &dev.irqs.lock().err_trigger {
+        Some(trigger) => {
+            trigger.signal();
+            true
+        }
+        None => false,
+    }
 }

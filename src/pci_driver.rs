@@ -9,7 +9,9 @@
 //! before the driver is visible, keeps the kernel crate's driver-data handling, and adds the
 //! `ids=` entries once the driver is registered, as vfio-pci does.
 
-use crate::{device::VfioPciDevice, ids, pci_function::PciFunction, vfio_device::Registration};
+use crate::{
+    device::VfioPciDevice, ids, intrs, pci_function::PciFunction, vfio_device::Registration,
+};
 use core::mem::offset_of;
 use kernel::{
     bindings, device,
@@ -51,6 +53,7 @@ unsafe impl RegistrationOps for VfioPciDriver {
             (*drv).probe = Some(probe_callback);
             (*drv).remove = Some(remove_callback);
             (*drv).id_table = core::ptr::null();
+            (*drv).err_handler = &ERR_HANDLERS;
             (*drv).driver_managed_dma = true;
         }
         // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`.
@@ -90,4 +93,35 @@ extern "C" fn remove_callback(_pdev: *mut bindings::pci_dev) {
     // Nothing to do here: the driver core drops the function's driver data right after
     // `remove` (see `driver::Registration`), and dropping the VFIO registration unregisters
     // the device, waiting for its users to close it as vfio-pci does.
+}
+
+/// The AER callbacks: vfio-pci's, which only tell user space (the ERR eventfd) and let
+/// recovery go on.
+static ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
+    error_detected: Some(error_detected_callback),
+    mmio_enabled: None,
+    slot_reset: None,
+    reset_prepare: None,
+    reset_done: None,
+    resume: None,
+    cor_error_detected: None,
+};
+
+unsafe extern "C" fn error_detected_callback(
+    pdev: *mut bindings::pci_dev,
+    _state: bindings::pci_channel_state_t,
+) -> bindings::pci_ers_result_t {
+    // SAFETY: The AER core calls the handlers of the bound driver with the function's device
+    // lock held, so the function is valid and bound to this driver for the call; `pci::Device`
+    // is a transparent wrapper of `pci_dev`.
+    let core_dev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
+    // SAFETY: Probe stored a `Registration<VfioPciDevice>` before the device lock was released,
+    // and the driver core drops it only on unbind, under the same lock.
+    let registration = unsafe {
+        core_dev
+            .as_ref()
+            .drvdata_borrow::<Registration<VfioPciDevice>>()
+    };
+    intrs::signal_error(&registration);
+    bindings::pci_ers_result_PCI_ERS_RESULT_CAN_RECOVER
 }

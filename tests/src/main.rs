@@ -22,6 +22,7 @@ mod demo;
 mod driver;
 mod features;
 mod harness;
+mod interrupts;
 mod ktap;
 mod regions;
 mod reset;

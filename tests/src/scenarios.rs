@@ -168,6 +168,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::regions::scenarios())
     .chain(crate::features::scenarios())
     .chain(crate::config_space::scenarios())
+    .chain(crate::interrupts::scenarios())
     .collect()
 }
 
