@@ -519,6 +519,7 @@ fn msi_trigger(
             // The log2 of the vectors, rounded up: the virtual Multiple Message Capable.
             let highest = nvec.saturating_mul(2).saturating_sub(1);
             state.msi_qmax = (u32::BITS - highest.leading_zeros()).saturating_sub(1) as u8;
+            crate::config::set_msi_qmax(dev, state.msi_qmax);
         }
         let attached = vectors.set_block(dev, req.start, req.count, Some(fds));
         state.mode = IrqMode::Msi(vectors);
