@@ -116,6 +116,14 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: expect_irq_msi_device,
         },
         Scenario {
+            name: "irq_config_intx_disable",
+            rule: "INTX_DISABLE written to the virtual command register masks INTx (a device interrupt then signals nothing) and clearing it unmasks, delivering an interrupt still pending; the MSI capability's queue size reads back the vectors enabled",
+            loads_module: false,
+            applies: interrupt_topologies,
+            run: irq_config_intx_disable,
+            expect: expect_irq_config_intx_disable,
+        },
+        Scenario {
             name: "irq_race",
             rule: "SET_IRQS switching INTx triggers, masking, unmask eventfds and MSI-X on and off, racing device interrupts and unmask-eventfd signals, returns 0, EINVAL or EBUSY and never hangs; nothing stays allocated once disabled (outcome counts are timing-dependent: shown, not compared)",
             loads_module: false,
@@ -975,5 +983,119 @@ fn expect_irq_race(_: &Ctx, t: &Transcript) -> Vec<String> {
     e.val("vfio IRQs after disabling everything", "names", &Val::text(""));
     e.ok("INTx enable after the race");
     e.ok("INTx disable after the race");
+    e.finish()
+}
+
+// -------------------------------------------------- irq_config_intx_disable
+
+/// The config region's offset in the device file.
+const CONFIG_REGION: u64 = 7 << 40;
+
+fn config_read16(d: &Device, offset: u64) -> Result<u16, Fail> {
+    let mut b = [0u8; 2];
+    d.file().read_exact_at(&mut b, CONFIG_REGION + offset)?;
+    Ok(u16::from_le_bytes(b))
+}
+
+fn config_write16(d: &Device, offset: u64, value: u16) -> Result<(), Fail> {
+    d.file().write_all_at(&value.to_le_bytes(), CONFIG_REGION + offset)?;
+    Ok(())
+}
+
+/// The offset of capability `id` in the function's (physical) config space.
+fn find_cap(bdf: &str, id: u8) -> Result<u64, Fail> {
+    let cfg = fs::read(sysfs::device_dir(bdf).join("config"))?;
+    let mut pos = usize::from(*cfg.get(0x34).unwrap_or(&0));
+    for _ in 0..48 {
+        if pos == 0 {
+            break;
+        }
+        if cfg.get(pos) == Some(&id) {
+            return Ok(pos as u64);
+        }
+        pos = usize::from(*cfg.get(pos + 1).unwrap_or(&0));
+    }
+    Err(Fail::other(format!("no capability {id:#x}")))
+}
+
+const COMMAND: u64 = 4;
+const COMMAND_INTX_DISABLE: u16 = 1 << 10;
+const COMMAND_MEMORY: u16 = 1 << 1;
+const COMMAND_MASTER: u16 = 1 << 2;
+
+fn irq_config_intx_disable(c: &Ctx) -> Transcript {
+    let bdf = c.bdf().to_string();
+    with_group_device(c, move |t, d| {
+        let r = registers(&bdf).ok_or(Abort)?;
+        let a = eventfd(t, "eventfd A")?;
+        t.need("quiet the device", quiet(d, r), none)?;
+        t.need("INTx enable with A", set_fds(d, INTX, 0, &[raw(&a)]), ret)?;
+        let cmd = t.need("read the virtual command register", config_read16(d, COMMAND), |v, _| vec![("command", Val::Hex((*v).into()))])?;
+        t.step("set INTX_DISABLE", config_write16(d, COMMAND, cmd | COMMAND_INTX_DISABLE), none);
+        t.step("raise TXD_LOW with INTx virtually disabled", raise(d, r, CAUSE_TXD_LOW), none);
+        record_count(t, "A with INTx virtually disabled", &a);
+        t.step("INTx unmask ioctl while virtually disabled", set_none(d, ACTION_UNMASK, INTX, 0, 1), ret);
+        record_count(t, "A after the unmask ioctl while virtually disabled", &a);
+        t.step("INTx trigger DATA_NONE while virtually disabled", set_none(d, ACTION_TRIGGER, INTX, 0, 1), ret);
+        record_count(t, "A after a loopback trigger while virtually disabled", &a);
+        t.step("clear INTX_DISABLE with the interrupt pending", config_write16(d, COMMAND, cmd & !COMMAND_INTX_DISABLE), none);
+        record_count(t, "A after clearing INTX_DISABLE", &a);
+        t.step("quiet the device after clearing", quiet(d, r), none);
+        t.step("INTx unmask", set_none(d, ACTION_UNMASK, INTX, 0, 1), ret);
+        t.step("raise TXD_LOW after unmask", raise(d, r, CAUSE_TXD_LOW), none);
+        record_count(t, "A after the interrupt", &a);
+        t.step("quiet the device at the end of INTx", quiet(d, r), none);
+        t.step("set INTX_DISABLE with INTx off", config_write16(d, COMMAND, cmd | COMMAND_INTX_DISABLE), none);
+        t.step("INTx disable", set_none(d, ACTION_TRIGGER, INTX, 0, 0), ret);
+        t.step("INTx enable while virtually disabled", set_fds(d, INTX, 0, &[raw(&a)]), ret);
+        t.step("raise TXD_LOW with INTx enabled while virtually disabled", raise(d, r, CAUSE_TXD_LOW), none);
+        record_count(t, "A after enabling while virtually disabled", &a);
+        t.step("clear INTX_DISABLE again", config_write16(d, COMMAND, cmd & !COMMAND_INTX_DISABLE), none);
+        record_count(t, "A after clearing INTX_DISABLE again", &a);
+        t.step("quiet the device before MSI", quiet(d, r), none);
+        t.step("INTx disable again", set_none(d, ACTION_TRIGGER, INTX, 0, 0), ret);
+        let msi = t.need("find the MSI capability", find_cap(&bdf, 0x05), |o, _| vec![("offset", Val::Hex(*o))])?;
+        t.step("MSI flags before enabling", config_read16(d, msi + 2), |v, _| vec![("flags", Val::Hex((*v).into()))]);
+        t.step("MSI enable vector 0", set_fds(d, MSI, 0, &[raw(&a)]), ret);
+        t.step("MSI flags with MSI enabled", config_read16(d, msi + 2), |v, _| vec![("flags", Val::Hex((*v).into()))]);
+        t.step("MSI disable", set_none(d, ACTION_TRIGGER, MSI, 0, 0), ret);
+        // MSI-X vectors are programmed in a BAR: enabling them must work while the user has
+        // memory decoding off.
+        let b = eventfd(t, "eventfd B")?;
+        let no_memory = (cmd | COMMAND_MASTER) & !COMMAND_MEMORY & !COMMAND_INTX_DISABLE;
+        t.step("clear memory decode, set bus master", config_write16(d, COMMAND, no_memory), none);
+        t.step("MSI-X enable 0-1 with memory decode off", set_fds(d, MSIX, 0, &[raw(&a), raw(&b)]), ret);
+        t.step("set memory decode again", config_write16(d, COMMAND, no_memory | COMMAND_MEMORY), none);
+        let (routed, cause) = match r.ivar {
+            Some(ivar) => {
+                t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, (0x8 | 1) << 16), none);
+                (&b, CAUSE_TXD_LOW | E1000E_CAUSE_OTHER)
+            }
+            None => (&a, CAUSE_TXD_LOW),
+        };
+        t.step("raise an MSI-X interrupt", raise(d, r, cause), none);
+        record_signalled(t, "the routed vector after enabling with memory decode off", routed);
+        t.step("quiet the device after MSI-X", quiet(d, r), none);
+        t.step("MSI-X disable", set_none(d, ACTION_TRIGGER, MSIX, 0, 0), ret);
+        Ok(())
+    })
+}
+
+fn expect_irq_config_intx_disable(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    for (step, n) in [
+        ("A with INTx virtually disabled", 0),
+        ("A after the unmask ioctl while virtually disabled", 0),
+        ("A after a loopback trigger while virtually disabled", 0),
+        ("A after clearing INTX_DISABLE", 1),
+        ("A after the interrupt", 1),
+        ("A after enabling while virtually disabled", 0),
+        ("A after clearing INTX_DISABLE again", 1),
+    ] {
+        e.num(step, "signals", n);
+    }
+    e.ok("MSI enable vector 0");
+    e.ok("MSI-X enable 0-1 with memory decode off");
+    e.val("the routed vector after enabling with memory decode off", "signalled", &Val::Bool(true));
     e.finish()
 }
