@@ -9,14 +9,14 @@
 #   scripts/clients.sh               build if needed, print the binaries' directory
 #   KDIR=/path scripts/clients.sh    use this kernel tree (default: the cache's)
 #
-# The kernel tree is only read: the UAPI headers are sanitized into the output directory
+# The kernel tree is only read: the UAPI headers are sanitized into the build directory
 # the way `make headers_install` does it (scripts/headers_install.sh, with unifdef built
 # here), so a tree other checkouts build modules against is never written.
 
 . "$(dirname "$0")/common.sh"
 
 KDIR=${KDIR:-$WORK/linux}
-OUT=$WORK/clients
+CLIENTS=$WORK/clients
 SELFTESTS=tools/testing/selftests
 # The selftests the suite runs (each takes the function's BDF as its last argument).
 TESTS=(vfio_pci_device_test vfio_dma_mapping_test vfio_iommufd_setup_test vfio_pci_device_init_perf_test)
@@ -34,16 +34,25 @@ fingerprint() {
 		sha256sum "$SELFTESTS"/lib.mk "$SELFTESTS"/kselftest*.h scripts/headers_install.sh
 	) | cat - "$0" | sha256sum | cut -c1-16
 }
+# One directory per fingerprint, filled under a temporary name and renamed when complete:
+# two checkouts (perhaps with different versions of this script) building at once never
+# see each other's half-built output.
 want=$(fingerprint)
-if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$want" ]; then
-	log "VFIO selftests are up to date ($OUT/bin)"
-	echo "$OUT/bin"
+done_dir=$CLIENTS/$want
+if [ -x "$done_dir/bin/${TESTS[0]}" ]; then
+	touch "$done_dir"
+	log "VFIO selftests are up to date ($done_dir/bin)"
+	echo "$done_dir/bin"
 	exit 0
 fi
 
 t0=$(date +%s)
-log "building the VFIO selftests into $OUT (log: $OUT/build.log)"
-rm -rf "$OUT"
+mkdir -p "$CLIENTS"
+# Builds of other fingerprints not used for a day go.
+find "$CLIENTS" -mindepth 1 -maxdepth 1 -type d -mmin +1440 -exec rm -rf {} +
+OUT=$(mktemp -d "$CLIENTS/build.XXXX")
+trap 'rm -rf "$OUT"' EXIT
+log "building the VFIO selftests into $done_dir"
 mkdir -p "$OUT"/{uapi,obj,bin,hdrtool/scripts}
 
 # compat.h: the 7.2 stable tree's lib/vfio_pci_device.c calls calloc_assert(), which no
@@ -95,8 +104,15 @@ build() {
 if ! in_root /bin/bash -c "$(declare -f build); build \"\$@\"" build \
 	"$KDIR" "$OUT" "$SELFTESTS" "${TESTS[@]}" > "$OUT/build.log" 2>&1; then
 	tail -n 30 "$OUT/build.log" >&2
+	cp "$OUT/build.log" "$CLIENTS/failed-build.log"
 	die "the VFIO selftests did not build"
 fi
-echo "$want" > "$OUT/.stamp"
-log "VFIO selftests built in $(( $(date +%s) - t0 )) s ($(du -sh "$OUT/bin" | cut -f1))"
-echo "$OUT/bin"
+# The objects hold absolute paths of the temporary directory: keep only what is used.
+rm -rf "$OUT/obj" "$OUT/hdrtool" "$OUT/uapi"
+if ! mv -T "$OUT" "$done_dir" 2>/dev/null; then
+	[ -x "$done_dir/bin/${TESTS[0]}" ] || die "could not install the VFIO selftests in $done_dir"
+fi
+trap - EXIT
+rm -rf "$OUT"
+log "VFIO selftests built in $(( $(date +%s) - t0 )) s ($(du -sh "$done_dir/bin" | cut -f1))"
+echo "$done_dir/bin"
