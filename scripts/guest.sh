@@ -14,6 +14,11 @@
 # hung task fails the run, as does a guest that does not finish within
 # VFIO_PCI_RS_GUEST_TIMEOUT seconds (default 900).
 #
+# The toolchain root's /usr is shared read-only over 9p (mount tag "toolusr": QEMU, its
+# libraries and firmware), so the clients cases can run QEMU itself in the guest against a
+# passed-through function; /opt/vfio-selftests holds the kernel tree's VFIO selftests
+# (scripts/clients.sh).
+#
 # VFIO_PCI_RS_GUEST_ICOUNT=shift=0,sleep=off makes guest time count instructions (for
 # repeatable benchmarks). One vCPU by default (VFIO_PCI_RS_GUEST_SMP to change it): with two, QEMU's TCG froze the
 # whole guest (no console output, not even the hung-task detector) twice in a few hundred
@@ -53,6 +58,14 @@ if ! (cd "$REPO/tests" && in_root cargo build -q --release --offline \
 	rm -f "$tests_bin"
 fi
 
+# The real clients: the kernel tree's VFIO selftests (static binaries, into the initramfs).
+# A failed build does not stop the run: the clients cases then report the binaries missing.
+clients_bin=
+if ! clients_bin=$(KDIR=$KDIR "$REPO/scripts/clients.sh"); then
+	log "the VFIO selftests did not build; the clients cases will fail"
+	clients_bin=
+fi
+
 # The initramfs.
 # One directory per run, so concurrent runs (two checkouts) never share one; runs older than
 # a day go (never one that may still be running).
@@ -68,6 +81,10 @@ cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
 cp "$REPO/vfio_pci_rs.ko" "$ir/lib/modules/vfio_pci_rs.ko"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
+if [ -n "$clients_bin" ]; then
+	mkdir -p "$ir/opt/vfio-selftests"
+	cp "$clients_bin"/* "$ir/opt/vfio-selftests/"
+fi
 if [ "$mode" = run ]; then
 	cp "$filter" "$ir/bin/run.sh"
 	filter=
@@ -92,6 +109,8 @@ in_root timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
 	-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
 	-device intel-iommu,intremap=on,caching-mode=on \
 	"${topo_args[@]}" \
+	-fsdev local,id=toolusr,path=/usr,security_model=none,readonly=on \
+	-device virtio-9p-pci,fsdev=toolusr,mount_tag=toolusr,bus=pcie.0,addr=0a.0 \
 	-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio" \
 	-append "$append" < /dev/null
 qemu_rc=$?

@@ -17,6 +17,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bench;
+mod clients;
 mod config_space;
 mod demo;
 mod driver;
@@ -120,6 +121,8 @@ struct Suite {
     topology_error: Option<String>,
     verbose: bool,
     cache: RefCell<HashMap<(usize, usize, bool), Rc<Transcript>>>,
+    /// The real clients' runs so far (clients.rs).
+    client_runs: clients::Runs,
 }
 
 impl Suite {
@@ -178,6 +181,7 @@ impl Suite {
             topology_error,
             verbose,
             cache: RefCell::new(HashMap::new()),
+            client_runs: clients::Runs::default(),
         }
     }
 
@@ -301,6 +305,20 @@ impl Suite {
                 }
             }
         }
+        let env = clients::Env {
+            world: &self.world,
+            reference: &self.reference,
+            rust: &self.rust,
+            runs: &self.client_runs,
+        };
+        cases.extend(clients::cases(env, |name| match self.topos.iter().find(|t| t.name == name) {
+            None => clients::Place::Skip(format!("topology {name} is not in the topology file")),
+            Some(t) => match &t.target {
+                Target::Ready(site) => clients::Place::Ready(site),
+                Target::Skip(why) => clients::Place::Skip(why.clone()),
+                Target::Broken(why) => clients::Place::Broken(why.clone()),
+            },
+        }));
         cases
     }
 }

@@ -66,6 +66,10 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("harness: --filter keeps matching cases only", harness_filter),
         Case::new("cli: argument parsing", cli),
         Case::new("build: the binary is statically linked", static_binary),
+        Case::new("clients: kselftest TAP output parses test by test", clients_tap),
+        Case::new("clients: a selftest passes on vfio-pci-rs iff it passed on vfio-pci, skips alike", clients_selftest_rule),
+        Case::new("clients: QEMU hot-reset traces are found, normalised and compared", clients_qemu_rule),
+        Case::new("clients: the monitor's echo is shown as the command", clients_echo),
     ]
 }
 
@@ -664,4 +668,112 @@ fn elf_interpreter(elf: &[u8]) -> Result<Option<String>, String> {
         }
     }
     Ok(None)
+}
+
+fn clients_tap() -> CaseResult {
+    use crate::clients::{parse_tap, TestVerdict};
+    let mut c = Check::default();
+    let out = "TAP version 13\n1..4\n# Starting 4 tests from 2 test cases.\n#  RUN  a.b ...\n\
+               ok 1 a.b\nnot ok 2 a.c\nok 3 a.d # SKIP mmap() failed: Invalid argument (22)\n\
+               ok 4 x.y.z # skip lower case\n# ok 9 not.a.result\nnot ok nonumber\n# Totals: pass:1\n";
+    let (plan, results) = parse_tap(out);
+    c.eq("plan", plan, Some(4));
+    c.eq(
+        "results",
+        results,
+        vec![
+            ("a.b".to_string(), TestVerdict::Pass),
+            ("a.c".to_string(), TestVerdict::Fail),
+            ("a.d".to_string(), TestVerdict::Skip),
+            ("x.y.z".to_string(), TestVerdict::Skip),
+        ],
+    );
+    c.eq("no output", parse_tap(""), (None, vec![]));
+    c.done()
+}
+
+fn selftest_run(exit: i32, results: &[(&str, crate::clients::TestVerdict)]) -> crate::clients::SelftestRun {
+    crate::clients::SelftestRun {
+        exit: crate::clients::Exit::Code(exit),
+        elapsed: Duration::from_secs(1),
+        planned: Some(results.len()),
+        results: results.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
+        output: String::new(),
+    }
+}
+
+fn clients_selftest_rule() -> CaseResult {
+    use crate::clients::{compare_selftest, expect_selftest, Exit, TestVerdict::*};
+    let mut c = Check::default();
+    let reference = selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)]);
+    c.eq("the reference passes", expect_selftest(&reference), Vec::<String>::new());
+    c.eq("identical runs match", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)])), vec![]);
+    c.eq(
+        "a test that passed there fails here",
+        compare_selftest(&reference, &selftest_run(1, &[("t.pass", Fail), ("t.skip", Skip)])).len(),
+        1,
+    );
+    c.eq("a skip that passes here", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Pass)])).len(), 1);
+    c.eq("a pass that skips here", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Skip), ("t.skip", Skip)])).len(), 1);
+    c.eq("a test that did not run here", compare_selftest(&reference, &selftest_run(1, &[("t.skip", Skip)])).len(), 1);
+    let failing = selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)]);
+    c.that("a failed test fails the reference", !expect_selftest(&failing).is_empty());
+    c.eq("a test that failed there is not required here", compare_selftest(&failing, &selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)])), vec![]);
+    let mut killed = selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)]);
+    killed.exit = Exit::Killed;
+    c.that("a killed program fails the reference", !expect_selftest(&killed).is_empty());
+    c.that("a killed program fails the comparison", !compare_selftest(&reference, &killed).is_empty());
+    let mut short = selftest_run(0, &[("t.pass", Pass)]);
+    short.planned = Some(2);
+    c.that("fewer results than planned fail the reference", !expect_selftest(&short).is_empty());
+    c.done()
+}
+
+fn clients_qemu_rule() -> CaseResult {
+    use crate::clients::{compare_qemu, expect_qemu, hot_reset_trace, Exit, QemuRun};
+    let mut c = Check::default();
+    let log = "QEMU 10.0.13 monitor - type 'help' for more information\n\
+               vfio_pci_hot_reset  (0000:01:00.0) one\n\
+               vfio_pci_hot_reset_dep_devices \t0000:01:00.0 group 10\n\
+               (qemu) 123@1700000000.000001:vfio_pci_hot_reset_result 0000:01:00.0 hot reset: Success\n";
+    c.eq(
+        "trace lines",
+        hot_reset_trace(log),
+        vec![
+            "vfio_pci_hot_reset (0000:01:00.0) one".to_string(),
+            "vfio_pci_hot_reset_dep_devices 0000:01:00.0 group 10".to_string(),
+            "vfio_pci_hot_reset_result 0000:01:00.0 hot reset: Success".to_string(),
+        ],
+    );
+    let run = |realized: bool, result: &str, exit: i32| QemuRun {
+        exit: Exit::Code(exit),
+        elapsed: Duration::from_secs(10),
+        realized,
+        startup_trace: if realized { vec![format!("vfio_pci_hot_reset_result x hot reset: {result}")] } else { vec![] },
+        reset_trace: if realized { vec![format!("vfio_pci_hot_reset_result x hot reset: {result}")] } else { vec![] },
+        reset_sent: realized,
+        output: String::new(),
+    };
+    let good = run(true, "Success", 0);
+    c.eq("a successful run passes", expect_qemu(&good), Vec::<String>::new());
+    c.eq("identical runs match", compare_qemu(&good, &run(true, "Success", 0)), vec![]);
+    c.that("a failed hot reset fails the reference", !expect_qemu(&run(true, "Invalid argument", 0)).is_empty());
+    c.that("a device not realized fails the reference", !expect_qemu(&run(false, "", 1)).is_empty());
+    c.that("not realized differs", !compare_qemu(&good, &run(false, "", 1)).is_empty());
+    c.that("another hot-reset result differs", !compare_qemu(&good, &run(true, "Device or resource busy", 0)).is_empty());
+    let mut killed = run(true, "Success", 0);
+    killed.exit = Exit::Killed;
+    c.that("a killed QEMU differs", !compare_qemu(&good, &killed).is_empty());
+    c.done()
+}
+
+fn clients_echo() -> CaseResult {
+    use crate::clients::undo_echo;
+    let mut c = Check::default();
+    c.eq("quit", undo_echo("(qemu) qququiquit"), "(qemu) quit".to_string());
+    c.eq("one letter", undo_echo("(qemu) q"), "(qemu) q".to_string());
+    c.eq("not an echo", undo_echo("(qemu) vfio_pci_hot_reset x"), "(qemu) vfio_pci_hot_reset x".to_string());
+    c.eq("no prompt", undo_echo("plain line"), "plain line".to_string());
+    c.eq("bare prompt", undo_echo("(qemu) "), "(qemu) ".to_string());
+    c.done()
 }
