@@ -138,8 +138,9 @@ pub(crate) struct MsixTable {
 }
 
 impl MsixTable {
-    /// Reads the MSI-X capability of `pdev`, if it has one.
-    fn of(pdev: &PciFunction) -> Option<Self> {
+    /// Reads the MSI-X capability of `pdev`, if it has one (its location is fixed in
+    /// hardware: read once, at bind).
+    pub(crate) fn of(pdev: &PciFunction) -> Option<Self> {
         let cap = pdev.msix_cap()?;
         let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSIX_FLAGS);
         let table = pdev.read_config_dword(u32::from(cap) + bindings::PCI_MSIX_TABLE);
@@ -164,8 +165,6 @@ pub(crate) struct OpenBars {
     mappings: [Result<BarMapping>; NUM_BARS],
     /// Which BARs user space may mmap.
     mmappable: [bool; NUM_BARS],
-    /// The MSI-X table, if the function has one.
-    pub(crate) msix: Option<MsixTable>,
 }
 
 impl OpenBars {
@@ -189,7 +188,6 @@ impl OpenBars {
         Self {
             mappings,
             mmappable,
-            msix: MsixTable::of(pdev),
         }
     }
 

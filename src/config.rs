@@ -189,16 +189,6 @@ pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
     }
 }
 
-/// Whether user space has INTx disabled in the virtual command register (the interrupt code
-/// starts INTx masked then). Takes the config lock: callers may hold the interrupt lock.
-pub(crate) fn intx_virtually_disabled(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    dev.config
-        .lock()
-        .open
-        .as_ref()
-        .is_some_and(|virt| virt.intx_virtually_disabled)
-}
-
 /// Records the MSI queue size (log2 of the vectors) the interrupt code enabled; writes to the
 /// MSI control register cannot ask for more. Callers may hold the interrupt lock.
 pub(crate) fn set_msi_qmax(dev: &VfioDevice<VfioPciDevice>, qmax: u8) {

@@ -9,6 +9,7 @@
 //! its dev_set, and the set gets a slot or bus reset once none of it is open.
 
 use crate::{
+    bars::MsixTable,
     bindings as vfio,
     config::{self, ConfigState},
     dev_set::{LockedDevSet, ResetScope, SetLocked},
@@ -50,6 +51,9 @@ pub(crate) struct VfioPciDevice {
     /// Interrupts and their eventfds.
     #[pin]
     pub(crate) irqs: Mutex<IrqState>,
+    /// Where the MSI-X table is, if the function has one: never touched through
+    /// `read(2)`/`write(2)`.
+    pub(crate) msix_table: Option<MsixTable>,
     /// The VF token, for SR-IOV physical functions (see [`crate::vf_token`]).
     #[pin]
     pub(crate) vf_token: Mutex<Option<VfToken>>,
@@ -78,6 +82,7 @@ impl VfioPciDevice {
                 open_state <- new_mutex!(OpenState::default()),
                 config <- new_mutex!(ConfigState::closed()),
                 irqs <- new_mutex!(IrqState::closed()),
+                msix_table: MsixTable::of(pdev),
                 vf_token <- new_mutex!(VfToken::for_function(pdev)),
                 memory <- new_mutex!(MemoryGate::new()),
             }),

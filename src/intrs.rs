@@ -628,12 +628,6 @@ pub(crate) fn active_irq_type(dev: &VfioDevice<VfioPciDevice>) -> Option<u32> {
     dev.irqs.lock().irq_type()
 }
 
-/// `log2` of the number of MSI vectors last enabled, for the virtual MSI capability's
-/// Multiple Message Capable field (vfio-pci's `msi_qmax`).
-pub(crate) fn msi_qmax(dev: &VfioDevice<VfioPciDevice>) -> u8 {
-    dev.irqs.lock().msi_qmax
-}
-
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
 /// space registered none.
 pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {

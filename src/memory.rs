@@ -88,11 +88,6 @@ impl MemoryGate {
         self.bars.as_ref().ok_or(EINVAL)
     }
 
-    /// Whether the virtual command register enables memory decode.
-    pub(crate) fn decode_enabled(&self) -> bool {
-        self.decode_enabled
-    }
-
     /// Records the virtual command register's memory-decode bit.
     pub(crate) fn set_decode_enabled(&mut self, enabled: bool) {
         self.decode_enabled = enabled;

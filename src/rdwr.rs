@@ -183,15 +183,12 @@ pub(crate) fn bar_rw(
     let count = (count as u64).min(res.len - offset);
     let test_mem = res.is_mem();
 
-    let excluded = {
-        let gate = memory::lock(dev);
-        let bars = gate.bars()?;
-        // Fail early, before any byte moves, when the BAR could not be mapped.
-        bars.mapping(bar)?;
-        bars.msix
-            .and_then(|table| table.excluded_in(bar))
-            .map(|(start, end)| Excluded { start, end })
-    };
+    // A BAR that could not be claimed or mapped fails at the first access, before any byte
+    // moves.
+    let excluded = dev
+        .msix_table
+        .and_then(|table| table.excluded_in(bar))
+        .map(|(start, end)| Excluded { start, end });
 
     let mut user = UserBuffer::new(buf, count as usize, write);
     split_rw(&mut user, offset, count, excluded, Width::W8, |at, width, value| {

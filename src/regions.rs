@@ -122,7 +122,7 @@ pub(crate) fn info(
                 let gate = memory::lock(dev);
                 let bars = gate.bars()?;
                 if bars.mmappable(bar) {
-                    if bars.msix.is_some_and(|table| table.bar == bar) {
+                    if dev.msix_table.is_some_and(|table| table.bar == bar) {
                         let cap = bindings::vfio_info_cap_header {
                             id: bindings::VFIO_REGION_INFO_CAP_MSIX_MAPPABLE as u16,
                             version: 1,
