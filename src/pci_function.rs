@@ -236,9 +236,9 @@ impl PciFunction {
     /// Reads a 32-bit config register (all ones if the read fails).
     pub(crate) fn read_config_dword(&self, offset: u32) -> u32 {
         let mut value = u32::MAX;
+        let pdev = self.as_raw();
         // SAFETY: Valid by the type invariant; `value` is a valid output location.
-        let _ =
-            unsafe { bindings::pci_read_config_dword(self.as_raw(), offset as c_int, &mut value) };
+        let _ = unsafe { bindings::pci_read_config_dword(pdev, offset as c_int, &mut value) };
         value
     }
 

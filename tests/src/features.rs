@@ -2,8 +2,8 @@
 //! exit, the PF's VF token, features no PCI driver offers) and for the VF
 //! token options in the device name given to VFIO_GROUP_GET_DEVICE_FD.
 
-use crate::regions::with_group_device;
-use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario, Site};
+use crate::regions::{single_known_function, with_group_device};
+use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario};
 use crate::sys::{ioctl_ptr, new_eventfd, Errno, Fail, Mmio};
 use crate::sysfs;
 use crate::transcript::{Expect, Transcript, Val};
@@ -32,7 +32,7 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "device_feature",
             rule: "VFIO_DEVICE_FEATURE: PROBE answers per feature as vfio-pci; LOW_POWER_ENTRY twice is EINVAL, EXIT always succeeds, the wakeup variant needs an eventfd; PCI_VF_TOKEN is SET-only and only on an SR-IOV PF (ENOTTY elsewhere); migration, dirty tracking and DMA-buf are ENOTTY",
             loads_module: false,
-            applies: single_function,
+            applies: single_known_function,
             run: device_feature,
             expect: expect_device_feature,
         },
@@ -40,21 +40,11 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "vf_token_device_name",
             rule: "VFIO_GROUP_GET_DEVICE_FD: the device name may be followed by ' vf_token=<uuid>', which a PF accepts (it becomes its token) and any other function refuses with EINVAL; a malformed token, an unknown or repeated option is EINVAL; a name that only starts like the device's is no match (ENODEV)",
             loads_module: false,
-            applies: single_function,
+            applies: single_known_function,
             run: vf_token_device_name,
             expect: expect_vf_token_device_name,
         },
     ]
-}
-
-fn single_function(site: &Site) -> Result<(), String> {
-    if site.functions.len() != 1 || !site.hot_reset {
-        return Err("device API scenarios run on single functions behind a bridge".into());
-    }
-    match sysfs::model_of(&site.functions[0]) {
-        Some(_) => Ok(()),
-        None => Err("unknown device model".into()),
-    }
 }
 
 /// VFIO_DEVICE_FEATURE with `flags` and `data` (argsz = 8 + data.len()).

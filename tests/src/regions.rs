@@ -44,7 +44,7 @@ pub fn scenarios() -> Vec<Scenario> {
 
 /// One function the suite knows the registers of, behind a bridge: the
 /// e1000e of "slot" and "switch", the igb of "sriov".
-fn single_known_function(site: &Site) -> Result<(), String> {
+pub(crate) fn single_known_function(site: &Site) -> Result<(), String> {
     if site.functions.len() != 1 || !site.hot_reset {
         return Err("device API scenarios run on single functions behind a bridge".into());
     }
