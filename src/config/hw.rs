@@ -138,67 +138,71 @@ fn pcibios_result(ret: c_int) -> Result {
     }
 }
 
-/// Reads `count` (1, 2 or 4) bytes of physical config space at `pos` (building the copy).
-pub(super) fn read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> {
-    let at = c_int::try_from(pos).map_err(|_| EINVAL)?;
-    let raw = pdev.as_raw();
-    // SAFETY: `raw` is a valid `pci_dev` (type invariant of `PciFunction`); each out pointer
-    // is a local that lives across its call.
-    let (ret, val) = unsafe {
-        match count {
+/// One family of config-space read accessors: byte, word and dword, each returning a status.
+struct ReadAccessors<B, W, D> {
+    byte: B,
+    word: W,
+    dword: D,
+}
+
+impl<B, W, D> ReadAccessors<B, W, D>
+where
+    B: FnOnce(c_int, &mut u8) -> c_int,
+    W: FnOnce(c_int, &mut u16) -> c_int,
+    D: FnOnce(c_int, &mut u32) -> c_int,
+{
+    /// Reads `count` (1, 2 or 4) bytes at `pos`; returns the accessor's status and the value.
+    fn read(self, pos: usize, count: usize) -> Result<(c_int, u32)> {
+        let at = c_int::try_from(pos).map_err(|_| EINVAL)?;
+        Ok(match count {
             1 => {
                 let mut v = 0u8;
-                (
-                    bindings::pci_read_config_byte(raw, at, &mut v),
-                    u32::from(v),
-                )
+                ((self.byte)(at, &mut v), u32::from(v))
             }
             2 => {
                 let mut v = 0u16;
-                (
-                    bindings::pci_read_config_word(raw, at, &mut v),
-                    u32::from(v),
-                )
+                ((self.word)(at, &mut v), u32::from(v))
             }
             4 => {
                 let mut v = 0u32;
-                (bindings::pci_read_config_dword(raw, at, &mut v), v)
+                ((self.dword)(at, &mut v), v)
             }
             _ => return Err(EINVAL),
-        }
-    };
+        })
+    }
+}
+
+/// Reads `count` (1, 2 or 4) bytes of physical config space at `pos` (building the copy).
+pub(super) fn read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> {
+    let raw = pdev.as_raw();
+    // Each accessor gets a valid `pci_dev` (type invariant of `PciFunction`) and an out
+    // pointer to a local of `ReadAccessors::read` that lives across the call.
+    let (ret, val) = ReadAccessors {
+        // SAFETY: See above.
+        byte: |at, v: &mut u8| unsafe { bindings::pci_read_config_byte(raw, at, v) },
+        // SAFETY: See above.
+        word: |at, v: &mut u16| unsafe { bindings::pci_read_config_word(raw, at, v) },
+        // SAFETY: See above.
+        dword: |at, v: &mut u32| unsafe { bindings::pci_read_config_dword(raw, at, v) },
+    }
+    .read(pos, count)?;
     pcibios_result(ret).map(|()| val)
 }
 
-/// Reads `count` (1, 2 or 4) bytes of config space at `pos` for user space.
+/// Reads `count` (1, 2 or 4) bytes of config space at `pos` for user space (the PCI core's
+/// user accessors, which wait out config-access blocking and return errnos).
 pub(super) fn user_read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> {
-    let at = c_int::try_from(pos).map_err(|_| EINVAL)?;
     let raw = pdev.as_raw();
-    // SAFETY: `raw` is a valid `pci_dev`; each out pointer is a local that lives across its
-    // call.
-    let (ret, val) = unsafe {
-        match count {
-            1 => {
-                let mut v = 0u8;
-                (
-                    bindings::pci_user_read_config_byte(raw, at, &mut v),
-                    u32::from(v),
-                )
-            }
-            2 => {
-                let mut v = 0u16;
-                (
-                    bindings::pci_user_read_config_word(raw, at, &mut v),
-                    u32::from(v),
-                )
-            }
-            4 => {
-                let mut v = 0u32;
-                (bindings::pci_user_read_config_dword(raw, at, &mut v), v)
-            }
-            _ => return Err(EINVAL),
-        }
-    };
+    // As in `read`.
+    let (ret, val) = ReadAccessors {
+        // SAFETY: See `read`.
+        byte: |at, v: &mut u8| unsafe { bindings::pci_user_read_config_byte(raw, at, v) },
+        // SAFETY: See `read`.
+        word: |at, v: &mut u16| unsafe { bindings::pci_user_read_config_word(raw, at, v) },
+        // SAFETY: See `read`.
+        dword: |at, v: &mut u32| unsafe { bindings::pci_user_read_config_dword(raw, at, v) },
+    }
+    .read(pos, count)?;
     to_result(ret).map(|()| val)
 }
 
