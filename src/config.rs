@@ -12,43 +12,60 @@
 //! gate and INTx masking, the PM capability changes the power state, PCIe and AF FLR reset the
 //! function, BAR writes are sizing requests answered from the host's resources.
 //!
-//! Locking: the copy is behind [`VfioPciDevice::config`]. Order: interrupts (`irqs`), then
-//! config, then the memory gate. Config code never calls into [`crate::intrs`] with the config
-//! lock held, so interrupt code may read or update config state (INTx virtually disabled, MSI
-//! queue size) while it holds its own lock.
+//! Locking: reads take no lock, as in vfio-pci: the bytes and owners they use are atomics (see
+//! [`shadow`]) that only the holder of the config lock changes. Everything else (writes, BAR
+//! reads, which may first answer pending sizing writes) holds the lock of
+//! [`VfioPciDevice::config`]. Order: interrupts (`irqs`), then config, then the memory gate.
+//! Config code never calls into [`crate::intrs`] with the config lock held, so interrupt code
+//! may read or update config state (INTx virtually disabled, MSI queue size) while it holds its
+//! own lock.
 
 mod access;
 mod hw;
 mod layout;
 mod perms;
+mod shadow;
 
-use crate::{device::VfioPciDevice, memory, pci_function::SavedState, vfio_device::VfioDevice};
+use crate::{
+    device::VfioPciDevice,
+    memory,
+    pci_function::{PciFunction, SavedState},
+    vfio_device::VfioDevice,
+};
 use kernel::{
+    new_mutex,
     prelude::*,
+    sync::Mutex,
     uaccess::{UserPtr, UserSlice},
 };
 use layout::Owner;
 use perms::Policy;
+use shadow::Shadow;
 
 pub(crate) use layout::nointx;
 
-/// The config state of a function.
-pub(crate) struct ConfigState {
+/// The config space of a bound function, as user space sees it.
+#[pin_data]
+pub(crate) struct ConfigSpace {
+    /// The virtual bytes and their owners: read without a lock, changed under `state`'s.
+    shadow: Shadow,
+    #[pin]
+    state: Mutex<ConfigState>,
+}
+
+/// The config state behind the config lock.
+struct ConfigState {
     /// The largest MSI queue size (log2 of vectors) the interrupt code enabled. Like
     /// vfio-pci's, it outlives the open that set it.
     msi_qmax: u8,
-    /// The virtual config space, while the function is open.
-    open: Option<KBox<VirtualConfig>>,
+    /// The rest of the virtual config space, while the function is open.
+    open: Option<OpenConfig>,
 }
 
-/// The virtual config space of an open function.
-pub(crate) struct VirtualConfig {
-    /// What user space reads wherever bits are virtualized, `cfg_size` bytes, little-endian.
-    bytes: KVec<u8>,
-    /// Which capability owns each byte, same length as `bytes`.
-    owners: KVec<Owner>,
-    /// The function's MSI rules (they depend on its 64-bit and masking support), if it has MSI.
-    msi: Option<Policy>,
+/// The state of an open function's virtual config space, beyond its bytes. Having it (`&mut`)
+/// is what allows changing the shadow: it exists only under the config lock, or in the open
+/// that builds it before any file can read.
+struct OpenConfig {
     /// The virtual BARs may hold sizing writes not yet masked to the BARs' sizes.
     bars_dirty: bool,
     /// BAR 0-5 and ROM as the host programmed them, to restore after a reset user space
@@ -62,31 +79,47 @@ pub(crate) struct VirtualConfig {
     pm_save: Option<SavedState>,
 }
 
-impl ConfigState {
-    /// The state of a function nobody has open.
-    pub(crate) const fn closed() -> Self {
-        Self {
-            msi_qmax: 0,
-            open: None,
-        }
+/// The virtual config space of an open function, with the right to change it.
+struct VirtualConfig<'a> {
+    shadow: &'a Shadow,
+    open: &'a mut OpenConfig,
+}
+
+impl ConfigSpace {
+    /// The config space of `pdev`, closed.
+    pub(crate) fn new(pdev: &PciFunction) -> impl PinInit<Self, Error> {
+        let size = hw::cfg_size(pdev);
+        try_pin_init!(Self {
+            shadow: Shadow::new(size)?,
+            state <- new_mutex!(ConfigState {
+                msi_qmax: 0,
+                open: None,
+            }),
+        })
     }
 }
 
-impl VirtualConfig {
+impl VirtualConfig<'_> {
     /// The `count` bytes at `pos` of the copy, as a little-endian value.
     fn get(&self, pos: usize, count: usize) -> u32 {
-        layout::le_get(&self.bytes, pos, count)
+        self.shadow.get(pos, count)
     }
 
     /// Stores the low `count` bytes of `val` at `pos` of the copy.
     fn set(&mut self, pos: usize, count: usize, val: u32) {
-        layout::le_set(&mut self.bytes, pos, count, val)
+        self.shadow.set(self.open, pos, count, val)
     }
 
-    fn owner(&self, pos: usize) -> Owner {
-        self.owners.get(pos).copied().unwrap_or(Owner::Unassigned)
+    /// Whether BAR access is allowed: not in D3, and memory decode on in the virtual command
+    /// register (always, for functions without that bit).
+    fn memory_enabled(&self, pdev: &PciFunction) -> bool {
+        let cmd = self.get(kernel::bindings::PCI_COMMAND as usize, 2);
+        !hw::in_d3(pdev)
+            && (hw::no_command_memory(pdev) || cmd & kernel::bindings::PCI_COMMAND_MEMORY != 0)
     }
+}
 
+impl Shadow {
     /// Where the capability owning `pos` starts (0 for the header).
     fn cap_start(&self, pos: usize) -> usize {
         let owner = self.owner(pos);
@@ -105,18 +138,10 @@ impl VirtualConfig {
         start
     }
 
-    /// Whether BAR access is allowed: not in D3, and memory decode on in the virtual command
-    /// register (always, for functions without that bit).
-    fn memory_enabled(&self, pdev: &crate::pci_function::PciFunction) -> bool {
-        let cmd = self.get(kernel::bindings::PCI_COMMAND as usize, 2);
-        !hw::in_d3(pdev)
-            && (hw::no_command_memory(pdev) || cmd & kernel::bindings::PCI_COMMAND_MEMORY != 0)
-    }
-
     /// The chunk of an access of `count` bytes at `pos`: how many bytes, which rules, and the
     /// offset inside the owning capability.
     fn chunk(&self, pos: usize, count: usize) -> Result<Chunk> {
-        let size = self.bytes.len();
+        let size = self.len();
         let end = pos.checked_add(count).ok_or(EFAULT)?;
         if pos >= size || end > size {
             return Err(EFAULT);
@@ -139,7 +164,7 @@ impl VirtualConfig {
             Owner::Unassigned => (Policy::Raw, pos),
             Owner::Header => (perms::HEADER_POLICY, 0),
             Owner::Cap(id) if u32::from(id) == kernel::bindings::PCI_CAP_ID_MSI => (
-                self.msi.unwrap_or(Policy::Direct { raw_write: false }),
+                self.msi().unwrap_or(Policy::Direct { raw_write: false }),
                 self.cap_start(pos),
             ),
             Owner::Cap(id) => (perms::cap_policy(id), self.cap_start(pos)),
@@ -170,10 +195,15 @@ struct Chunk {
 /// and opens the memory gate as its command register says.
 pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
     let pdev = &dev.pdev;
-    let virt = KBox::new(VirtualConfig::build(pdev)?, GFP_KERNEL)?;
-    let mut state = dev.config.lock();
+    let config = &dev.config;
+    let mut state = config.state.lock();
+    let mut open = OpenConfig::build(&config.shadow, pdev)?;
+    let virt = VirtualConfig {
+        shadow: &config.shadow,
+        open: &mut open,
+    };
     let enabled = virt.memory_enabled(pdev);
-    state.open = Some(virt);
+    state.open = Some(open);
     memory::lock(dev).set_decode_enabled(enabled);
     Ok(())
 }
@@ -181,10 +211,10 @@ pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
 /// Drops the virtual config space at last close, first bringing a function user space left in
 /// D3hot back to D0 with the state it lost there.
 pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.config.lock();
-    if let Some(mut virt) = state.open.take() {
+    let mut state = dev.config.state.lock();
+    if let Some(mut open) = state.open.take() {
         if hw::in_d3(&dev.pdev) {
-            let _ = virt.set_power_state(&dev.pdev, hw::PowerState::D0);
+            let _ = open.set_power_state(&dev.pdev, hw::PowerState::D0);
         }
     }
 }
@@ -192,7 +222,7 @@ pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
 /// Records the MSI queue size (log2 of the vectors) the interrupt code enabled; writes to the
 /// MSI control register cannot ask for more. Callers may hold the interrupt lock.
 pub(crate) fn set_msi_qmax(dev: &VfioDevice<VfioPciDevice>, qmax: u8) {
-    dev.config.lock().msi_qmax = qmax;
+    dev.config.state.lock().msi_qmax = qmax;
 }
 
 /// Reads or writes up to `count` bytes of config space at `offset`; returns how many moved.
@@ -228,12 +258,21 @@ fn read_chunk(
     count: usize,
     pos: usize,
 ) -> Result<usize> {
-    let (len, val) = {
-        let mut state = dev.config.lock();
-        let virt = state.open.as_deref_mut().ok_or(ENODEV)?;
-        let chunk = virt.chunk(pos, count)?;
-        (chunk.len, virt.read(&dev.pdev, chunk)?)
+    let config = &dev.config;
+    let chunk = config.shadow.chunk(pos, count)?;
+    let val = if access::needs_lock(chunk) {
+        let mut state = config.state.lock();
+        let open = state.open.as_mut().ok_or(ENODEV)?;
+        let mut virt = VirtualConfig {
+            shadow: &config.shadow,
+            open,
+        };
+        virt.fix_bars(&dev.pdev);
+        config.shadow.read(&dev.pdev, chunk)?
+    } else {
+        config.shadow.read(&dev.pdev, chunk)?
     };
+    let len = chunk.len;
     let bytes = val.to_le_bytes();
     let data = bytes.get(..len).ok_or(EINVAL)?;
     UserSlice::new(user, len).writer().write_slice(data)?;
@@ -250,10 +289,15 @@ fn write_chunk(
     // Asked before taking the config lock: see the lock order in the module comment.
     let irq_type = crate::intrs::active_irq_type(dev);
     let (len, intx) = {
-        let mut state = dev.config.lock();
+        let config = &dev.config;
+        let mut state = config.state.lock();
         let msi_qmax = state.msi_qmax;
-        let virt = state.open.as_deref_mut().ok_or(ENODEV)?;
-        let chunk = virt.chunk(pos, count)?;
+        let open = state.open.as_mut().ok_or(ENODEV)?;
+        let mut virt = VirtualConfig {
+            shadow: &config.shadow,
+            open,
+        };
+        let chunk = config.shadow.chunk(pos, count)?;
         if !access::writable(chunk.policy) {
             // Dropped without even reading the user buffer, as vfio-pci does.
             return Ok(chunk.len);

@@ -11,7 +11,7 @@
 use crate::{
     bars::MsixTable,
     bindings as vfio,
-    config::{self, ConfigState},
+    config::{self, ConfigSpace},
     dev_set::{LockedDevSet, ResetScope, SetLocked},
     feature, hot_reset, intrs,
     intrs::IrqState,
@@ -19,7 +19,9 @@ use crate::{
     memory::MemoryGate,
     mmap,
     pci_function::{PciFunction, SavedState},
-    regions, vf_token,
+    regions,
+    rwsem::{new_rwsem, RwSem},
+    vf_token,
     vf_token::VfToken,
     vfio_device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
 };
@@ -45,9 +47,9 @@ pub(crate) struct VfioPciDevice {
     pub(crate) set_state: SetLocked,
     #[pin]
     pub(crate) open_state: Mutex<OpenState>,
-    /// The config space user space sees; built at open.
+    /// The config space user space sees; rebuilt at every first open.
     #[pin]
-    pub(crate) config: Mutex<ConfigState>,
+    pub(crate) config: ConfigSpace,
     /// Interrupts and their eventfds.
     #[pin]
     pub(crate) irqs: Mutex<IrqState>,
@@ -57,10 +59,10 @@ pub(crate) struct VfioPciDevice {
     /// The VF token, for SR-IOV physical functions (see [`crate::vf_token`]).
     #[pin]
     pub(crate) vf_token: Mutex<Option<VfToken>>,
-    /// The gate to the function's memory (see [`crate::memory`]): BAR access holds it, resets
-    /// and memory-decode changes hold it across the change.
+    /// The gate to the function's memory (see [`crate::memory`]): BAR access holds it shared,
+    /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
-    pub(crate) memory: Mutex<MemoryGate>,
+    pub(crate) memory: RwSem<MemoryGate>,
 }
 
 impl VfioPciDevice {
@@ -80,11 +82,11 @@ impl VfioPciDevice {
                 pdev: pdev.into(),
                 set_state: SetLocked::new(),
                 open_state <- new_mutex!(OpenState::default()),
-                config <- new_mutex!(ConfigState::closed()),
+                config <- ConfigSpace::new(pdev),
                 irqs <- new_mutex!(IrqState::closed()),
                 msix_table: MsixTable::of(pdev),
                 vf_token <- new_mutex!(VfToken::for_function(pdev)),
-                memory <- new_mutex!(MemoryGate::new()),
+                memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
             }),
         )?;
         vdev.assign_device_set(reset_scope.dev_set_key(vdev.as_raw().cast()))?;
@@ -115,7 +117,7 @@ impl VfioDeviceOps for VfioPciDevice {
         if state.saved.is_none() {
             dev_dbg!(pdev.as_device(), "Couldn't store saved state\n");
         }
-        dev.memory.lock().open(pdev);
+        dev.memory.write().open(pdev);
         // Interrupt setup may change the command register (INTx disable), which the virtual
         // config space then starts from.
         let opened = dev
@@ -125,7 +127,7 @@ impl VfioDeviceOps for VfioPciDevice {
             .and_then(|()| config::open(dev));
         if let Err(e) = opened {
             config::close(dev);
-            dev.memory.lock().close();
+            dev.memory.write().close();
             state.saved = None;
             pdev.disable();
             return Err(e);
@@ -141,7 +143,7 @@ impl VfioDeviceOps for VfioPciDevice {
         let pdev: &PciFunction = &dev.pdev;
         intrs::teardown(dev);
         config::close(dev);
-        dev.memory.lock().close();
+        dev.memory.write().close();
 
         let mut state = dev.open_state.lock();
         let reset_works = core::mem::take(&mut state.reset_works);

@@ -4,17 +4,19 @@
 //! `write(2)` and through mmaps.
 //!
 //! User space may reach the BARs only while the function decodes memory (the virtual command
-//! register says so) and no reset is in progress. Every access holds the gate's lock for the
-//! duration of the access; a reset or a change of the memory-decode bit holds it across the
-//! change, after removing every mmap of the BARs so that the next touch faults back into the
-//! driver (and is refused or remapped). Lock order: virtual config, then this gate; the mmap
-//! lock of a faulting process, then this gate.
+//! register says so) and no reset is in progress. Every access holds the gate shared for the
+//! duration of the access ([`read`]), so accesses from several threads run side by side, as
+//! under vfio-pci's `memory_lock`; a reset or a change of the memory-decode bit holds it
+//! exclusive across the change ([`lock`]), after removing every mmap of the BARs so that the
+//! next touch faults back into the driver (and is refused or remapped). Lock order: virtual
+//! config, then this gate; the mmap lock of a faulting process, then this gate.
 
 use crate::{
     bars::OpenBars, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
     regions::Region, vfio_device::VfioDevice,
 };
-use kernel::{prelude::*, sync::MutexGuard};
+use crate::rwsem::{ReadGuard, WriteGuard};
+use kernel::prelude::*;
 
 /// The user's permission for the function to sit in a low power state
 /// (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), with the eventfd to signal if it wakes up.
@@ -94,25 +96,33 @@ impl MemoryGate {
     }
 }
 
-/// The locked gate: no BAR access through this device file can start while it lives.
-pub(crate) type MemoryAccess<'a> = MutexGuard<'a, MemoryGate>;
+/// The gate held exclusive: no BAR access through this device file can start while it lives.
+pub(crate) type MemoryAccess<'a> = WriteGuard<'a, MemoryGate>;
 
-/// Locks `dev`'s gate for a plain access (or to read the decode bit).
+/// The gate held shared, for one access to the function's memory.
+pub(crate) type MemoryRead<'a> = ReadGuard<'a, MemoryGate>;
+
+/// Holds `dev`'s gate shared, for an access to the function's memory or a look at its state.
+pub(crate) fn read(dev: &VfioDevice<VfioPciDevice>) -> MemoryRead<'_> {
+    dev.memory.read()
+}
+
+/// Holds `dev`'s gate exclusive, to change what it guards.
 pub(crate) fn lock(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    dev.memory.lock()
+    dev.memory.write()
 }
 
 /// Locks `dev`'s gate and removes every user mapping of its BARs: after this, user space can
 /// touch the function's memory only through the driver, which waits for the gate.
 pub(crate) fn lock_and_zap(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    let access = dev.memory.lock();
+    let access = dev.memory.write();
     zap_bars(dev);
     access
 }
 
 /// As [`lock_and_zap`], but gives up (`None`) when the gate is held by someone else.
 pub(crate) fn try_lock_and_zap(dev: &VfioDevice<VfioPciDevice>) -> Option<MemoryAccess<'_>> {
-    let access = dev.memory.try_lock()?;
+    let access = dev.memory.try_write()?;
     zap_bars(dev);
     Some(access)
 }

@@ -42,7 +42,7 @@ pub(crate) fn mmap(dev: &VfioDevice<VfioPciDevice>, vma: &VmaNew) -> Result {
     }
     let bar = index as u8;
     {
-        let gate = memory::lock(dev);
+        let gate = memory::read(dev);
         let bars = gate.bars()?;
         if !bars.mmappable(bar) {
             return Err(EINVAL);
@@ -96,7 +96,7 @@ unsafe extern "C" fn bar_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
         + first_page
         + ((address - vm_start) >> bindings::PAGE_SHIFT) as u64;
 
-    let gate = memory::lock(dev);
+    let gate = memory::read(dev);
     if !gate.mappable(&dev.pdev) {
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS as bindings::vm_fault_t;
     }

@@ -192,7 +192,7 @@ pub(crate) fn bar_rw(
 
     let mut user = UserBuffer::new(buf, count as usize, write);
     split_rw(&mut user, offset, count, excluded, Width::W8, |at, width, value| {
-        let gate = memory::lock(dev);
+        let gate = memory::read(dev);
         if test_mem && !gate.accessible(pdev) {
             return Err(EIO);
         }
@@ -289,7 +289,7 @@ pub(crate) fn rom_read(
     let mut user = UserBuffer::new(buf, count as usize, false);
     // Some devices fault on 64-bit ROM reads: at most 32 bits, as vfio-pci.
     split_rw(&mut user, offset, count, excluded, Width::W4, |at, width, _| {
-        let gate = memory::lock(dev);
+        let gate = memory::read(dev);
         if !gate.accessible(pdev) {
             return Err(EIO);
         }

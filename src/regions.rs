@@ -119,7 +119,7 @@ pub(crate) fn info(
             if len == 0 {
                 (0, 0)
             } else {
-                let gate = memory::lock(dev);
+                let gate = memory::read(dev);
                 let bars = gate.bars()?;
                 if bars.mmappable(bar) {
                     if dev.msix_table.is_some_and(|table| table.bar == bar) {

@@ -33,6 +33,7 @@ mod pci_driver;
 mod pci_function;
 mod rdwr;
 mod regions;
+mod rwsem;
 mod vf_token;
 mod vfio_device;
 

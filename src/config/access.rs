@@ -6,7 +6,8 @@
 use super::{
     hw::{self, PowerState},
     perms::{Hook, PermTable, Policy},
-    Chunk, VirtualConfig,
+    shadow::{low_bytes, Shadow},
+    Chunk, OpenConfig, VirtualConfig,
 };
 use crate::{
     bindings as vfio, device::VfioPciDevice, memory, pci_function::PciFunction,
@@ -38,15 +39,6 @@ pub(super) fn writable(policy: Policy) -> bool {
     }
 }
 
-/// The mask of the low `count` bytes.
-fn bytes_mask(count: usize) -> u32 {
-    match count {
-        1 => 0xff,
-        2 => 0xffff,
-        _ => u32::MAX,
-    }
-}
-
 /// Whether a header offset is inside a BAR or the ROM BAR.
 fn is_bar(offset: usize) -> bool {
     let bars = b::PCI_BASE_ADDRESS_0 as usize..b::PCI_BASE_ADDRESS_5 as usize + 4;
@@ -54,9 +46,14 @@ fn is_bar(offset: usize) -> bool {
     bars.contains(&offset) || rom.contains(&offset)
 }
 
-impl VirtualConfig {
-    /// Reads `chunk`.
-    pub(super) fn read(&mut self, pdev: &PciFunction, chunk: Chunk) -> Result<u32> {
+/// Whether reading `chunk` needs the config lock: BAR reads first answer pending sizing writes.
+pub(super) fn needs_lock(chunk: Chunk) -> bool {
+    matches!(chunk.policy, Policy::Table(_, Hook::Header)) && is_bar(chunk.offset)
+}
+
+impl Shadow {
+    /// Reads `chunk` (after [`VirtualConfig::fix_bars`] if [`needs_lock`] says so).
+    pub(super) fn read(&self, pdev: &PciFunction, chunk: Chunk) -> Result<u32> {
         let Chunk {
             pos, len, offset, ..
         } = chunk;
@@ -80,9 +77,6 @@ impl VirtualConfig {
                 Ok(val)
             }
             Policy::Table(table, hook) => {
-                if hook == Hook::Header && is_bar(offset) {
-                    self.fix_bars(pdev);
-                }
                 let mut val = self.table_read(pdev, table, chunk)?;
                 if hook == Hook::Header
                     && offset == b::PCI_COMMAND as usize
@@ -101,13 +95,15 @@ impl VirtualConfig {
     fn table_read(&self, pdev: &PciFunction, table: &PermTable, chunk: Chunk) -> Result<u32> {
         let virt = table.virt_bits(chunk.offset, chunk.len);
         let mut val = self.get(chunk.pos, chunk.len);
-        if virt != bytes_mask(chunk.len) {
+        if virt != low_bytes(chunk.len) {
             let phys = hw::user_read(pdev, chunk.pos, chunk.len)?;
             val = (phys & !virt) | (val & virt);
         }
         Ok(val)
     }
+}
 
+impl VirtualConfig<'_> {
     /// Writable virtualized bits to the copy, writable others to the device.
     fn table_write(
         &mut self,
@@ -222,8 +218,8 @@ impl VirtualConfig {
         let mut intx = None;
         if (command..=command + 1).contains(&chunk.offset) {
             let disabled = self.get(command, 2) & b::PCI_COMMAND_INTX_DISABLE != 0;
-            if disabled != self.intx_virtually_disabled {
-                self.intx_virtually_disabled = disabled;
+            if disabled != self.open.intx_virtually_disabled {
+                self.open.intx_virtually_disabled = disabled;
                 intx = Some(if disabled {
                     IntxChange::Mask
                 } else {
@@ -232,14 +228,15 @@ impl VirtualConfig {
             }
         }
         if is_bar(chunk.offset) {
-            self.bars_dirty = true;
+            self.open.bars_dirty = true;
         }
         Ok(intx)
     }
 
     /// Whether a BAR the host programmed reads differently now.
     fn bars_changed(&self, pdev: &PciFunction) -> bool {
-        self.restore_bars
+        self.open
+            .restore_bars
             .iter()
             .take(6)
             .enumerate()
@@ -259,10 +256,10 @@ impl VirtualConfig {
             pdev.as_device(),
             "vfio_bar_restore: reset recovery - restoring BARs\n"
         );
-        for (i, bar) in self.restore_bars.iter().take(6).enumerate() {
+        for (i, bar) in self.open.restore_bars.iter().take(6).enumerate() {
             let _ = hw::user_write(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4, *bar);
         }
-        if let Some(rom) = self.restore_bars.get(6) {
+        if let Some(rom) = self.open.restore_bars.get(6) {
             let _ = hw::user_write(pdev, b::PCI_ROM_ADDRESS as usize, 4, *rom);
         }
         if super::nointx(pdev) {
@@ -275,8 +272,8 @@ impl VirtualConfig {
 
     /// Makes the virtual BARs answer sizing: each keeps only the address bits its resource's
     /// size allows, plus the type flags; BARs the host did not map read 0.
-    fn fix_bars(&mut self, pdev: &PciFunction) {
-        if !self.bars_dirty {
+    pub(super) fn fix_bars(&mut self, pdev: &PciFunction) {
+        if !self.open.bars_dirty {
             return;
         }
         let mut bar = 0;
@@ -327,7 +324,7 @@ impl VirtualConfig {
             }
             None => self.set(rom, 4, 0),
         }
-        self.bars_dirty = false;
+        self.open.bars_dirty = false;
     }
 
     /// MSI: the control register is virtual, but its enable and queue size also reach the
@@ -345,7 +342,7 @@ impl VirtualConfig {
         if chunk.offset > flags_offset || chunk.offset + chunk.len < flags_offset {
             return Ok(());
         }
-        let at = self.cap_start(chunk.pos) + flags_offset;
+        let at = self.shadow.cap_start(chunk.pos) + flags_offset;
         let mut flags = self.get(at, 2);
         // MSI is enabled through VFIO_DEVICE_SET_IRQS only.
         if ctx.irq_type != Some(vfio::VFIO_PCI_MSI_IRQ_INDEX) {
@@ -367,35 +364,8 @@ impl VirtualConfig {
         } else {
             memory::lock(dev)
         };
-        let _ = self.set_power_state(pdev, state);
+        let _ = self.open.set_power_state(pdev, state);
         gate.set_decode_enabled(self.memory_enabled(pdev));
-    }
-
-    /// Changes the power state, saving the function's state on the way into D3hot and
-    /// restoring it on the way back to D0 when the function loses it there.
-    pub(super) fn set_power_state(&mut self, pdev: &PciFunction, state: PowerState) -> Result {
-        if state != PowerState::D0 && pdev.num_vfs() != 0 {
-            return Err(EBUSY);
-        }
-        let was_d3 = hw::in_d3(pdev);
-        let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
-            pdev.save_state()
-        } else {
-            None
-        };
-        let restore = self.needs_pm_restore && was_d3 && state == PowerState::D0;
-        hw::set_power_state(pdev, state)?;
-        if saved.is_some() {
-            // Some functions cannot enter D3 (quirks): keep the state only if they did.
-            if hw::in_d3(pdev) {
-                self.pm_save = saved;
-            }
-        } else if restore {
-            if pdev.load_saved_state(self.pm_save.take()).is_ok() {
-                pdev.restore_state();
-            }
-        }
-        Ok(())
     }
 
     /// VPD: writing the address register's flag starts a transfer through the PCI core; the
@@ -494,5 +464,34 @@ impl VirtualConfig {
         let mut gate = memory::lock_and_zap(dev);
         let _ = dev.pdev.try_reset_function();
         gate.set_decode_enabled(self.memory_enabled(&dev.pdev));
+    }
+}
+
+impl OpenConfig {
+    /// Changes the power state, saving the function's state on the way into D3hot and
+    /// restoring it on the way back to D0 when the function loses it there.
+    pub(super) fn set_power_state(&mut self, pdev: &PciFunction, state: PowerState) -> Result {
+        if state != PowerState::D0 && pdev.num_vfs() != 0 {
+            return Err(EBUSY);
+        }
+        let was_d3 = hw::in_d3(pdev);
+        let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
+            pdev.save_state()
+        } else {
+            None
+        };
+        let restore = self.needs_pm_restore && was_d3 && state == PowerState::D0;
+        hw::set_power_state(pdev, state)?;
+        if saved.is_some() {
+            // Some functions cannot enter D3 (quirks): keep the state only if they did.
+            if hw::in_d3(pdev) {
+                self.pm_save = saved;
+            }
+        } else if restore {
+            if pdev.load_saved_state(self.pm_save.take()).is_ok() {
+                pdev.restore_state();
+            }
+        }
+        Ok(())
     }
 }

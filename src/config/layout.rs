@@ -7,7 +7,8 @@
 use super::{
     hw,
     perms::{self, CapLen},
-    VirtualConfig,
+    shadow::Shadow,
+    OpenConfig, VirtualConfig,
 };
 use crate::pci_function::PciFunction;
 use kernel::{bindings as b, prelude::*};
@@ -61,81 +62,101 @@ pub(crate) fn nointx(pdev: &PciFunction) -> bool {
         .any(|(v, devices)| *v == u32::from(vendor) && devices.contains(&device))
 }
 
-impl VirtualConfig {
-    /// Copies `pdev`'s config space and filters its capability chains.
-    pub(super) fn build(pdev: &PciFunction) -> Result<Self> {
-        let size = hw::cfg_size(pdev);
+impl OpenConfig {
+    /// Copies `pdev`'s config space into `shadow` and filters its capability chains.
+    pub(super) fn build(shadow: &Shadow, pdev: &PciFunction) -> Result<Self> {
+        let size = shadow.len();
         if size < EXT_START {
             return Err(EINVAL);
         }
-        let mut owners = KVec::from_elem(Owner::Unassigned, size, GFP_KERNEL)?;
-        for owner in owners.iter_mut().take(HEADER_LEN) {
-            *owner = Owner::Header;
-        }
-        let mut this = Self {
-            bytes: KVec::from_elem(0u8, size, GFP_KERNEL)?,
-            owners,
-            msi: None,
+        let mut open = OpenConfig {
             bars_dirty: true,
             restore_bars: [0; 7],
             intx_virtually_disabled: false,
             needs_pm_restore: false,
             pm_save: None,
         };
-        this.fill(pdev, 0, HEADER_LEN)?;
+        let mut this = VirtualConfig {
+            shadow,
+            open: &mut open,
+        };
+        this.populate(pdev)?;
+        Ok(open)
+    }
+}
+
+impl VirtualConfig<'_> {
+    /// Fills the shadow from scratch: the copy, the owners, the MSI rules.
+    fn populate(&mut self, pdev: &PciFunction) -> Result {
+        // What an earlier open left.
+        for pos in 0..self.shadow.len() {
+            let owner = if pos < HEADER_LEN {
+                Owner::Header
+            } else {
+                Owner::Unassigned
+            };
+            self.shadow.set_owner(self.open, pos, owner);
+        }
+        for pos in (0..self.shadow.len()).step_by(4) {
+            self.set(pos, 4, 0);
+        }
+        self.shadow.set_msi_flags(self.open, None);
+        self.fill(pdev, 0, HEADER_LEN)?;
 
         // The BARs as the host programmed them, restored when the function loses them.
-        for (i, bar) in this.restore_bars.iter_mut().enumerate().take(6) {
-            *bar = le_get(&this.bytes, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4);
-        }
-        if let Some(rom) = this.restore_bars.get_mut(6) {
-            *rom = le_get(&this.bytes, b::PCI_ROM_ADDRESS as usize, 4);
-        }
+        self.open.restore_bars = core::array::from_fn(|i| {
+            let pos = if i < 6 {
+                b::PCI_BASE_ADDRESS_0 as usize + 4 * i
+            } else {
+                b::PCI_ROM_ADDRESS as usize
+            };
+            self.get(pos, 4)
+        });
 
         let pin = b::PCI_INTERRUPT_PIN as usize;
         if pdev.is_virtfn() {
             // VFs read all ones for their ids, and must not have an interrupt pin.
             let (vendor, device) = hw::ids(pdev);
-            this.set(b::PCI_VENDOR_ID as usize, 2, vendor.into());
-            this.set(b::PCI_DEVICE_ID as usize, 2, device.into());
+            self.set(b::PCI_VENDOR_ID as usize, 2, vendor.into());
+            self.set(b::PCI_DEVICE_ID as usize, 2, device.into());
             let known = KNOWN_BOGUS_VF_PIN
                 .iter()
                 .any(|(v, d)| *v == u32::from(vendor) && *d == device);
-            if this.get(pin, 1) != 0 && !known {
+            if self.get(pin, 1) != 0 && !known {
                 dev_warn!(
                     pdev.as_device(),
                     "Hardware bug: VF reports bogus INTx pin {}\n",
-                    this.get(pin, 1)
+                    self.get(pin, 1)
                 );
             }
-            this.set(pin, 1, 0);
+            self.set(pin, 1, 0);
         }
         if hw::no_command_memory(pdev) {
             // No memory-enable bit in hardware: show it set, as on a PF after enable.
-            let cmd = this.get(b::PCI_COMMAND as usize, 2) | b::PCI_COMMAND_MEMORY;
-            this.set(b::PCI_COMMAND as usize, 2, cmd);
+            let cmd = self.get(b::PCI_COMMAND as usize, 2) | b::PCI_COMMAND_MEMORY;
+            self.set(b::PCI_COMMAND as usize, 2, cmd);
         }
         let irq = hw::irq(pdev);
         if nointx(pdev) || irq == 0 || irq == b::IRQ_NOTCONNECTED {
-            this.set(pin, 1, 0);
+            self.set(pin, 1, 0);
         }
 
-        let extended = this.link_caps(pdev)?;
+        let extended = self.link_caps(pdev)?;
         if extended {
-            this.link_ecaps(pdev)?;
+            self.link_ecaps(pdev)?;
         }
 
         let pm = usize::from(hw::pm_cap(pdev));
         if pm != 0 {
             let pmcsr = hw::read(pdev, pm + b::PCI_PM_CTRL as usize, 2).unwrap_or(0);
-            this.needs_pm_restore = pmcsr & b::PCI_PM_CTRL_NO_SOFT_RESET == 0;
+            self.open.needs_pm_restore = pmcsr & b::PCI_PM_CTRL_NO_SOFT_RESET == 0;
         }
-        Ok(this)
+        Ok(())
     }
 
     /// Copies `len` bytes of physical config space at `pos`, in the largest aligned reads.
     fn fill(&mut self, pdev: &PciFunction, mut pos: usize, len: usize) -> Result {
-        let end = pos.checked_add(len).ok_or(EINVAL)?.min(self.bytes.len());
+        let end = pos.checked_add(len).ok_or(EINVAL)?.min(self.shadow.len());
         while pos < end {
             let left = end - pos;
             let count = if left >= 4 && pos % 4 == 0 {
@@ -154,17 +175,18 @@ impl VirtualConfig {
 
     /// Marks `len` bytes at `pos` as `owner`'s, warning about overlaps.
     fn claim(&mut self, pdev: &PciFunction, pos: usize, len: usize, owner: Owner) {
-        for (i, slot) in self.owners.iter_mut().skip(pos).take(len).enumerate() {
-            if *slot != Owner::Unassigned {
+        for at in pos..pos.saturating_add(len).min(self.shadow.len()) {
+            let was = self.shadow.owner(at);
+            if was != Owner::Unassigned {
                 dev_warn!(
                     pdev.as_device(),
                     "vfio_cap_init: PCI config conflict @{:#x}, was {:?} now {:?}\n",
-                    pos + i,
-                    *slot,
+                    at,
+                    was,
                     owner
                 );
             }
-            *slot = owner;
+            self.shadow.set_owner(self.open, at, owner);
         }
     }
 
@@ -245,8 +267,8 @@ impl VirtualConfig {
         let len = match u32::from(id) {
             b::PCI_CAP_ID_MSI => {
                 let flags = hw::read(pdev, pos + b::PCI_MSI_FLAGS as usize, 2)? as u16;
-                if self.msi.is_none() {
-                    self.msi = Some(perms::msi_policy(flags));
+                if self.shadow.msi().is_none() {
+                    self.shadow.set_msi_flags(self.open, Some(flags));
                 }
                 perms::msi_len(flags)
             }
@@ -304,7 +326,7 @@ impl VirtualConfig {
     /// Walks the extended capability list, copying the visible ones and unlinking the others;
     /// a hidden first capability stays as an anchor with only its next pointer.
     fn link_ecaps(&mut self, pdev: &PciFunction) -> Result {
-        let size = self.bytes.len();
+        let size = self.shadow.len();
         let mut pos = EXT_START;
         let mut link: Option<usize> = None;
         let mut visible = 0;
@@ -424,25 +446,4 @@ fn ecap_len(pdev: &PciFunction, id: u16, pos: usize) -> Result<usize> {
         }
     };
     Ok(len)
-}
-
-/// The `count` bytes of `bytes` at `pos` as a little-endian value (0 past the end).
-pub(super) fn le_get(bytes: &[u8], pos: usize, count: usize) -> u32 {
-    (0..count.min(4)).fold(0, |acc, i| {
-        let byte = pos
-            .checked_add(i)
-            .and_then(|at| bytes.get(at))
-            .copied()
-            .unwrap_or(0);
-        acc | (u32::from(byte) << (8 * i))
-    })
-}
-
-/// Stores the low `count` bytes of `val` at `pos`, little-endian (bytes past the end dropped).
-pub(super) fn le_set(bytes: &mut [u8], pos: usize, count: usize, val: u32) {
-    for i in 0..count.min(4) {
-        if let Some(byte) = pos.checked_add(i).and_then(|at| bytes.get_mut(at)) {
-            *byte = (val >> (8 * i)) as u8;
-        }
-    }
 }

@@ -12,6 +12,7 @@ use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Transcript, Val};
 use crate::vfio::{Device, Iommufd};
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 /// File offset of the config region.
 const CONFIG: u64 = 7 << 40;
@@ -109,6 +110,14 @@ pub fn scenarios() -> Vec<Scenario> {
             applies: single_function_models,
             run: config_pm_and_flr,
             expect: expect_config_pm_and_flr,
+        },
+        Scenario {
+            name: "config_concurrent_access",
+            rule: "config reads and BAR reads from two threads while a third toggles INTx disable and memory decode: every config read returns one of the two command values written, every BAR read returns data or EIO (decode off), and all three finish",
+            loads_module: false,
+            applies: single_function_models,
+            run: config_concurrent_access,
+            expect: expect_config_concurrent_access,
         },
     ]
 }
@@ -659,5 +668,123 @@ fn expect_config_reopen(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     e.ok("first open: header");
     e.val("second open: header", "same as first open", &Val::Bool(true));
+    e.finish()
+}
+
+// ------------------------------------------------------------ concurrency
+
+/// Rounds of the writer in `config_concurrent_access`, and reads per reader round.
+const RACE_ROUNDS: usize = 300;
+const RACE_READS: usize = 4;
+
+/// What the reader threads of `config_concurrent_access` saw.
+#[derive(Default)]
+struct RaceSeen {
+    config_reads: usize,
+    /// Command values that are neither of the two the writer wrote.
+    stray_commands: Vec<u16>,
+    bar_reads: usize,
+    bar_eio: usize,
+    /// Errors other than EIO, as text.
+    other_errors: Vec<String>,
+}
+
+fn config_concurrent_access(c: &Ctx) -> Transcript {
+    with_open(c, |t, d| {
+        let base = t.need("read command", d.read16(COMMAND), value16)? & !CMD_INTX_DISABLE;
+        let base = base | CMD_MEMORY;
+        t.need("enable memory decode", d.write16(COMMAND, base), written)?;
+        // With one vCPU the threads interleave only where they yield: all three yield after
+        // every step, so each write lands between reads.
+        let done = AtomicBool::new(false);
+        let started = AtomicUsize::new(0);
+        let reader = || {
+            let mut seen = RaceSeen::default();
+            let mut word = [0u8; 4];
+            started.fetch_add(1, Relaxed);
+            loop {
+                for _ in 0..RACE_READS {
+                    match d.read16(COMMAND) {
+                        Ok(cmd) if cmd == base || cmd == base | CMD_INTX_DISABLE => {}
+                        Ok(cmd) if cmd == base & !CMD_MEMORY || cmd == (base & !CMD_MEMORY) | CMD_INTX_DISABLE => {}
+                        Ok(cmd) => seen.stray_commands.push(cmd),
+                        Err(e) => seen.other_errors.push(format!("config read: {e}")),
+                    }
+                    seen.config_reads += 1;
+                    // BAR0 offset 8: the e1000e/igb STATUS register.
+                    match d.dev.0.read_at(&mut word, 8) {
+                        Ok(_) => {}
+                        Err(e) if e.raw_os_error() == Some(Errno::EIO.0) => seen.bar_eio += 1,
+                        Err(e) => seen.other_errors.push(format!("BAR read: {e}")),
+                    }
+                    seen.bar_reads += 1;
+                }
+                std::thread::yield_now();
+                if done.load(Relaxed) {
+                    break;
+                }
+            }
+            seen
+        };
+        let (writes, seen) = std::thread::scope(|s| {
+            let readers = [s.spawn(reader), s.spawn(reader)];
+            while started.load(Relaxed) < readers.len() {
+                std::thread::yield_now();
+            }
+            let mut writes = Ok(0usize);
+            for round in 0..RACE_ROUNDS {
+                let intx = if round % 2 == 0 { CMD_INTX_DISABLE } else { 0 };
+                let memory = if round % 3 == 0 { 0 } else { CMD_MEMORY };
+                match d.write16(COMMAND, (base & !CMD_MEMORY) | memory | intx) {
+                    Ok(_) => writes = writes.map(|n| n + 1),
+                    Err(e) => {
+                        writes = Err(e);
+                        break;
+                    }
+                }
+                std::thread::yield_now();
+            }
+            done.store(true, Relaxed);
+            let seen: Vec<RaceSeen> = readers.into_iter().filter_map(|r| r.join().ok()).collect();
+            (writes, seen)
+        });
+        t.step("toggle INTx disable and memory decode", writes, |n, _| {
+            vec![("writes", Val::Num(*n as u64))]
+        });
+        let threads = seen.len();
+        let total = seen.into_iter().fold(RaceSeen::default(), |mut a, s| {
+            a.config_reads += s.config_reads;
+            a.stray_commands.extend(s.stray_commands);
+            a.bar_reads += s.bar_reads;
+            a.bar_eio += s.bar_eio;
+            a.other_errors.extend(s.other_errors);
+            a
+        });
+        t.step("readers", Ok::<_, Fail>(()), |_, _| {
+            vec![
+                ("threads finished", Val::Num(threads as u64)),
+                ("read config", Val::Bool(total.config_reads > 0)),
+                ("stray command values", Val::Text(format!("{:x?}", total.stray_commands))),
+                ("read BAR", Val::Bool(total.bar_reads > total.bar_eio)),
+                // Proves the threads interleaved: some reads met a decode-off window.
+                ("BAR read refused while decode off", Val::Bool(total.bar_eio > 0)),
+                ("errors other than EIO", Val::Text(total.other_errors.join("; "))),
+            ]
+        });
+        t.step("restore command", d.write16(COMMAND, base), written);
+        Ok(())
+    })
+}
+
+fn expect_config_concurrent_access(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    expect_open(&mut e);
+    e.val("toggle INTx disable and memory decode", "writes", &Val::Num(RACE_ROUNDS as u64));
+    e.val("readers", "threads finished", &Val::Num(2));
+    e.val("readers", "read config", &Val::Bool(true));
+    e.val("readers", "stray command values", &Val::Text("[]".into()));
+    e.val("readers", "read BAR", &Val::Bool(true));
+    e.val("readers", "BAR read refused while decode off", &Val::Bool(true));
+    e.val("readers", "errors other than EIO", &Val::Text(String::new()));
     e.finish()
 }

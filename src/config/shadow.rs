@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The virtual config bytes and the owner of each byte, readable without the config lock.
+//!
+//! vfio-pci reads its virtual config space without any lock, so a config read costs no more
+//! than the file operation around it. The same here, without data races: the bytes and owners
+//! live in atomics that exist as long as the function is bound (allocated at bind, rebuilt at
+//! every first open), and a reader loads them with relaxed ordering. Changing them takes the
+//! [`OpenConfig`], which exists only under the config lock (or in the open that builds the
+//! space, while no file exists to read through): writers' read-modify-write sequences never
+//! interleave, and a reader racing a writer sees each dword either before or after, as with C.
+
+use super::{layout::Owner, perms, OpenConfig};
+use kernel::{
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+/// Encoded [`Owner`]s: a tag in the high bits, the capability id in the low ones.
+const OWNER_HEADER: i16 = -1;
+const OWNER_UNASSIGNED: i16 = 0;
+const OWNER_CAP: i16 = 0x100;
+const OWNER_ECAP: i16 = 0x4000;
+/// Extended capability ids this large only occur as the hidden 4-byte anchor at 0x100, whose
+/// rules do not depend on its id: they are all stored as this one.
+const ECAP_ID_MAX: u16 = 0x3fff;
+/// Marks a recorded MSI control register in [`Shadow::msi_flags`].
+const MSI_PRESENT: u32 = 1 << 16;
+
+/// What user space sees of config space where bits are virtualized, and who owns each byte.
+pub(super) struct Shadow {
+    /// The virtual config space, a little-endian dword each.
+    words: KVec<Atomic<u32>>,
+    /// The owner of each byte, encoded.
+    owners: KVec<Atomic<i16>>,
+    /// The MSI capability's control register as found at open, with [`MSI_PRESENT`] if the
+    /// function has MSI (0 if not): its rules depend on the 64-bit and masking bits.
+    msi_flags: Atomic<u32>,
+}
+
+impl Shadow {
+    /// Room for a function with `size` bytes of config space; every byte unassigned.
+    pub(super) fn new(size: usize) -> Result<Self> {
+        let mut words = KVec::with_capacity(size.div_ceil(4), GFP_KERNEL)?;
+        for _ in 0..size.div_ceil(4) {
+            words.push(Atomic::new(0), GFP_KERNEL)?;
+        }
+        let mut owners = KVec::with_capacity(size, GFP_KERNEL)?;
+        for _ in 0..size {
+            owners.push(Atomic::new(OWNER_UNASSIGNED), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            words,
+            owners,
+            msi_flags: Atomic::new(0),
+        })
+    }
+
+    /// Size of the config space in bytes.
+    pub(super) fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// The `count` (at most 4) bytes at `pos` as a little-endian value; bytes past the end
+    /// read 0.
+    pub(super) fn get(&self, pos: usize, count: usize) -> u32 {
+        let count = count.min(4);
+        let shift = 8 * (pos % 4);
+        if pos % 4 + count <= 4 {
+            return (self.word(pos / 4) >> shift) & low_bytes(count);
+        }
+        (0..count).fold(0, |acc, i| {
+            acc | (self.byte(pos.saturating_add(i)) << (8 * i))
+        })
+    }
+
+    /// The byte at `pos`, 0 past the end.
+    fn byte(&self, pos: usize) -> u32 {
+        (self.word(pos / 4) >> (8 * (pos % 4))) & 0xff
+    }
+
+    fn word(&self, index: usize) -> u32 {
+        self.words.get(index).map_or(0, |word| word.load(Relaxed))
+    }
+
+    /// The owner of the byte at `pos` ([`Owner::Unassigned`] past the end).
+    pub(super) fn owner(&self, pos: usize) -> Owner {
+        match self
+            .owners
+            .get(pos)
+            .map_or(OWNER_UNASSIGNED, |o| o.load(Relaxed))
+        {
+            OWNER_HEADER => Owner::Header,
+            code if code >= OWNER_ECAP => Owner::Ecap((code - OWNER_ECAP) as u16),
+            code if code >= OWNER_CAP => Owner::Cap((code - OWNER_CAP) as u8),
+            _ => Owner::Unassigned,
+        }
+    }
+
+    /// The MSI capability's rules, if the function has MSI.
+    pub(super) fn msi(&self) -> Option<perms::Policy> {
+        let flags = self.msi_flags.load(Relaxed);
+        (flags & MSI_PRESENT != 0).then(|| perms::msi_policy(flags as u16))
+    }
+
+    /// Stores the low `count` (at most 4) bytes of `val` at `pos`, little-endian; bytes past
+    /// the end are dropped. `_held` proves the caller may change the shadow (see the module
+    /// documentation).
+    pub(super) fn set(&self, _held: &mut OpenConfig, pos: usize, count: usize, val: u32) {
+        let count = count.min(4);
+        if pos % 4 + count > 4 {
+            for i in 0..count {
+                self.set(_held, pos.saturating_add(i), 1, val >> (8 * i));
+            }
+            return;
+        }
+        let Some(word) = self.words.get(pos / 4) else {
+            return;
+        };
+        let shift = 8 * (pos % 4);
+        let mask = low_bytes(count) << shift;
+        let old = word.load(Relaxed);
+        word.store((old & !mask) | ((val << shift) & mask), Relaxed);
+    }
+
+    /// Marks the byte at `pos` as `owner`'s; `_held` as for [`Shadow::set`].
+    pub(super) fn set_owner(&self, _held: &mut OpenConfig, pos: usize, owner: Owner) {
+        let code = match owner {
+            Owner::Header => OWNER_HEADER,
+            Owner::Unassigned => OWNER_UNASSIGNED,
+            Owner::Cap(id) => OWNER_CAP + i16::from(id),
+            Owner::Ecap(id) => OWNER_ECAP + id.min(ECAP_ID_MAX) as i16,
+        };
+        if let Some(slot) = self.owners.get(pos) {
+            slot.store(code, Relaxed);
+        }
+    }
+
+    /// Records the MSI control register whose rules apply (`None`: no MSI); `_held` as for
+    /// [`Shadow::set`].
+    pub(super) fn set_msi_flags(&self, _held: &mut OpenConfig, flags: Option<u16>) {
+        self.msi_flags
+            .store(flags.map_or(0, |f| MSI_PRESENT | u32::from(f)), Relaxed);
+    }
+}
+
+/// The mask of the low `count` (1 to 4) bytes.
+pub(super) fn low_bytes(count: usize) -> u32 {
+    match count {
+        1 => 0xff,
+        2 => 0xffff,
+        3 => 0xff_ffff,
+        _ => u32::MAX,
+    }
+}
