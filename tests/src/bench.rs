@@ -9,6 +9,15 @@
 //! hits both alike.  Each run binds every function of the set to the driver,
 //! opens the first one through its cdev in one iommufd (the others share its
 //! group or set and count as owned) and issues the zero-length hot reset.
+//!
+//! A second table (module `access`) gives the device API's costs on the
+//! function of the "slot" topology: config and BAR reads, MSI-X delivery to
+//! an eventfd, and the VFIO selftests' device-init time.
+
+mod device_init;
+mod msix;
+
+pub(crate) use device_init::init_times;
 
 use crate::driver::{self, REFERENCE_NAME, RUST_MODULE, RUST_NAME};
 use crate::sys::Fail;
@@ -108,10 +117,12 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
 /// The topology whose function the device-access benchmark uses.
 const ACCESS_TOPOLOGY: &str = "slot";
 
-/// The device API's per-access costs: config space and BAR reads through the device file,
-/// BAR reads through an mmap, both drivers on one function, alternating.
+/// The device API's costs, both drivers on one function, alternating: config space and BAR
+/// reads through the device file, BAR reads through an mmap and MSI-X delivery to an eventfd
+/// (bench/msix.rs) in one open of the cdev; then, with the function closed again, the VFIO
+/// selftests' device-init time (bench/device_init.rs).
 mod access {
-    use super::{median, ratio, Fail, REFERENCE_NAME, ROUNDS, RUST_NAME};
+    use super::{device_init, median, ms, msix, ratio, Fail, REFERENCE_NAME, ROUNDS, RUST_NAME};
     use crate::sys::Mmio;
     use crate::sysfs;
     use crate::vfio::{Device, Iommufd};
@@ -123,22 +134,50 @@ mod access {
     /// e1000e/igb STATUS register.
     const STATUS: u64 = 0x8;
 
-    /// One operation measured: its name and, per driver, the per-call times.
+    /// One operation measured: its name, its unit and, per driver, the times.
     struct Op {
         name: &'static str,
+        unit: fn(Duration) -> String,
         times: [Vec<Duration>; 2],
         error: Option<String>,
     }
 
+    impl Op {
+        fn new(name: &'static str, unit: fn(Duration) -> String) -> Op {
+            Op { name, unit, times: Default::default(), error: None }
+        }
+
+        /// Runs `measure` for driver `k` unless the operation failed before; its first failure
+        /// is reported in the table instead of the times.
+        fn run(&mut self, drv: &str, k: usize, measure: impl FnOnce(&mut Vec<Duration>) -> Result<(), Fail>) {
+            if self.error.is_none() {
+                if let Err(e) = measure(&mut self.times[k]) {
+                    self.error = Some(format!("{drv}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// The measurements besides the per-operation times: per driver, MSI-X signals beyond
+    /// one per sample, and the init times of each IOMMU mode (in `device_init::MODES` order).
+    #[derive(Default)]
+    struct Side {
+        msix_extra: [msix::Extra; 2],
+        init_modes: [[Vec<Duration>; 2]; device_init::MODES.len()],
+    }
+
     pub(super) fn bench(bdf: &str) -> Result<(), Fail> {
         let mut ops = [
-            Op { name: "config read (4 bytes, read(2))", times: Default::default(), error: None },
-            Op { name: "BAR0 read (4 bytes, read(2))", times: Default::default(), error: None },
-            Op { name: "BAR0 read (4 bytes, mmap)", times: Default::default(), error: None },
+            Op::new("config read (4 bytes, read(2))", ns),
+            Op::new("BAR0 read (4 bytes, read(2))", ns),
+            Op::new("BAR0 read (4 bytes, mmap)", ns),
+            Op::new("MSI-X delivery (ICS write → eventfd read)", ns),
+            Op::new("device init (vfio_pci_device_init_perf_test)", ms),
         ];
-        for _ in 0..ROUNDS {
+        let mut side = Side::default();
+        for round in 0..ROUNDS {
             for (k, drv) in [REFERENCE_NAME, RUST_NAME].into_iter().enumerate() {
-                measure(drv, bdf, k, &mut ops)?;
+                measure(drv, bdf, k, round, &mut ops, &mut side)?;
             }
         }
         println!("| device access ({bdf}) | C | Rust | ratio |");
@@ -149,10 +188,29 @@ mod access {
                 continue;
             }
             let (c, r) = (median(&op.times[0]), median(&op.times[1]));
-            println!("| {} | {} | {} | {} |", op.name, ns(c), ns(r), ratio(r, c));
+            println!("| {} | {} | {} | {} |", op.name, (op.unit)(c), (op.unit)(r), ratio(r, c));
         }
         println!();
-        println!("Medians of {CALLS} calls per driver and round, {ROUNDS} rounds, drivers alternating; the function is opened through its cdev (iommufd).");
+        println!(
+            "Medians per driver of {CALLS} reads and {} MSI-X deliveries per round, in one open of the cdev (iommufd), and of {} {} runs per IOMMU mode per round, each from its own tick phase; {ROUNDS} rounds, drivers alternating.",
+            msix::SAMPLES,
+            device_init::PASSES,
+            device_init::TEST
+        );
+        let [c, r] = side.msix_extra;
+        println!(
+            "MSI-X signals beyond one per delivery, in the delivery's read / late: C {} / {}, Rust {} / {}.",
+            c.in_read, c.late, r.in_read, r.late
+        );
+        let modes: Vec<String> = device_init::MODES
+            .iter()
+            .zip(&side.init_modes)
+            .map(|(mode, t)| {
+                let (c, r) = (median(&t[0]), median(&t[1]));
+                format!("{mode} {} / {} ({})", ms(c), ms(r), ratio(r, c))
+            })
+            .collect();
+        println!("Device init per IOMMU mode, C / Rust: {}.", modes.join(", "));
         Ok(())
     }
 
@@ -173,36 +231,51 @@ mod access {
         Ok(())
     }
 
-    fn measure(drv: &str, bdf: &str, k: usize, ops: &mut [Op; 3]) -> Result<(), Fail> {
+    /// Binds `bdf` to `drv`, measures every operation as driver `k` in round `round`, unbinds.
+    fn measure(drv: &str, bdf: &str, k: usize, round: usize, ops: &mut [Op; 5], side: &mut Side) -> Result<(), Fail> {
         sysfs::set_driver_override(bdf, drv)?;
         sysfs::drivers_probe(bdf)?;
+        let [config, bar, mapped, delivery, init] = ops;
         let result = (|| {
             let cdev = sysfs::vfio_dev_entries(bdf)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| Fail::other(format!("{bdf} has no cdev under {drv}")))?;
-            let dev = Device::open_cdev(&cdev)?;
-            let iommufd = Iommufd::open()?;
-            dev.bind_iommufd(&iommufd).map_err(Fail::Os)?;
-            let ioas = iommufd.ioas_alloc().map_err(Fail::Os)?;
-            dev.attach_pt(ioas).map_err(Fail::Os)?;
-            let mut word = [0u8; 4];
-            let run = |op: &mut Op, call: &mut dyn FnMut() -> Result<(), Fail>| {
-                if op.error.is_none() {
-                    if let Err(e) = time(&mut op.times[k], call) {
-                        op.error = Some(format!("{drv}: {e}"));
+            {
+                let dev = Device::open_cdev(&cdev)?;
+                let iommufd = Iommufd::open()?;
+                dev.bind_iommufd(&iommufd).map_err(Fail::Os)?;
+                let ioas = iommufd.ioas_alloc().map_err(Fail::Os)?;
+                dev.attach_pt(ioas).map_err(Fail::Os)?;
+                let mut word = [0u8; 4];
+                config.run(drv, k, |t| {
+                    time(t, || dev.file().read_exact_at(&mut word, CONFIG_OFFSET).map_err(Fail::from))
+                });
+                bar.run(drv, k, |t| time(t, || dev.file().read_exact_at(&mut word, STATUS).map_err(Fail::from)));
+                match Mmio::map_at(&dev, 0, 4096, true) {
+                    Ok(map) => {
+                        mapped.run(drv, k, |t| {
+                            time(t, || {
+                                map.read32(STATUS as usize).map(drop).ok_or_else(|| Fail::other("outside the mapping"))
+                            })
+                        });
+                        delivery.run(drv, k, |t| msix::measure(bdf, &dev, &map, t, &mut side.msix_extra[k]));
+                    }
+                    Err(e) => {
+                        for op in [mapped, delivery] {
+                            op.run(drv, k, |_| Err(Fail::other(format!("mmap: {e}"))));
+                        }
                     }
                 }
-            };
-            let [config, bar, mapped] = ops;
-            run(config, &mut || dev.file().read_exact_at(&mut word, CONFIG_OFFSET).map_err(Fail::from));
-            run(bar, &mut || dev.file().read_exact_at(&mut word, STATUS).map_err(Fail::from));
-            match Mmio::map_at(&dev, 0, 4096, true) {
-                Ok(map) => run(mapped, &mut || {
-                    map.read32(STATUS as usize).map(drop).ok_or_else(|| Fail::other("outside the mapping"))
-                }),
-                Err(e) => mapped.error = Some(format!("{drv}: mmap: {e}")),
             }
+            // Closed again: the selftest opens the function itself.
+            init.run(drv, k, |t| {
+                for (mode, times) in side.init_modes.iter_mut().zip(device_init::measure(bdf, round)?) {
+                    t.extend(&times);
+                    mode[k].extend(times);
+                }
+                Ok(())
+            });
             Ok(())
         })();
         let _ = sysfs::unbind(bdf);

@@ -261,13 +261,16 @@ pub fn parse_tap(output: &str) -> (Option<usize>, Vec<(String, TestVerdict)>) {
     (planned, results)
 }
 
-fn run_selftest(test: &str, bdf: &str, log: &Path) -> Result<SelftestRun, String> {
+/// Runs selftest `test` with `args` and then `bdf` as its arguments, its
+/// output to `log`, until it exits or its deadline.
+pub(crate) fn run_selftest(test: &str, args: &[&str], bdf: &str, log: &Path) -> Result<SelftestRun, String> {
     let bin = Path::new(SELFTESTS_DIR).join(test);
     sysfs::exists(&bin).map_err(|e| format!("{}: {e} (did scripts/clients.sh build it?)", bin.display()))?;
     let out = File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
     let t0 = Instant::now();
     let mut child = Command::new(&bin)
+        .args(args)
         .arg(bdf)
         .stdin(Stdio::null())
         .stdout(out)
@@ -730,7 +733,7 @@ fn run_on(env: &Env, driver: &Driver, site: &Site, topo: &str, client: Client) -
         fs::create_dir_all(LOG_DIR).map_err(|e| format!("mkdir {LOG_DIR}: {e}"))?;
         let log = Path::new(LOG_DIR).join(format!("{topo}-{}-{}.log", client.name(), driver.name));
         match client {
-            Client::Selftest(t) => run_selftest(t, bdf, &log).map(Outcome::Selftest),
+            Client::Selftest(t) => run_selftest(t, &[], bdf, &log).map(Outcome::Selftest),
             Client::Qemu(m) => run_qemu(m, bdf, &log).map(Outcome::Qemu),
         }
     })();

@@ -10,13 +10,12 @@
 
 use crate::regions::with_group_device;
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario, Site};
-use crate::sys::{ioctl_ptr, new_eventfd, Errno, Fail};
+use crate::sys::{ioctl_ptr, new_eventfd, read_u64, Errno, Fail};
 use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Outcome, Transcript, Val};
 use crate::uapi::*;
 use crate::vfio::{Container, Device, Group};
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::raw::{c_int, c_short, c_ulong, c_void};
 use std::os::unix::fs::FileExt;
@@ -27,7 +26,7 @@ const VFIO_DEVICE_SET_IRQS: c_ulong = io(VFIO_TYPE, VFIO_BASE + 10);
 
 const INTX: u32 = 0;
 const MSI: u32 = 1;
-const MSIX: u32 = 2;
+pub(crate) const MSIX: u32 = 2;
 const ERR: u32 = 3;
 const REQ: u32 = 4;
 
@@ -41,7 +40,7 @@ const DATA_BOOL: u32 = 1 << 1;
 const DATA_EVENTFD: u32 = 1 << 2;
 const ACTION_MASK: u32 = 1 << 3;
 const ACTION_UNMASK: u32 = 1 << 4;
-const ACTION_TRIGGER: u32 = 1 << 5;
+pub(crate) const ACTION_TRIGGER: u32 = 1 << 5;
 
 /// `offsetofend(struct vfio_irq_info, count)`.
 const IRQ_INFO_MINSZ: u32 = 16;
@@ -154,10 +153,10 @@ fn interrupt_topologies(site: &Site) -> Result<(), String> {
 
 /// The interrupt registers of a model in BAR0.
 #[derive(Clone, Copy)]
-struct IrqRegs {
+pub(crate) struct IrqRegs {
     icr: u64,
-    ics: u64,
-    ims: u64,
+    pub(crate) ics: u64,
+    pub(crate) ims: u64,
     imc: u64,
     /// e1000e's interrupt vector allocation register, which routes causes to
     /// MSI-X vectors; igb out of its MSI-X mode (GPIE) sends everything to
@@ -172,11 +171,33 @@ const CAUSE_TXD_LOW: u32 = 1 << 15;
 /// e1000e's "other" cause, which MSI-X delivers through IVAR's other field.
 const E1000E_CAUSE_OTHER: u32 = 1 << 24;
 
-fn registers(bdf: &str) -> Option<IrqRegs> {
+pub(crate) fn registers(bdf: &str) -> Option<IrqRegs> {
     match sysfs::model_of(bdf)?.native_driver {
         "e1000e" => Some(IrqRegs { icr: 0xc0, ics: 0xc8, ims: 0xd0, imc: 0xd8, ivar: Some(0xe4) }),
         "igb" => Some(IrqRegs { icr: 0xc0, ics: 0xc8, ims: 0xd0, imc: 0xd8, ivar: None }),
         _ => None,
+    }
+}
+
+/// Where a cause raised through ICS arrives with MSI-X enabled: e1000e routes its 'other'
+/// cause to a vector through IVAR (bits 19:16, valid bit 3 of the field), here vector 1;
+/// igb outside its MSI-X mode (GPIE) sends everything to vector 0.
+#[derive(Clone, Copy)]
+pub(crate) struct MsixRoute {
+    /// The vector the cause arrives on.
+    pub(crate) vector: u32,
+    /// The causes to enable (IMS) and raise (ICS).
+    pub(crate) cause: u32,
+    /// The IVAR write that routes them, if the model needs one: (offset, value).
+    pub(crate) ivar: Option<(u64, u32)>,
+}
+
+pub(crate) fn msix_route(r: IrqRegs) -> MsixRoute {
+    match r.ivar {
+        Some(ivar) => {
+            MsixRoute { vector: 1, cause: CAUSE_TXD_LOW | E1000E_CAUSE_OTHER, ivar: Some((ivar, (0x8 | 1) << 16)) }
+        }
+        None => MsixRoute { vector: 0, cause: CAUSE_TXD_LOW, ivar: None },
     }
 }
 
@@ -226,13 +247,13 @@ fn set_irqs(d: &Device, flags: u32, index: u32, start: u32, count: u32, data: &[
 }
 
 /// Attach eventfds (`-1`: none) to `index` from `start`.
-fn set_fds(d: &Device, index: u32, start: u32, fds: &[i32]) -> Result<i32, Fail> {
+pub(crate) fn set_fds(d: &Device, index: u32, start: u32, fds: &[i32]) -> Result<i32, Fail> {
     let data: Vec<u8> = fds.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
     set_irqs(d, DATA_EVENTFD | ACTION_TRIGGER, index, start, fds.len() as u32, &data)
 }
 
 /// A DATA_NONE action.
-fn set_none(d: &Device, action: u32, index: u32, start: u32, count: u32) -> Result<i32, Fail> {
+pub(crate) fn set_none(d: &Device, action: u32, index: u32, start: u32, count: u32) -> Result<i32, Fail> {
     set_irqs(d, DATA_NONE | action, index, start, count, &[])
 }
 
@@ -261,7 +282,7 @@ const POLLIN: c_short = 1;
 
 /// The eventfd's counter (reading resets it), waiting up to `wait` for a
 /// signal; 0 if none came.
-fn take_count(fd: &OwnedFd, wait: Duration) -> Result<u64, Fail> {
+pub(crate) fn take_count(fd: &OwnedFd, wait: Duration) -> Result<u64, Fail> {
     let mut p = PollFd { fd: fd.as_raw_fd(), events: POLLIN, revents: 0 };
     // SAFETY: one valid pollfd that lives across the call.
     let n = unsafe { poll(&mut p, 1, wait.as_millis() as c_int) };
@@ -271,10 +292,14 @@ fn take_count(fd: &OwnedFd, wait: Duration) -> Result<u64, Fail> {
     if n == 0 {
         return Ok(0);
     }
-    let mut file = File::from(fd.try_clone()?);
-    let mut buf = [0u8; 8];
-    file.read_exact(&mut buf)?;
-    Ok(u64::from_ne_bytes(buf))
+    read_u64(fd)
+}
+
+/// Leave the device `wait` to send a late message, then take whatever count
+/// `fd` got meanwhile (0 if none), without waiting further.
+pub(crate) fn take_late(fd: &OwnedFd, wait: Duration) -> Result<u64, Fail> {
+    std::thread::sleep(wait);
+    take_count(fd, Duration::ZERO)
 }
 
 /// How long a step waits for a signal that should come (a device interrupt
@@ -292,10 +317,7 @@ fn record_count(t: &mut Transcript, step: &str, fd: &OwnedFd) {
 /// throttling timers), so device MSIs are compared as "some" or "none".
 fn record_signalled(t: &mut Transcript, step: &str, fd: &OwnedFd) {
     // Also drain a second, throttled message, so it cannot count for the next step.
-    let n = take_count(fd, SIGNAL_WAIT).and_then(|first| {
-        std::thread::sleep(SIGNAL_WAIT);
-        Ok(first + take_count(fd, Duration::ZERO)?)
-    });
+    let n = take_count(fd, SIGNAL_WAIT).and_then(|first| Ok(first + take_late(fd, SIGNAL_WAIT)?));
     t.step(step, n, |n, _| vec![("signalled", Val::Bool(*n > 0))]);
 }
 
@@ -335,7 +357,7 @@ fn signal_eventfd(fd: &OwnedFd) -> Result<usize, Fail> {
 }
 
 /// A 32-bit BAR0 write.
-fn bar0_write(d: &Device, offset: u64, value: u32) -> Result<(), Fail> {
+pub(crate) fn bar0_write(d: &Device, offset: u64, value: u32) -> Result<(), Fail> {
     let n = d.file().write_at(&value.to_le_bytes(), offset)?;
     if n != 4 {
         return Err(Fail::other(format!("short BAR0 write: {n} bytes")));
@@ -759,7 +781,7 @@ fn expect_irq_teardown_on_close(_: &Ctx, t: &Transcript) -> Vec<String> {
 // ---------------------------------------------------------- irq_intx_device
 
 /// Quiet the device: no cause enabled, none pending.
-fn quiet(d: &Device, r: IrqRegs) -> Result<(), Fail> {
+pub(crate) fn quiet(d: &Device, r: IrqRegs) -> Result<(), Fail> {
     bar0_write(d, r.imc, u32::MAX)?;
     bar0_write(d, r.icr, u32::MAX)
 }
@@ -828,7 +850,7 @@ fn expect_irq_intx_device(_: &Ctx, t: &Transcript) -> Vec<String> {
 
 /// Set Bus Master in the physical command register through sysfs (the
 /// device's MSI writes need it; the VFIO config space is not under test here).
-fn set_bus_master(bdf: &str) -> Result<(), Fail> {
+pub(crate) fn set_bus_master(bdf: &str) -> Result<(), Fail> {
     let f = OpenOptions::new().read(true).write(true).open(sysfs::device_dir(bdf).join("config"))?;
     let mut cmd = [0u8; 2];
     f.read_exact_at(&mut cmd, 4)?;
@@ -854,15 +876,10 @@ fn irq_msi_device(c: &Ctx) -> Transcript {
         t.step("quiet the device before MSI-X", quiet(d, r), none);
         t.step("MSI disable", set_none(d, ACTION_TRIGGER, MSI, 0, 0), ret);
         t.need("MSI-X enable 0-1", set_fds(d, MSIX, 0, &[raw(&v0), raw(&v1)]), ret)?;
-        // The vector the 'other' cause goes to: e1000e routes it with IVAR (bits 19:16, valid
-        // bit 3 of the field), igb outside its MSI-X mode uses vector 0.
-        let (routed, cause) = match r.ivar {
-            Some(ivar) => {
-                t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, (0x8 | 1) << 16), none);
-                (1, CAUSE_TXD_LOW | E1000E_CAUSE_OTHER)
-            }
-            None => (0, CAUSE_TXD_LOW),
-        };
+        let MsixRoute { vector: routed, cause, ivar } = msix_route(r);
+        if let Some((ivar, value)) = ivar {
+            t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, value), none);
+        }
         let fds = [&v0, &v1];
         t.step("raise an MSI-X interrupt", raise(d, r, cause), none);
         record_signalled(t, "MSI-X vector 0 after the interrupt", &v0);
@@ -890,7 +907,7 @@ fn expect_irq_msi_device(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.val("MSI eventfd after the interrupt", "signalled", &Val::Bool(true));
     e.val("MSI eventfd after the second interrupt (no masking)", "signalled", &Val::Bool(true));
     e.ok("MSI disable");
-    let routed_is_1 = registers(c.bdf()).is_some_and(|r| r.ivar.is_some());
+    let routed_is_1 = registers(c.bdf()).is_some_and(|r| msix_route(r).vector == 1);
     e.val("MSI-X vector 0 after the interrupt", "signalled", &Val::Bool(!routed_is_1));
     e.val("MSI-X vector 1 after the interrupt", "signalled", &Val::Bool(routed_is_1));
     e.val("the routed vector's eventfd while detached", "signalled", &Val::Bool(false));
@@ -1066,13 +1083,11 @@ fn irq_config_intx_disable(c: &Ctx) -> Transcript {
         t.step("clear memory decode, set bus master", config_write16(d, COMMAND, no_memory), none);
         t.step("MSI-X enable 0-1 with memory decode off", set_fds(d, MSIX, 0, &[raw(&a), raw(&b)]), ret);
         t.step("set memory decode again", config_write16(d, COMMAND, no_memory | COMMAND_MEMORY), none);
-        let (routed, cause) = match r.ivar {
-            Some(ivar) => {
-                t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, (0x8 | 1) << 16), none);
-                (&b, CAUSE_TXD_LOW | E1000E_CAUSE_OTHER)
-            }
-            None => (&a, CAUSE_TXD_LOW),
-        };
+        let route = msix_route(r);
+        if let Some((ivar, value)) = route.ivar {
+            t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, value), none);
+        }
+        let (routed, cause) = ([&a, &b][route.vector as usize], route.cause);
         t.step("raise an MSI-X interrupt", raise(d, r, cause), none);
         record_signalled(t, "the routed vector after enabling with memory decode off", routed);
         t.step("quiet the device after MSI-X", quiet(d, r), none);

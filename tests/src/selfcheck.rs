@@ -70,6 +70,7 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("clients: a selftest passes on vfio-pci-rs iff it passed on vfio-pci, skips alike", clients_selftest_rule),
         Case::new("clients: QEMU hot-reset traces are found, normalised and compared", clients_qemu_rule),
         Case::new("clients: the monitor's echo is shown as the command", clients_echo),
+        Case::new("bench: the device-init selftest's times are read test by test", bench_init_times),
     ]
 }
 
@@ -689,6 +690,28 @@ fn clients_tap() -> CaseResult {
         ],
     );
     c.eq("no output", parse_tap(""), (None, vec![]));
+    c.done()
+}
+
+fn bench_init_times() -> CaseResult {
+    use crate::bench::init_times;
+    let mut c = Check::default();
+    let out = "Testing parallel initialization of 1 devices:\n    0000:01:00.0\nTAP version 13\n1..3\n\
+               #  RUN           perf.vfio_type1_iommu.init ...\nWall time: 0.112345678s\n\
+               Min init time (per device): 0.112345678s\nMax init time (per device): 0.112345678s\n\
+               Avg init time (per device): 0.112345678s\n#            OK  perf.vfio_type1_iommu.init\n\
+               ok 1 perf.vfio_type1_iommu.init\n#  RUN           perf.iommufd.init ...\n\
+               Avg init time (per device): 1.000000042s\nok 2 perf.iommufd.init\n\
+               #  RUN           perf.broken.init ...\nAvg init time (per device): 0.5s\nnot ok 3 perf.broken.init\n";
+    c.eq(
+        "times",
+        init_times(out),
+        vec![
+            ("perf.vfio_type1_iommu.init".to_string(), Duration::from_nanos(112_345_678)),
+            ("perf.iommufd.init".to_string(), Duration::from_nanos(1_000_000_042)),
+        ],
+    );
+    c.eq("no output", init_times(""), vec![]);
     c.done()
 }
 

@@ -26,6 +26,8 @@ extern "C" {
     fn mmap(addr: *mut c_void, len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void;
     /// glibc: `int munmap(void *addr, size_t len);`
     fn munmap(addr: *mut c_void, len: usize) -> c_int;
+    /// glibc: `ssize_t read(int fd, void *buf, size_t count);`
+    fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize;
 }
 
 /// x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
@@ -250,6 +252,20 @@ pub fn new_eventfd() -> Result<std::os::fd::OwnedFd, Errno> {
     }
     // SAFETY: on success the syscall returned a new fd nothing else owns.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret as c_int) })
+}
+
+/// One read(2) of an 8-byte value, as an eventfd's counter is read (the read
+/// resets it); through the caller's descriptor, without duplicating it.
+pub fn read_u64(fd: &impl AsRawFd) -> Result<u64, Fail> {
+    let mut value = 0u64;
+    // SAFETY: read(2) writes at most 8 bytes into `value`, which is 8 bytes
+    // long and lives across the call.
+    let n = unsafe { read(fd.as_raw_fd(), (&mut value as *mut u64).cast::<c_void>(), 8) };
+    match n {
+        8 => Ok(value),
+        n if n < 0 => Err(Fail::Os(Errno::last())),
+        n => Err(Fail::other(format!("short read: {n} of 8 bytes"))),
+    }
 }
 
 /// delete_module(2) with O_NONBLOCK, as rmmod does.
