@@ -140,6 +140,7 @@ impl Shadow {
 
     /// The chunk of an access of `count` bytes at `pos`: how many bytes, which rules, and the
     /// offset inside the owning capability.
+    #[inline]
     fn chunk(&self, pos: usize, count: usize) -> Result<Chunk> {
         let size = self.len();
         let end = pos.checked_add(count).ok_or(EFAULT)?;
@@ -147,11 +148,7 @@ impl Shadow {
             return Err(EFAULT);
         }
         // Up to the end of the dword or of the owner, whichever comes first.
-        let owner = self.owner(pos);
-        let mut same = 1;
-        while (pos + same) % 4 != 0 && self.owner(pos + same) == owner {
-            same += 1;
-        }
+        let (owner, same) = self.owner_run(pos);
         let left = count.min(same);
         let len = if left >= 4 && pos % 4 == 0 {
             4

@@ -47,12 +47,14 @@ fn is_bar(offset: usize) -> bool {
 }
 
 /// Whether reading `chunk` needs the config lock: BAR reads first answer pending sizing writes.
+#[inline]
 pub(super) fn needs_lock(chunk: Chunk) -> bool {
     matches!(chunk.policy, Policy::Table(_, Hook::Header)) && is_bar(chunk.offset)
 }
 
 impl Shadow {
     /// Reads `chunk` (after [`VirtualConfig::fix_bars`] if [`needs_lock`] says so).
+    #[inline]
     pub(super) fn read(&self, pdev: &PciFunction, chunk: Chunk) -> Result<u32> {
         let Chunk {
             pos, len, offset, ..
@@ -92,6 +94,7 @@ impl Shadow {
     }
 
     /// Virtualized bits from the copy, the others from the device.
+    #[inline]
     fn table_read(&self, pdev: &PciFunction, table: &PermTable, chunk: Chunk) -> Result<u32> {
         let virt = table.virt_bits(chunk.offset, chunk.len);
         let mut val = self.get(chunk.pos, chunk.len);

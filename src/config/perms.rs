@@ -23,6 +23,7 @@ pub(super) struct PermTable {
 
 impl PermTable {
     /// The virtualized bits of the `count` bytes at `offset`, as a little-endian value.
+    #[inline]
     pub(super) fn virt_bits(&self, offset: usize, count: usize) -> u32 {
         le_bits(self.virt, offset, count)
     }
@@ -35,7 +36,15 @@ impl PermTable {
 
 /// `count` bytes of `bytes` from `offset`, little-endian; bytes past the end count as 0 (not
 /// virtualized, not writable).
+#[inline]
 fn le_bits(bytes: &[u8], offset: usize, count: usize) -> u32 {
+    let whole = offset
+        .checked_add(4)
+        .and_then(|end| bytes.get(offset..end))
+        .and_then(|dword| <[u8; 4]>::try_from(dword).ok());
+    if let Some(dword) = whole {
+        return u32::from_le_bytes(dword) & super::shadow::low_bytes(count);
+    }
     (0..count.min(4)).fold(0, |acc, i| {
         let byte = offset
             .checked_add(i)

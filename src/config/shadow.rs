@@ -16,11 +16,11 @@ use kernel::{
     sync::atomic::{Atomic, Relaxed},
 };
 
-/// Encoded [`Owner`]s: a tag in the high bits, the capability id in the low ones.
-const OWNER_HEADER: i16 = -1;
-const OWNER_UNASSIGNED: i16 = 0;
-const OWNER_CAP: i16 = 0x100;
-const OWNER_ECAP: i16 = 0x4000;
+/// Encoded [`Owner`]s, 16 bits each: a tag in the high bits, the capability id in the low ones.
+const OWNER_UNASSIGNED: u16 = 0;
+const OWNER_HEADER: u16 = 1;
+const OWNER_CAP: u16 = 0x100;
+const OWNER_ECAP: u16 = 0x4000;
 /// Extended capability ids this large only occur as the hidden 4-byte anchor at 0x100, whose
 /// rules do not depend on its id: they are all stored as this one.
 const ECAP_ID_MAX: u16 = 0x3fff;
@@ -31,8 +31,11 @@ const MSI_PRESENT: u32 = 1 << 16;
 pub(super) struct Shadow {
     /// The virtual config space, a little-endian dword each.
     words: KVec<Atomic<u32>>,
-    /// The owner of each byte, encoded.
-    owners: KVec<Atomic<i16>>,
+    /// The owners of each dword's bytes, encoded, 16 bits a byte (lowest byte lowest): one
+    /// load answers a whole access.
+    owners: KVec<Atomic<u64>>,
+    /// Size of the config space in bytes.
+    size: usize,
     /// The MSI capability's control register as found at open, with [`MSI_PRESENT`] if the
     /// function has MSI (0 if not): its rules depend on the 64-bit and masking bits.
     msi_flags: Atomic<u32>,
@@ -45,30 +48,37 @@ impl Shadow {
         for _ in 0..size.div_ceil(4) {
             words.push(Atomic::new(0), GFP_KERNEL)?;
         }
-        let mut owners = KVec::with_capacity(size, GFP_KERNEL)?;
-        for _ in 0..size {
-            owners.push(Atomic::new(OWNER_UNASSIGNED), GFP_KERNEL)?;
+        let mut owners = KVec::with_capacity(size.div_ceil(4), GFP_KERNEL)?;
+        for _ in 0..size.div_ceil(4) {
+            owners.push(Atomic::new(0), GFP_KERNEL)?;
         }
         Ok(Self {
             words,
             owners,
+            size,
             msi_flags: Atomic::new(0),
         })
     }
 
     /// Size of the config space in bytes.
     pub(super) fn len(&self) -> usize {
-        self.owners.len()
+        self.size
     }
 
     /// The `count` (at most 4) bytes at `pos` as a little-endian value; bytes past the end
     /// read 0.
+    #[inline]
     pub(super) fn get(&self, pos: usize, count: usize) -> u32 {
         let count = count.min(4);
-        let shift = 8 * (pos % 4);
         if pos % 4 + count <= 4 {
-            return (self.word(pos / 4) >> shift) & low_bytes(count);
+            return (self.word(pos / 4) >> (8 * (pos % 4))) & low_bytes(count);
         }
+        self.get_unaligned(pos, count)
+    }
+
+    /// [`Shadow::get`] across a dword boundary (only the open-time build does that).
+    #[cold]
+    fn get_unaligned(&self, pos: usize, count: usize) -> u32 {
         (0..count).fold(0, |acc, i| {
             acc | (self.byte(pos.saturating_add(i)) << (8 * i))
         })
@@ -79,22 +89,29 @@ impl Shadow {
         (self.word(pos / 4) >> (8 * (pos % 4))) & 0xff
     }
 
+    #[inline]
     fn word(&self, index: usize) -> u32 {
         self.words.get(index).map_or(0, |word| word.load(Relaxed))
     }
 
     /// The owner of the byte at `pos` ([`Owner::Unassigned`] past the end).
     pub(super) fn owner(&self, pos: usize) -> Owner {
-        match self
-            .owners
-            .get(pos)
-            .map_or(OWNER_UNASSIGNED, |o| o.load(Relaxed))
-        {
-            OWNER_HEADER => Owner::Header,
-            code if code >= OWNER_ECAP => Owner::Ecap((code - OWNER_ECAP) as u16),
-            code if code >= OWNER_CAP => Owner::Cap((code - OWNER_CAP) as u8),
-            _ => Owner::Unassigned,
-        }
+        self.owner_run(pos).0
+    }
+
+    /// The owner of the byte at `pos`, and how many bytes from `pos` to the end of its dword
+    /// share that owner (at least 1).
+    #[inline]
+    pub(super) fn owner_run(&self, pos: usize) -> (Owner, usize) {
+        let packed = self.owners.get(pos / 4).map_or(0, |o| o.load(Relaxed));
+        // The lanes of `pos` and the bytes after it, lowest first.
+        let lanes = packed >> (16 * (pos % 4));
+        let code = lanes as u16;
+        // Lanes equal to `code` are zero here; the lanes past the dword may be too, hence
+        // the clamp to what is left of the dword.
+        let differ = lanes ^ (u64::from(code) * 0x0001_0001_0001_0001);
+        let same = (differ.trailing_zeros() / 16) as usize;
+        (decode(code), same.clamp(1, 4 - pos % 4))
     }
 
     /// The MSI capability's rules, if the function has MSI.
@@ -128,11 +145,13 @@ impl Shadow {
         let code = match owner {
             Owner::Header => OWNER_HEADER,
             Owner::Unassigned => OWNER_UNASSIGNED,
-            Owner::Cap(id) => OWNER_CAP + i16::from(id),
-            Owner::Ecap(id) => OWNER_ECAP + id.min(ECAP_ID_MAX) as i16,
+            Owner::Cap(id) => OWNER_CAP | u16::from(id),
+            Owner::Ecap(id) => OWNER_ECAP | id.min(ECAP_ID_MAX),
         };
-        if let Some(slot) = self.owners.get(pos) {
-            slot.store(code, Relaxed);
+        if let Some(slot) = self.owners.get(pos / 4) {
+            let shift = 16 * (pos % 4);
+            let old = slot.load(Relaxed);
+            slot.store((old & !(0xffff << shift)) | (u64::from(code) << shift), Relaxed);
         }
     }
 
@@ -145,11 +164,23 @@ impl Shadow {
 }
 
 /// The mask of the low `count` (1 to 4) bytes.
+#[inline]
 pub(super) fn low_bytes(count: usize) -> u32 {
     match count {
         1 => 0xff,
         2 => 0xffff,
         3 => 0xff_ffff,
         _ => u32::MAX,
+    }
+}
+
+/// The [`Owner`] an owner code stands for.
+#[inline]
+fn decode(code: u16) -> Owner {
+    match code {
+        OWNER_HEADER => Owner::Header,
+        code if code >= OWNER_ECAP => Owner::Ecap(code - OWNER_ECAP),
+        code if code >= OWNER_CAP => Owner::Cap((code - OWNER_CAP) as u8),
+        _ => Owner::Unassigned,
     }
 }
