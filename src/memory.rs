@@ -12,10 +12,14 @@
 //! config, then this gate; the mmap lock of a faulting process, then this gate.
 
 use crate::{
-    bars::OpenBars, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
-    regions::Region, vfio_device::VfioDevice,
+    bars::OpenBars,
+    device::VfioPciDevice,
+    eventfd::EventFd,
+    pci_function::PciFunction,
+    regions::Region,
+    rwsem::{ReadGuard, WriteGuard},
+    vfio_device::VfioDevice,
 };
-use crate::rwsem::{ReadGuard, WriteGuard};
 use kernel::prelude::*;
 
 /// The user's permission for the function to sit in a low power state

@@ -89,18 +89,10 @@ impl VirtualConfig<'_> {
     /// Fills the shadow from scratch: the copy, the owners, the MSI rules.
     fn populate(&mut self, pdev: &PciFunction) -> Result {
         // What an earlier open left.
-        for pos in 0..self.shadow.len() {
-            let owner = if pos < HEADER_LEN {
-                Owner::Header
-            } else {
-                Owner::Unassigned
-            };
-            self.shadow.set_owner(self.open, pos, owner);
+        self.shadow.clear(self.open);
+        for pos in 0..HEADER_LEN {
+            self.shadow.set_owner(self.open, pos, Owner::Header);
         }
-        for pos in (0..self.shadow.len()).step_by(4) {
-            self.set(pos, 4, 0);
-        }
-        self.shadow.set_msi_flags(self.open, None);
         self.fill(pdev, 0, HEADER_LEN)?;
 
         // The BARs as the host programmed them, restored when the function loses them.

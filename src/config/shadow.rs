@@ -140,6 +140,16 @@ impl Shadow {
         word.store((old & !mask) | ((val << shift) & mask), Relaxed);
     }
 
+    /// Zeroes every byte, leaves every byte unassigned and forgets the MSI rules; `_held` as
+    /// for [`Shadow::set`].
+    pub(super) fn clear(&self, _held: &mut OpenConfig) {
+        self.words.iter().for_each(|word| word.store(0, Relaxed));
+        self.owners
+            .iter()
+            .for_each(|owners| owners.store(0, Relaxed));
+        self.msi_flags.store(0, Relaxed);
+    }
+
     /// Marks the byte at `pos` as `owner`'s; `_held` as for [`Shadow::set`].
     pub(super) fn set_owner(&self, _held: &mut OpenConfig, pos: usize, owner: Owner) {
         let code = match owner {
@@ -151,7 +161,10 @@ impl Shadow {
         if let Some(slot) = self.owners.get(pos / 4) {
             let shift = 16 * (pos % 4);
             let old = slot.load(Relaxed);
-            slot.store((old & !(0xffff << shift)) | (u64::from(code) << shift), Relaxed);
+            slot.store(
+                (old & !(0xffff << shift)) | (u64::from(code) << shift),
+                Relaxed,
+            );
         }
     }
 
