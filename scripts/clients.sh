@@ -19,7 +19,8 @@ KDIR=${KDIR:-$WORK/linux}
 CLIENTS=$WORK/clients
 SELFTESTS=tools/testing/selftests
 # The selftests the suite runs (each takes the function's BDF as its last argument).
-TESTS=(vfio_pci_device_test vfio_dma_mapping_test vfio_iommufd_setup_test vfio_pci_device_init_perf_test)
+TESTS=(vfio_pci_device_test vfio_dma_mapping_test vfio_dma_mapping_mmio_test vfio_iommufd_setup_test
+	vfio_pci_device_init_perf_test)
 
 [ -f "$KDIR/.vfio-pci-rs-srcver" ] || die "no kernel tree in $KDIR: run scripts/kernel.sh"
 

@@ -91,6 +91,7 @@ impl Client {
 pub const PLAN: &[(&str, Client)] = &[
     ("slot", Client::Selftest("vfio_pci_device_test")),
     ("slot", Client::Selftest("vfio_dma_mapping_test")),
+    ("slot", Client::Selftest("vfio_dma_mapping_mmio_test")),
     ("slot", Client::Selftest("vfio_iommufd_setup_test")),
     ("slot", Client::Selftest("vfio_pci_device_init_perf_test")),
     ("slot", Client::Qemu(QemuMode::Group)),
