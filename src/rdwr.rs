@@ -183,12 +183,16 @@ pub(crate) fn bar_rw(
     let count = (count as u64).min(res.len - offset);
     let test_mem = res.is_mem();
 
-    // A BAR that could not be claimed or mapped fails at the first access, before any byte
-    // moves.
     let excluded = dev
         .msix_table
         .and_then(|table| table.excluded_in(bar))
         .map(|(start, end)| Excluded { start, end });
+    // A BAR that could not be claimed or mapped fails before any byte moves, as in vfio-pci,
+    // even when the access touches only the MSI-X table (which no device access reaches);
+    // any other access fails at its first device access.
+    if excluded.is_some_and(|x| offset < x.end && offset + count > x.start) {
+        memory::read(dev).bars()?.mapping(bar)?;
+    }
 
     let mut user = UserBuffer::new(buf, count as usize, write);
     split_rw(&mut user, offset, count, excluded, Width::W8, |at, width, value| {
