@@ -27,6 +27,9 @@ TOPOLOGIES=(
 	"multigroup 06.0 $(rp rp_mgroup 06.0 6 hotplug=off) -device igb,bus=rp_mgroup,addr=00.0,multifunction=on -device igb,bus=rp_mgroup,addr=00.1"
 	# A 4-function e1000e behind a root port without hotplug: the largest reset set (bus).
 	"quad 08.0 $(rp rp_quad 08.0 8 hotplug=off) -device e1000e,bus=rp_quad,addr=00.0,multifunction=on -device e1000e,bus=rp_quad,addr=00.1 -device e1000e,bus=rp_quad,addr=00.2 -device e1000e,bus=rp_quad,addr=00.3"
+	# A conventional PCI function (QEMU's OHCI) whose memory BAR0 is 256 bytes, alone in its
+	# root port's window, so the BAR starts a page: the sub-page BAR mmap case.
+	"subpage 09.0 $(rp rp_subpage 09.0 9) -device pci-ohci,bus=rp_subpage,addr=00.0"
 	# An integrated endpoint on the root bus: no slot or bus reset can reach it. Its "port"
 	# is the function itself.
 	"rootbus 07.0 -device e1000e,bus=pcie.0,addr=07.0"

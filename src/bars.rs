@@ -6,9 +6,11 @@
 //! At first open every implemented BAR is claimed for "vfio" and mapped (`pci_iomap`), as
 //! vfio-pci does, so that other drivers cannot take the ranges and `read(2)`/`write(2)` need
 //! no mapping of their own; a BAR that cannot be claimed or mapped keeps the errno, which
-//! every access to it then returns. Whether a BAR may be mmapped, and where the MSI-X table
-//! sits, is settled at the same time. Everything is released at last close ([`OpenBars`]
-//! dropped).
+//! every access to it then returns. Whether a BAR may be mmapped is settled at the same time:
+//! a memory BAR of a page or more may; so may a smaller one that starts a page, once the rest
+//! of its page is reserved ([`SubPageReservation`]) so that no other BAR can be placed where
+//! user space would reach it through the mapping. Everything is released at last close
+//! ([`OpenBars`] dropped).
 
 use crate::pci_function::PciFunction;
 use core::ptr::NonNull;
@@ -17,6 +19,7 @@ use kernel::{
     ffi::{c_int, c_void},
     prelude::*,
     sync::aref::ARef,
+    types::Opaque,
 };
 
 /// Number of standard BARs.
@@ -159,12 +162,76 @@ impl MsixTable {
     }
 }
 
+/// The rest of the page of a memory BAR smaller than a page, held as a resource of the BAR's
+/// parent window (named as vfio-pci names it), so that nothing else is assigned there while
+/// user space may map the page.
+///
+/// # Invariants
+///
+/// `res` is inserted in the resource tree until dropped.
+struct SubPageReservation {
+    res: KBox<Opaque<bindings::resource>>,
+}
+
+// SAFETY: The resource is only inserted and released, under the resource tree's own lock,
+// which any thread may take.
+unsafe impl Send for SubPageReservation {}
+// SAFETY: No method reads or writes the resource through `&self`.
+unsafe impl Sync for SubPageReservation {}
+
+impl SubPageReservation {
+    /// Reserves the rest of the page of BAR `bar`, if the BAR is a memory BAR smaller than a
+    /// page that starts a page; `None` if it is not, or the range is taken.
+    fn new(pdev: &PciFunction, bar: usize) -> Option<Self> {
+        let page = bindings::PAGE_SIZE as u64;
+        let bar_res = BarResource::of(pdev, bar);
+        if !bar_res.is_mem() || bar_res.len == 0 || bar_res.len >= page {
+            return None;
+        }
+        if bar_res.start % page != 0 {
+            // Not page aligned: its page is shared with whatever precedes it.
+            return None;
+        }
+        // SAFETY: `pdev` is valid; `resource` has more than `bar` (< 6) entries; `parent` is
+        // the window the PCI core placed the BAR in, or null.
+        let parent = unsafe { (*pdev.as_raw()).resource.get(bar).map(|r| r.parent) }?;
+        if parent.is_null() {
+            return None;
+        }
+        let reserved = bindings::resource {
+            name: c"vfio sub-page reserved".as_ptr().cast(),
+            start: bar_res.start + bar_res.len,
+            end: bar_res.start + page - 1,
+            flags: bar_res.flags as _,
+            ..Default::default()
+        };
+        let res = KBox::new(Opaque::new(reserved), GFP_KERNEL).ok()?;
+        // SAFETY: `parent` is a live resource of the PCI core (the function's BARs stay
+        // assigned while a driver is bound); `res` is a fresh, unlinked resource whose
+        // allocation stays put until `drop` takes it out of the tree again.
+        if unsafe { bindings::request_resource(parent, res.get()) } != 0 {
+            return None;
+        }
+        // INVARIANT: inserted just above.
+        Some(Self { res })
+    }
+}
+
+impl Drop for SubPageReservation {
+    fn drop(&mut self) {
+        // SAFETY: Inserted in the tree by `new` (type invariant), removed once, here.
+        unsafe { bindings::release_resource(self.res.get()) };
+    }
+}
+
 /// The BARs of an open function.
 pub(crate) struct OpenBars {
     /// Each BAR's mapping, or the errno accesses to it return.
     mappings: [Result<BarMapping>; NUM_BARS],
     /// Which BARs user space may mmap.
     mmappable: [bool; NUM_BARS],
+    /// The rest of the page of the sub-page BARs that may be mmapped.
+    _sub_pages: [Option<SubPageReservation>; NUM_BARS],
 }
 
 impl OpenBars {
@@ -179,15 +246,25 @@ impl OpenBars {
                 BarMapping::new(pdev, bar as u8)
             }
         });
+        let sub_pages: [Option<SubPageReservation>; NUM_BARS] = core::array::from_fn(|bar| {
+            if non_mappable {
+                None
+            } else {
+                SubPageReservation::new(pdev, bar)
+            }
+        });
         let mmappable = core::array::from_fn(|bar| {
             let res = BarResource::of(pdev, bar);
-            // Only whole pages can be handed out: a BAR smaller than a page would expose
-            // whatever else shares its page.
-            !non_mappable && res.is_mem() && res.len >= bindings::PAGE_SIZE as u64
+            let whole_pages = res.len >= bindings::PAGE_SIZE as u64;
+            // Only whole pages can be handed out: a smaller BAR only once nothing else can be
+            // put in the rest of its page.
+            let sub_page = sub_pages.get(bar).is_some_and(Option::is_some);
+            !non_mappable && res.is_mem() && (whole_pages || sub_page)
         });
         Self {
             mappings,
             mmappable,
+            _sub_pages: sub_pages,
         }
     }
 

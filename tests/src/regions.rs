@@ -39,6 +39,14 @@ pub fn scenarios() -> Vec<Scenario> {
             run: bar_mmap,
             expect: expect_bar_mmap,
         },
+        Scenario {
+            name: "bar_mmap_sub_page",
+            rule: "a memory BAR smaller than a page that starts a page is mmappable (region info MMAP) once the rest of its page is reserved (\"vfio sub-page reserved\" in /proc/iomem while open, gone after the close); the one page maps and reaches the registers, two pages or the next page are EINVAL",
+            loads_module: false,
+            applies: sub_page_bar0,
+            run: bar_mmap_sub_page,
+            expect: expect_bar_mmap_sub_page,
+        },
     ]
 }
 
@@ -58,6 +66,7 @@ const REGION_SHIFT: u32 = 40;
 const CONFIG_INDEX: u32 = 7;
 const ROM_INDEX: u32 = 6;
 const REGION_INFO_SIZE: u32 = 32;
+const REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
 const REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
 
 fn region_offset(index: u32) -> u64 {
@@ -329,5 +338,65 @@ fn expect_bar_mmap(_: &Ctx, t: &Transcript) -> Vec<String> {
     e.ok("STATUS via the mapping after the reset (refault)");
     let mut failures = e.finish();
     failures.extend(same(t, "STATUS via read()", "STATUS via the mapping", "bytes"));
+    failures
+}
+
+// ------------------------------------------------------------- sub-page BAR
+
+/// The name vfio-pci gives the reservation of the rest of a sub-page BAR's page.
+const SUB_PAGE_RESERVED: &str = "vfio sub-page reserved";
+
+/// The first function's BAR0 is a memory BAR smaller than a page (the OHCI of "subpage").
+fn sub_page_bar0(site: &Site) -> Result<(), String> {
+    let bdf = site.functions.first().ok_or("no function")?;
+    let resources = std::fs::read_to_string(sysfs::device_dir(bdf).join("resource")).map_err(|e| e.to_string())?;
+    let first = resources.lines().next().unwrap_or_default();
+    let fields: Vec<u64> = first
+        .split_whitespace()
+        .filter_map(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+        .collect();
+    const IORESOURCE_MEM: u64 = 0x200;
+    match fields[..] {
+        [start, end, flags] if flags & IORESOURCE_MEM != 0 && end > start && end - start + 1 < 4096 => Ok(()),
+        _ => Err("BAR0 is not a memory BAR smaller than a page".into()),
+    }
+}
+
+/// Whether /proc/iomem lists the sub-page reservation.
+fn sub_page_reserved() -> Result<bool, Fail> {
+    Ok(std::fs::read_to_string("/proc/iomem")?.contains(SUB_PAGE_RESERVED))
+}
+
+fn bar_mmap_sub_page(c: &Ctx) -> Transcript {
+    let mut t = with_group_device(c, |t, d| {
+        t.need("GET_REGION_INFO BAR0", get_region_info(d, 0, REGION_INFO_SIZE), |r, _| {
+            let mut fields = region_fields(r);
+            fields.push(("mmap", Val::Bool(r.flags & REGION_INFO_FLAG_MMAP != 0)));
+            fields
+        })?;
+        t.step("reserved while open", sub_page_reserved(), |v, _| vec![("listed", Val::Bool(*v))]);
+        t.step("mmap two pages", map_result(Mmio::map_at(d, 0, 8192, true)), none);
+        t.step("mmap the next page", map_result(Mmio::map_at(d, 4096, 4096, true)), none);
+        let map = t.need("mmap the page", map_result(Mmio::map_at(d, 0, 4096, true)), none)?;
+        // The first register of the BAR, whatever the device (the OHCI's HcRevision).
+        t.step("register 0 via read()", pread(d, 0, 0, 4), bytes);
+        let mapped = map.read32(0).ok_or_else(|| Fail::other("outside the mapping"));
+        t.step("register 0 via the mapping", mapped, |v, t| bytes(&v.to_le_bytes().to_vec(), t));
+        Ok(())
+    });
+    t.step("reserved after the close", sub_page_reserved(), |v, _| vec![("listed", Val::Bool(*v))]);
+    t
+}
+
+fn expect_bar_mmap_sub_page(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    e.val("GET_REGION_INFO BAR0", "mmap", &Val::Bool(true));
+    e.val("reserved while open", "listed", &Val::Bool(true));
+    e.err("mmap two pages", Errno::EINVAL);
+    e.err("mmap the next page", Errno::EINVAL);
+    e.ok("mmap the page");
+    e.val("reserved after the close", "listed", &Val::Bool(false));
+    let mut failures = e.finish();
+    failures.extend(same(t, "register 0 via read()", "register 0 via the mapping", "bytes"));
     failures
 }
