@@ -103,6 +103,11 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
 
 /// Removes the VFs of the PF `dev`, if it has any, and takes it off the list. Called with the
 /// PF's device lock held: from `sriov_configure`, and when the PF is unbound.
+///
+/// As in vfio-pci, an unbind through sysfs `unbind` or driver unregistration reaches here
+/// without `pci_rescan_remove_lock`, which 7.2's `pci_stop_and_remove_bus_device()` asserts
+/// (a lockdep warning, for vfio-pci too); it cannot be taken here, since a removal (sysfs
+/// `remove`, hot-unplug) calls the remove callback with it already held.
 pub(crate) fn disable(dev: &VfioDevice<VfioPciDevice>) {
     if dev.pdev.num_vfs() != 0 {
         dev.pdev.disable_sriov();

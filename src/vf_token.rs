@@ -26,10 +26,7 @@
 //! Which of these a function is, is fixed at bind ([`TokenRole`]); the count of open VFs is
 //! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
-use crate::{
-    device::VfioPciDevice, pci_driver::DRIVER_NAME, pci_function::PciFunction, sriov,
-    vfio_device::VfioDevice,
-};
+use crate::{device::VfioPciDevice, pci_function::PciFunction, sriov, vfio_device::VfioDevice};
 use kernel::{bindings, new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
 
 /// Length of a UUID's text form (`8-4-4-4-12` hex digits).
@@ -199,31 +196,27 @@ enum Refusal {
 }
 
 impl Refusal {
-    /// Says why in the kernel log, as vfio-pci does, and gives the errno it returns.
+    /// Says why in the kernel log, rate-limited, as vfio-pci does, and gives the errno it
+    /// returns.
     fn report(self, pdev: &PciFunction) -> Error {
-        let dev = pdev.as_device();
-        match self {
-            Self::Required => {
-                dev_info!(dev, "VF token required to access device\n");
-                EACCES
-            }
-            Self::Incorrect => {
-                dev_info!(dev, "Incorrect VF token provided for device\n");
-                EACCES
-            }
-            Self::PfNotOurs => {
-                dev_info!(
-                    dev,
-                    "VF token incorrectly provided, PF not bound to {}\n",
-                    DRIVER_NAME
-                );
-                EINVAL
-            }
-            Self::NotPfOrVf => {
-                dev_info!(dev, "VF token incorrectly provided, not a PF or VF\n");
-                EINVAL
-            }
-        }
+        let (why, errno) = match self {
+            Self::Required => (c"VF token required to access device", EACCES),
+            Self::Incorrect => (c"Incorrect VF token provided for device", EACCES),
+            Self::PfNotOurs => (
+                c"VF token incorrectly provided, PF not bound to vfio-pci-rs",
+                EINVAL,
+            ),
+            Self::NotPfOrVf => (c"VF token incorrectly provided, not a PF or VF", EINVAL),
+        };
+        // SAFETY: The function's device is valid while `pdev` is borrowed; `why` is a
+        // NUL-terminated static string, printed with a "%s" format.
+        unsafe {
+            crate::bindings::vfio_pci_rs_dev_info_ratelimited(
+                pdev.device_raw(),
+                why.as_ptr().cast(),
+            )
+        };
+        errno
     }
 }
 
