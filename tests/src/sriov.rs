@@ -266,7 +266,157 @@ fn expect_sriov_numvfs(_: &Ctx, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-// ------------------------------------------------------- VF token: group
+// ------------------------------------------------------- VF token matrix
+
+/// A token offered, by name.
+#[derive(Clone, Copy)]
+enum Tok {
+    None,
+    A,
+    B,
+    /// Not a UUID (group path only: the cdev path takes raw bytes).
+    Malformed,
+}
+
+impl Tok {
+    fn bytes(self) -> Option<&'static [u8; 16]> {
+        match self {
+            Tok::A => Some(&TOKEN_A),
+            Tok::B => Some(&TOKEN_B),
+            Tok::None | Tok::Malformed => None,
+        }
+    }
+
+    /// `bdf` as VFIO_GROUP_GET_DEVICE_FD takes it with this token.
+    fn device_name(self, bdf: &str) -> String {
+        match (self, self.bytes()) {
+            (_, Some(uuid)) => with_token(bdf, uuid),
+            (Tok::Malformed, None) => format!("{bdf} vf_token=not-a-uuid-not-a-uuid-not-a-uuid-xx"),
+            _ => bdf.to_string(),
+        }
+    }
+}
+
+/// One step of a token matrix.
+enum Act {
+    /// Open the PF (group: a new device fd; cdev: open and bind), keeping it open if it works.
+    OpenPf(Tok),
+    /// The same for the VF.
+    OpenVf(Tok),
+    /// Open the VF and close it at once if it works.
+    TryVf(Tok),
+    /// Open the PF and close it at once if it works.
+    TryPf(Tok),
+    /// VFIO_DEVICE_FEATURE PCI_VF_TOKEN SET on the PF opened first.
+    SetPfToken(Tok),
+    /// Close every open fd of the VF (its token users drop to 0).
+    CloseVf,
+    /// Close every open fd of the PF.
+    ClosePf,
+}
+
+/// A step, what it does and what the uAPI promises: success, or this errno.
+type Row = (&'static str, Act, Option<Errno>);
+
+const EACCES: Option<Errno> = Some(Errno::EACCES);
+
+/// The group path: a device may have several fds, each GET_DEVICE_FD checks the token.
+const GROUP_MATRIX: &[Row] = &[
+    ("open PF without a token", Act::OpenPf(Tok::None), None),
+    ("PF PCI_VF_TOKEN SET A", Act::SetPfToken(Tok::A), None),
+    ("open VF without a token", Act::TryVf(Tok::None), EACCES),
+    ("open VF with token B", Act::TryVf(Tok::B), EACCES),
+    ("open VF with a malformed token", Act::TryVf(Tok::Malformed), Some(Errno::EINVAL)),
+    ("open VF with token A", Act::OpenVf(Tok::A), None),
+    ("open PF again without a token while the VF is open", Act::TryPf(Tok::None), EACCES),
+    ("open PF again with token B while the VF is open", Act::TryPf(Tok::B), EACCES),
+    ("open PF again with token A while the VF is open", Act::TryPf(Tok::A), None),
+    ("PF PCI_VF_TOKEN SET B while the VF is open", Act::SetPfToken(Tok::B), None),
+    ("open VF again with token A", Act::TryVf(Tok::A), EACCES),
+    ("open VF again with token B", Act::TryVf(Tok::B), None),
+    ("close the VF", Act::CloseVf, None),
+    ("open PF again with token A once the VF is closed", Act::TryPf(Tok::A), None),
+    ("open VF with token B after the PF set A", Act::TryVf(Tok::B), EACCES),
+    ("open VF with token A after the PF set A", Act::TryVf(Tok::A), None),
+    ("close the PF", Act::ClosePf, None),
+    ("open VF with token A with the PF closed", Act::TryVf(Tok::A), None),
+];
+
+/// The cdev path: a bound device cannot be bound again, so the PF is closed to be reopened.
+const CDEV_MATRIX: &[Row] = &[
+    ("bind PF with token A", Act::OpenPf(Tok::A), None),
+    ("bind VF without a token", Act::TryVf(Tok::None), EACCES),
+    ("bind VF with token B", Act::TryVf(Tok::B), EACCES),
+    ("bind VF with token A", Act::OpenVf(Tok::A), None),
+    ("close the PF", Act::ClosePf, None),
+    ("bind PF without a token while the VF is bound", Act::TryPf(Tok::None), EACCES),
+    ("bind PF with token B while the VF is bound", Act::TryPf(Tok::B), EACCES),
+    ("bind PF with token A while the VF is bound", Act::OpenPf(Tok::A), None),
+    ("PF PCI_VF_TOKEN SET B while the VF is bound", Act::SetPfToken(Tok::B), None),
+    ("close the VF", Act::CloseVf, None),
+    ("bind VF with token A after the PF set B", Act::TryVf(Tok::A), EACCES),
+    ("bind VF with token B after the PF set B", Act::TryVf(Tok::B), None),
+    ("close the PF again", Act::ClosePf, None),
+    ("bind PF with token A once no VF is open", Act::TryPf(Tok::A), None),
+    ("bind VF with token B after the PF took A", Act::TryVf(Tok::B), EACCES),
+    ("bind VF with token A after the PF took A", Act::TryVf(Tok::A), None),
+];
+
+/// The open devices of a matrix run, PF's and VF's, closed when dropped.
+struct Open<D> {
+    pf: Vec<D>,
+    vf: Vec<D>,
+}
+
+/// Runs `matrix`: `open(t, step, pf, token)` opens the PF (`pf`) or the VF, `device`
+/// gives the device of an open handle for the feature ioctl.
+fn run_matrix<D>(
+    t: &mut Transcript,
+    matrix: &[Row],
+    mut open: impl FnMut(&mut Transcript, &str, bool, Tok) -> Option<D>,
+    device: impl Fn(&D) -> &Device,
+) {
+    let mut held = Open::<D> { pf: Vec::new(), vf: Vec::new() };
+    for (step, act, _) in matrix {
+        match *act {
+            Act::OpenPf(tok) => held.pf.extend(open(t, step, true, tok)),
+            Act::OpenVf(tok) => held.vf.extend(open(t, step, false, tok)),
+            Act::TryPf(tok) => drop(open(t, step, true, tok)),
+            Act::TryVf(tok) => drop(open(t, step, false, tok)),
+            Act::SetPfToken(tok) => {
+                let set = match (held.pf.first(), tok.bytes()) {
+                    (Some(d), Some(uuid)) => feature(device(d), PCI_VF_TOKEN | FEATURE_SET, uuid),
+                    _ => Err(Fail::other("no PF open, or no token to set")),
+                };
+                t.step(step, set, none);
+            }
+            Act::CloseVf => {
+                held.vf.clear();
+                t.record(*step, Outcome::Ok(Vec::new()));
+            }
+            Act::ClosePf => {
+                held.pf.clear();
+                t.record(*step, Outcome::Ok(Vec::new()));
+            }
+        }
+    }
+}
+
+/// A matrix run as documented: every row's promise, then the VFs gone and the PF unbound.
+fn expect_matrix(t: &Transcript, matrix: &[Row]) -> Vec<String> {
+    let mut e = Expect::new(t);
+    for (step, _, want) in matrix {
+        match want {
+            None => {
+                e.ok(step);
+            }
+            Some(errno) => e.err(step, *errno),
+        }
+    }
+    e.ok("write sriov_numvfs 0");
+    e.ok("unbind");
+    e.finish()
+}
 
 fn sriov_vf_token_group(c: &Ctx) -> Transcript {
     let (driver, pf) = (c.driver, c.bdf());
@@ -280,39 +430,11 @@ fn sriov_vf_token_group(c: &Ctx) -> Transcript {
             t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
             let vf_group = t.need("open VF group", Group::open(&vb.group), none)?;
             t.need("VF VFIO_GROUP_SET_CONTAINER", vf_group.set_container(&container), none)?;
-            let (a, bb) = (&TOKEN_A, &TOKEN_B);
-            let open =
-                |t: &mut Transcript, g: &Group, step: &str, name: String| t.step(step, g.get_device_fd(&name), none);
-
-            let pf_dev = t.need("open PF without a token", pf_group.get_device_fd(pf), none)?;
-            t.step("PF PCI_VF_TOKEN SET A", feature(&pf_dev, PCI_VF_TOKEN | FEATURE_SET, a), none);
-            open(t, &vf_group, "open VF without a token", vf.clone());
-            open(t, &vf_group, "open VF with token B", with_token(vf, bb));
-            open(
-                t,
-                &vf_group,
-                "open VF with a malformed token",
-                format!("{vf} vf_token=not-a-uuid-not-a-uuid-not-a-uuid-xx"),
-            );
-            let vf_dev = open(t, &vf_group, "open VF with token A", with_token(vf, a));
-            open(t, &pf_group, "open PF again without a token while the VF is open", pf.to_string());
-            open(t, &pf_group, "open PF again with token B while the VF is open", with_token(pf, bb));
-            open(t, &pf_group, "open PF again with token A while the VF is open", with_token(pf, a));
-            t.step(
-                "PF PCI_VF_TOKEN SET B while the VF is open",
-                feature(&pf_dev, PCI_VF_TOKEN | FEATURE_SET, bb),
-                none,
-            );
-            open(t, &vf_group, "open VF again with token A", with_token(vf, a));
-            open(t, &vf_group, "open VF again with token B", with_token(vf, bb));
-            drop(vf_dev);
-            t.record("close the VF", Outcome::Ok(Vec::new()));
-            open(t, &pf_group, "open PF again with token A once the VF is closed", with_token(pf, a));
-            open(t, &vf_group, "open VF with token B after the PF set A", with_token(vf, bb));
-            open(t, &vf_group, "open VF with token A after the PF set A", with_token(vf, a));
-            drop(pf_dev);
-            t.record("close the PF", Outcome::Ok(Vec::new()));
-            open(t, &vf_group, "open VF with token A with the PF closed", with_token(vf, a));
+            let open = |t: &mut Transcript, step: &str, is_pf: bool, tok: Tok| {
+                let (group, bdf) = if is_pf { (&pf_group, pf) } else { (&vf_group, vf.as_str()) };
+                t.step(step, group.get_device_fd(&tok.device_name(bdf)), none)
+            };
+            run_matrix(t, GROUP_MATRIX, open, |d| d);
             Ok::<(), Abort>(())
         })();
         remove_vfs(t, driver, pf, &b);
@@ -321,29 +443,8 @@ fn sriov_vf_token_group(c: &Ctx) -> Transcript {
 }
 
 fn expect_sriov_vf_token_group(_: &Ctx, t: &Transcript) -> Vec<String> {
-    let mut e = Expect::new(t);
-    e.ok("open PF without a token");
-    e.ok("PF PCI_VF_TOKEN SET A");
-    e.err("open VF without a token", Errno::EACCES);
-    e.err("open VF with token B", Errno::EACCES);
-    e.err("open VF with a malformed token", Errno::EINVAL);
-    e.ok("open VF with token A");
-    e.err("open PF again without a token while the VF is open", Errno::EACCES);
-    e.err("open PF again with token B while the VF is open", Errno::EACCES);
-    e.ok("open PF again with token A while the VF is open");
-    e.ok("PF PCI_VF_TOKEN SET B while the VF is open");
-    e.err("open VF again with token A", Errno::EACCES);
-    e.ok("open VF again with token B");
-    e.ok("open PF again with token A once the VF is closed");
-    e.err("open VF with token B after the PF set A", Errno::EACCES);
-    e.ok("open VF with token A after the PF set A");
-    e.ok("open VF with token A with the PF closed");
-    e.ok("write sriov_numvfs 0");
-    e.ok("unbind");
-    e.finish()
+    expect_matrix(t, GROUP_MATRIX)
 }
-
-// -------------------------------------------------------- VF token: cdev
 
 /// Open `cdev` and bind it to a fresh iommufd with `token`; the device and
 /// its iommufd stay open as long as the returned pair lives.
@@ -357,59 +458,19 @@ fn sriov_vf_token_cdev(c: &Ctx) -> Transcript {
     let (driver, pf) = (c.driver, c.bdf());
     scenario(|t| {
         let (b, vfs) = pf_with_vfs(t, driver, pf, 1)?;
-        let _ = (|| {
-            let (_, vb) = vfs.first().ok_or(Abort)?;
-            let (a, bb) = (Some(&TOKEN_A), Some(&TOKEN_B));
-            let pf_dev = bind_cdev(t, "bind PF with token A", &b.cdev, a).ok_or(Abort)?;
-            bind_cdev(t, "bind VF without a token", &vb.cdev, None);
-            bind_cdev(t, "bind VF with token B", &vb.cdev, bb);
-            let vf_dev = bind_cdev(t, "bind VF with token A", &vb.cdev, a);
-            drop(pf_dev);
-            t.record("close the PF", Outcome::Ok(Vec::new()));
-            bind_cdev(t, "bind PF without a token while the VF is bound", &b.cdev, None);
-            bind_cdev(t, "bind PF with token B while the VF is bound", &b.cdev, bb);
-            let pf_dev = bind_cdev(t, "bind PF with token A while the VF is bound", &b.cdev, a);
-            if let Some((d, _)) = &pf_dev {
-                t.step(
-                    "PF PCI_VF_TOKEN SET B while the VF is bound",
-                    feature(d, PCI_VF_TOKEN | FEATURE_SET, &TOKEN_B),
-                    none,
-                );
-            }
-            drop(vf_dev);
-            t.record("close the VF", Outcome::Ok(Vec::new()));
-            bind_cdev(t, "bind VF with token A after the PF set B", &vb.cdev, a);
-            bind_cdev(t, "bind VF with token B after the PF set B", &vb.cdev, bb);
-            drop(pf_dev);
-            t.record("close the PF again", Outcome::Ok(Vec::new()));
-            bind_cdev(t, "bind PF with token A once no VF is open", &b.cdev, a);
-            bind_cdev(t, "bind VF with token B after the PF took A", &vb.cdev, bb);
-            bind_cdev(t, "bind VF with token A after the PF took A", &vb.cdev, a);
-            Ok::<(), Abort>(())
-        })();
+        if let Some((_, vb)) = vfs.first() {
+            let open = |t: &mut Transcript, step: &str, is_pf: bool, tok: Tok| {
+                bind_cdev(t, step, if is_pf { &b.cdev } else { &vb.cdev }, tok.bytes())
+            };
+            run_matrix(t, CDEV_MATRIX, open, |(d, _)| d);
+        }
         remove_vfs(t, driver, pf, &b);
         Ok(())
     })
 }
 
 fn expect_sriov_vf_token_cdev(_: &Ctx, t: &Transcript) -> Vec<String> {
-    let mut e = Expect::new(t);
-    e.ok("bind PF with token A");
-    e.err("bind VF without a token", Errno::EACCES);
-    e.err("bind VF with token B", Errno::EACCES);
-    e.ok("bind VF with token A");
-    e.err("bind PF without a token while the VF is bound", Errno::EACCES);
-    e.err("bind PF with token B while the VF is bound", Errno::EACCES);
-    e.ok("bind PF with token A while the VF is bound");
-    e.ok("PF PCI_VF_TOKEN SET B while the VF is bound");
-    e.err("bind VF with token A after the PF set B", Errno::EACCES);
-    e.ok("bind VF with token B after the PF set B");
-    e.ok("bind PF with token A once no VF is open");
-    e.err("bind VF with token B after the PF took A", Errno::EACCES);
-    e.ok("bind VF with token A after the PF took A");
-    e.ok("write sriov_numvfs 0");
-    e.ok("unbind");
-    e.finish()
+    expect_matrix(t, CDEV_MATRIX)
 }
 
 // ------------------------------------------------- VF of the other's PF
