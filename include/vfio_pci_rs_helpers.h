@@ -6,6 +6,7 @@
 #ifndef VFIO_PCI_RS_HELPERS_H
 #define VFIO_PCI_RS_HELPERS_H
 
+struct device;
 struct pci_bus;
 struct spinlock;
 struct vm_area_struct;
@@ -22,5 +23,11 @@ void vfio_pci_rs_vma_init_pfnmap(struct vm_area_struct *vma);
 unsigned long vfio_pci_rs_spin_lock_irqsave(struct spinlock *lock);
 int vfio_pci_rs_spin_trylock_irqsave(struct spinlock *lock, unsigned long *flags);
 void vfio_pci_rs_spin_unlock_irqrestore(struct spinlock *lock, unsigned long flags);
+
+/*
+ * VF token refusals (src/vf_token.rs): logged at most at the kernel's default rate, as
+ * vfio-pci's pci_info_ratelimited() does (user space can trigger them at will).
+ */
+void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg);
 
 #endif

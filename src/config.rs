@@ -28,7 +28,7 @@ mod shadow;
 
 use crate::{
     device::VfioPciDevice,
-    memory,
+    memory::{self, MemoryAccess},
     pci_function::{PciFunction, SavedState},
     vfio_device::VfioDevice,
 };
@@ -214,6 +214,20 @@ pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
             let _ = open.set_power_state(&dev.pdev, hw::PowerState::D0);
         }
     }
+}
+
+/// Brings the function to D0, with the state it lost if user space had left it in D3hot
+/// through its PM capability, and returns its memory gate, locked since before the change.
+pub(crate) fn wake_to_d0(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
+    let mut state = dev.config.state.lock();
+    let gate = memory::lock(dev);
+    match state.open.as_mut() {
+        Some(open) => {
+            let _ = open.set_power_state(&dev.pdev, hw::PowerState::D0);
+        }
+        None => dev.pdev.set_power_d0(),
+    }
+    gate
 }
 
 /// Records the MSI queue size (log2 of the vectors) the interrupt code enabled; writes to the

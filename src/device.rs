@@ -22,7 +22,7 @@ use crate::{
     regions,
     rwsem::{new_rwsem, RwSem},
     vf_token,
-    vf_token::VfToken,
+    vf_token::{TokenRole, VfUser},
     vfio_device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
 };
 use kernel::{
@@ -37,6 +37,8 @@ pub(crate) struct OpenState {
     pub(crate) reset_works: bool,
     /// The config state saved at open, restored at close.
     saved: Option<SavedState>,
+    /// For a VF sharing its PF's token: this open counted among the token's users.
+    vf_user: Option<VfUser>,
 }
 
 /// The driver's state of one bound function.
@@ -56,9 +58,8 @@ pub(crate) struct VfioPciDevice {
     /// Where the MSI-X table is, if the function has one: never touched through
     /// `read(2)`/`write(2)`.
     pub(crate) msix_table: Option<MsixTable>,
-    /// The VF token, for SR-IOV physical functions (see [`crate::vf_token`]).
-    #[pin]
-    pub(crate) vf_token: Mutex<Option<VfToken>>,
+    /// How the function takes part in the VF token protocol (see [`crate::vf_token`]).
+    pub(crate) token_role: TokenRole,
     /// The gate to the function's memory (see [`crate::memory`]): BAR access holds it shared,
     /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
@@ -85,7 +86,7 @@ impl VfioPciDevice {
                 config <- ConfigSpace::new(pdev),
                 irqs <- new_mutex!(IrqState::closed()),
                 msix_table: MsixTable::of(pdev),
-                vf_token <- new_mutex!(VfToken::for_function(pdev)),
+                token_role: TokenRole::of(pdev)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
             }),
         )?;
@@ -132,6 +133,7 @@ impl VfioDeviceOps for VfioPciDevice {
             pdev.disable();
             return Err(e);
         }
+        state.vf_user = dev.token_role.new_user();
         Ok(())
     }
 
@@ -141,6 +143,8 @@ impl VfioDeviceOps for VfioPciDevice {
         let set = unsafe { LockedDevSet::held_by_core(dev) };
         let member = set.this();
         let pdev: &PciFunction = &dev.pdev;
+        // The VF is no longer a user of its PF's token.
+        drop(dev.open_state.lock().vf_user.take());
         intrs::teardown(dev);
         config::close(dev);
         dev.memory.write().close();

@@ -75,8 +75,7 @@ pub(crate) fn device_feature(
             }
         },
         bindings::VFIO_DEVICE_FEATURE_PCI_VF_TOKEN => {
-            let mut token = dev.vf_token.lock();
-            let Some(token) = Option::as_mut(&mut *token) else {
+            let Some(token) = dev.token_role.pf_token() else {
                 return Err(ENOTTY);
             };
             match check(flags, argsz, SET, 16)? {

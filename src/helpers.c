@@ -3,6 +3,7 @@
  * Out-of-line wrappers of the static inline kernel functions vfio-pci-rs needs, so Rust can
  * call them. Nothing else belongs here.
  */
+#include <linux/device.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/spinlock.h>
@@ -36,4 +37,9 @@ int vfio_pci_rs_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags)
 void vfio_pci_rs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 {
 	spin_unlock_irqrestore(lock, flags);
+}
+
+void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg)
+{
+	dev_info_ratelimited(dev, "%s\n", msg);
 }

@@ -29,21 +29,34 @@ struct LowPower {
 }
 
 /// What the gate guards: the BARs claimed while the function is open, whether the function
-/// currently decodes memory, and whether user space let it go to low power.
+/// currently decodes memory, whether user space let it go to low power, and whether it is a
+/// PF with VFs enabled through this driver (which must stay in D0, see [`crate::sriov`]).
 pub(crate) struct MemoryGate {
     decode_enabled: bool,
     low_power: Option<LowPower>,
     bars: Option<OpenBars>,
+    sriov_active: bool,
 }
 
 impl MemoryGate {
-    /// A gate for a function that is not open: no BARs, no decode.
+    /// A gate for a function that is not open: no BARs, no decode, no VFs.
     pub(crate) const fn new() -> Self {
         Self {
             decode_enabled: false,
             low_power: None,
             bars: None,
+            sriov_active: false,
         }
+    }
+
+    /// Records whether the function is a PF with VFs enabled through this driver.
+    pub(crate) fn set_sriov_active(&mut self, active: bool) {
+        self.sriov_active = active;
+    }
+
+    /// Whether the function may leave D0: not while it has VFs enabled through this driver.
+    pub(crate) fn may_leave_d0(&self) -> bool {
+        !self.sriov_active
     }
 
     /// Claims and maps the BARs at first open. Decode starts as the function's command

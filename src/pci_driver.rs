@@ -6,13 +6,15 @@
 //! (`driver_managed_dma`), which every VFIO bus driver must: the IOMMU core would otherwise
 //! give the function's group to the kernel's DMA API at bind time, and user space could never
 //! claim it. So this driver registers through its own [`RegistrationOps`], which sets the flag
-//! before the driver is visible, keeps the kernel crate's driver-data handling, and adds the
-//! `ids=` entries once the driver is registered, as vfio-pci does.
+//! before the driver is visible, keeps the kernel crate's driver-data handling, adds the
+//! `ids=` entries once the driver is registered, as vfio-pci does, and offers
+//! `sriov_configure` (see [`crate::sriov`]), which the kernel crate has no hook for.
 
 use crate::{
-    device::VfioPciDevice, ids, intrs, pci_function::PciFunction, vfio_device::Registration,
+    device::VfioPciDevice, ids, intrs, params, pci_function::PciFunction, sriov,
+    vfio_device::Registration,
 };
-use core::mem::offset_of;
+use core::{mem::offset_of, pin::Pin};
 use kernel::{
     bindings, device,
     driver::{DriverLayout, RegistrationOps},
@@ -52,6 +54,7 @@ unsafe impl RegistrationOps for VfioPciDriver {
             (*drv).name = name.as_char_ptr();
             (*drv).probe = Some(probe_callback);
             (*drv).remove = Some(remove_callback);
+            (*drv).sriov_configure = Some(sriov_configure_callback);
             (*drv).id_table = core::ptr::null();
             (*drv).err_handler = &ERR_HANDLERS;
             (*drv).driver_managed_dma = true;
@@ -89,10 +92,46 @@ extern "C" fn probe_callback(
     })
 }
 
-extern "C" fn remove_callback(_pdev: *mut bindings::pci_dev) {
-    // Nothing to do here: the driver core drops the function's driver data right after
-    // `remove` (see `driver::Registration`), and dropping the VFIO registration unregisters
-    // the device, waiting for its users to close it as vfio-pci does.
+extern "C" fn remove_callback(pdev: *mut bindings::pci_dev) {
+    // SAFETY: The PCI core calls remove on a function bound to this driver, with its device
+    // lock held.
+    let registration = unsafe { registration_of(pdev) };
+    // A PF takes its VFs with it, before it goes itself (as vfio-pci does). Then the driver
+    // core drops the function's driver data (see `driver::Registration`), and dropping the
+    // VFIO registration unregisters the device, waiting for its users to close it.
+    sriov::disable(&registration);
+}
+
+extern "C" fn sriov_configure_callback(pdev: *mut bindings::pci_dev, count: c_int) -> c_int {
+    if !params::enable_sriov() {
+        return ENOENT.to_errno();
+    }
+    // SAFETY: The PCI core calls `sriov_configure` on a PF bound to this driver, with its
+    // device lock held.
+    let registration = unsafe { registration_of(pdev) };
+    from_result(|| sriov::configure(&registration, count))
+}
+
+/// The VFIO registration probe stored as the driver data of `pdev`.
+///
+/// # Safety
+///
+/// `pdev` must be bound to this driver (probe has returned successfully) and stay bound for
+/// `'a`, typically by a PCI core callback on it that holds its device lock.
+unsafe fn registration_of<'a>(
+    pdev: *mut bindings::pci_dev,
+) -> Pin<&'a Registration<VfioPciDevice>> {
+    // SAFETY: By the safety requirement `pdev` is a valid, bound function for `'a`;
+    // `pci::Device` is a transparent wrapper of `pci_dev`.
+    let core_dev: &'a pci::Device<device::CoreInternal<'a>> = unsafe { &*pdev.cast() };
+    // SAFETY: Probe stored a `Registration<VfioPciDevice>` before the device lock was
+    // released, and the driver core drops it only after unbinding, which the caller excludes
+    // for `'a`.
+    unsafe {
+        core_dev
+            .as_ref()
+            .drvdata_borrow::<Registration<VfioPciDevice>>()
+    }
 }
 
 /// The AER callbacks: vfio-pci's, which only tell user space (the ERR eventfd) and let
@@ -112,16 +151,8 @@ unsafe extern "C" fn error_detected_callback(
     _state: bindings::pci_channel_state_t,
 ) -> bindings::pci_ers_result_t {
     // SAFETY: The AER core calls the handlers of the bound driver with the function's device
-    // lock held, so the function is valid and bound to this driver for the call; `pci::Device`
-    // is a transparent wrapper of `pci_dev`.
-    let core_dev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
-    // SAFETY: Probe stored a `Registration<VfioPciDevice>` before the device lock was released,
-    // and the driver core drops it only on unbind, under the same lock.
-    let registration = unsafe {
-        core_dev
-            .as_ref()
-            .drvdata_borrow::<Registration<VfioPciDevice>>()
-    };
+    // lock held, so the function is valid and bound to this driver for the call.
+    let registration = unsafe { registration_of(pdev) };
     intrs::signal_error(&registration);
     bindings::pci_ers_result_PCI_ERS_RESULT_CAN_RECOVER
 }

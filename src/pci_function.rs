@@ -10,7 +10,10 @@
 //! lends `&PciFunction` for the duration of a callback.
 
 use crate::bindings as vfio;
-use core::ptr::{addr_of_mut, NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::{addr_of_mut, NonNull},
+};
 use kernel::{
     bindings, device,
     error::to_result,
@@ -67,6 +70,20 @@ impl PciFunction {
         unsafe { &*pdev.cast() }
     }
 
+    /// Borrows the function whose embedded `struct device` is `dev`.
+    ///
+    /// # Safety
+    ///
+    /// `dev` must be the device of a valid `struct pci_dev` (a device on the PCI bus) that
+    /// stays valid for `'a`.
+    pub(crate) unsafe fn from_device_raw<'a>(dev: *mut bindings::device) -> &'a Self {
+        // SAFETY: By the safety requirement `dev` is embedded in a `pci_dev` as its `dev`
+        // field, so stepping back to the container stays inside that object.
+        let pdev = unsafe { kernel::container_of!(dev, bindings::pci_dev, dev) };
+        // SAFETY: `pdev` is a valid `pci_dev` for `'a` (see above).
+        unsafe { Self::from_raw(pdev) }
+    }
+
     /// The raw pointer, for calls into the C APIs that take a `struct pci_dev`.
     pub(crate) fn as_raw(&self) -> *mut bindings::pci_dev {
         self.0.get()
@@ -101,6 +118,59 @@ impl PciFunction {
     pub(crate) fn num_vfs(&self) -> i32 {
         // SAFETY: Valid by the type invariant.
         unsafe { bindings::pci_num_vf(self.as_raw()) }
+    }
+
+    /// The physical function of a VF (`pci_physfn()`); any other function is its own.
+    pub(crate) fn physfn(&self) -> &PciFunction {
+        if !self.is_virtfn() {
+            return self;
+        }
+        // SAFETY: Valid by the type invariant; a VF's `physfn` is set at creation and its PF
+        // outlives it (the PCI core removes every VF before its PF, and each VF holds a
+        // reference to it).
+        unsafe { PciFunction::from_raw((*self.as_raw()).__bindgen_anon_1.physfn) }
+    }
+
+    /// Enables `count` SR-IOV virtual functions on this PF (`pci_enable_sriov`); the PCI core
+    /// adds them to the bus before it returns.
+    pub(crate) fn enable_sriov(&self, count: i32) -> Result {
+        // SAFETY: Valid by the type invariant.
+        to_result(unsafe { bindings::pci_enable_sriov(self.as_raw(), count) })
+    }
+
+    /// Removes every virtual function of this PF and disables SR-IOV (`pci_disable_sriov`);
+    /// each VF is unbound from its driver first.
+    pub(crate) fn disable_sriov(&self) {
+        // SAFETY: Valid by the type invariant.
+        unsafe { bindings::pci_disable_sriov(self.as_raw()) }
+    }
+
+    /// Makes `driver` the only driver that may bind the function (its `driver_override`).
+    pub(crate) fn set_driver_override(&self, driver: &CStr) -> Result {
+        let name = driver.to_bytes();
+        // SAFETY: The embedded device is valid by the type invariant; the core copies the
+        // `name.len()` bytes at `name` (no NUL needed) under the override's own lock.
+        to_result(unsafe {
+            bindings::__device_set_driver_override(
+                self.device_raw(),
+                name.as_ptr().cast(),
+                name.len(),
+            )
+        })
+    }
+
+    /// The PCI driver the function is bound to, if any.
+    ///
+    /// # Safety
+    ///
+    /// The function must stay bound to that driver (or unbound) for `'a`: its device lock is
+    /// held, or the caller otherwise keeps the driver from being unbound.
+    pub(crate) unsafe fn driver<'a>(&'a self) -> Option<PciDriverRef<'a>> {
+        // SAFETY: Valid by the type invariant.
+        let drv = NonNull::new(unsafe { bindings::pci_dev_driver(self.as_raw()) })?;
+        // INVARIANT: A driver is unregistered only after it is unbound from every function,
+        // which the caller excludes for `'a`.
+        Some(PciDriverRef(drv, PhantomData))
     }
 
     /// The bus the function sits on.
@@ -176,14 +246,7 @@ impl PciFunction {
 
     /// The bridge directly upstream, as `pci_upstream_bridge()` computes it.
     pub(crate) fn upstream_bridge(&self) -> Option<&PciFunction> {
-        // SAFETY: Valid by the type invariant; `physfn` is valid when `is_virtfn` is set.
-        let this = unsafe {
-            if self.is_virtfn() {
-                PciFunction::from_raw((*self.as_raw()).__bindgen_anon_1.physfn)
-            } else {
-                self
-            }
-        };
+        let this = self.physfn();
         if this.on_root_bus() {
             return None;
         }
@@ -418,6 +481,23 @@ impl PciFunction {
             cur = NonNull::new(bridge).map(|b| unsafe { PciFunction::from_raw(b.as_ptr()) });
         }
         false
+    }
+}
+
+/// The PCI driver a function is bound to: compared by identity, named in messages.
+///
+/// # Invariants
+///
+/// `self.0` points to a registered `pci_driver` that stays registered for `'a`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PciDriverRef<'a>(NonNull<bindings::pci_driver>, PhantomData<&'a ()>);
+
+impl PciDriverRef<'_> {
+    /// The driver's name.
+    pub(crate) fn name(&self) -> &CStr {
+        // SAFETY: Valid by the type invariant; a driver's name is a NUL-terminated string
+        // that lives as long as the driver.
+        unsafe { CStr::from_char_ptr((*self.0.as_ptr()).name) }
     }
 }
 

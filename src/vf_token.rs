@@ -3,16 +3,31 @@
 //! The VF token: the shared secret (a UUID) that proves a user of an SR-IOV physical function
 //! and the users of its virtual functions cooperate, as vfio-pci defines it.
 //!
-//! Every PF bound to this driver gets a random token at bind. User space sets it with
-//! `VFIO_DEVICE_FEATURE_PCI_VF_TOKEN` (SET only: reading it back could leak a previous
-//! user's token) or by opening the PF with the token appended to the device name
-//! (`"0000:06:00.0 vf_token=<uuid>"` for `VFIO_GROUP_GET_DEVICE_FD`, the token flag of
-//! `VFIO_DEVICE_BIND_IOMMUFD`) while no VF is in use. This driver does not create VFs
-//! itself (no `sriov_configure`), so no VF of one of its PFs is ever in use through it, and
-//! a VF is never owned by a PF of this driver: a token offered for a VF is refused.
+//! A PF and its VFs always trust each other to a degree (the PF can reset its VFs, and its
+//! driver often sees what they do), so when both sides are handed to user space, vfio-pci asks
+//! the two users to prove they know one secret: the PF's token.
+//!
+//! - Every PF bound to this driver gets a random token at bind. Its user sets it with
+//!   `VFIO_DEVICE_FEATURE_PCI_VF_TOKEN` (SET only: reading it back could leak a previous
+//!   user's token), or by opening the PF with a token while none of its VFs is open: appended
+//!   to the device name (`"0000:06:00.0 vf_token=<uuid>"`) for `VFIO_GROUP_GET_DEVICE_FD`,
+//!   in the token of `VFIO_DEVICE_BIND_IOMMUFD` for the cdev.
+//! - A VF created through this driver's `sriov_configure` (see [`crate::sriov`]) and bound to
+//!   this driver shares its PF's [`VfToken`]. Opening it needs the PF's current token
+//!   (`EACCES` without it or with another); while it is open it counts as a user of the token.
+//! - While a PF has users, opening the PF needs its current token too (`EACCES`), so a new PF
+//!   user cannot silently take over VFs somebody else uses. Setting the token through the
+//!   feature is still allowed, as in vfio-pci.
+//! - Offering a token where none applies is refused (`EINVAL`): to a function that is neither
+//!   a PF nor a VF, and to a VF whose PF is not this driver's with SR-IOV enabled by it (bound
+//!   to another driver — the C vfio-pci included, which keeps its own list — or unbound).
+//!   Such a VF opens without a token, as vfio-pci treats a VF of a foreign PF.
+//!
+//! Which of these a function is, is fixed at bind ([`TokenRole`]); the count of open VFs is
+//! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
-use crate::{device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice};
-use kernel::{bindings, prelude::*, str::CStr};
+use crate::{device::VfioPciDevice, pci_function::PciFunction, sriov, vfio_device::VfioDevice};
+use kernel::{bindings, new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
 
 /// Length of a UUID's text form (`8-4-4-4-12` hex digits).
 const UUID_STRING_LEN: usize = 36;
@@ -20,32 +35,98 @@ const UUID_STRING_LEN: usize = 36;
 /// The option that carries a token in a device name.
 const VF_TOKEN_ARG: &[u8] = b"vf_token=";
 
-/// A PF's token.
+/// A PF's token, shared with the devices of its VFs bound to this driver.
+#[pin_data]
 pub(crate) struct VfToken {
+    #[pin]
+    state: Mutex<TokenState>,
+}
+
+struct TokenState {
     uuid: [u8; 16],
-    /// How many VFs of this PF are open through a VFIO driver sharing the token (none can
-    /// be, today; kept so the rules read as vfio-pci's).
+    /// How many VFs sharing this token are open: the number of live [`VfUser`]s.
     users: u32,
 }
 
 impl VfToken {
-    /// A fresh random token for a PF, `None` for any other function.
-    pub(crate) fn for_function(pdev: &PciFunction) -> Option<Self> {
-        if !pdev.is_physfn() {
-            return None;
-        }
+    /// A fresh random token.
+    fn new_random() -> Result<Arc<Self>> {
         let mut uuid = bindings::uuid_t::default();
         // SAFETY: `uuid` is a valid output location.
         unsafe { bindings::uuid_gen(&mut uuid) };
-        Some(Self {
-            uuid: uuid.b,
-            users: 0,
-        })
+        Arc::pin_init(
+            try_pin_init!(Self {
+                state <- new_mutex!(TokenState {
+                    uuid: uuid.b,
+                    users: 0,
+                }),
+            }),
+            GFP_KERNEL,
+        )
     }
 
-    /// Replaces the token (`VFIO_DEVICE_FEATURE_PCI_VF_TOKEN`).
-    pub(crate) fn set(&mut self, uuid: [u8; 16]) {
-        self.uuid = uuid;
+    /// Replaces the token (`VFIO_DEVICE_FEATURE_PCI_VF_TOKEN`), whether or not VFs use it.
+    pub(crate) fn set(&self, uuid: [u8; 16]) {
+        self.state.lock().uuid = uuid;
+    }
+}
+
+/// How a bound function takes part in the VF token protocol; fixed at bind.
+pub(crate) enum TokenRole {
+    /// An SR-IOV PF: owns its token.
+    Pf(Arc<VfToken>),
+    /// A VF whose PF had SR-IOV enabled by this driver when the VF was bound: opening it
+    /// needs that PF's token.
+    Vf(Arc<VfToken>),
+    /// A VF whose PF is not this driver's: no token applies.
+    ForeignVf,
+    /// Neither a PF nor a VF: no token applies.
+    Unrelated,
+}
+
+impl TokenRole {
+    /// The role of `pdev`, being bound now.
+    pub(crate) fn of(pdev: &PciFunction) -> Result<Self> {
+        if pdev.is_virtfn() {
+            return Ok(match sriov::token_of_pf(pdev.physfn()) {
+                Some(token) => Self::Vf(token),
+                None => Self::ForeignVf,
+            });
+        }
+        if pdev.is_physfn() {
+            return Ok(Self::Pf(VfToken::new_random()?));
+        }
+        Ok(Self::Unrelated)
+    }
+
+    /// The PF's own token; `None` for any other function.
+    pub(crate) fn pf_token(&self) -> Option<&Arc<VfToken>> {
+        match self {
+            Self::Pf(token) => Some(token),
+            _ => None,
+        }
+    }
+
+    /// A use of the PF's token by a VF being opened, held until it is closed; `None` for any
+    /// function that is not a VF sharing a token.
+    pub(crate) fn new_user(&self) -> Option<VfUser> {
+        match self {
+            Self::Vf(token) => {
+                token.state.lock().users += 1;
+                Some(VfUser(token.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One open VF counted among its PF token's users; uncounted when dropped (at close).
+pub(crate) struct VfUser(Arc<VfToken>);
+
+impl Drop for VfUser {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        state.users = state.users.saturating_sub(1);
     }
 }
 
@@ -102,48 +183,75 @@ pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result
     Ok(true)
 }
 
-/// Checks a token offered (or not) when opening `dev`, as vfio-pci does: a PF with VFs in
-/// use needs its current token; a PF without takes an offered token as its new one; a
-/// function that is neither a PF of this driver nor a VF of one refuses any token.
-pub(crate) fn match_token(dev: &VfioDevice<VfioPciDevice>, offered: Option<&[u8; 16]>) -> Result {
-    let pdev: &PciFunction = &dev.pdev;
-    if pdev.is_virtfn() {
-        // The PF of a VF is never this driver's (it creates no VFs).
-        if offered.is_some() {
-            dev_info!(
-                pdev.as_device(),
-                "VF token incorrectly provided, PF not bound to vfio-pci\n"
-            );
-            return Err(EINVAL);
-        }
-        return Ok(());
+/// Why a token check refused to open a function.
+enum Refusal {
+    /// The function needs a token and none was offered (`EACCES`).
+    Required,
+    /// The token offered is not the PF's (`EACCES`).
+    Incorrect,
+    /// A token was offered for a VF whose PF is not this driver's (`EINVAL`).
+    PfNotOurs,
+    /// A token was offered for a function that is neither a PF nor a VF (`EINVAL`).
+    NotPfOrVf,
+}
+
+impl Refusal {
+    /// Says why in the kernel log, rate-limited, as vfio-pci does, and gives the errno it
+    /// returns.
+    fn report(self, pdev: &PciFunction) -> Error {
+        let (why, errno) = match self {
+            Self::Required => (c"VF token required to access device", EACCES),
+            Self::Incorrect => (c"Incorrect VF token provided for device", EACCES),
+            Self::PfNotOurs => (
+                c"VF token incorrectly provided, PF not bound to vfio-pci-rs",
+                EINVAL,
+            ),
+            Self::NotPfOrVf => (c"VF token incorrectly provided, not a PF or VF", EINVAL),
+        };
+        // SAFETY: The function's device is valid while `pdev` is borrowed; `why` is a
+        // NUL-terminated static string, printed with a "%s" format.
+        unsafe {
+            crate::bindings::vfio_pci_rs_dev_info_ratelimited(
+                pdev.device_raw(),
+                why.as_ptr().cast(),
+            )
+        };
+        errno
     }
-    let mut guard = dev.vf_token.lock();
-    let Some(token) = Option::as_mut(&mut *guard) else {
-        if offered.is_some() {
-            dev_info!(
-                pdev.as_device(),
-                "VF token incorrectly provided, not a PF or VF\n"
-            );
-            return Err(EINVAL);
-        }
-        return Ok(());
-    };
-    match offered {
-        _ if token.users == 0 => {
-            if let Some(uuid) = offered {
-                token.set(*uuid);
+}
+
+/// Checks a token offered (or not) when opening `dev`, as vfio-pci does (see the module
+/// doc): a VF of ours needs its PF's token; a PF with VFs in use needs its current token,
+/// one without takes an offered token as its new one; any other function refuses a token.
+pub(crate) fn match_token(dev: &VfioDevice<VfioPciDevice>, offered: Option<&[u8; 16]>) -> Result {
+    check(&dev.token_role, offered).map_err(|refusal| refusal.report(&dev.pdev))
+}
+
+fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {
+    match role {
+        TokenRole::Vf(token) => {
+            let uuid = offered.ok_or(Refusal::Required)?;
+            if *uuid != token.state.lock().uuid {
+                return Err(Refusal::Incorrect);
             }
             Ok(())
         }
-        None => {
-            dev_info!(pdev.as_device(), "VF token required to access device\n");
-            Err(EACCES)
+        TokenRole::Pf(token) => {
+            let mut state = token.state.lock();
+            match offered {
+                _ if state.users == 0 => {
+                    if let Some(uuid) = offered {
+                        state.uuid = *uuid;
+                    }
+                    Ok(())
+                }
+                None => Err(Refusal::Required),
+                Some(uuid) if *uuid != state.uuid => Err(Refusal::Incorrect),
+                Some(_) => Ok(()),
+            }
         }
-        Some(uuid) if *uuid != token.uuid => {
-            dev_info!(pdev.as_device(), "Incorrect VF token provided for device\n");
-            Err(EACCES)
-        }
-        Some(_) => Ok(()),
+        TokenRole::ForeignVf if offered.is_some() => Err(Refusal::PfNotOurs),
+        TokenRole::Unrelated if offered.is_some() => Err(Refusal::NotPfOrVf),
+        TokenRole::ForeignVf | TokenRole::Unrelated => Ok(()),
     }
 }

@@ -10,8 +10,9 @@
 //!
 //! The crate is split by concern: [`pci_driver`] is the PCI bus side (probe, remove, dynamic
 //! IDs), [`vfio_device`] the VFIO core side (allocation, ops table, registration), [`device`]
-//! the per-function state and its open/close lifecycle, [`ioctl`] the uAPI boundary, and
-//! [`dev_set`] which functions share a reset.
+//! the per-function state and its open/close lifecycle, [`ioctl`] the uAPI boundary,
+//! [`dev_set`] which functions share a reset, and [`sriov`] with [`vf_token`] the virtual
+//! functions of PFs bound here.
 
 use kernel::{driver, prelude::*};
 
@@ -34,6 +35,7 @@ mod pci_function;
 mod rdwr;
 mod regions;
 mod rwsem;
+mod sriov;
 mod vf_token;
 mod vfio_device;
 
@@ -46,17 +48,25 @@ module! {
     imports_ns: ["IOMMUFD"],
 }
 
-/// The loaded module: owns the PCI driver registration, dropped (unregistered) at `rmmod`,
-/// which unbinds, and so unregisters from the VFIO core, every function still bound.
+/// The loaded module: owns the PCI driver registration and the PCI bus notifier that steers
+/// new VFs of our PFs here. The notifier is registered first and unregistered last (fields
+/// drop in declaration order), so it covers every moment a PF of ours could create VFs. At
+/// `rmmod` dropping the driver registration unbinds, and so unregisters from the VFIO core,
+/// every function still bound, removing the VFs of each PF first.
 #[pin_data]
 struct VfioPciRsModule {
     #[pin]
     driver: driver::Registration<pci_driver::VfioPciDriver>,
+    #[pin]
+    vf_notifier: sriov::VfNotifier,
 }
 
 impl kernel::InPlaceModule for VfioPciRsModule {
     fn init(module: &'static kernel::ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Module init runs once, before the notifier and the driver register below.
+        unsafe { sriov::init() };
         try_pin_init!(Self {
+            vf_notifier <- sriov::VfNotifier::register(),
             driver <- driver::Registration::new(pci_driver::DRIVER_NAME, module),
         })
     }

@@ -367,7 +367,10 @@ impl VirtualConfig<'_> {
         } else {
             memory::lock(dev)
         };
-        let _ = self.open.set_power_state(pdev, state);
+        // A PF with VFs stays in D0 (vfio-pci refuses with EBUSY, which a PMCSR write ignores).
+        if state == PowerState::D0 || gate.may_leave_d0() {
+            let _ = self.open.set_power_state(pdev, state);
+        }
         gate.set_decode_enabled(self.memory_enabled(pdev));
     }
 
@@ -474,9 +477,6 @@ impl OpenConfig {
     /// Changes the power state, saving the function's state on the way into D3hot and
     /// restoring it on the way back to D0 when the function loses it there.
     pub(super) fn set_power_state(&mut self, pdev: &PciFunction, state: PowerState) -> Result {
-        if state != PowerState::D0 && pdev.num_vfs() != 0 {
-            return Err(EBUSY);
-        }
         let was_d3 = hw::in_d3(pdev);
         let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
             pdev.save_state()

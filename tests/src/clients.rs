@@ -7,6 +7,10 @@
 //!   that print one TAP line per test.  The reference case passes when every
 //!   test passes or skips; the vfio-pci-rs case passes when every test that
 //!   passed on vfio-pci passes on vfio-pci-rs and the skips are the same.
+//!   vfio_pci_sriov_uapi_test creates a VF on the igb PF (the driver's
+//!   `enable_sriov` is on for its run) and opens PF and VF with matching and
+//!   mismatching VF tokens; the suite's copy of it takes the driver its VF
+//!   must be bound to from VFIO_SELFTESTS_VF_DRIVER, not a literal "vfio-pci".
 //! - QEMU itself (the toolchain root's, shared read-only over 9p with the tag
 //!   `toolusr` and run in a chroot), with `-device vfio-pci,host=BDF`, in the
 //!   legacy group mode and in the iommufd (cdev) mode.  The machine is
@@ -78,6 +82,12 @@ pub enum QemuMode {
 }
 
 impl Client {
+    /// Whether the client creates VFs on the function: the driver's
+    /// `enable_sriov` is turned on for its run.
+    fn creates_vfs(&self) -> bool {
+        matches!(self, Client::Selftest("vfio_pci_sriov_uapi_test"))
+    }
+
     pub fn name(&self) -> String {
         match self {
             Client::Selftest(t) => t.to_string(),
@@ -97,6 +107,7 @@ pub const PLAN: &[(&str, Client)] = &[
     ("slot", Client::Qemu(QemuMode::Group)),
     ("slot", Client::Qemu(QemuMode::Iommufd)),
     ("sriov", Client::Selftest("vfio_pci_device_test")),
+    ("sriov", Client::Selftest("vfio_pci_sriov_uapi_test")),
     ("multifunction", Client::Qemu(QemuMode::Group)),
     ("multifunction", Client::Qemu(QemuMode::Iommufd)),
 ];
@@ -262,9 +273,20 @@ pub fn parse_tap(output: &str) -> (Option<usize>, Vec<(String, TestVerdict)>) {
     (planned, results)
 }
 
+/// The environment variable the suite's copy of vfio_pci_sriov_uapi_test
+/// reads for the driver its VF must be bound to (scripts/clients.sh).
+const VF_DRIVER_ENV: &str = "VFIO_SELFTESTS_VF_DRIVER";
+
 /// Runs selftest `test` with `args` and then `bdf` as its arguments, its
-/// output to `log`, until it exits or its deadline.
-pub(crate) fn run_selftest(test: &str, args: &[&str], bdf: &str, log: &Path) -> Result<SelftestRun, String> {
+/// output to `log`, until it exits or its deadline; `vf_driver` is the
+/// driver the SR-IOV test expects its VFs on.
+pub(crate) fn run_selftest(
+    test: &str,
+    args: &[&str],
+    vf_driver: Option<&str>,
+    bdf: &str,
+    log: &Path,
+) -> Result<SelftestRun, String> {
     let bin = Path::new(SELFTESTS_DIR).join(test);
     sysfs::exists(&bin).map_err(|e| format!("{}: {e} (did scripts/clients.sh build it?)", bin.display()))?;
     let out = File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
@@ -273,6 +295,7 @@ pub(crate) fn run_selftest(test: &str, args: &[&str], bdf: &str, log: &Path) -> 
     let mut child = Command::new(&bin)
         .args(args)
         .arg(bdf)
+        .envs(vf_driver.map(|d| (VF_DRIVER_ENV, d)))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -722,6 +745,9 @@ fn run_on(env: &Env, driver: &Driver, site: &Site, topo: &str, client: Client) -
     }
     let outcome = (|| {
         driver.load("").map_err(|e| format!("load {}: {e}", driver.name))?;
+        if client.creates_vfs() {
+            driver.set_enable_sriov(true).map_err(|e| format!("enable_sriov=1 for {}: {e}", driver.name))?;
+        }
         for f in &site.functions {
             sysfs::set_driver_override(f, driver.name).map_err(|e| format!("write driver_override of {f}: {e}"))?;
             sysfs::drivers_probe(f).map_err(|e| format!("write drivers_probe {f}: {e}"))?;
@@ -734,7 +760,7 @@ fn run_on(env: &Env, driver: &Driver, site: &Site, topo: &str, client: Client) -
         fs::create_dir_all(LOG_DIR).map_err(|e| format!("mkdir {LOG_DIR}: {e}"))?;
         let log = Path::new(LOG_DIR).join(format!("{topo}-{}-{}.log", client.name(), driver.name));
         match client {
-            Client::Selftest(t) => run_selftest(t, &[], bdf, &log).map(Outcome::Selftest),
+            Client::Selftest(t) => run_selftest(t, &[], Some(driver.name), bdf, &log).map(Outcome::Selftest),
             Client::Qemu(m) => run_qemu(m, bdf, &log).map(Outcome::Qemu),
         }
     })();

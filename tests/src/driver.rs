@@ -14,6 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub const REFERENCE_NAME: &str = "vfio-pci";
+pub const REFERENCE_MODULE: &str = "vfio_pci";
 pub const RUST_NAME: &str = "vfio-pci-rs";
 pub const RUST_MODULE: &str = "vfio_pci_rs";
 
@@ -69,19 +70,32 @@ impl Driver {
     }
 
     /// Unload the module; for the reference, do what unloading does to its
-    /// devices instead (driver_unregister unbinds every bound device).
+    /// devices instead (driver_unregister unbinds every bound device, one
+    /// at a time: unbinding a PF removes its VFs on the way).
     pub fn unload(&self) -> Result<(), Fail> {
         match &self.kind {
             Kind::Module(_) => rmmod(RUST_MODULE),
             Kind::Reference => {
-                for bdf in sysfs::bound_devices(self.name) {
-                    if !self.preexisting.contains(&bdf) {
-                        sysfs::unbind_from(self.name, &bdf)?;
-                    }
+                while let Some(bdf) =
+                    sysfs::bound_devices(self.name).into_iter().find(|b| !self.preexisting.contains(b))
+                {
+                    sysfs::unbind_from(self.name, &bdf)?;
                 }
                 Ok(())
             }
         }
+    }
+
+    /// The driver's `enable_sriov` module parameter (both drivers have one,
+    /// writable at run time); ENOENT while the module is not loaded.
+    pub fn enable_sriov_param(&self) -> PathBuf {
+        let module = if self.is_reference() { REFERENCE_MODULE } else { RUST_MODULE };
+        Path::new("/sys/module").join(module).join("parameters").join("enable_sriov")
+    }
+
+    /// Set `enable_sriov`: whether a PF bound to the driver may create VFs.
+    pub fn set_enable_sriov(&self, on: bool) -> Result<(), Fail> {
+        sysfs::write_attr(&self.enable_sriov_param(), if on { "1" } else { "0" })
     }
 }
 
@@ -131,6 +145,35 @@ impl World {
     /// autoprobe on.  Returns what could not be restored.
     pub fn restore(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        // A PF with VFs first: its VFIO driver removes them through sriov_numvfs. (Unbinding
+        // would too, but in this kernel a PF driver that disables SR-IOV in its remove
+        // trips a lockdep assertion, the C vfio-pci included.)
+        let reference = Driver::reference(Vec::new());
+        for bdf in &self.functions {
+            if sysfs::sriov_count(bdf, "sriov_numvfs").unwrap_or(0) == 0 {
+                continue;
+            }
+            let vfs = sysfs::virtfns(bdf);
+            let removed = match sysfs::current_driver(bdf) {
+                Ok(d) if d == REFERENCE_NAME || d == RUST_NAME => {
+                    let driver = if d == REFERENCE_NAME { reference.clone() } else { Driver::rust(None) };
+                    driver.set_enable_sriov(true).and_then(|()| sysfs::set_sriov_numvfs(bdf, 0))
+                }
+                Ok(d) => Err(Fail::other(format!("bound to {d}"))),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = removed {
+                problems.push(format!("remove the VFs {vfs:?} of {bdf}: {e}"));
+            }
+            if !sysfs::wait_until(sysfs::SETTLE, || sysfs::virtfns(bdf).is_empty()) {
+                problems.push(format!("the VFs {vfs:?} of {bdf} are still there"));
+            }
+        }
+        if fs::read_to_string(reference.enable_sriov_param()).is_ok_and(|v| v.trim() != "N") {
+            if let Err(e) = reference.set_enable_sriov(false) {
+                problems.push(format!("reset {REFERENCE_NAME}'s enable_sriov: {e}"));
+            }
+        }
         match sysfs::autoprobe() {
             Ok(true) => {}
             Ok(false) => {

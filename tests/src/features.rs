@@ -14,9 +14,9 @@ use std::os::raw::c_void;
 use std::os::unix::fs::FileExt;
 
 const FEATURE_GET: u32 = 1 << 16;
-const FEATURE_SET: u32 = 1 << 17;
+pub(crate) const FEATURE_SET: u32 = 1 << 17;
 const FEATURE_PROBE: u32 = 1 << 18;
-const PCI_VF_TOKEN: u32 = 0;
+pub(crate) const PCI_VF_TOKEN: u32 = 0;
 const MIGRATION: u32 = 1;
 const LOW_POWER_ENTRY: u32 = 3;
 const LOW_POWER_ENTRY_WITH_WAKEUP: u32 = 4;
@@ -48,7 +48,7 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// VFIO_DEVICE_FEATURE with `flags` and `data` (argsz = 8 + data.len()).
-fn feature(d: &Device, flags: u32, data: &[u8]) -> Result<i32, Fail> {
+pub(crate) fn feature(d: &Device, flags: u32, data: &[u8]) -> Result<i32, Fail> {
     let mut buf = vec![0u8; (8 + data.len()).div_ceil(8) * 8];
     buf[0..4].copy_from_slice(&((8 + data.len()) as u32).to_ne_bytes());
     buf[4..8].copy_from_slice(&flags.to_ne_bytes());
@@ -132,7 +132,7 @@ fn expect_device_feature(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.err("LOW_POWER_ENTRY_WITH_WAKEUP short", Errno::EINVAL);
     e.err("LOW_POWER_ENTRY_WITH_WAKEUP not an eventfd", Errno::EINVAL);
     e.num("LOW_POWER_ENTRY_WITH_WAKEUP", "ret", 0);
-    if is_pf(c.bdf()) {
+    if sysfs::is_pf(c.bdf()) {
         e.err("PCI_VF_TOKEN GET", Errno::EINVAL);
         e.err("PCI_VF_TOKEN SET short", Errno::EINVAL);
         e.num("PCI_VF_TOKEN SET", "ret", 0);
@@ -143,10 +143,6 @@ fn expect_device_feature(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.finish()
 }
 
-/// Whether `bdf` is an SR-IOV physical function (sysfs lists sriov_totalvfs).
-fn is_pf(bdf: &str) -> bool {
-    sysfs::device_dir(bdf).join("sriov_totalvfs").exists()
-}
 
 fn vf_token_device_name(c: &Ctx) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
@@ -180,7 +176,7 @@ fn vf_token_device_name(c: &Ctx) -> Transcript {
 
 fn expect_vf_token_device_name(c: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
-    if is_pf(c.bdf()) {
+    if sysfs::is_pf(c.bdf()) {
         e.ok("name with a token");
         e.ok("name with a token and spaces");
     } else {

@@ -1008,19 +1008,19 @@ fn expect_irq_race(_: &Ctx, t: &Transcript) -> Vec<String> {
 /// The config region's offset in the device file.
 const CONFIG_REGION: u64 = 7 << 40;
 
-fn config_read16(d: &Device, offset: u64) -> Result<u16, Fail> {
+pub(crate) fn config_read16(d: &Device, offset: u64) -> Result<u16, Fail> {
     let mut b = [0u8; 2];
     d.file().read_exact_at(&mut b, CONFIG_REGION + offset)?;
     Ok(u16::from_le_bytes(b))
 }
 
-fn config_write16(d: &Device, offset: u64, value: u16) -> Result<(), Fail> {
+pub(crate) fn config_write16(d: &Device, offset: u64, value: u16) -> Result<(), Fail> {
     d.file().write_all_at(&value.to_le_bytes(), CONFIG_REGION + offset)?;
     Ok(())
 }
 
 /// The offset of capability `id` in the function's (physical) config space.
-fn find_cap(bdf: &str, id: u8) -> Result<u64, Fail> {
+pub(crate) fn find_cap(bdf: &str, id: u8) -> Result<u64, Fail> {
     let cfg = fs::read(sysfs::device_dir(bdf).join("config"))?;
     let mut pos = usize::from(*cfg.get(0x34).unwrap_or(&0));
     for _ in 0..48 {

@@ -29,6 +29,7 @@ mod regions;
 mod reset;
 mod scenarios;
 mod selfcheck;
+mod sriov;
 mod sys;
 mod sysfs;
 mod transcript;

@@ -169,6 +169,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::features::scenarios())
     .chain(crate::config_space::scenarios())
     .chain(crate::interrupts::scenarios())
+    .chain(crate::sriov::scenarios())
     .collect()
 }
 
@@ -695,31 +696,56 @@ pub fn unbind_while_open_waits(c: &Ctx) -> Transcript {
             vec![("out_devid", t.norm_id("ictx", (*id).into()))]
         })?;
         let target = bdf.to_string();
-        let unbinder = std::thread::spawn(move || sysfs::unbind(&target));
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        t.record(
-            "unbind 1.5 s after it was started, device still open",
-            Outcome::Ok(vec![("finished", Val::Bool(unbinder.is_finished()))]),
+        waits_for_close(
+            t,
+            "unbind",
+            move || sysfs::unbind(&target),
+            |t| {
+                t.step("driver link while the unbind waits", sysfs::current_driver(bdf), |name, _| {
+                    vec![("driver", driver_val(driver, name))]
+                });
+                record_nodes_while(t, &b, "while the unbind waits");
+            },
+            |t| {
+                drop(d);
+                drop(ictx);
+                t.record("close the device and the iommufd", Outcome::Ok(Vec::new()));
+            },
         );
-        t.step("driver link while the unbind waits", sysfs::current_driver(bdf), |name, _| {
-            vec![("driver", driver_val(driver, name))]
-        });
-        record_nodes_while(t, &b, "while the unbind waits");
-        drop(d);
-        drop(ictx);
-        t.record("close the device and the iommufd", Outcome::Ok(Vec::new()));
-        match unbinder.join() {
-            Ok(result) => {
-                t.step("unbind returns once the device is closed", result, none);
-            }
-            Err(_) => {
-                t.record("unbind returns once the device is closed", Outcome::Broken("the unbind thread panicked".into()));
-            }
-        }
         record_all_gone(t, bdf, &b, "after unbind", true);
         t.step("clear driver_override", sysfs::clear_driver_override(bdf), none);
         Ok(())
     })
+}
+
+/// Start `action` (named `what`: an unbind, a removal) while user space holds a device open
+/// that it waits for: records whether it is still running 1.5 s after it started, lets
+/// `observe` record the state meanwhile, lets `release` close what is held, and records how
+/// the action returned.
+pub(crate) fn waits_for_close(
+    t: &mut Transcript,
+    what: &str,
+    action: impl FnOnce() -> Result<(), Fail> + Send + 'static,
+    observe: impl FnOnce(&mut Transcript),
+    release: impl FnOnce(&mut Transcript),
+) {
+    let worker = std::thread::spawn(action);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    t.record(
+        format!("{what} 1.5 s after it was started, device still open"),
+        Outcome::Ok(vec![("finished", Val::Bool(worker.is_finished()))]),
+    );
+    observe(t);
+    release(t);
+    let done = format!("{what} returns once the device is closed");
+    match worker.join() {
+        Ok(result) => {
+            t.step(&done, result, none);
+        }
+        Err(_) => {
+            t.record(done, Outcome::Broken("the thread running it panicked".into()));
+        }
+    }
 }
 
 /// Whether the cdev and group nodes still exist at some point of a scenario.

@@ -47,12 +47,14 @@ impl Errno {
     pub const EIO: Errno = Errno(5);
     pub const EBADF: Errno = Errno(9);
     pub const EAGAIN: Errno = Errno(11);
+    pub const EACCES: Errno = Errno(13);
     pub const EBUSY: Errno = Errno(16);
     pub const EEXIST: Errno = Errno(17);
     pub const ENODEV: Errno = Errno(19);
     pub const EINVAL: Errno = Errno(22);
     pub const ENOTTY: Errno = Errno(25);
     pub const ENOSPC: Errno = Errno(28);
+    pub const ERANGE: Errno = Errno(34);
 
     /// The errno the last failed libc call left behind.
     pub fn last() -> Errno {

@@ -324,6 +324,38 @@ pub fn bound_devices(driver: &str) -> Vec<String> {
     v
 }
 
+// ------------------------------------------------------------------ SR-IOV
+
+/// Whether `bdf` is an SR-IOV physical function (sysfs lists sriov_totalvfs).
+pub fn is_pf(bdf: &str) -> bool {
+    device_dir(bdf).join("sriov_totalvfs").exists()
+}
+
+/// A PF's `sriov_totalvfs` or `sriov_numvfs`.
+pub fn sriov_count(bdf: &str, attr: &str) -> Result<u32, Fail> {
+    let text = fs::read_to_string(device_dir(bdf).join(attr))?;
+    text.trim().parse().map_err(|_| Fail::other(format!("{bdf}/{attr}: {text:?} is not a number")))
+}
+
+/// Write a PF's `sriov_numvfs` (the PF driver's sriov_configure).
+pub fn set_sriov_numvfs(bdf: &str, count: u32) -> Result<(), Fail> {
+    write_attr(&device_dir(bdf).join("sriov_numvfs"), &count.to_string())
+}
+
+/// The VFs of a PF, in VF order (its `virtfnN` links).
+pub fn virtfns(bdf: &str) -> Vec<String> {
+    let dir = device_dir(bdf);
+    (0..)
+        .map_while(|n| fs::read_link(dir.join(format!("virtfn{n}"))).ok())
+        .filter_map(|target| target.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// The function's power state as the PCI core knows it (`power_state`: D0, D3hot, ...).
+pub fn power_state(bdf: &str) -> Result<String, Fail> {
+    Ok(fs::read_to_string(device_dir(bdf).join("power_state"))?.trim().to_string())
+}
+
 /// The IOMMU group number of `bdf` (basename of `iommu_group`).
 pub fn iommu_group(bdf: &str) -> Result<String, Fail> {
     link_basename(&device_dir(bdf).join("iommu_group"))

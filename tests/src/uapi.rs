@@ -94,6 +94,9 @@ pub struct VfioInfoCapHeader {
     pub next: u32,
 }
 
+/// VFIO_DEVICE_BIND_IOMMUFD: token_uuid_ptr points to a VF token.
+pub const VFIO_DEVICE_BIND_FLAG_TOKEN: u32 = 1 << 0;
+
 /// struct vfio_device_bind_iommufd (token_uuid_ptr is __aligned_u64)
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

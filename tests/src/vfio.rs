@@ -277,15 +277,23 @@ impl Device {
 
     /// VFIO_DEVICE_BIND_IOMMUFD to `iommufd` (no token); returns out_devid.
     pub fn bind_iommufd(&self, iommufd: &Iommufd) -> Result<u32, Errno> {
+        self.bind_iommufd_token(iommufd, None)
+    }
+
+    /// VFIO_DEVICE_BIND_IOMMUFD to `iommufd`, with VFIO_DEVICE_BIND_FLAG_TOKEN
+    /// and `token` when given; returns out_devid.
+    pub fn bind_iommufd_token(&self, iommufd: &Iommufd, token: Option<&[u8; 16]>) -> Result<u32, Errno> {
         let mut bind = VfioDeviceBindIommufd {
             argsz: argsz::<VfioDeviceBindIommufd>(),
-            flags: 0,
+            flags: if token.is_some() { VFIO_DEVICE_BIND_FLAG_TOKEN } else { 0 },
             iommufd: iommufd.0.as_raw_fd(),
             out_devid: 0,
-            token_uuid_ptr: 0,
+            token_uuid_ptr: token.map_or(0, |t| t.as_ptr() as u64),
         };
-        // SAFETY: the kernel copies argsz == size_of bytes in and writes
-        // out_devid back; `bind` lives across the call.
+        // SAFETY: the kernel copies argsz == size_of bytes in, reads the 16
+        // bytes at token_uuid_ptr when the token flag is set (`token`, alive
+        // across the call), and writes out_devid back; `bind` lives across
+        // the call.
         unsafe { ioctl_ptr(&self.0, VFIO_DEVICE_BIND_IOMMUFD, (&raw mut bind).cast::<c_void>()) }?;
         Ok(bind.out_devid)
     }

@@ -54,7 +54,7 @@ pub(super) fn measure(bdf: &str, round: usize) -> Result<[Vec<Duration>; MODES.l
     for pass in 0..PASSES {
         for (m, mode) in MODES.iter().enumerate() {
             spin(offset((round * PASSES + pass) * MODES.len() + m));
-            let run = run_selftest(TEST, &["-v", mode], bdf, Path::new(LOG)).map_err(Fail::other)?;
+            let run = run_selftest(TEST, &["-v", mode], None, bdf, Path::new(LOG)).map_err(Fail::other)?;
             let failures = expect_selftest(&run);
             if !failures.is_empty() {
                 return Err(Fail::other(format!("{TEST} -v {mode}: {} (output in {LOG})", failures.join("; "))));
