@@ -196,10 +196,10 @@ fn count(n: &usize, _: &mut Transcript) -> Fields {
     vec![("count", Val::Num(*n as u64))]
 }
 
-/// The MSI-X table's BAR and offset, from the function's config space as
-/// the host sees it (sysfs), so that this scenario does not depend on the
+/// The MSI-X table's BAR, offset and size, from the function's config space
+/// as the host sees it (sysfs), so that scenarios do not depend on the
 /// driver's config-space virtualization.
-fn msix_table(bdf: &str) -> Result<Option<(u32, u64)>, Fail> {
+pub(crate) fn msix_table(bdf: &str) -> Result<Option<(u32, u64, u64)>, Fail> {
     let cfg = std::fs::read(sysfs::device_dir(bdf).join("config"))?;
     if cfg.len() < 256 {
         return Err(Fail::other("short config read"));
@@ -211,7 +211,8 @@ fn msix_table(bdf: &str) -> Result<Option<(u32, u64)>, Fail> {
         }
         if cfg[pos] == 0x11 {
             let table = u32::from_le_bytes(cfg[pos + 4..pos + 8].try_into().expect("4 bytes"));
-            return Ok(Some((table & 7, u64::from(table & !7))));
+            let entries = u64::from(u16::from_le_bytes([cfg[pos + 2], cfg[pos + 3]]) & 0x7ff) + 1;
+            return Ok(Some((table & 7, u64::from(table & !7), entries * 16)));
         }
         pos = cfg[pos + 1] as usize;
     }
@@ -242,10 +243,10 @@ fn bar_read_write(c: &Ctx) -> Transcript {
         t.step("read at BAR0 end", pread(d, 0, bar0.size, 4), bytes);
         t.step("read BAR index 5 (unimplemented)", pread(d, 5, 0, 4), bytes);
         match t.need("find the MSI-X table", msix_table(&bdf), |m, _| match m {
-            Some((bar, off)) => vec![("bar", Val::Num((*bar).into())), ("offset", Val::Hex(*off))],
+            Some((bar, off, _)) => vec![("bar", Val::Num((*bar).into())), ("offset", Val::Hex(*off))],
             None => vec![("bar", Val::text("none"))],
         })? {
-            Some((bar, off)) => {
+            Some((bar, off, _)) => {
                 t.step("read the first MSI-X entry (16 bytes)", pread(d, bar, off, 16), bytes);
                 t.step("write the first MSI-X entry's data", pwrite(d, bar, off + 8, &0xdead_beefu32.to_le_bytes()), count);
                 t.step("read it again", pread(d, bar, off, 16), bytes);
