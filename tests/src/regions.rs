@@ -115,12 +115,10 @@ fn region_fields(r: &RegionInfo) -> Fields {
     f
 }
 
-/// Bind `bdf` with `driver`, open it through its group (type1 container) and
-/// run `body` with the device; close, unbind.
-pub(crate) fn with_group_device(
-    c: &Ctx,
-    body: impl FnOnce(&mut Transcript, &Device) -> Result<(), Abort>,
-) -> Transcript {
+/// Bind `bdf` with `driver`, set its group up in a type1 container and run
+/// `body` with the group (which opens the device as often as it needs);
+/// unbind.
+pub(crate) fn with_group(c: &Ctx, body: impl FnOnce(&mut Transcript, &Group) -> Result<(), Abort>) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
@@ -129,11 +127,23 @@ pub(crate) fn with_group_device(
             let group = t.need("open group", Group::open(&b.group), none)?;
             t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
             t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
-            let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(bdf), none)?;
-            body(t, &d)
+            body(t, &group)
         })();
         unbind_and_check(t, bdf, &b, true);
         result
+    })
+}
+
+/// As [`with_group`], with the device opened once: `body` gets the device,
+/// which is closed before the unbind.
+pub(crate) fn with_group_device(
+    c: &Ctx,
+    body: impl FnOnce(&mut Transcript, &Device) -> Result<(), Abort>,
+) -> Transcript {
+    let bdf = c.bdf();
+    with_group(c, |t, group| {
+        let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(bdf), none)?;
+        body(t, &d)
     })
 }
 
