@@ -15,7 +15,8 @@ use crate::{
     dev_set::{LockedDevSet, ResetScope, SetLocked},
     feature, hot_reset, intrs,
     intrs::IrqState,
-    ioctl,
+    ioctl, ioeventfd,
+    ioeventfd::Ioeventfds,
     memory::MemoryGate,
     mmap,
     pci_function::{PciFunction, SavedState},
@@ -64,6 +65,9 @@ pub(crate) struct VfioPciDevice {
     /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
     pub(crate) memory: RwSem<MemoryGate>,
+    /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
+    #[pin]
+    pub(crate) ioeventfds: Mutex<Ioeventfds>,
 }
 
 impl VfioPciDevice {
@@ -88,6 +92,7 @@ impl VfioPciDevice {
                 msix_table: MsixTable::of(pdev),
                 token_role: TokenRole::of(pdev)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
+                ioeventfds <- new_mutex!(Ioeventfds::new()),
             }),
         )?;
         vdev.assign_device_set(reset_scope.dev_set_key(vdev.as_raw().cast()))?;
@@ -146,6 +151,7 @@ impl VfioDeviceOps for VfioPciDevice {
         // The VF is no longer a user of its PF's token.
         drop(dev.open_state.lock().vf_user.take());
         intrs::teardown(dev);
+        ioeventfd::teardown(dev);
         config::close(dev);
         dev.memory.write().close();
 

@@ -7,7 +7,7 @@
 //! changes on an error path.
 
 use crate::{
-    bindings, device::VfioPciDevice, hot_reset, intrs, memory, vfio_device::VfioDevice,
+    bindings, device::VfioPciDevice, hot_reset, intrs, ioeventfd, memory, vfio_device::VfioDevice,
 };
 use core::mem::{offset_of, size_of};
 use kernel::{
@@ -34,6 +34,7 @@ pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) ->
             hot_reset::get_info(dev, arg)
         }
         bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
+        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => ioeventfd::ioctl(dev, arg),
         _ => Err(ENOTTY),
     }
 }

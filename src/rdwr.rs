@@ -22,9 +22,9 @@ use kernel::{
     uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
 };
 
-/// The widest device access a region allows.
+/// The width of one device access.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Width {
+pub(crate) enum Width {
     W1 = 1,
     W2 = 2,
     W4 = 4,
@@ -59,10 +59,12 @@ unsafe fn io_read(io: *mut c_void, width: Width) -> u64 {
     }
 }
 
+/// One device write of `width` bytes (the low bytes of `value`) at the kernel cookie `io`.
+///
 /// # Safety
 ///
 /// As [`io_read`].
-unsafe fn io_write(io: *mut c_void, width: Width, value: u64) {
+pub(crate) unsafe fn io_write(io: *mut c_void, width: Width, value: u64) {
     // SAFETY: By the function's safety requirement; the truncations keep the bytes written.
     unsafe {
         match width {

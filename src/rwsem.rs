@@ -81,6 +81,18 @@ impl<T> RwSem<T> {
         }
     }
 
+    /// Takes the semaphore shared if no writer holds or waits for it (`None` otherwise).
+    /// Never sleeps, so atomic context may use it.
+    pub(crate) fn try_read(&self) -> Option<ReadGuard<'_, T>> {
+        // SAFETY: `sem` is initialised (type invariant).
+        let taken = unsafe { bindings::down_read_trylock(self.sem.get()) } != 0;
+        // INVARIANT: when `taken`, held shared from here until the guard drops.
+        taken.then(|| ReadGuard {
+            sem: self,
+            _not_send: NotThreadSafe,
+        })
+    }
+
     /// Takes the semaphore exclusive, sleeping while anyone else holds it.
     pub(crate) fn write(&self) -> WriteGuard<'_, T> {
         // SAFETY: `sem` is initialised (type invariant).

@@ -27,6 +27,7 @@ mod hot_reset;
 mod ids;
 mod intrs;
 mod ioctl;
+mod ioeventfd;
 mod memory;
 mod mmap;
 mod params;

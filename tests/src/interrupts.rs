@@ -139,7 +139,7 @@ pub fn scenarios() -> Vec<Scenario> {
 /// and "sriov" (igb).
 const PORTS: [&str; 2] = ["0000:00:02.0", "0000:00:05.0"];
 
-fn interrupt_topologies(site: &Site) -> Result<(), String> {
+pub(crate) fn interrupt_topologies(site: &Site) -> Result<(), String> {
     let [f] = &site.functions[..] else {
         return Err("interrupt scenarios run on the single-function slot and sriov topologies".into());
     };
@@ -351,7 +351,7 @@ fn record_irq_names(t: &mut Transcript, step: &str) {
 }
 
 /// Add one to an eventfd's counter, as user space signals it.
-fn signal_eventfd(fd: &OwnedFd) -> Result<usize, Fail> {
+pub(crate) fn signal_eventfd(fd: &OwnedFd) -> Result<usize, Fail> {
     let mut file = File::from(fd.try_clone()?);
     Ok(std::io::Write::write(&mut file, &1u64.to_ne_bytes())?)
 }

@@ -24,6 +24,7 @@ mod driver;
 mod features;
 mod harness;
 mod interrupts;
+mod ioeventfd;
 mod ktap;
 mod regions;
 mod reset;

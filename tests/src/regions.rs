@@ -124,12 +124,10 @@ fn region_fields(r: &RegionInfo) -> Fields {
     f
 }
 
-/// Bind `bdf` with `driver`, open it through its group (type1 container) and
-/// run `body` with the device; close, unbind.
-pub(crate) fn with_group_device(
-    c: &Ctx,
-    body: impl FnOnce(&mut Transcript, &Device) -> Result<(), Abort>,
-) -> Transcript {
+/// Bind `bdf` with `driver`, set its group up in a type1 container and run
+/// `body` with the group (which opens the device as often as it needs);
+/// unbind.
+pub(crate) fn with_group(c: &Ctx, body: impl FnOnce(&mut Transcript, &Group) -> Result<(), Abort>) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
         let b = bind_by_override(t, driver, bdf)?;
@@ -138,11 +136,23 @@ pub(crate) fn with_group_device(
             let group = t.need("open group", Group::open(&b.group), none)?;
             t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
             t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
-            let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(bdf), none)?;
-            body(t, &d)
+            body(t, &group)
         })();
         unbind_and_check(t, bdf, &b, true);
         result
+    })
+}
+
+/// As [`with_group`], with the device opened once: `body` gets the device,
+/// which is closed before the unbind.
+pub(crate) fn with_group_device(
+    c: &Ctx,
+    body: impl FnOnce(&mut Transcript, &Device) -> Result<(), Abort>,
+) -> Transcript {
+    let bdf = c.bdf();
+    with_group(c, |t, group| {
+        let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(bdf), none)?;
+        body(t, &d)
     })
 }
 
@@ -205,10 +215,10 @@ fn count(n: &usize, _: &mut Transcript) -> Fields {
     vec![("count", Val::Num(*n as u64))]
 }
 
-/// The MSI-X table's BAR and offset, from the function's config space as
-/// the host sees it (sysfs), so that this scenario does not depend on the
+/// The MSI-X table's BAR, offset and size, from the function's config space
+/// as the host sees it (sysfs), so that scenarios do not depend on the
 /// driver's config-space virtualization.
-fn msix_table(bdf: &str) -> Result<Option<(u32, u64)>, Fail> {
+pub(crate) fn msix_table(bdf: &str) -> Result<Option<(u32, u64, u64)>, Fail> {
     let cfg = std::fs::read(sysfs::device_dir(bdf).join("config"))?;
     if cfg.len() < 256 {
         return Err(Fail::other("short config read"));
@@ -220,7 +230,8 @@ fn msix_table(bdf: &str) -> Result<Option<(u32, u64)>, Fail> {
         }
         if cfg[pos] == 0x11 {
             let table = u32::from_le_bytes(cfg[pos + 4..pos + 8].try_into().expect("4 bytes"));
-            return Ok(Some((table & 7, u64::from(table & !7))));
+            let entries = u64::from(u16::from_le_bytes([cfg[pos + 2], cfg[pos + 3]]) & 0x7ff) + 1;
+            return Ok(Some((table & 7, u64::from(table & !7), entries * 16)));
         }
         pos = cfg[pos + 1] as usize;
     }
@@ -251,10 +262,10 @@ fn bar_read_write(c: &Ctx) -> Transcript {
         t.step("read at BAR0 end", pread(d, 0, bar0.size, 4), bytes);
         t.step("read BAR index 5 (unimplemented)", pread(d, 5, 0, 4), bytes);
         match t.need("find the MSI-X table", msix_table(&bdf), |m, _| match m {
-            Some((bar, off)) => vec![("bar", Val::Num((*bar).into())), ("offset", Val::Hex(*off))],
+            Some((bar, off, _)) => vec![("bar", Val::Num((*bar).into())), ("offset", Val::Hex(*off))],
             None => vec![("bar", Val::text("none"))],
         })? {
-            Some((bar, off)) => {
+            Some((bar, off, _)) => {
                 t.step("read the first MSI-X entry (16 bytes)", pread(d, bar, off, 16), bytes);
                 t.step("write the first MSI-X entry's data", pwrite(d, bar, off + 8, &0xdead_beefu32.to_le_bytes()), count);
                 t.step("read it again", pread(d, bar, off, 16), bytes);

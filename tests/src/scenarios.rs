@@ -170,6 +170,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::config_space::scenarios())
     .chain(crate::interrupts::scenarios())
     .chain(crate::sriov::scenarios())
+    .chain(crate::ioeventfd::scenarios())
     .collect()
 }
 

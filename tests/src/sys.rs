@@ -46,6 +46,7 @@ impl Errno {
     pub const ENOENT: Errno = Errno(2);
     pub const EIO: Errno = Errno(5);
     pub const EBADF: Errno = Errno(9);
+    pub const EFAULT: Errno = Errno(14);
     pub const EAGAIN: Errno = Errno(11);
     pub const EACCES: Errno = Errno(13);
     pub const EBUSY: Errno = Errno(16);

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `VFIO_DEVICE_IOEVENTFD`: a BAR write the kernel performs whenever user space (or KVM)
+//! signals an eventfd, so that a VMM can hand a doorbell write to the kernel instead of
+//! relaying it itself.
+//!
+//! An [`Ioeventfd`] binds one eventfd to one [`Target`]: a 1-, 2- or 4-byte value at an offset
+//! of a BAR. It is armed through a VFIO core virqfd: when the eventfd is signalled, the
+//! wake-up callback (atomic context) tries to take the memory gate ([`crate::memory`]) shared
+//! and writes at once; when the gate is contended it leaves the write to the virqfd's work
+//! item, which waits for the gate. Either way a memory BAR is written only while the function
+//! decodes memory, as vfio-pci's `test_mem` has it; a write that finds decode off is dropped.
+//!
+//! The armed ioeventfds of a function live in its [`Ioeventfds`] list (at most
+//! [`MAX_IOEVENTFDS`]), which owns them: removing one from the list (de-assignment, or the
+//! last close, [`teardown`]) disables its virqfd and waits for its callbacks before the memory
+//! they use goes away. The argument checks and their errnos are vfio-pci's, in its order.
+
+use crate::{
+    bars::BarResource,
+    bindings as vfio,
+    device::VfioPciDevice,
+    memory::{self, MemoryGate},
+    rdwr::{self, Width},
+    regions::{self, Region},
+    vfio_device::VfioDevice,
+};
+use core::{
+    mem::{offset_of, size_of},
+    ptr::{null_mut, NonNull},
+};
+use kernel::{
+    error::to_result,
+    ffi::{c_int, c_void},
+    prelude::*,
+    transmute::{AsBytes, FromBytes},
+    types::Opaque,
+    uaccess::{UserPtr, UserSlice},
+};
+
+// SAFETY: `vfio_device_ioeventfd` is a `repr(C)` struct of two `u32`, two `u64`, an `i32` and
+// a `u32`, without padding; every bit pattern is valid.
+unsafe impl FromBytes for vfio::vfio_device_ioeventfd {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for vfio::vfio_device_ioeventfd {}
+
+/// How many ioeventfds one function may have armed (vfio-pci's `VFIO_PCI_IOEVENTFD_MAX`,
+/// private to its driver: an arbitrary cap on what one user can make the kernel allocate).
+pub(crate) const MAX_IOEVENTFDS: usize = 1000;
+
+/// The width of an ioeventfd's write. vfio-pci accepts exactly one size bit in the flags and
+/// refuses 8-byte writes, so a 64-bit ioeventfd cannot exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Size {
+    B1,
+    B2,
+    B4,
+}
+
+impl Size {
+    /// The size the `VFIO_DEVICE_IOEVENTFD_*` bits of `flags` select; `EINVAL` for unknown
+    /// flags, for anything but exactly one size bit, and for the 8-byte size.
+    fn from_flags(flags: u32) -> Result<Self> {
+        match flags {
+            vfio::VFIO_DEVICE_IOEVENTFD_8 => Ok(Self::B1),
+            vfio::VFIO_DEVICE_IOEVENTFD_16 => Ok(Self::B2),
+            vfio::VFIO_DEVICE_IOEVENTFD_32 => Ok(Self::B4),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn bytes(self) -> u64 {
+        Width::from(self) as u64
+    }
+}
+
+impl From<Size> for Width {
+    fn from(size: Size) -> Width {
+        match size {
+            Size::B1 => Width::W1,
+            Size::B2 => Width::W2,
+            Size::B4 => Width::W4,
+        }
+    }
+}
+
+/// What an ioeventfd writes and where. Two ioeventfds with the same target cannot both be
+/// armed, and de-assignment names the target, not the eventfd (as in vfio-pci).
+///
+/// # Invariants
+///
+/// `offset + size` lies inside BAR `bar`, outside the MSI-X table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Target {
+    bar: u8,
+    offset: u64,
+    size: Size,
+    /// The value written (its low `size` bytes); compared whole, as vfio-pci compares it.
+    data: u64,
+}
+
+impl Target {
+    /// The target at file offset `pos` of `dev`; `EINVAL` unless it is inside a BAR and
+    /// clear of the MSI-X table.
+    fn new(dev: &VfioDevice<VfioPciDevice>, pos: u64, size: Size, data: u64) -> Result<Self> {
+        let (index, offset) = regions::split_offset(pos);
+        let bar = match u32::try_from(index).ok().and_then(Region::from_index) {
+            Some(Region::Bar(bar)) => bar,
+            _ => return Err(EINVAL),
+        };
+        let end = offset + size.bytes();
+        if end > BarResource::of(&dev.pdev, usize::from(bar)).len {
+            return Err(EINVAL);
+        }
+        // Writing the MSI-X table would work around SET_IRQS.
+        if let Some((start, stop)) = dev.msix_table.and_then(|t| t.excluded_in(bar)) {
+            if end > start && offset < stop {
+                return Err(EINVAL);
+            }
+        }
+        // INVARIANT: checked just above.
+        Ok(Self {
+            bar,
+            offset,
+            size,
+            data,
+        })
+    }
+}
+
+/// One armed ioeventfd: the eventfd's virqfd and what its signal writes.
+///
+/// # Invariants
+///
+/// `dev` points to the device whose [`Ioeventfds`] list owns this object, so it outlives it.
+/// While the virqfd slot is armed its callbacks get this object's address, which is pinned;
+/// [`PinnedDrop`] disables the virqfd and waits for its callbacks.
+#[pin_data(PinnedDrop)]
+struct Ioeventfd {
+    dev: NonNull<VfioDevice<VfioPciDevice>>,
+    target: Target,
+    /// Whether the BAR decodes memory, so that the write needs the function to decode it.
+    test_mem: bool,
+    /// The virqfd; the VFIO core reads and writes the pointer under its own lock, this driver
+    /// only hands out its address.
+    virqfd: Opaque<*mut vfio::virqfd>,
+}
+
+// SAFETY: `dev` is a device shared between threads anyway (`VfioDevice` is `Sync`), `target`
+// and `test_mem` are immutable, and the virqfd slot is only touched by the VFIO core under its
+// lock.
+unsafe impl Send for Ioeventfd {}
+// SAFETY: As for `Send`: nothing is mutated through a shared reference outside the VFIO core.
+unsafe impl Sync for Ioeventfd {}
+
+#[pinned_drop]
+impl PinnedDrop for Ioeventfd {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: The slot is ours; the VFIO core accepts an empty one (never armed, or
+        // already released because the eventfd was closed). It returns once no callback can
+        // run any more.
+        unsafe { vfio::vfio_virqfd_disable(self.virqfd.get()) };
+    }
+}
+
+impl Ioeventfd {
+    fn new(dev: &VfioDevice<VfioPciDevice>, target: Target) -> impl PinInit<Self> {
+        let test_mem = BarResource::of(&dev.pdev, usize::from(target.bar)).is_mem();
+        let dev = NonNull::from(dev);
+        pin_init!(Self {
+            dev,
+            target,
+            test_mem,
+            virqfd: Opaque::new(null_mut()),
+        })
+    }
+
+    fn dev(&self) -> &VfioDevice<VfioPciDevice> {
+        // SAFETY: The device outlives this object (type invariant).
+        unsafe { self.dev.as_ref() }
+    }
+
+    /// Arms the virqfd on the caller's eventfd `fd` (`EBADF`, `EINVAL` for a file that is not
+    /// an eventfd). A count already pending on it writes at once.
+    fn arm(self: Pin<&Self>, fd: i32) -> Result {
+        let opaque: *const Self = &*self;
+        // SAFETY: The callbacks match the VFIO core's signatures and get `opaque`, which is
+        // pinned and stays valid until `drop` disables the virqfd; the slot lives in the same
+        // allocation.
+        to_result(unsafe {
+            vfio::vfio_virqfd_enable(
+                opaque.cast_mut().cast(),
+                Some(Self::on_signal),
+                Some(Self::on_signal_deferred),
+                null_mut(),
+                self.virqfd.get(),
+                fd,
+            )
+        })
+    }
+
+    /// The write itself, with the gate held (shared).
+    fn write(&self, gate: &MemoryGate) {
+        if self.test_mem && !gate.accessible(&self.dev().pdev) {
+            return;
+        }
+        let Ok(mapping) = gate.bars().and_then(|bars| bars.mapping(self.target.bar)) else {
+            return;
+        };
+        let io = mapping.io().wrapping_byte_add(self.target.offset as usize);
+        // SAFETY: `offset + size` lies inside BAR `bar` (`Target` invariant), all of which
+        // `mapping` maps, and the gate keeps the mapping alive while we hold it.
+        unsafe { rdwr::io_write(io, self.target.size.into(), self.target.data) };
+    }
+
+    /// The virqfd's wake-up callback (atomic context): writes now if the gate is free, else
+    /// returns 1 to have [`Self::on_signal_deferred`] do it.
+    unsafe extern "C" fn on_signal(opaque: *mut c_void, _data: *mut c_void) -> c_int {
+        // SAFETY: `opaque` is the `Ioeventfd` armed in `arm`, valid while its virqfd is.
+        let this = unsafe { &*opaque.cast::<Self>() };
+        match this.dev().memory.try_read() {
+            Some(gate) => {
+                this.write(&gate);
+                0
+            }
+            None => 1,
+        }
+    }
+
+    /// The virqfd's work item: waits for the gate, then writes.
+    unsafe extern "C" fn on_signal_deferred(opaque: *mut c_void, _data: *mut c_void) {
+        // SAFETY: As in `on_signal`: `drop` waits for this work before freeing `opaque`.
+        let this = unsafe { &*opaque.cast::<Self>() };
+        this.write(&memory::read(this.dev()));
+    }
+}
+
+/// What one `VFIO_DEVICE_IOEVENTFD` call asks for.
+enum Request {
+    /// Arm an ioeventfd on the eventfd `fd` (`fd >= 0`).
+    Assign(i32),
+    /// Disarm the ioeventfd of a target (`fd == -1`).
+    Deassign,
+}
+
+/// The ioeventfds armed on one function, owned by its [`VfioPciDevice`].
+pub(crate) struct Ioeventfds {
+    armed: KVec<Pin<KBox<Ioeventfd>>>,
+}
+
+impl Ioeventfds {
+    /// No ioeventfds (a function that is not open has none).
+    pub(crate) const fn new() -> Self {
+        Self { armed: KVec::new() }
+    }
+
+    /// Arms or disarms the ioeventfd of `target`: a target already armed is `EEXIST` to arm
+    /// again; disarming one that is not is `ENODEV`; past [`MAX_IOEVENTFDS`] `ENOSPC`.
+    fn apply(
+        &mut self,
+        dev: &VfioDevice<VfioPciDevice>,
+        target: Target,
+        request: Request,
+    ) -> Result {
+        if self.armed.iter().any(|armed| armed.target == target) {
+            return match request {
+                Request::Assign(_) => Err(EEXIST),
+                // Dropping it disarms it.
+                Request::Deassign => {
+                    self.armed.retain(|armed| armed.target != target);
+                    Ok(())
+                }
+            };
+        }
+        let Request::Assign(fd) = request else {
+            return Err(ENODEV);
+        };
+        if self.armed.len() >= MAX_IOEVENTFDS {
+            return Err(ENOSPC);
+        }
+        // Room first, so nothing can fail once the eventfd is armed.
+        self.armed.reserve(1, GFP_KERNEL_ACCOUNT)?;
+        let ioeventfd = KBox::pin_init(Ioeventfd::new(dev, target), GFP_KERNEL_ACCOUNT)?;
+        ioeventfd.as_ref().arm(fd)?;
+        // INVARIANT: `dev`'s list owns the new ioeventfd, whose `dev` is `dev`.
+        self.armed.push(ioeventfd, GFP_KERNEL_ACCOUNT)?;
+        Ok(())
+    }
+}
+
+/// `VFIO_DEVICE_IOEVENTFD`: arms (`fd >= 0`) or disarms (`fd == -1`) a write of `data` at
+/// file offset `offset`, of the width the flags select.
+pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+    const MINSZ: usize = offset_of!(vfio::vfio_device_ioeventfd, fd) + size_of::<i32>();
+    let mut req = vfio::vfio_device_ioeventfd::default();
+    UserSlice::new(arg, MINSZ)
+        .reader()
+        .read_slice(&mut req.as_bytes_mut()[..MINSZ])?;
+    if (req.argsz as usize) < MINSZ {
+        return Err(EINVAL);
+    }
+    let size = Size::from_flags(req.flags)?;
+    let request = match req.fd {
+        -1 => Request::Deassign,
+        fd if fd >= 0 => Request::Assign(fd),
+        _ => return Err(EINVAL),
+    };
+    let target = Target::new(dev, req.offset, size, req.data)?;
+    // A BAR that could not be claimed or mapped at open refuses with the errno it got then
+    // (vfio-pci maps it here, with the same errnos).
+    memory::read(dev).bars()?.mapping(target.bar)?;
+    dev.ioeventfds
+        .lock()
+        .apply(dev, target, request)
+        .map(|()| 0)
+}
+
+/// Disarms every ioeventfd of `dev` (last close), waiting for writes in flight.
+pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
+    let armed = core::mem::replace(&mut dev.ioeventfds.lock().armed, KVec::new());
+    drop(armed);
+}
