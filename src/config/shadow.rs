@@ -34,35 +34,32 @@ pub(super) struct Shadow {
     /// The owners of each dword's bytes, encoded, 16 bits a byte (lowest byte lowest): one
     /// load answers a whole access.
     owners: KVec<Atomic<u64>>,
-    /// Size of the config space in bytes.
-    size: usize,
     /// The MSI capability's control register as found at open, with [`MSI_PRESENT`] if the
     /// function has MSI (0 if not): its rules depend on the 64-bit and masking bits.
     msi_flags: Atomic<u32>,
 }
 
 impl Shadow {
-    /// Room for a function with `size` bytes of config space; every byte unassigned.
+    /// Room for a function with `size` bytes of config space (256 or 4096: whole dwords);
+    /// every byte unassigned.
     pub(super) fn new(size: usize) -> Result<Self> {
-        let mut words = KVec::with_capacity(size.div_ceil(4), GFP_KERNEL)?;
-        for _ in 0..size.div_ceil(4) {
+        let dwords = size / 4;
+        let mut words = KVec::with_capacity(dwords, GFP_KERNEL)?;
+        let mut owners = KVec::with_capacity(dwords, GFP_KERNEL)?;
+        for _ in 0..dwords {
             words.push(Atomic::new(0), GFP_KERNEL)?;
-        }
-        let mut owners = KVec::with_capacity(size.div_ceil(4), GFP_KERNEL)?;
-        for _ in 0..size.div_ceil(4) {
             owners.push(Atomic::new(0), GFP_KERNEL)?;
         }
         Ok(Self {
             words,
             owners,
-            size,
             msi_flags: Atomic::new(0),
         })
     }
 
     /// Size of the config space in bytes.
     pub(super) fn len(&self) -> usize {
-        self.size
+        4 * self.words.len()
     }
 
     /// The `count` (at most 4) bytes at `pos` as a little-endian value; bytes past the end
