@@ -11,7 +11,7 @@
 . "$(dirname "$0")/common.sh"
 
 PACKAGES=(
-	rustc rust-src cargo rustfmt bindgen libclang-dev clang lld llvm
+	rustc rust-src cargo rustfmt rust-clippy bindgen libclang-dev clang lld llvm
 	gcc libc6-dev make flex bison bc libelf-dev libssl-dev cpio kmod
 	python3 rsync xz-utils busybox-static qemu-system-x86 uuid-dev
 )

@@ -12,63 +12,19 @@
 //! user space would reach it through the mapping. Everything is released at last close
 //! ([`OpenBars`] dropped).
 
-use crate::pci_function::PciFunction;
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
+use crate::kernel_ext::pci::{OwnedDevice, PciDeviceExt};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
     ffi::{c_int, c_void},
     prelude::*,
-    sync::aref::ARef,
     types::Opaque,
 };
 
 /// Number of standard BARs.
 pub(crate) const NUM_BARS: usize = bindings::PCI_STD_NUM_BARS as usize;
-
-/// What the PCI core assigned to one BAR (or the ROM, resource 6).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BarResource {
-    /// Bus address of the first byte (0 when unassigned).
-    pub(crate) start: u64,
-    /// Size in bytes (0 when the BAR is not implemented or not assigned).
-    pub(crate) len: u64,
-    /// `IORESOURCE_*` flags.
-    flags: u64,
-}
-
-impl BarResource {
-    /// Resource `index` (0-5 BARs, 6 ROM) of `pdev`.
-    pub(crate) fn of(pdev: &PciFunction, index: usize) -> Self {
-        let raw = pdev.as_raw();
-        // SAFETY: `raw` is valid while `pdev` is; `resource` has `DEVICE_COUNT_RESOURCE`
-        // entries, more than the 7 this driver asks for (`index` is at most 6 by callers, and
-        // an out-of-range one is caught by `get`).
-        let res = unsafe { (*raw).resource.get(index).copied() };
-        let Some(res) = res else {
-            return Self {
-                start: 0,
-                len: 0,
-                flags: 0,
-            };
-        };
-        // As `pci_resource_len`: an unassigned resource (end 0) has no length.
-        let len = if res.end == 0 {
-            0
-        } else {
-            res.end.wrapping_sub(res.start).wrapping_add(1)
-        };
-        Self {
-            start: res.start,
-            len,
-            flags: res.flags as u64,
-        }
-    }
-
-    /// Whether the BAR decodes memory (not I/O ports).
-    pub(crate) fn is_mem(&self) -> bool {
-        self.flags & u64::from(bindings::IORESOURCE_MEM) != 0
-    }
-}
 
 /// A BAR claimed for this driver and mapped into the kernel's address space.
 ///
@@ -77,7 +33,7 @@ impl BarResource {
 /// `io` is the `pci_iomap` mapping of the whole of BAR `bar` of `pdev`, whose region this
 /// object has claimed; both are released on drop.
 pub(crate) struct BarMapping {
-    pdev: ARef<PciFunction>,
+    pdev: OwnedDevice,
     bar: u8,
     io: NonNull<c_void>,
 }
@@ -91,11 +47,12 @@ unsafe impl Sync for BarMapping {}
 impl BarMapping {
     /// Claims and maps BAR `bar` of `pdev`; `EBUSY` if the range is taken, `ENOMEM` if it
     /// cannot be mapped.
-    fn new(pdev: &PciFunction, bar: u8) -> Result<Self> {
+    fn new(pdev: &OwnedDevice, bar: u8) -> Result<Self> {
         let mask: c_int = 1 << bar;
         // SAFETY: `pdev` is valid; the name is a static C string.
-        if unsafe { bindings::pci_request_selected_regions(pdev.as_raw(), mask, c"vfio".as_ptr().cast()) }
-            != 0
+        if unsafe {
+            bindings::pci_request_selected_regions(pdev.as_raw(), mask, c"vfio".as_ptr().cast())
+        } != 0
         {
             dev_dbg!(pdev.as_device(), "Failed to reserve region {}\n", bar);
             return Err(EBUSY);
@@ -110,7 +67,7 @@ impl BarMapping {
         };
         // INVARIANT: claimed and mapped above.
         Ok(Self {
-            pdev: pdev.into(),
+            pdev: pdev.clone(),
             bar,
             io,
         })
@@ -143,7 +100,7 @@ pub(crate) struct MsixTable {
 impl MsixTable {
     /// Reads the MSI-X capability of `pdev`, if it has one (its location is fixed in
     /// hardware: read once, at bind).
-    pub(crate) fn of(pdev: &PciFunction) -> Option<Self> {
+    pub(crate) fn of(pdev: &OwnedDevice) -> Option<Self> {
         let cap = pdev.msix_cap()?;
         let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSIX_FLAGS);
         let table = pdev.read_config_dword(u32::from(cap) + bindings::PCI_MSIX_TABLE);
@@ -182,9 +139,9 @@ unsafe impl Sync for SubPageReservation {}
 impl SubPageReservation {
     /// Reserves the rest of the page of BAR `bar`, if the BAR is a memory BAR smaller than a
     /// page that starts a page; `None` if it is not, or the range is taken.
-    fn new(pdev: &PciFunction, bar: usize) -> Option<Self> {
+    fn new(pdev: &OwnedDevice, bar: usize) -> Option<Self> {
         let page = bindings::PAGE_SIZE as u64;
-        let bar_res = BarResource::of(pdev, bar);
+        let bar_res = pdev.resource(bar);
         if !bar_res.is_mem() || bar_res.len == 0 || bar_res.len >= page {
             return None;
         }
@@ -236,10 +193,10 @@ pub(crate) struct OpenBars {
 
 impl OpenBars {
     /// Claims and maps the BARs of `pdev` (first open).
-    pub(crate) fn open(pdev: &PciFunction) -> Self {
+    pub(crate) fn open(pdev: &OwnedDevice) -> Self {
         let non_mappable = pdev.has_non_mappable_bars();
         let mappings = core::array::from_fn(|bar| {
-            let res = BarResource::of(pdev, bar);
+            let res = pdev.resource(bar);
             if non_mappable || res.len == 0 {
                 Err(ENODEV)
             } else {
@@ -254,7 +211,7 @@ impl OpenBars {
             }
         });
         let mmappable = core::array::from_fn(|bar| {
-            let res = BarResource::of(pdev, bar);
+            let res = pdev.resource(bar);
             let whole_pages = res.len >= bindings::PAGE_SIZE as u64;
             // Only whole pages can be handed out: a smaller BAR only once nothing else can be
             // put in the rest of its page.
@@ -279,6 +236,9 @@ impl OpenBars {
 
     /// Whether user space may mmap BAR `bar`.
     pub(crate) fn mmappable(&self, bar: u8) -> bool {
-        self.mmappable.get(usize::from(bar)).copied().unwrap_or(false)
+        self.mmappable
+            .get(usize::from(bar))
+            .copied()
+            .unwrap_or(false)
     }
 }

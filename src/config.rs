@@ -28,9 +28,9 @@ mod shadow;
 
 use crate::{
     device::VfioPciDevice,
+    kernel_ext::pci::{OwnedDevice, SavedState},
+    kernel_ext::vfio::VfioDevice,
     memory::{self, MemoryAccess},
-    pci_function::{PciFunction, SavedState},
-    vfio_device::VfioDevice,
 };
 use kernel::{
     new_mutex,
@@ -87,7 +87,7 @@ struct VirtualConfig<'a> {
 
 impl ConfigSpace {
     /// The config space of `pdev`, closed.
-    pub(crate) fn new(pdev: &PciFunction) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(pdev: &OwnedDevice) -> impl PinInit<Self, Error> {
         let size = hw::cfg_size(pdev);
         try_pin_init!(Self {
             shadow: Shadow::new(size)?,
@@ -112,7 +112,7 @@ impl VirtualConfig<'_> {
 
     /// Whether BAR access is allowed: not in D3, and memory decode on in the virtual command
     /// register (always, for functions without that bit).
-    fn memory_enabled(&self, pdev: &PciFunction) -> bool {
+    fn memory_enabled(&self, pdev: &OwnedDevice) -> bool {
         let cmd = self.get(kernel::bindings::PCI_COMMAND as usize, 2);
         !hw::in_d3(pdev)
             && (hw::no_command_memory(pdev) || cmd & kernel::bindings::PCI_COMMAND_MEMORY != 0)

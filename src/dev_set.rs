@@ -16,8 +16,13 @@
 //! [`LockedDevSet`] hands out: holding the set's lock is checked by the compiler, not by a
 //! comment.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    bindings as vfio, device::VfioPciDevice, pci_function::PciFunction, vfio_device::VfioDevice,
+    device::VfioPciDevice,
+    kernel_ext::bindings as vfio,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
 };
 use core::{cell::UnsafeCell, marker::PhantomData, mem::offset_of, ptr::NonNull};
 use kernel::{bindings, ffi::c_void, prelude::*};
@@ -36,7 +41,7 @@ pub(crate) enum ResetScope {
 impl ResetScope {
     /// Determines the scope the way the VFIO PCI drivers do: slot when a slot reset is
     /// possible, else bus.
-    pub(crate) fn of(pdev: &PciFunction) -> Self {
+    pub(crate) fn of(pdev: &OwnedDevice) -> Self {
         if pdev.on_root_bus() || pdev.is_virtfn() {
             Self::Function
         } else if let Some(slot) = pdev.resettable_slot() {
@@ -59,7 +64,7 @@ impl ResetScope {
 
 /// Whether a reset of a function, probed now, resets its slot (`true`) or its bus (`false`);
 /// `ENODEV` when neither can be reset, as from vfio-pci.
-pub(crate) fn probe_hot_reset(pdev: &PciFunction) -> Result<bool> {
+pub(crate) fn probe_hot_reset(pdev: &OwnedDevice) -> Result<bool> {
     if pdev.resettable_slot().is_some() {
         Ok(true)
     } else if pdev.resettable_bus().is_some() {
@@ -169,7 +174,7 @@ impl<'a> LockedDevSet<'a> {
     }
 
     /// The member bound to `pdev`, if `pdev` is in this set.
-    pub(crate) fn find(&self, pdev: &PciFunction) -> Option<SetMember<'_>> {
+    pub(crate) fn find(&self, pdev: &kernel::pci::Device) -> Option<SetMember<'_>> {
         let set = self.set.as_ptr();
         // SAFETY: The set is valid and locked by the type invariant; `pdev` is valid.
         let found = unsafe { vfio::vfio_find_device_in_devset(set, pdev.device_raw()) };
@@ -193,9 +198,9 @@ impl<'a> LockedDevSet<'a> {
     /// The function through which a reset of the whole set is done, if such a reset is possible
     /// now and touches only functions in this set (so all of them are ours and can coordinate
     /// with it). Functions bound to another driver, or to none, make this `None`.
-    pub(crate) fn resettable(&self) -> Option<&PciFunction> {
+    pub(crate) fn resettable(&self) -> Option<&OwnedDevice> {
         let first = self.members().next()?;
-        let pdev: &PciFunction = &first.device().pdev;
+        let pdev: &OwnedDevice = &first.device().pdev;
         let slot = probe_hot_reset(pdev).ok()?;
         pdev.for_each_in_reset_scope(slot, &mut |other| {
             self.find(other).map(|_| ()).ok_or(ENODEV)

@@ -8,28 +8,25 @@
 //! finds it as the host left it. A function that could not be reset alone is marked dirty in
 //! its dev_set, and the set gets a slot or bus reset once none of it is open.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
     bars::MsixTable,
-    bindings as vfio,
     config::{self, ConfigSpace},
     dev_set::{LockedDevSet, ResetScope, SetLocked},
     feature, hot_reset, intrs,
     intrs::IrqState,
     ioctl, ioeventfd,
     ioeventfd::Ioeventfds,
+    kernel_ext::bindings as vfio,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt, SavedState},
+    kernel_ext::sync::{new_rwsem, RwSem},
+    kernel_ext::vfio::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
     memory::MemoryGate,
-    mmap,
-    pci_function::{PciFunction, SavedState},
-    regions,
-    rwsem::{new_rwsem, RwSem},
-    vf_token,
+    mmap, regions, vf_token,
     vf_token::{TokenRole, VfUser},
-    vfio_device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
 };
-use kernel::{
-    bindings, mm::virt::VmaNew, new_mutex, prelude::*, sync::aref::ARef, sync::Mutex,
-    uaccess::UserPtr,
-};
+use kernel::{bindings, mm::virt::VmaNew, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr};
 
 /// The state of a function while user space has it open.
 #[derive(Default)]
@@ -45,7 +42,7 @@ pub(crate) struct OpenState {
 /// The driver's state of one bound function.
 #[pin_data]
 pub(crate) struct VfioPciDevice {
-    pub(crate) pdev: ARef<PciFunction>,
+    pub(crate) pdev: OwnedDevice,
     /// State owned by the dev_set lock; reachable only through [`LockedDevSet`].
     pub(crate) set_state: SetLocked,
     #[pin]
@@ -72,7 +69,7 @@ pub(crate) struct VfioPciDevice {
 
 impl VfioPciDevice {
     /// Registers `pdev` with the VFIO core, refusing what vfio-pci refuses.
-    pub(crate) fn bind(pdev: &PciFunction) -> Result<Registration<Self>> {
+    pub(crate) fn bind(pdev: &OwnedDevice) -> Result<Registration<Self>> {
         if u32::from(pdev.header_type()) != bindings::PCI_HEADER_TYPE_NORMAL {
             return Err(EINVAL);
         }
@@ -84,7 +81,7 @@ impl VfioPciDevice {
         let vdev = VfioDevice::new(
             pdev,
             try_pin_init!(Self {
-                pdev: pdev.into(),
+                pdev: pdev.clone(),
                 set_state: SetLocked::new(),
                 open_state <- new_mutex!(OpenState::default()),
                 config <- ConfigSpace::new(pdev),
@@ -107,7 +104,7 @@ impl VfioDeviceOps for VfioPciDevice {
     const NAME: &'static CStr = crate::pci_driver::DRIVER_NAME;
 
     fn open_device(dev: &VfioDevice<Self>) -> Result {
-        let pdev: &PciFunction = &dev.pdev;
+        let pdev: &OwnedDevice = &dev.pdev;
         let mut state = dev.open_state.lock();
         // The state saved below must not include bus mastering.
         pdev.clear_master();
@@ -126,11 +123,7 @@ impl VfioDeviceOps for VfioPciDevice {
         dev.memory.write().open(pdev);
         // Interrupt setup may change the command register (INTx disable), which the virtual
         // config space then starts from.
-        let opened = dev
-            .irqs
-            .lock()
-            .open(pdev)
-            .and_then(|()| config::open(dev));
+        let opened = dev.irqs.lock().open(pdev).and_then(|()| config::open(dev));
         if let Err(e) = opened {
             config::close(dev);
             dev.memory.write().close();
@@ -147,7 +140,7 @@ impl VfioDeviceOps for VfioPciDevice {
         // it returns.
         let set = unsafe { LockedDevSet::held_by_core(dev) };
         let member = set.this();
-        let pdev: &PciFunction = &dev.pdev;
+        let pdev: &OwnedDevice = &dev.pdev;
         // The VF is no longer a user of its PF's token.
         drop(dev.open_state.lock().vf_user.take());
         intrs::teardown(dev);
@@ -198,12 +191,7 @@ impl VfioDeviceOps for VfioPciDevice {
         regions::rw(dev, buf, count, pos, false)
     }
 
-    fn write(
-        dev: &VfioDevice<Self>,
-        buf: UserPtr,
-        count: usize,
-        pos: &mut i64,
-    ) -> Result<usize> {
+    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
         regions::rw(dev, buf, count, pos, true)
     }
 
@@ -253,7 +241,7 @@ impl VfioDeviceOps for VfioPciDevice {
 
 /// Resets a closing function alone, without touching the state loaded for restore, when its
 /// device lock and its upstream bridge's are free; a success clears its needs-reset mark.
-fn reset_function_for_close(pdev: &PciFunction, member: &crate::dev_set::SetMember<'_>) {
+fn reset_function_for_close(pdev: &OwnedDevice, member: &crate::dev_set::SetMember<'_>) {
     let bridge = pdev.upstream_bridge();
     let bridge_lock = match bridge {
         Some(bridge) => match bridge.try_lock() {

@@ -11,7 +11,10 @@
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
 //! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
-use crate::{bindings, device::VfioPciDevice, eventfd::EventFd, memory, vfio_device::VfioDevice};
+use crate::{
+    device::VfioPciDevice, kernel_ext::bindings, kernel_ext::eventfd::EventFd,
+    kernel_ext::vfio::VfioDevice, memory,
+};
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},

@@ -10,32 +10,24 @@
 //! ctx owns, count as owned. Either way every affected function must be bound to this driver
 //! (in this dev_set), so that nothing else is using it while it is reset.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    bindings as vfio,
     dev_set::{probe_hot_reset, LockedDevSet},
     device::VfioPciDevice,
+    kernel_ext::bindings as vfio,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
     memory,
-    pci_function::PciFunction,
-    vfio_device::VfioDevice,
 };
 use core::mem::size_of;
 use kernel::{
     fs::LocalFile,
     prelude::*,
     sync::aref::ARef,
-    transmute::{AsBytes, FromBytes},
+    transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
-
-// SAFETY: Both are `repr(C)` structs of integers without padding (12 and 8 bytes); every bit
-// pattern is valid.
-unsafe impl FromBytes for vfio::vfio_pci_hot_reset_info {}
-// SAFETY: As above: no padding, every byte initialised.
-unsafe impl AsBytes for vfio::vfio_pci_hot_reset_info {}
-// SAFETY: As above.
-unsafe impl FromBytes for vfio::vfio_pci_dependent_device {}
-// SAFETY: As above.
-unsafe impl AsBytes for vfio::vfio_pci_dependent_device {}
 
 /// The fixed part of both ioctls' arguments: `argsz`, `flags`, `count`.
 const HEADER_SIZE: usize = 3 * size_of::<u32>();
@@ -64,7 +56,7 @@ fn read_header(arg: UserPtr) -> Result<vfio::vfio_pci_hot_reset_info> {
 }
 
 /// The number of functions a reset of `pdev` touches now.
-fn count_affected(pdev: &PciFunction, slot: bool) -> Result<usize> {
+fn count_affected(pdev: &OwnedDevice, slot: bool) -> Result<usize> {
     let mut count = 0usize;
     pdev.for_each_in_reset_scope(slot, &mut |_| {
         count += 1;
@@ -77,7 +69,7 @@ fn count_affected(pdev: &PciFunction, slot: bool) -> Result<usize> {
 pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
     let mut hdr = read_header(arg)?;
     hdr.flags = 0;
-    let pdev: &PciFunction = &dev.pdev;
+    let pdev: &OwnedDevice = &dev.pdev;
     let slot = probe_hot_reset(pdev)?;
 
     let count = count_affected(pdev, slot)?;
@@ -186,7 +178,7 @@ pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result
     if (hdr.count != 0) == dev.cdev_opened() {
         return Err(EINVAL);
     }
-    let pdev: &PciFunction = &dev.pdev;
+    let pdev: &OwnedDevice = &dev.pdev;
     let slot = probe_hot_reset(pdev)?;
 
     let proof = if hdr.count != 0 {

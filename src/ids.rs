@@ -8,6 +8,8 @@
 //! reported and skipped, missing fields match anything. Each entry becomes a dynamic ID of the
 //! driver, so matching functions that have no driver bind at once.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::params;
 use kernel::{bindings, prelude::*};
 

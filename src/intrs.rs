@@ -15,13 +15,18 @@
 //! bypass (posting MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ
 //! bypass manager.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 mod intx;
-pub(crate) mod irqlock;
 mod msi;
 
+use crate::quirks::has_broken_intx;
 use crate::{
-    bindings as vfio, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
-    vfio_device::VfioDevice,
+    device::VfioPciDevice,
+    kernel_ext::bindings as vfio,
+    kernel_ext::eventfd::EventFd,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
 };
 use core::mem::size_of;
 use intx::{IntxLine, IntxMasking};
@@ -95,7 +100,7 @@ impl IrqState {
 
     /// Prepares interrupt handling at first open: decides how INTx is masked, and leaves the
     /// physical DisINTx clear for functions that can mask INTx with it.
-    pub(crate) fn open(&mut self, pdev: &PciFunction) -> Result {
+    pub(crate) fn open(&mut self, pdev: &OwnedDevice) -> Result {
         let raw = pdev.as_raw();
         let intx = if has_broken_intx(pdev) {
             dev_info!(pdev.as_device(), "Masking broken INTx support\n");
@@ -115,12 +120,11 @@ impl IrqState {
             }
         }
         // SAFETY: The function is valid; these fields are set at enumeration.
-        let (irq, pin, msix_cap) = unsafe { ((*raw).irq, (*raw).pin, (*raw).msix_cap) };
+        let (pin, msix_cap) = unsafe { ((*raw).pin, (*raw).msix_cap) };
         let intx_visible = intx != IntxSupport::Hidden
             && !pdev.is_virtfn()
             && pin != 0
-            && irq != 0
-            && irq != bindings::IRQ_NOTCONNECTED;
+            && pdev.intx_irq().is_some();
         // SAFETY: The function is valid.
         let dynamic_msix = msix_cap != 0 && unsafe { bindings::pci_msix_can_alloc_dyn(raw) };
         self.caps = Some(IrqCaps {
@@ -132,7 +136,7 @@ impl IrqState {
     }
 
     /// The number of interrupts of `index` (`0` for an unknown index or a closed device).
-    fn count(&self, pdev: &PciFunction, index: u32) -> u32 {
+    fn count(&self, pdev: &OwnedDevice, index: u32) -> u32 {
         let raw = pdev.as_raw();
         match index {
             INTX => self.caps.map_or(0, |caps| caps.intx_count),
@@ -201,7 +205,7 @@ impl IrqState {
 
     /// Masks INTx (ioctl or virtual DisINTx); returns whether it was unmasked. Without INTx in
     /// use the physical DisINTx follows the request where it can.
-    fn mask_intx(&self, pdev: &PciFunction) -> bool {
+    fn mask_intx(&self, pdev: &OwnedDevice) -> bool {
         match &self.mode {
             IrqMode::Intx(line) => line.mask(),
             _ => {
@@ -215,7 +219,7 @@ impl IrqState {
     }
 
     /// Unmasks INTx (ioctl or virtual DisINTx), delivering an interrupt found pending.
-    fn unmask_intx(&self, pdev: &PciFunction) {
+    fn unmask_intx(&self, pdev: &OwnedDevice) {
         match &self.mode {
             IrqMode::Intx(line) => line.unmask(),
             _ => {
@@ -228,30 +232,15 @@ impl IrqState {
     }
 }
 
-/// Functions whose INTx masking is known broken in a way the PCI core does not quirk (they
-/// implement DisINTx but not the pending bit): INTx is hidden from the user.
-fn has_broken_intx(pdev: &PciFunction) -> bool {
-    // SAFETY: The function is valid; its ids are set at enumeration.
-    let (vendor, device) = unsafe { ((*pdev.as_raw()).vendor, (*pdev.as_raw()).device) };
-    vendor == bindings::PCI_VENDOR_ID_INTEL as u16
-        && matches!(
-            device,
-            // i40e (XL710/X710/XXV710) 10/20/25/40GbE
-            0x1572 | 0x1574 | 0x1580..=0x1581 | 0x1583..=0x158b | 0x37d0..=0x37d2
-            // X550
-            | 0x1563
-        )
-}
-
 /// Whether DisINTx masks the function's INTx and the status register shows it pending (no
 /// quirk marked its INTx masking broken), as `pci_intx_mask_supported` says.
-fn intx_masking_supported(pdev: &PciFunction) -> bool {
+fn intx_masking_supported(pdev: &OwnedDevice) -> bool {
     // SAFETY: The function is valid; the flag is set at enumeration and by early quirks.
     unsafe { bindings::pci_dev::broken_intx_masking_raw(pdev.as_raw()) == 0 }
 }
 
 /// Whether the function is PCI Express.
-fn is_pcie(pdev: &PciFunction) -> bool {
+fn is_pcie(pdev: &OwnedDevice) -> bool {
     // SAFETY: The function is valid; `pcie_cap` is set at enumeration.
     unsafe { (*pdev.as_raw()).pcie_cap != 0 }
 }
@@ -410,7 +399,7 @@ fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) ->
 
 /// INTx `ACTION_MASK`: one interrupt; masking through an eventfd is not implemented (as in
 /// vfio-pci, `ENOTTY`).
-fn intx_mask_ioctl(state: &IrqState, pdev: &PciFunction, req: &SetIrqs) -> Result<isize> {
+fn intx_mask_ioctl(state: &IrqState, pdev: &OwnedDevice, req: &SetIrqs) -> Result<isize> {
     if !matches!(state.mode, IrqMode::Intx(_)) || req.start != 0 || req.count != 1 {
         return Err(EINVAL);
     }
@@ -425,7 +414,7 @@ fn intx_mask_ioctl(state: &IrqState, pdev: &PciFunction, req: &SetIrqs) -> Resul
 }
 
 /// INTx `ACTION_UNMASK`: now, or whenever an eventfd is signalled (`fd < 0` stops that).
-fn intx_unmask_ioctl(state: &IrqState, pdev: &PciFunction, req: &SetIrqs) -> Result<isize> {
+fn intx_unmask_ioctl(state: &IrqState, pdev: &OwnedDevice, req: &SetIrqs) -> Result<isize> {
     let IrqMode::Intx(line) = &state.mode else {
         return Err(EINVAL);
     };

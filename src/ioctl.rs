@@ -7,20 +7,16 @@
 //! changes on an error path.
 
 use crate::{
-    bindings, device::VfioPciDevice, hot_reset, intrs, ioeventfd, memory, vfio_device::VfioDevice,
+    device::VfioPciDevice,
+    hot_reset, intrs, ioeventfd,
+    kernel_ext::{
+        bindings,
+        vfio::{uapi, VfioDevice},
+    },
+    memory,
 };
 use core::mem::{offset_of, size_of};
-use kernel::{
-    prelude::*,
-    transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
-};
-
-// SAFETY: `vfio_device_info` is a `repr(C)` struct of `u32` fields with no padding; every bit
-// pattern is valid.
-unsafe impl FromBytes for bindings::vfio_device_info {}
-// SAFETY: As above: no padding, so every byte is initialised.
-unsafe impl AsBytes for bindings::vfio_device_info {}
+use kernel::{prelude::*, uaccess::UserPtr};
 
 /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
 pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) -> Result<isize> {
@@ -42,14 +38,8 @@ pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) ->
 /// `VFIO_DEVICE_GET_INFO`: the device's flags and its numbers of regions and interrupts.
 fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
     const MINSZ: usize = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
-    let mut info = bindings::vfio_device_info::default();
-    UserSlice::new(arg, MINSZ)
-        .reader()
-        .read_slice(&mut info.as_bytes_mut()[..MINSZ])?;
+    let mut info: uapi::vfio_device_info = uapi::copy_in(arg, MINSZ)?;
     let argsz = info.argsz as usize;
-    if argsz < MINSZ {
-        return Err(EINVAL);
-    }
 
     info.flags = bindings::VFIO_DEVICE_FLAGS_PCI;
     if dev.open_state.lock().reset_works {
@@ -58,10 +48,7 @@ fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
     info.num_regions = bindings::VFIO_PCI_NUM_REGIONS;
     info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
 
-    let out_len = argsz.min(size_of::<bindings::vfio_device_info>());
-    UserSlice::new(arg, out_len)
-        .writer()
-        .write_slice(&info.as_bytes()[..out_len])?;
+    uapi::copy_out(arg, &info, argsz)?;
     Ok(0)
 }
 

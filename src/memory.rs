@@ -14,11 +14,11 @@
 use crate::{
     bars::OpenBars,
     device::VfioPciDevice,
-    eventfd::EventFd,
-    pci_function::PciFunction,
+    kernel_ext::eventfd::EventFd,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::sync::{ReadGuard, WriteGuard},
+    kernel_ext::vfio::VfioDevice,
     regions::Region,
-    rwsem::{ReadGuard, WriteGuard},
-    vfio_device::VfioDevice,
 };
 use kernel::prelude::*;
 
@@ -62,7 +62,7 @@ impl MemoryGate {
     /// Claims and maps the BARs at first open. Decode starts as the function's command
     /// register has it now, which is what the virtual config space starts from too (a virtual
     /// function decodes memory whatever its command register says).
-    pub(crate) fn open(&mut self, pdev: &PciFunction) {
+    pub(crate) fn open(&mut self, pdev: &OwnedDevice) {
         self.bars = Some(OpenBars::open(pdev));
         let command = pdev.read_config_word(kernel::bindings::PCI_COMMAND);
         self.decode_enabled = pdev.has_no_command_memory()
@@ -92,13 +92,13 @@ impl MemoryGate {
 
     /// Whether `read(2)`/`write(2)` may reach the function's memory now: its virtual command
     /// register enables decode and it is not in D3 (where memory does not answer).
-    pub(crate) fn accessible(&self, pdev: &PciFunction) -> bool {
+    pub(crate) fn accessible(&self, pdev: &OwnedDevice) -> bool {
         self.decode_enabled && !pdev.in_d3()
     }
 
     /// Whether a page of a BAR may be mapped into user space now: as [`Self::accessible`],
     /// and the user has not let the function go to low power.
-    pub(crate) fn mappable(&self, pdev: &PciFunction) -> bool {
+    pub(crate) fn mappable(&self, pdev: &OwnedDevice) -> bool {
         self.accessible(pdev) && self.low_power.is_none()
     }
 

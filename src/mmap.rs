@@ -8,9 +8,12 @@
 //! page if the function decodes memory, and raises `SIGBUS` otherwise. Zapping (on reset, on
 //! memory-decode off) removes every inserted page, so the next touch comes back here.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
+use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
-    bars::BarResource, bindings as vfio, device::VfioPciDevice, memory, regions::OFFSET_SHIFT,
-    vfio_device::VfioDevice,
+    device::VfioPciDevice, kernel_ext::bindings as vfio, kernel_ext::vfio::VfioDevice, memory,
+    regions::OFFSET_SHIFT,
 };
 use kernel::{bindings, mm::virt::VmaNew, prelude::*};
 
@@ -19,7 +22,10 @@ const PGOFF_REGION_SHIFT: u32 = OFFSET_SHIFT - bindings::PAGE_SHIFT;
 
 /// The region index and the page offset inside it of a mapping's `vm_pgoff`.
 fn split_pgoff(pgoff: u64) -> (u64, u64) {
-    (pgoff >> PGOFF_REGION_SHIFT, pgoff & ((1u64 << PGOFF_REGION_SHIFT) - 1))
+    (
+        pgoff >> PGOFF_REGION_SHIFT,
+        pgoff & ((1u64 << PGOFF_REGION_SHIFT) - 1),
+    )
 }
 
 /// Sets up a new mapping of a BAR.
@@ -47,12 +53,15 @@ pub(crate) fn mmap(dev: &VfioDevice<VfioPciDevice>, vma: &VmaNew) -> Result {
         if !bars.mmappable(bar) {
             return Err(EINVAL);
         }
-        let res = BarResource::of(&dev.pdev, usize::from(bar));
+        let res = dev.pdev.resource(usize::from(bar));
         let page_size = bindings::PAGE_SIZE as u64;
         let bar_len = res.len.div_ceil(page_size) * page_size;
         let req_len = (vma.end() - vma.start()) as u64;
         let req_start = page.checked_mul(page_size).ok_or(EINVAL)?;
-        if req_start.checked_add(req_len).is_none_or(|end| end > bar_len) {
+        if req_start
+            .checked_add(req_len)
+            .is_none_or(|end| end > bar_len)
+        {
             return Err(EINVAL);
         }
         // The BAR must be claimed for this driver (it is, unless claiming failed at open).
@@ -91,7 +100,7 @@ unsafe extern "C" fn bar_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     // SAFETY: `mmap` stored the `vfio_device` of a `VfioDevice<VfioPciDevice>`.
     let dev = unsafe { VfioDevice::<VfioPciDevice>::from_core(private.cast()) };
     let (index, first_page) = split_pgoff(pgoff);
-    let res = BarResource::of(&dev.pdev, index as usize);
+    let res = dev.pdev.resource(index as usize);
     let pfn = (res.start >> bindings::PAGE_SHIFT)
         + first_page
         + ((address - vm_start) >> bindings::PAGE_SHIFT) as u64;

@@ -10,9 +10,11 @@
 //! `ids=` entries once the driver is registered, as vfio-pci does, and offers
 //! `sriov_configure` (see [`crate::sriov`]), which the kernel crate has no hook for.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    device::VfioPciDevice, ids, intrs, params, pci_function::PciFunction, sriov,
-    vfio_device::Registration,
+    device::VfioPciDevice, ids, intrs, kernel_ext::pci::OwnedDevice,
+    kernel_ext::vfio::Registration, params, sriov,
 };
 use core::{mem::offset_of, pin::Pin};
 use kernel::{
@@ -82,9 +84,8 @@ extern "C" fn probe_callback(
     // for the duration of the call; `pci::Device` is a transparent wrapper of `pci_dev`.
     let core_dev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
     from_result(|| {
-        // SAFETY: `pdev` is valid for the duration of probe (see above).
-        let function = unsafe { PciFunction::from_raw(pdev) };
-        let registration = VfioPciDevice::bind(function)?;
+        let function = OwnedDevice::new(core_dev);
+        let registration = VfioPciDevice::bind(&function)?;
         core_dev
             .as_ref()
             .set_drvdata(Ok::<_, Error>(registration))?;

@@ -10,9 +10,13 @@
 //! the function decodes memory (`EIO` otherwise); the copy to or from user memory happens
 //! outside the gate, since it may fault on an mmap of this very device.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    bars::BarResource, device::VfioPciDevice, memory, pci_function::PciFunction,
-    vfio_device::VfioDevice,
+    device::VfioPciDevice,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
+    memory,
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -94,7 +98,11 @@ impl UserBuffer {
 
     /// Moves one device access: `access` does the device side with the value to write (if
     /// any) and returns the value read.
-    fn transfer(&mut self, width: Width, access: impl FnOnce(Option<u64>) -> Result<u64>) -> Result {
+    fn transfer(
+        &mut self,
+        width: Width,
+        access: impl FnOnce(Option<u64>) -> Result<u64>,
+    ) -> Result {
         let n = width as usize;
         match self {
             Self::Write(reader) => {
@@ -177,8 +185,8 @@ pub(crate) fn bar_rw(
     offset: u64,
     write: bool,
 ) -> Result<usize> {
-    let pdev: &PciFunction = &dev.pdev;
-    let res = BarResource::of(pdev, usize::from(bar));
+    let pdev: &OwnedDevice = &dev.pdev;
+    let res = pdev.resource(usize::from(bar));
     if res.start == 0 || offset >= res.len {
         return Err(EINVAL);
     }
@@ -197,30 +205,41 @@ pub(crate) fn bar_rw(
     }
 
     let mut user = UserBuffer::new(buf, count as usize, write);
-    split_rw(&mut user, offset, count, excluded, Width::W8, |at, width, value| {
-        let gate = memory::read(dev);
-        if test_mem && !gate.accessible(pdev) {
-            return Err(EIO);
-        }
-        let io = gate.bars()?.mapping(bar)?.io().wrapping_byte_add(at as usize);
-        // SAFETY: `io` lies inside the mapping of BAR `bar` (`at + width <= len`, as
-        // `split_rw` never crosses `offset + count <= len`), which the gate keeps alive
-        // while we hold it.
-        unsafe {
-            match value {
-                Some(v) => {
-                    io_write(io, width, v);
-                    Ok(0)
-                }
-                None => Ok(io_read(io, width)),
+    split_rw(
+        &mut user,
+        offset,
+        count,
+        excluded,
+        Width::W8,
+        |at, width, value| {
+            let gate = memory::read(dev);
+            if test_mem && !gate.accessible(pdev) {
+                return Err(EIO);
             }
-        }
-    })
+            let io = gate
+                .bars()?
+                .mapping(bar)?
+                .io()
+                .wrapping_byte_add(at as usize);
+            // SAFETY: `io` lies inside the mapping of BAR `bar` (`at + width <= len`, as
+            // `split_rw` never crosses `offset + count <= len`), which the gate keeps alive
+            // while we hold it.
+            unsafe {
+                match value {
+                    Some(v) => {
+                        io_write(io, width, v);
+                        Ok(0)
+                    }
+                    None => Ok(io_read(io, width)),
+                }
+            }
+        },
+    )
 }
 
 /// A mapping of the expansion ROM for one access, unmapped on drop.
 struct RomMapping<'a> {
-    pdev: &'a PciFunction,
+    pdev: &'a OwnedDevice,
     io: NonNull<c_void>,
     /// The size of the ROM image (bytes past it are not read).
     image_len: u64,
@@ -229,11 +248,14 @@ struct RomMapping<'a> {
 }
 
 impl<'a> RomMapping<'a> {
-    fn map(pdev: &'a PciFunction, bar_assigned: bool) -> Result<Self> {
+    fn map(pdev: &'a OwnedDevice, bar_assigned: bool) -> Result<Self> {
         let mut image_len = 0usize;
         let (io, shadow) = if bar_assigned {
             // SAFETY: `pdev` is valid; `image_len` is a valid output location.
-            (unsafe { bindings::pci_map_rom(pdev.as_raw(), &mut image_len) }, false)
+            (
+                unsafe { bindings::pci_map_rom(pdev.as_raw(), &mut image_len) },
+                false,
+            )
         } else {
             let (addr, len) = pdev.platform_rom().ok_or(EINVAL)?;
             image_len = len;
@@ -275,8 +297,8 @@ pub(crate) fn rom_read(
     if write {
         return Err(EINVAL);
     }
-    let pdev: &PciFunction = &dev.pdev;
-    let res = BarResource::of(pdev, bindings::PCI_ROM_RESOURCE as usize);
+    let pdev: &OwnedDevice = &dev.pdev;
+    let res = pdev.resource(bindings::PCI_ROM_RESOURCE as usize);
     let len = if res.start != 0 {
         res.len
     } else {
@@ -294,14 +316,21 @@ pub(crate) fn rom_read(
     });
     let mut user = UserBuffer::new(buf, count as usize, false);
     // Some devices fault on 64-bit ROM reads: at most 32 bits, as vfio-pci.
-    split_rw(&mut user, offset, count, excluded, Width::W4, |at, width, _| {
-        let gate = memory::read(dev);
-        if !gate.accessible(pdev) {
-            return Err(EIO);
-        }
-        let io = rom.io.as_ptr().wrapping_byte_add(at as usize);
-        // SAFETY: `at + width <= image_len`: the excluded range starts at the image's end, so
-        // `split_rw` only reads inside the mapped image.
-        Ok(unsafe { io_read(io, width) })
-    })
+    split_rw(
+        &mut user,
+        offset,
+        count,
+        excluded,
+        Width::W4,
+        |at, width, _| {
+            let gate = memory::read(dev);
+            if !gate.accessible(pdev) {
+                return Err(EIO);
+            }
+            let io = rom.io.as_ptr().wrapping_byte_add(at as usize);
+            // SAFETY: `at + width <= image_len`: the excluded range starts at the image's end, so
+            // `split_rw` only reads inside the mapped image.
+            Ok(unsafe { io_read(io, width) })
+        },
+    )
 }

@@ -7,14 +7,15 @@
 //! from the region info, never from this constant. `read(2)`/`write(2)` at a file offset are
 //! routed here to the region's handler.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    bars::BarResource,
-    bindings, config,
+    config,
     device::VfioPciDevice,
-    memory,
-    pci_function::PciFunction,
-    rdwr,
-    vfio_device::{InfoCaps, VfioDevice},
+    kernel_ext::bindings,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::{InfoCaps, VfioDevice},
+    memory, rdwr,
 };
 use kernel::{prelude::*, transmute::AsBytes, uaccess::UserPtr};
 
@@ -41,9 +42,9 @@ impl Region {
     /// The region with uAPI index `index`, if there is one.
     pub(crate) fn from_index(index: u32) -> Option<Self> {
         match index {
-            bindings::VFIO_PCI_BAR0_REGION_INDEX..=bindings::VFIO_PCI_BAR5_REGION_INDEX => {
-                Some(Self::Bar((index - bindings::VFIO_PCI_BAR0_REGION_INDEX) as u8))
-            }
+            bindings::VFIO_PCI_BAR0_REGION_INDEX..=bindings::VFIO_PCI_BAR5_REGION_INDEX => Some(
+                Self::Bar((index - bindings::VFIO_PCI_BAR0_REGION_INDEX) as u8),
+            ),
             bindings::VFIO_PCI_ROM_REGION_INDEX => Some(Self::Rom),
             bindings::VFIO_PCI_CONFIG_REGION_INDEX => Some(Self::Config),
             bindings::VFIO_PCI_VGA_REGION_INDEX => Some(Self::Vga),
@@ -111,11 +112,11 @@ pub(crate) fn info(
     const MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
 
     let region = Region::from_index(info.index).ok_or(EINVAL)?;
-    let pdev: &PciFunction = &dev.pdev;
+    let pdev: &OwnedDevice = &dev.pdev;
     let (size, flags) = match region {
         Region::Config => (u64::from(pdev.cfg_size()), READ | WRITE),
         Region::Bar(bar) => {
-            let len = BarResource::of(pdev, usize::from(bar)).len;
+            let len = pdev.resource(usize::from(bar)).len;
             if len == 0 {
                 (0, 0)
             } else {
@@ -150,24 +151,21 @@ pub(crate) fn info(
 /// holds a valid image (checked by mapping it, which needs memory decode on for a moment);
 /// or the platform's copy of the ROM, sized to a power of two; or nothing.
 fn rom_info(dev: &VfioDevice<VfioPciDevice>) -> Result<(u64, u32)> {
-    let pdev: &PciFunction = &dev.pdev;
-    let res = BarResource::of(pdev, kernel::bindings::PCI_ROM_RESOURCE as usize);
+    let pdev: &OwnedDevice = &dev.pdev;
+    let res = pdev.resource(kernel::bindings::PCI_ROM_RESOURCE as usize);
     if res.start != 0 {
         let _gate = memory::lock(dev);
-        let command = pdev.read_config_word(kernel::bindings::PCI_COMMAND);
-        let memory_bit = kernel::bindings::PCI_COMMAND_MEMORY as u16;
-        if command & memory_bit == 0 {
-            pdev.write_config_word(kernel::bindings::PCI_COMMAND, command | memory_bit);
-        }
-        let valid = pdev.rom_has_image();
-        pdev.write_config_word(kernel::bindings::PCI_COMMAND, command);
+        let valid = pdev.with_memory_decode(|| pdev.rom_has_image());
         Ok(if valid {
             (res.len, bindings::VFIO_REGION_INFO_FLAG_READ)
         } else {
             (0, 0)
         })
     } else if let Some((_, len)) = pdev.platform_rom() {
-        Ok(((len as u64).next_power_of_two(), bindings::VFIO_REGION_INFO_FLAG_READ))
+        Ok((
+            (len as u64).next_power_of_two(),
+            bindings::VFIO_REGION_INFO_FLAG_READ,
+        ))
     } else {
         Ok((0, 0))
     }

@@ -22,22 +22,28 @@
 //! The list holds a reference to each PF and to its token. Lock order: the list's lock is a
 //! leaf, never held across a call into the PCI core.
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    config, device::VfioPciDevice, pci_driver::DRIVER_NAME, pci_function::PciFunction,
-    vf_token::VfToken, vfio_device::VfioDevice,
+    config,
+    device::VfioPciDevice,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
+    pci_driver::DRIVER_NAME,
+    vf_token::VfToken,
 };
 use kernel::{
     bindings,
     error::to_result,
     ffi::{c_int, c_ulong, c_void},
     prelude::*,
-    sync::{aref::ARef, Arc},
+    sync::Arc,
     types::Opaque,
 };
 
 /// A PF whose SR-IOV this driver enabled, and its token.
 struct SriovPf {
-    pf: ARef<PciFunction>,
+    pf: OwnedDevice,
     token: Arc<VfToken>,
 }
 
@@ -58,11 +64,11 @@ pub(crate) unsafe fn init() {
 }
 
 /// The token of `pf` if this driver enabled its SR-IOV (it is on the list).
-pub(crate) fn token_of_pf(pf: &PciFunction) -> Option<Arc<VfToken>> {
+pub(crate) fn token_of_pf(pf: &kernel::pci::Device) -> Option<Arc<VfToken>> {
     SRIOV_PFS
         .lock()
         .iter()
-        .find(|entry| entry.pf.as_raw() == pf.as_raw())
+        .find(|entry| core::ptr::eq::<kernel::pci::Device>(&*entry.pf, pf))
         .map(|entry| entry.token.clone())
 }
 
@@ -74,7 +80,7 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
         disable(dev);
         return Ok(0);
     }
-    let pdev: &PciFunction = &dev.pdev;
+    let pdev: &OwnedDevice = &dev.pdev;
     // The PCI core offers this callback only for PFs, which all have a token.
     let token = dev.token_role.pf_token().ok_or(EINVAL)?.clone();
     {
@@ -85,7 +91,7 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
         }
         pfs.push(
             SriovPf {
-                pf: pdev.into(),
+                pf: pdev.clone(),
                 token,
             },
             GFP_KERNEL,
@@ -187,7 +193,7 @@ unsafe extern "C" fn notify(
 ) -> c_int {
     // SAFETY: The PCI bus notifies with the `struct device` of one of its `pci_dev`s, valid
     // for the call.
-    let pdev = unsafe { PciFunction::from_device_raw(data.cast()) };
+    let pdev = unsafe { crate::kernel_ext::pci::device_from_device_raw(data.cast()) };
     if !pdev.is_virtfn() {
         return bindings::NOTIFY_DONE as c_int;
     }
@@ -202,7 +208,7 @@ unsafe extern "C" fn notify(
                 "Captured SR-IOV VF {} driver_override\n",
                 pdev.as_device().name()
             );
-            if let Err(e) = pdev.set_driver_override(DRIVER_NAME) {
+            if let Err(e) = crate::kernel_ext::pci::set_driver_override(pdev, DRIVER_NAME) {
                 dev_warn!(
                     pf.as_device(),
                     "Cannot set driver_override of VF {}: {:?}\n",

@@ -26,7 +26,14 @@
 //! Which of these a function is, is fixed at bind ([`TokenRole`]); the count of open VFs is
 //! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
-use crate::{device::VfioPciDevice, pci_function::PciFunction, sriov, vfio_device::VfioDevice};
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
+use crate::{
+    device::VfioPciDevice,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
+    sriov,
+};
 use kernel::{bindings, new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
 
 /// Length of a UUID's text form (`8-4-4-4-12` hex digits).
@@ -86,7 +93,7 @@ pub(crate) enum TokenRole {
 
 impl TokenRole {
     /// The role of `pdev`, being bound now.
-    pub(crate) fn of(pdev: &PciFunction) -> Result<Self> {
+    pub(crate) fn of(pdev: &OwnedDevice) -> Result<Self> {
         if pdev.is_virtfn() {
             return Ok(match sriov::token_of_pf(pdev.physfn()) {
                 Some(token) => Self::Vf(token),
@@ -198,7 +205,7 @@ enum Refusal {
 impl Refusal {
     /// Says why in the kernel log, rate-limited, as vfio-pci does, and gives the errno it
     /// returns.
-    fn report(self, pdev: &PciFunction) -> Error {
+    fn report(self, pdev: &OwnedDevice) -> Error {
         let (why, errno) = match self {
             Self::Required => (c"VF token required to access device", EACCES),
             Self::Incorrect => (c"Incorrect VF token provided for device", EACCES),
@@ -211,7 +218,7 @@ impl Refusal {
         // SAFETY: The function's device is valid while `pdev` is borrowed; `why` is a
         // NUL-terminated static string, printed with a "%s" format.
         unsafe {
-            crate::bindings::vfio_pci_rs_dev_info_ratelimited(
+            crate::kernel_ext::bindings::vfio_pci_rs_dev_info_ratelimited(
                 pdev.device_raw(),
                 why.as_ptr().cast(),
             )

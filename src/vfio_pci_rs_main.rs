@@ -14,31 +14,31 @@
 //! [`dev_set`] which functions share a reset, and [`sriov`] with [`vf_token`] the virtual
 //! functions of PFs bound here.
 
+#![deny(unsafe_code)]
+
 use kernel::{driver, prelude::*};
 
 mod bars;
-mod bindings;
 mod config;
 mod dev_set;
 mod device;
-mod eventfd;
 mod feature;
 mod hot_reset;
 mod ids;
 mod intrs;
 mod ioctl;
 mod ioeventfd;
+#[allow(unsafe_code)]
+mod kernel_ext;
 mod memory;
 mod mmap;
 mod params;
 mod pci_driver;
-mod pci_function;
+mod quirks;
 mod rdwr;
 mod regions;
-mod rwsem;
 mod sriov;
 mod vf_token;
-mod vfio_device;
 
 module! {
     type: VfioPciRsModule,
@@ -62,6 +62,7 @@ struct VfioPciRsModule {
     vf_notifier: sriov::VfNotifier,
 }
 
+#[allow(unsafe_code)] // Transitional.
 impl kernel::InPlaceModule for VfioPciRsModule {
     fn init(module: &'static kernel::ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Module init runs once, before the notifier and the driver register below.

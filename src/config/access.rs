@@ -10,8 +10,11 @@ use super::{
     Chunk, OpenConfig, VirtualConfig,
 };
 use crate::{
-    bindings as vfio, device::VfioPciDevice, memory, pci_function::PciFunction,
-    vfio_device::VfioDevice,
+    device::VfioPciDevice,
+    kernel_ext::bindings as vfio,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
+    memory,
 };
 use kernel::{bindings as b, prelude::*};
 
@@ -58,7 +61,7 @@ impl Shadow {
     /// Always inlined into the read path, like [`Shadow::chunk`] (2197 against 2185
     /// instructions per config read in `scripts/bench.sh`).
     #[inline(always)]
-    pub(super) fn read(&self, pdev: &PciFunction, chunk: Chunk) -> Result<u32> {
+    pub(super) fn read(&self, pdev: &OwnedDevice, chunk: Chunk) -> Result<u32> {
         let Chunk {
             pos, len, offset, ..
         } = chunk;
@@ -98,7 +101,7 @@ impl Shadow {
 
     /// Virtualized bits from the copy, the others from the device.
     #[inline]
-    fn table_read(&self, pdev: &PciFunction, table: &PermTable, chunk: Chunk) -> Result<u32> {
+    fn table_read(&self, pdev: &OwnedDevice, table: &PermTable, chunk: Chunk) -> Result<u32> {
         let virt = table.virt_bits(chunk.offset, chunk.len);
         let mut val = self.get(chunk.pos, chunk.len);
         if virt != low_bytes(chunk.len) {
@@ -113,7 +116,7 @@ impl VirtualConfig<'_> {
     /// Writable virtualized bits to the copy, writable others to the device.
     fn table_write(
         &mut self,
-        pdev: &PciFunction,
+        pdev: &OwnedDevice,
         table: &PermTable,
         chunk: Chunk,
         val: u32,
@@ -151,7 +154,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &PciFunction = &ctx.dev.pdev;
+        let pdev: &OwnedDevice = &ctx.dev.pdev;
         let (table, hook) = match chunk.policy {
             Policy::Raw | Policy::Direct { raw_write: true } => {
                 hw::user_write(pdev, chunk.pos, chunk.len, val)?;
@@ -185,7 +188,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &PciFunction = &dev.pdev;
+        let pdev: &OwnedDevice = &dev.pdev;
         let command = b::PCI_COMMAND as usize;
         let decode = b::PCI_COMMAND_MEMORY | b::PCI_COMMAND_IO;
         if chunk.offset == command {
@@ -240,7 +243,7 @@ impl VirtualConfig<'_> {
     }
 
     /// Whether a BAR the host programmed reads differently now.
-    fn bars_changed(&self, pdev: &PciFunction) -> bool {
+    fn bars_changed(&self, pdev: &OwnedDevice) -> bool {
         self.open
             .restore_bars
             .iter()
@@ -254,7 +257,7 @@ impl VirtualConfig<'_> {
     }
 
     /// Writes the host's BARs back after a reset user space caused.
-    fn restore_bars(&self, pdev: &PciFunction) {
+    fn restore_bars(&self, pdev: &OwnedDevice) {
         if pdev.is_virtfn() {
             return;
         }
@@ -278,7 +281,7 @@ impl VirtualConfig<'_> {
 
     /// Makes the virtual BARs answer sizing: each keeps only the address bits its resource's
     /// size allows, plus the type flags; BARs the host did not map read 0.
-    pub(super) fn fix_bars(&mut self, pdev: &PciFunction) {
+    pub(super) fn fix_bars(&mut self, pdev: &OwnedDevice) {
         if !self.open.bars_dirty {
             return;
         }
@@ -342,7 +345,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &PciFunction = &ctx.dev.pdev;
+        let pdev: &OwnedDevice = &ctx.dev.pdev;
         self.table_write(pdev, table, chunk, val)?;
         let flags_offset = b::PCI_MSI_FLAGS as usize;
         if chunk.offset > flags_offset || chunk.offset + chunk.len < flags_offset {
@@ -364,7 +367,7 @@ impl VirtualConfig<'_> {
 
     /// Power state change user space asked for through PMCSR.
     fn user_set_power_state(&mut self, dev: &VfioDevice<VfioPciDevice>, state: PowerState) {
-        let pdev: &PciFunction = &dev.pdev;
+        let pdev: &OwnedDevice = &dev.pdev;
         let mut gate = if state == PowerState::D3Hot {
             memory::lock_and_zap(dev)
         } else {
@@ -381,7 +384,7 @@ impl VirtualConfig<'_> {
     /// flag toggles when it completed.
     fn write_vpd(
         &mut self,
-        pdev: &PciFunction,
+        pdev: &OwnedDevice,
         table: &PermTable,
         chunk: Chunk,
         val: u32,
@@ -419,7 +422,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &PciFunction = &dev.pdev;
+        let pdev: &OwnedDevice = &dev.pdev;
         let start = chunk.pos - chunk.offset;
         let ctrl_at = start + b::PCI_EXP_DEVCTL as usize;
         let readrq_before = self.get(ctrl_at, 2) & b::PCI_EXP_DEVCTL_READRQ;
@@ -451,7 +454,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &PciFunction = &dev.pdev;
+        let pdev: &OwnedDevice = &dev.pdev;
         self.table_write(pdev, table, chunk, val)?;
         let start = chunk.pos - chunk.offset;
         let ctrl_at = start + b::PCI_AF_CTRL as usize;
@@ -479,7 +482,7 @@ impl VirtualConfig<'_> {
 impl OpenConfig {
     /// Changes the power state, saving the function's state on the way into D3hot and
     /// restoring it on the way back to D0 when the function loses it there.
-    pub(super) fn set_power_state(&mut self, pdev: &PciFunction, state: PowerState) -> Result {
+    pub(super) fn set_power_state(&mut self, pdev: &OwnedDevice, state: PowerState) -> Result {
         let was_d3 = hw::in_d3(pdev);
         let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
             pdev.save_state()

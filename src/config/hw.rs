@@ -7,7 +7,12 @@
 //! pass through use the `pci_user_*` ones, which wait while the PCI core blocks config access
 //! (during a reset) and turn bus errors into errnos, as vfio-pci does.
 
-use crate::{bindings as vfio, pci_function::PciFunction};
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
+use crate::{
+    kernel_ext::bindings as vfio,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+};
 use kernel::{bindings, error::to_result, ffi::c_int, prelude::*};
 
 /// The power states user space can ask for through the PM capability.
@@ -50,20 +55,20 @@ pub(super) struct Resource {
 }
 
 /// Bytes of config space the function has (256, or 4096 for PCIe and PCI-X 2.0).
-pub(super) fn cfg_size(pdev: &PciFunction) -> usize {
+pub(super) fn cfg_size(pdev: &OwnedDevice) -> usize {
     // SAFETY: `pdev` is a valid `pci_dev` (type invariant); `cfg_size` is set at enumeration.
     let size = unsafe { (*pdev.as_raw()).cfg_size };
     usize::try_from(size).unwrap_or(0)
 }
 
 /// Whether the function has no memory-enable bit in its command register (VFs and quirks).
-pub(super) fn no_command_memory(pdev: &PciFunction) -> bool {
+pub(super) fn no_command_memory(pdev: &OwnedDevice) -> bool {
     // SAFETY: `pdev` is valid; the bit is set at enumeration and never changes afterwards.
     unsafe { bindings::pci_dev::no_command_memory_raw(pdev.as_raw()) != 0 }
 }
 
 /// Whether the function is in D3hot or deeper (its memory cannot be reached).
-pub(super) fn in_d3(pdev: &PciFunction) -> bool {
+pub(super) fn in_d3(pdev: &OwnedDevice) -> bool {
     // SAFETY: `pdev` is valid; `current_state` is a plain integer the PCI core updates on power
     // transitions, which this driver performs under the memory gate.
     let state = unsafe { (*pdev.as_raw()).current_state };
@@ -71,31 +76,31 @@ pub(super) fn in_d3(pdev: &PciFunction) -> bool {
 }
 
 /// The Linux IRQ of the function's INTx pin, 0 if none.
-pub(super) fn irq(pdev: &PciFunction) -> u32 {
+pub(super) fn irq(pdev: &OwnedDevice) -> u32 {
     // SAFETY: `pdev` is valid; `irq` is set before a driver binds.
     unsafe { (*pdev.as_raw()).irq }
 }
 
 /// Vendor and device id as the PCI core enumerated them (VFs read all ones in hardware).
-pub(super) fn ids(pdev: &PciFunction) -> (u16, u16) {
+pub(super) fn ids(pdev: &OwnedDevice) -> (u16, u16) {
     // SAFETY: `pdev` is valid; the ids never change after enumeration.
     unsafe { ((*pdev.as_raw()).vendor, (*pdev.as_raw()).device) }
 }
 
 /// The PCI Express capabilities register (`pcie_caps_reg()`), 0 for conventional PCI.
-pub(super) fn pcie_flags(pdev: &PciFunction) -> u16 {
+pub(super) fn pcie_flags(pdev: &OwnedDevice) -> u16 {
     // SAFETY: `pdev` is valid; the field is cached at enumeration.
     unsafe { (*pdev.as_raw()).pcie_flags_reg }
 }
 
 /// Offset of the PM capability, 0 if none.
-pub(super) fn pm_cap(pdev: &PciFunction) -> u8 {
+pub(super) fn pm_cap(pdev: &OwnedDevice) -> u8 {
     // SAFETY: `pdev` is valid; the field is cached at enumeration.
     unsafe { (*pdev.as_raw()).pm_cap }
 }
 
 /// Resource `index` (0-5 the BARs, [`bindings::PCI_ROM_RESOURCE`] the ROM).
-pub(super) fn resource(pdev: &PciFunction, index: usize) -> Option<Resource> {
+pub(super) fn resource(pdev: &OwnedDevice, index: usize) -> Option<Resource> {
     // SAFETY: `pdev` is valid; the resource array is part of it. Resources are assigned
     // before a driver binds and do not move while one is bound.
     let res = unsafe { (*pdev.as_raw()).resource.get(index).copied() }?;
@@ -112,7 +117,7 @@ pub(super) fn resource(pdev: &PciFunction, index: usize) -> Option<Resource> {
 }
 
 /// The length of a shadow ROM the platform provides (`pdev->rom`/`romlen`), if any.
-pub(super) fn shadow_rom_len(pdev: &PciFunction) -> Option<usize> {
+pub(super) fn shadow_rom_len(pdev: &OwnedDevice) -> Option<usize> {
     // SAFETY: `pdev` is valid; the fields are set at enumeration.
     let (rom, len) = unsafe { ((*pdev.as_raw()).rom, (*pdev.as_raw()).romlen) };
     (rom != 0 && len != 0).then_some(len)
@@ -173,9 +178,9 @@ where
 }
 
 /// Reads `count` (1, 2 or 4) bytes of physical config space at `pos` (building the copy).
-pub(super) fn read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> {
+pub(super) fn read(pdev: &OwnedDevice, pos: usize, count: usize) -> Result<u32> {
     let raw = pdev.as_raw();
-    // Each accessor gets a valid `pci_dev` (type invariant of `PciFunction`) and an out
+    // Each accessor gets a valid `pci_dev` (type invariant of `pci::Device`) and an out
     // pointer to a local of `ReadAccessors::read` that lives across the call.
     let (ret, val) = ReadAccessors {
         // SAFETY: See above.
@@ -191,7 +196,7 @@ pub(super) fn read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> 
 
 /// Reads `count` (1, 2 or 4) bytes of config space at `pos` for user space (the PCI core's
 /// user accessors, which wait out config-access blocking and return errnos).
-pub(super) fn user_read(pdev: &PciFunction, pos: usize, count: usize) -> Result<u32> {
+pub(super) fn user_read(pdev: &OwnedDevice, pos: usize, count: usize) -> Result<u32> {
     let raw = pdev.as_raw();
     // As in `read`.
     let (ret, val) = ReadAccessors {
@@ -207,7 +212,7 @@ pub(super) fn user_read(pdev: &PciFunction, pos: usize, count: usize) -> Result<
 }
 
 /// Writes the low `count` (1, 2 or 4) bytes of `val` to config space at `pos` for user space.
-pub(super) fn user_write(pdev: &PciFunction, pos: usize, count: usize, val: u32) -> Result {
+pub(super) fn user_write(pdev: &OwnedDevice, pos: usize, count: usize, val: u32) -> Result {
     let at = c_int::try_from(pos).map_err(|_| EINVAL)?;
     let raw = pdev.as_raw();
     // SAFETY: `raw` is a valid `pci_dev`.
@@ -223,25 +228,25 @@ pub(super) fn user_write(pdev: &PciFunction, pos: usize, count: usize, val: u32)
 }
 
 /// `pci_set_power_state()`.
-pub(super) fn set_power_state(pdev: &PciFunction, state: PowerState) -> Result {
+pub(super) fn set_power_state(pdev: &OwnedDevice, state: PowerState) -> Result {
     // SAFETY: `pdev` is valid.
     to_result(unsafe { bindings::pci_set_power_state(pdev.as_raw(), state.raw()) })
 }
 
 /// The Max_Payload_Size the PCI core configured, in bytes.
-pub(super) fn pcie_mps(pdev: &PciFunction) -> i32 {
+pub(super) fn pcie_mps(pdev: &OwnedDevice) -> i32 {
     // SAFETY: `pdev` is valid.
     unsafe { bindings::pcie_get_mps(pdev.as_raw()) }
 }
 
 /// Sets Max_Read_Request_Size (`pcie_set_readrq()`); failures leave it as it was.
-pub(super) fn pcie_set_readrq(pdev: &PciFunction, bytes: i32) {
+pub(super) fn pcie_set_readrq(pdev: &OwnedDevice, bytes: i32) {
     // SAFETY: `pdev` is valid.
     let _ = unsafe { bindings::pcie_set_readrq(pdev.as_raw(), bytes) };
 }
 
 /// Reads the VPD dword at `addr`.
-pub(super) fn read_vpd(pdev: &PciFunction, addr: u16) -> Option<u32> {
+pub(super) fn read_vpd(pdev: &OwnedDevice, addr: u16) -> Option<u32> {
     let mut data = [0u8; 4];
     // SAFETY: `pdev` is valid; `data` is a writable 4-byte buffer living across the call.
     let ret = unsafe {
@@ -256,7 +261,7 @@ pub(super) fn read_vpd(pdev: &PciFunction, addr: u16) -> Option<u32> {
 }
 
 /// Writes the VPD dword at `addr`; true if all four bytes were written.
-pub(super) fn write_vpd(pdev: &PciFunction, addr: u16, val: u32) -> bool {
+pub(super) fn write_vpd(pdev: &OwnedDevice, addr: u16, val: u32) -> bool {
     let data = val.to_ne_bytes();
     // SAFETY: `pdev` is valid; `data` is a readable 4-byte buffer living across the call.
     let ret = unsafe {

@@ -10,7 +10,7 @@ use super::{
     shadow::Shadow,
     OpenConfig, VirtualConfig,
 };
-use crate::pci_function::PciFunction;
+use crate::kernel_ext::pci::{OwnedDevice, PciDeviceExt};
 use kernel::{bindings as b, prelude::*};
 
 /// What a byte of config space belongs to; decides how accesses to it behave.
@@ -55,7 +55,7 @@ const BROKEN_INTX_MASKING: &[(u32, core::ops::RangeInclusive<u16>)] = &[
 const KNOWN_BOGUS_VF_PIN: &[(u32, u16)] = &[(b::PCI_VENDOR_ID_INTEL, 0x270c)];
 
 /// Whether vfio-pci treats `pdev`'s INTx as absent because its masking is broken.
-pub(crate) fn nointx(pdev: &PciFunction) -> bool {
+pub(crate) fn nointx(pdev: &OwnedDevice) -> bool {
     let (vendor, device) = hw::ids(pdev);
     BROKEN_INTX_MASKING
         .iter()
@@ -64,7 +64,7 @@ pub(crate) fn nointx(pdev: &PciFunction) -> bool {
 
 impl OpenConfig {
     /// Copies `pdev`'s config space into `shadow` and filters its capability chains.
-    pub(super) fn build(shadow: &Shadow, pdev: &PciFunction) -> Result<Self> {
+    pub(super) fn build(shadow: &Shadow, pdev: &OwnedDevice) -> Result<Self> {
         let size = shadow.len();
         if size < EXT_START {
             return Err(EINVAL);
@@ -87,7 +87,7 @@ impl OpenConfig {
 
 impl VirtualConfig<'_> {
     /// Fills the shadow from scratch: the copy, the owners, the MSI rules.
-    fn populate(&mut self, pdev: &PciFunction) -> Result {
+    fn populate(&mut self, pdev: &OwnedDevice) -> Result {
         // What an earlier open left.
         self.shadow.clear(self.open);
         for pos in 0..HEADER_LEN {
@@ -147,7 +147,7 @@ impl VirtualConfig<'_> {
     }
 
     /// Copies `len` bytes of physical config space at `pos`, in the largest aligned reads.
-    fn fill(&mut self, pdev: &PciFunction, mut pos: usize, len: usize) -> Result {
+    fn fill(&mut self, pdev: &OwnedDevice, mut pos: usize, len: usize) -> Result {
         let end = pos.checked_add(len).ok_or(EINVAL)?.min(self.shadow.len());
         while pos < end {
             let left = end - pos;
@@ -166,7 +166,7 @@ impl VirtualConfig<'_> {
     }
 
     /// Marks `len` bytes at `pos` as `owner`'s, warning about overlaps.
-    fn claim(&mut self, pdev: &PciFunction, pos: usize, len: usize, owner: Owner) {
+    fn claim(&mut self, pdev: &OwnedDevice, pos: usize, len: usize, owner: Owner) {
         for at in pos..pos.saturating_add(len).min(self.shadow.len()) {
             let was = self.shadow.owner(at);
             if was != Owner::Unassigned {
@@ -184,7 +184,7 @@ impl VirtualConfig<'_> {
 
     /// Walks the standard capability list, copying the capabilities user space may see and
     /// unlinking the others. Returns whether extended capabilities are worth walking.
-    fn link_caps(&mut self, pdev: &PciFunction) -> Result<bool> {
+    fn link_caps(&mut self, pdev: &OwnedDevice) -> Result<bool> {
         let mut extended = false;
         let status = hw::read(pdev, b::PCI_STATUS as usize, 2)?;
         if status & b::PCI_STATUS_CAP_LIST == 0 {
@@ -246,7 +246,7 @@ impl VirtualConfig<'_> {
     /// whether extended config space holds capabilities (PCIe and PCI-X 2.0 only).
     fn cap_len(
         &mut self,
-        pdev: &PciFunction,
+        pdev: &OwnedDevice,
         id: u8,
         pos: usize,
         extended: &mut bool,
@@ -317,7 +317,7 @@ impl VirtualConfig<'_> {
 
     /// Walks the extended capability list, copying the visible ones and unlinking the others;
     /// a hidden first capability stays as an anchor with only its next pointer.
-    fn link_ecaps(&mut self, pdev: &PciFunction) -> Result {
+    fn link_ecaps(&mut self, pdev: &OwnedDevice) -> Result {
         let size = self.shadow.len();
         let mut pos = EXT_START;
         let mut link: Option<usize> = None;
@@ -369,7 +369,7 @@ impl VirtualConfig<'_> {
 }
 
 /// The length of variable-length extended capability `id` at `pos`.
-fn ecap_len(pdev: &PciFunction, id: u16, pos: usize) -> Result<usize> {
+fn ecap_len(pdev: &OwnedDevice, id: u16, pos: usize) -> Result<usize> {
     let byte = |offset: u32| hw::read(pdev, pos + offset as usize, 1);
     let dword = |offset: u32| hw::read(pdev, pos + offset as usize, 4);
     let len = match u32::from(id) {

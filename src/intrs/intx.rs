@@ -12,8 +12,14 @@
 //! [`IntxLine`] owns the request: it exists only while the IRQ is requested, and dropping it
 //! stops the unmask eventfd, frees the IRQ, and only then frees what the handler touches.
 
-use super::irqlock::{new_irqsave_spinlock, IrqSaveSpinLock};
-use crate::{bindings as vfio, eventfd::EventFd, pci_function::PciFunction};
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
+use crate::kernel_ext::sync::{new_irqsave_spinlock, IrqSaveSpinLock};
+use crate::{
+    kernel_ext::bindings as vfio,
+    kernel_ext::eventfd::EventFd,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+};
 use core::{
     ptr::{null_mut, NonNull},
     sync::atomic::{AtomicPtr, Ordering},
@@ -24,7 +30,6 @@ use kernel::{
     ffi::{c_int, c_ulong, c_void},
     prelude::*,
     str::CString,
-    sync::aref::ARef,
     types::Opaque,
 };
 
@@ -54,7 +59,7 @@ struct LineState {
 /// The data of a requested INTx line: the IRQ handler's and the virqfd callbacks' cookie.
 #[pin_data(PinnedDrop)]
 struct IntxShared {
-    pdev: ARef<PciFunction>,
+    pdev: OwnedDevice,
     irq: u32,
     masking: IntxMasking,
     #[pin]
@@ -227,21 +232,17 @@ impl IntxLine {
     /// Requests `pdev`'s INTx line, delivering to `trigger`; the line starts masked when the
     /// user disabled INTx in the virtual command register (`virq_disabled`).
     pub(crate) fn enable(
-        pdev: &PciFunction,
+        pdev: &OwnedDevice,
         masking: IntxMasking,
         virq_disabled: bool,
         trigger: Option<EventFd>,
     ) -> Result<Self> {
-        // SAFETY: The function is valid; `irq` is set at enumeration.
-        let irq = unsafe { (*pdev.as_raw()).irq };
-        if irq == 0 || irq == bindings::IRQ_NOTCONNECTED {
-            return Err(ENODEV);
-        }
+        let irq = pdev.intx_irq().ok_or(ENODEV)?;
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_device().name()))?;
         let trigger = trigger.map_or(null_mut(), |t| t.into_raw().as_ptr());
         let shared = KBox::pin_init(
             pin_init!(IntxShared {
-                pdev: pdev.into(),
+                pdev: pdev.clone(),
                 irq,
                 masking,
                 state <- new_irqsave_spinlock!(

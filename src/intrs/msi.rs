@@ -11,9 +11,14 @@
 //! Writing an MSI-X vector's message touches the table in a BAR, so every step that can do
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
+#![allow(unsafe_code)] // Transitional: this file still calls C directly.
+
 use crate::{
-    bindings as vfio, device::VfioPciDevice, eventfd::EventFd, pci_function::PciFunction,
-    vfio_device::VfioDevice,
+    device::VfioPciDevice,
+    kernel_ext::bindings as vfio,
+    kernel_ext::eventfd::EventFd,
+    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::vfio::VfioDevice,
 };
 use kernel::{
     bindings,
@@ -21,7 +26,6 @@ use kernel::{
     ffi::{c_int, c_void},
     prelude::*,
     str::CString,
-    sync::aref::ARef,
 };
 
 /// Runs `f` with the function's memory decoding on and the memory gate held, as the MSI-X
@@ -97,7 +101,7 @@ pub(crate) enum Allocation {
 ///
 /// The function's vectors are allocated (`pci_alloc_irq_vectors`) while this value exists.
 pub(crate) struct MsiVectors {
-    pdev: ARef<PciFunction>,
+    pdev: OwnedDevice,
     kind: MsiKind,
     /// Whether vectors beyond those enabled can be allocated one at a time.
     dynamic: bool,

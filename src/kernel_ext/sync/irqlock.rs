@@ -14,7 +14,7 @@ use kernel::{
     sync::lock::{Backend, Lock},
 };
 
-use crate::bindings as vfio;
+use crate::kernel_ext::bindings as vfio;
 
 /// The backend: a `spinlock_t`, locked with interrupts saved and disabled.
 pub(crate) struct IrqSaveSpinLockBackend;
@@ -25,7 +25,7 @@ pub(crate) type IrqSaveSpinLock<T> = Lock<T, IrqSaveSpinLockBackend>;
 /// Creates an [`IrqSaveSpinLock`] initialiser with its own lockdep class.
 macro_rules! new_irqsave_spinlock {
     ($inner:expr, $name:literal $(,)?) => {
-        $crate::intrs::irqlock::IrqSaveSpinLock::new(
+        $crate::kernel_ext::sync::IrqSaveSpinLock::new(
             $inner,
             ::kernel::c_str!($name),
             ::kernel::static_lock_class!(),

@@ -9,7 +9,7 @@
 //! as the core can call back into it. The ops table is built once per `T` from the
 //! [`VfioDeviceOps`] trait; iommufd binding goes through the core's physical-device helpers.
 
-use crate::{bindings, pci_function::PciFunction};
+use crate::kernel_ext::{bindings, pci::PciDeviceExt};
 use core::{
     mem::{size_of, MaybeUninit},
     ops::Deref,
@@ -48,8 +48,7 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
 
     /// `write(2)` of `count` bytes from user memory at `buf` to `*pos` of the device file;
     /// advances `*pos` by what it returns.
-    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64)
-        -> Result<usize>;
+    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize>;
 
     /// `mmap(2)` of the device file: sets up `vma` (a mapping being created).
     fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result;
@@ -71,8 +70,7 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
 
     /// A `VFIO_DEVICE_FEATURE` the core does not handle itself; `arg` points past the
     /// `vfio_device_feature` header, `argsz` counts the bytes there.
-    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize)
-        -> Result;
+    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result;
 }
 
 /// The capability chain of an info ioctl's reply, collected by the core
@@ -165,7 +163,10 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
     };
 
     /// Allocates a VFIO device for `parent` and initialises its state with `init`.
-    pub(crate) fn new(parent: &PciFunction, init: impl PinInit<T, Error>) -> Result<ARef<Self>> {
+    pub(crate) fn new(
+        parent: &kernel::pci::Device,
+        init: impl PinInit<T, Error>,
+    ) -> Result<ARef<Self>> {
         // SAFETY: `parent`'s device is valid while `parent` lives; the size covers `Self`,
         // whose first field is the core's struct; `OPS` is 'static.
         let raw = unsafe {
@@ -337,7 +338,10 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         from_result(|| T::region_info(this, info, &mut InfoCaps(caps)).map(|()| 0))
     }
 
-    unsafe extern "C" fn match_callback(core: *mut bindings::vfio_device, buf: *mut c_char) -> c_int {
+    unsafe extern "C" fn match_callback(
+        core: *mut bindings::vfio_device,
+        buf: *mut c_char,
+    ) -> c_int {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
         // SAFETY: The core passes the NUL-terminated name user space gave, live for the call.
@@ -378,12 +382,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // file of the device shares it) and keeps it until release.
         unsafe {
             let inode = (*self.as_raw()).inode;
-            kernel::bindings::unmap_mapping_range(
-                (*inode).i_mapping,
-                start as i64,
-                len as i64,
-                1,
-            );
+            kernel::bindings::unmap_mapping_range((*inode).i_mapping, start as i64, len as i64, 1);
         }
     }
 

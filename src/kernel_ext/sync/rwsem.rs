@@ -20,7 +20,7 @@ use kernel::{
 /// Creates an [`RwSem`] initialiser with a lock class of its own (as `new_mutex!` does).
 macro_rules! new_rwsem {
     ($data:expr, $name:literal) => {
-        $crate::rwsem::RwSem::new(
+        $crate::kernel_ext::sync::RwSem::new(
             $data,
             ::kernel::c_str!($name),
             ::kernel::static_lock_class!(),

@@ -21,7 +21,7 @@
     missing_docs
 )]
 mod generated {
-    include!("../generated/bindings_generated.rs");
+    include!("../../generated/bindings_generated.rs");
 }
 
 pub(crate) use generated::*;

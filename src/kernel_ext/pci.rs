@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Extensions of [`kernel::pci::Device`] for a driver that hands functions to user space.
+//!
+//! The kernel crate's `pci::Device` covers probing, IDs and driver-owned BAR mappings. A VFIO
+//! bus driver needs more of the PCI core: enable without claiming resources, function and bus
+//! resets, saved config state, device locks, the reset topology, SR-IOV. They come in two
+//! parts:
+//!
+//! - [`PciDeviceExt`], implemented for every `pci::Device`, only inspects a function (where it
+//!   sits, which driver and IOMMU group it has, what the PCI core found at enumeration) or
+//!   takes its device lock. Functions of other drivers, reached by the reset-scope walk, are
+//!   lent as `&pci::Device` and so can be looked at, never changed.
+//! - [`OwnedDevice`], a counted reference to a function this driver was probed with, adds the
+//!   operations that change a function (enable, reset, save and restore its state, SR-IOV).
+//!   It can only be made from the `pci::Device<Core>` of a probe.
+
+use crate::kernel_ext::bindings as vfio;
+use core::{
+    marker::PhantomData,
+    ops::Deref,
+    ptr::{addr_of_mut, NonNull},
+};
+use kernel::{
+    bindings, device,
+    error::to_result,
+    ffi::{c_int, c_void},
+    pci,
+    prelude::*,
+    sync::aref::ARef,
+};
+
+pub(crate) mod regs;
+
+/// The raw `struct pci_dev` of `pdev`.
+fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
+    // CAST: `pci::Device` is a `repr(transparent)` wrapper of `Opaque<pci_dev>`, whose
+    // interior mutability makes handing out a mutable pointer sound.
+    (pdev as *const pci::Device).cast_mut().cast()
+}
+
+/// Borrows the function `pdev` points to.
+///
+/// # Safety
+///
+/// `pdev` must point to a valid `struct pci_dev` that stays valid for `'a`.
+pub(crate) unsafe fn device_from_raw<'a>(pdev: *mut bindings::pci_dev) -> &'a pci::Device {
+    // SAFETY: `pci::Device` is a transparent wrapper of `pci_dev`; validity for `'a` is the
+    // caller's promise.
+    unsafe { &*pdev.cast() }
+}
+
+/// Borrows the function whose embedded `struct device` is `dev`.
+///
+/// # Safety
+///
+/// `dev` must be the device of a valid `struct pci_dev` (a device on the PCI bus) that stays
+/// valid for `'a`.
+pub(crate) unsafe fn device_from_device_raw<'a>(dev: *mut bindings::device) -> &'a pci::Device {
+    // SAFETY: By the safety requirement `dev` is embedded in a `pci_dev` as its `dev` field,
+    // so stepping back to the container stays inside that object.
+    let pdev = unsafe { kernel::container_of!(dev, bindings::pci_dev, dev) };
+    // SAFETY: `pdev` is a valid `pci_dev` for `'a` (see above).
+    unsafe { device_from_raw(pdev) }
+}
+
+/// Where a function sits: PCI segment, bus number and device/function number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PciAddress {
+    pub(crate) segment: u16,
+    pub(crate) bus: u8,
+    pub(crate) devfn: u8,
+}
+
+/// A BAR or ROM resource: where the PCI core placed it and what it decodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PciResource {
+    /// Bus address of the first byte (0 when unassigned).
+    pub(crate) start: u64,
+    /// Size in bytes (0 when the resource is not implemented or not assigned).
+    pub(crate) len: u64,
+    /// `IORESOURCE_*` flags.
+    pub(crate) flags: u64,
+}
+
+impl PciResource {
+    /// Whether the resource decodes memory (not I/O ports).
+    pub(crate) fn is_mem(&self) -> bool {
+        self.flags & u64::from(regs::IORESOURCE_MEM) != 0
+    }
+}
+
+/// What any function can be asked: where it sits, what it is, which driver and IOMMU group
+/// it has. Nothing here changes a function, so functions of other drivers can be handed out
+/// as `&pci::Device` and inspected safely.
+pub(crate) trait PciDeviceExt {
+    /// The raw `struct pci_dev`, for the calls of this layer.
+    #[doc(hidden)]
+    fn as_raw(&self) -> *mut bindings::pci_dev;
+
+    /// The function's generic device, for logging and for the VFIO core.
+    fn as_device(&self) -> &device::Device;
+
+    /// The embedded `struct device`.
+    fn device_raw(&self) -> *mut bindings::device {
+        // SAFETY: `as_raw` is a valid `pci_dev` (type invariant of `pci::Device`).
+        unsafe { addr_of_mut!((*self.as_raw()).dev) }
+    }
+
+    /// The header type, without the multi-function bit.
+    fn header_type(&self) -> u8 {
+        // SAFETY: Valid by the type invariant; `hdr_type` never changes after enumeration.
+        unsafe { (*self.as_raw()).hdr_type }
+    }
+
+    /// Whether this function is an SR-IOV virtual function.
+    fn is_virtfn(&self) -> bool {
+        // SAFETY: Valid by the type invariant; `is_virtfn` never changes after creation.
+        unsafe { bindings::pci_dev::is_virtfn_raw(self.as_raw()) != 0 }
+    }
+
+    /// Whether the function is an SR-IOV physical function (has the SR-IOV capability).
+    fn is_physfn(&self) -> bool {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { bindings::pci_dev::is_physfn_raw(self.as_raw()) != 0 }
+    }
+
+    /// The number of SR-IOV virtual functions currently enabled on this function.
+    fn num_vfs(&self) -> i32 {
+        // SAFETY: Valid by the type invariant.
+        unsafe { bindings::pci_num_vf(self.as_raw()) }
+    }
+
+    /// The physical function of a VF (`pci_physfn()`); any other function is its own.
+    fn physfn(&self) -> &pci::Device {
+        let raw = self.as_raw();
+        if !self.is_virtfn() {
+            // SAFETY: `raw` is `self`, valid for as long as `self` is borrowed.
+            return unsafe { device_from_raw(raw) };
+        }
+        // SAFETY: Valid by the type invariant; a VF's `physfn` is set at creation and its PF
+        // outlives it (the PCI core removes every VF before its PF, and each VF holds a
+        // reference to it).
+        unsafe { device_from_raw((*raw).__bindgen_anon_1.physfn) }
+    }
+
+    /// The PCI driver the function is bound to, if any.
+    ///
+    /// # Safety
+    ///
+    /// The function must stay bound to that driver (or unbound) for `'a`: its device lock is
+    /// held, or the caller otherwise keeps the driver from being unbound.
+    unsafe fn driver<'a>(&'a self) -> Option<PciDriverRef<'a>> {
+        // SAFETY: Valid by the type invariant.
+        let drv = NonNull::new(unsafe { bindings::pci_dev_driver(self.as_raw()) })?;
+        // INVARIANT: A driver is unregistered only after it is unbound from every function,
+        // which the caller excludes for `'a`.
+        Some(PciDriverRef(drv, PhantomData))
+    }
+
+    /// The bus the function sits on.
+    #[doc(hidden)]
+    fn bus_raw(&self) -> *mut bindings::pci_bus {
+        // SAFETY: Valid by the type invariant; the PCI core sets `bus` before it publishes a
+        // function and the bus outlives it.
+        unsafe { (*self.as_raw()).bus }
+    }
+
+    /// The hotplug slot the function sits in, if the platform describes one.
+    #[doc(hidden)]
+    fn slot_raw(&self) -> *mut bindings::pci_slot {
+        // SAFETY: Valid by the type invariant; a slot outlives the functions in it.
+        unsafe { (*self.as_raw()).slot }
+    }
+
+    /// Whether the function sits on a root bus (no bridge above it to reset).
+    fn on_root_bus(&self) -> bool {
+        // SAFETY: The bus is valid while the function is.
+        unsafe { (*self.bus_raw()).parent.is_null() }
+    }
+
+    /// The slot, when the platform can reset it alone (`pci_probe_reset_slot`).
+    fn resettable_slot(&self) -> Option<NonNull<bindings::pci_slot>> {
+        let slot = NonNull::new(self.slot_raw())?;
+        // SAFETY: `slot` is the function's slot, valid while the function is.
+        (unsafe { bindings::pci_probe_reset_slot(slot.as_ptr()) } == 0).then_some(slot)
+    }
+
+    /// The bus, when the bridge above it can reset it (`pci_probe_reset_bus`).
+    fn resettable_bus(&self) -> Option<NonNull<bindings::pci_bus>> {
+        let bus = NonNull::new(self.bus_raw())?;
+        // SAFETY: `bus` is the function's bus, valid while the function is.
+        (unsafe { bindings::pci_probe_reset_bus(bus.as_ptr()) } == 0).then_some(bus)
+    }
+
+    /// The bus, as a dev_set key source (whether or not it can be reset).
+    fn bus(&self) -> NonNull<bindings::pci_bus> {
+        // SAFETY: See `bus_raw`: never null for an enumerated function.
+        unsafe { NonNull::new_unchecked(self.bus_raw()) }
+    }
+
+    /// Segment, bus number and devfn.
+    fn address(&self) -> PciAddress {
+        let bus = self.bus_raw();
+        // SAFETY: The bus is valid while the function is.
+        let segment = unsafe { vfio::vfio_pci_rs_pci_domain_nr(bus) };
+        PciAddress {
+            // Segments are 16 bits wide in the uAPI, as in the C driver.
+            segment: segment as u16,
+            // SAFETY: The bus is valid while the function is.
+            bus: unsafe { (*bus).number },
+            // SAFETY: Valid by the type invariant; `devfn` never changes.
+            devfn: unsafe { (*self.as_raw()).devfn as u8 },
+        }
+    }
+
+    /// The id of the IOMMU group the function is in, if any.
+    fn iommu_group_id(&self) -> Option<i32> {
+        // SAFETY: The embedded device is valid while the function is.
+        let group = unsafe { bindings::iommu_group_get(self.device_raw()) };
+        if group.is_null() {
+            return None;
+        }
+        // SAFETY: `group` is a valid group on which `iommu_group_get` took a reference, which
+        // is released right after reading its id.
+        let id = unsafe {
+            let id = bindings::iommu_group_id(group);
+            bindings::iommu_group_put(group);
+            id
+        };
+        Some(id)
+    }
+
+    /// The bridge directly upstream, as `pci_upstream_bridge()` computes it.
+    fn upstream_bridge(&self) -> Option<&pci::Device> {
+        let this = self.physfn();
+        if this.on_root_bus() {
+            return None;
+        }
+        // SAFETY: A non-root bus has a bridge, `self`, that outlives the functions below it.
+        let bridge = unsafe { (*this.bus_raw()).self_ };
+        // SAFETY: See above.
+        NonNull::new(bridge).map(|b| unsafe { device_from_raw(b.as_ptr()) })
+    }
+
+    /// The size of the function's config space: 256 bytes, or 4096 with extended config.
+    fn cfg_size(&self) -> u32 {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { (*self.as_raw()).cfg_size as u32 }
+    }
+
+    /// The offset of the MSI-X capability, if the function has one.
+    fn msix_cap(&self) -> Option<u8> {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        let cap = unsafe { (*self.as_raw()).msix_cap };
+        (cap != 0).then_some(cap)
+    }
+
+    /// The platform's copy of the function's ROM (address, length), if the firmware provided
+    /// one and the ROM BAR is not used.
+    fn platform_rom(&self) -> Option<(u64, usize)> {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        let (rom, len) = unsafe { ((*self.as_raw()).rom, (*self.as_raw()).romlen) };
+        (rom != 0 && len != 0).then_some((rom, len))
+    }
+
+    /// Whether the function is in D3hot or D3cold, where its memory does not answer.
+    fn in_d3(&self) -> bool {
+        // SAFETY: Valid by the type invariant; a racy read is what the PCI core's own
+        // callers do too (the state changes only under the driver's control).
+        let state = unsafe { (*self.as_raw()).current_state };
+        state >= vfio::VFIO_PCI_RS_PCI_D3HOT
+    }
+
+    /// Whether the function ignores the command register's memory bit (some VFs).
+    fn has_no_command_memory(&self) -> bool {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { bindings::pci_dev::no_command_memory_raw(self.as_raw()) != 0 }
+    }
+
+    /// Whether the platform forbids CPU mappings of the function's BARs.
+    fn has_non_mappable_bars(&self) -> bool {
+        // SAFETY: Valid by the type invariant; set at enumeration.
+        unsafe { bindings::pci_dev::non_mappable_bars_raw(self.as_raw()) != 0 }
+    }
+
+    /// Resource `index` (0-5 the BARs, [`regs::PCI_ROM_RESOURCE`] the ROM) as the PCI core
+    /// assigned it; an unassigned or out-of-range one is empty. Resources are assigned before a
+    /// driver binds and do not move while one is bound.
+    fn resource(&self, index: usize) -> PciResource {
+        // SAFETY: Valid by the type invariant; the resource array is part of the function.
+        let res = unsafe { (*self.as_raw()).resource.get(index).copied() };
+        let Some(res) = res else {
+            return PciResource::default();
+        };
+        // As `pci_resource_len`: an unassigned resource (end 0) has no length.
+        let len = if res.end == 0 {
+            0
+        } else {
+            res.end.wrapping_sub(res.start).wrapping_add(1)
+        };
+        PciResource {
+            start: res.start,
+            len,
+            flags: res.flags as u64,
+        }
+    }
+
+    /// The interrupt line the function's INTx is routed to, if it has one (not 0, not
+    /// `IRQ_NOTCONNECTED`).
+    fn intx_irq(&self) -> Option<u32> {
+        // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
+        let irq = unsafe { (*self.as_raw()).irq };
+        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then_some(irq)
+    }
+
+    /// Takes the function's device and config-access locks, if uncontended.
+    fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
+        let raw = self.as_raw();
+        // SAFETY: Valid by the type invariant.
+        if unsafe { bindings::pci_dev_trylock(raw) } == 0 {
+            return None;
+        }
+        // SAFETY: `raw` is `self`, valid for the guard's lifetime.
+        Some(PciDeviceLock(unsafe { device_from_raw(raw) }))
+    }
+
+    /// Calls `f` on every function a reset of this one touches: the functions in its slot when
+    /// `slot`, else every function on its bus and the buses below. Stops at the first error.
+    /// The functions are lent for inspection only: they may belong to other drivers.
+    fn for_each_in_reset_scope(
+        &self,
+        slot: bool,
+        f: &mut dyn FnMut(&pci::Device) -> Result,
+    ) -> Result {
+        struct Walk<'a> {
+            scope: &'a pci::Device,
+            slot: bool,
+            f: &'a mut dyn FnMut(&pci::Device) -> Result,
+            result: Result,
+        }
+
+        extern "C" fn visit(pdev: *mut bindings::pci_dev, data: *mut c_void) -> c_int {
+            // SAFETY: `data` is the `Walk` below, alive and exclusively ours during the walk.
+            let walk = unsafe { &mut *data.cast::<Walk<'_>>() };
+            // SAFETY: `pci_walk_bus` holds the bus semaphore, so `pdev` stays valid during the
+            // callback.
+            let pdev = unsafe { device_from_raw(pdev) };
+            if !walk.slot || is_below_slot_of(pdev, walk.scope) {
+                walk.result = (walk.f)(pdev);
+            }
+            // Non-zero stops the walk.
+            c_int::from(walk.result.is_err())
+        }
+
+        // SAFETY: `as_raw` is `self`, valid for as long as `self` is borrowed.
+        let scope = unsafe { device_from_raw(self.as_raw()) };
+        let mut walk = Walk {
+            scope,
+            slot,
+            f,
+            result: Ok(()),
+        };
+        // SAFETY: The bus is valid while `self` is; `walk` outlives the call.
+        unsafe { bindings::pci_walk_bus(self.bus_raw(), Some(visit), (&raw mut walk).cast()) };
+        walk.result
+    }
+}
+
+impl PciDeviceExt for pci::Device {
+    fn as_raw(&self) -> *mut bindings::pci_dev {
+        raw_of(self)
+    }
+
+    fn as_device(&self) -> &device::Device {
+        self.as_ref()
+    }
+}
+
+/// Whether `pdev` is in, or below a bridge in, the slot of `scope`.
+fn is_below_slot_of(pdev: &pci::Device, scope: &pci::Device) -> bool {
+    let slot = scope.slot_raw();
+    if slot.is_null() {
+        return false;
+    }
+    // SAFETY: `slot` is valid while `scope` is.
+    let slot_bus = unsafe { (*slot).bus };
+    let mut cur = Some(pdev);
+    while let Some(pdev) = cur {
+        if pdev.bus_raw() == slot_bus {
+            return pdev.slot_raw() == slot;
+        }
+        // SAFETY: The bus of a valid function is valid; its bridge (`self_`) outlives it.
+        let bridge = unsafe { (*pdev.bus_raw()).self_ };
+        // SAFETY: As above, the bridge is valid during the walk.
+        cur = NonNull::new(bridge).map(|b| unsafe { device_from_raw(b.as_ptr()) });
+    }
+    false
+}
+
+/// A counted reference to a PCI function this driver was probed with, and the operations
+/// that change it.
+///
+/// # Invariants
+///
+/// The function was handed to this driver's probe (made only from a `pci::Device<Core>`).
+#[derive(Clone)]
+pub(crate) struct OwnedDevice(ARef<pci::Device>);
+
+impl Deref for OwnedDevice {
+    type Target = pci::Device;
+
+    fn deref(&self) -> &pci::Device {
+        &self.0
+    }
+}
+
+impl OwnedDevice {
+    /// Takes a reference to the function being probed.
+    pub(crate) fn new(pdev: &pci::Device<device::Core<'_>>) -> Self {
+        let pdev: &pci::Device = pdev;
+        // INVARIANT: `pdev` is the function of a probe.
+        Self(pdev.into())
+    }
+
+    /// Enables I/O and memory decoding (`pci_enable_device`).
+    pub(crate) fn enable(&self) -> Result {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        to_result(unsafe { bindings::pci_enable_device(self.as_raw()) })
+    }
+
+    /// Disables the function (`pci_disable_device`); pairs with a successful [`Self::enable`].
+    pub(crate) fn disable(&self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        unsafe { bindings::pci_disable_device(self.as_raw()) }
+    }
+
+    /// Stops the function from mastering the bus.
+    pub(crate) fn clear_master(&self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        unsafe { bindings::pci_clear_master(self.as_raw()) }
+    }
+
+    /// Brings the function to D0; failures are left for the next access to report, as in
+    /// vfio-pci.
+    pub(crate) fn set_power_d0(&self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        let _ = unsafe { bindings::pci_set_power_state(self.as_raw(), vfio::VFIO_PCI_RS_PCI_D0) };
+    }
+
+    /// Writes a 16-bit config register.
+    pub(crate) fn write_config_word(&self, offset: u32, value: u16) {
+        // SAFETY: Valid by the type invariant; config accesses are serialised by the PCI core.
+        let _ = unsafe { bindings::pci_write_config_word(self.as_raw(), offset as c_int, value) };
+    }
+
+    /// Reads a 16-bit config register (all ones if the read fails, as the hardware would
+    /// answer for a missing function).
+    pub(crate) fn read_config_word(&self, offset: u32) -> u16 {
+        let mut value = u16::MAX;
+        // SAFETY: Valid by the type invariant; `value` is a valid output location.
+        let _ =
+            unsafe { bindings::pci_read_config_word(self.as_raw(), offset as c_int, &mut value) };
+        value
+    }
+
+    /// Reads a 32-bit config register (all ones if the read fails).
+    pub(crate) fn read_config_dword(&self, offset: u32) -> u32 {
+        let mut value = u32::MAX;
+        let pdev = self.as_raw();
+        // SAFETY: Valid by the type invariant; `value` is a valid output location.
+        let _ = unsafe { bindings::pci_read_config_dword(pdev, offset as c_int, &mut value) };
+        value
+    }
+
+    /// Whether the ROM BAR holds a valid ROM image (maps and unmaps it; memory decode must
+    /// be on).
+    pub(crate) fn rom_has_image(&self) -> bool {
+        let mut size = 0usize;
+        // SAFETY: Valid by the type invariant; `size` is a valid output location.
+        let io = unsafe { bindings::pci_map_rom(self.as_raw(), &mut size) };
+        if io.is_null() {
+            return false;
+        }
+        // SAFETY: `io` was just returned by `pci_map_rom` for this function.
+        unsafe { bindings::pci_unmap_rom(self.as_raw(), io) };
+        true
+    }
+
+    /// Runs `f` with the function's memory decoding on (for accesses to a BAR or the ROM
+    /// while user space has decoding off), then writes the command register back as it was,
+    /// as vfio-pci's `vfio_pci_memory_lock_and_enable()` and `_unlock_and_restore()` do.
+    pub(crate) fn with_memory_decode<R>(&self, f: impl FnOnce() -> R) -> R {
+        let cmd = self.read_config_word(regs::PCI_COMMAND);
+        let memory = regs::PCI_COMMAND_MEMORY as u16;
+        if cmd & memory == 0 {
+            self.write_config_word(regs::PCI_COMMAND, cmd | memory);
+        }
+        let result = f();
+        self.write_config_word(regs::PCI_COMMAND, cmd);
+        result
+    }
+
+    /// Enables `count` SR-IOV virtual functions on this PF (`pci_enable_sriov`); the PCI core
+    /// adds them to the bus before it returns.
+    pub(crate) fn enable_sriov(&self, count: i32) -> Result {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        to_result(unsafe { bindings::pci_enable_sriov(self.as_raw(), count) })
+    }
+
+    /// Removes every virtual function of this PF and disables SR-IOV (`pci_disable_sriov`);
+    /// each VF is unbound from its driver first.
+    pub(crate) fn disable_sriov(&self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        unsafe { bindings::pci_disable_sriov(self.as_raw()) }
+    }
+
+    /// Resets the function alone with the best method it supports, unless its device lock is
+    /// contended (`EAGAIN`) or it has none (`ENOTTY`).
+    pub(crate) fn try_reset_function(&self) -> Result {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        to_result(unsafe { bindings::pci_try_reset_function(self.as_raw()) })
+    }
+
+    /// Resets the function while its device lock is held (no state save/restore); `EINVAL`
+    /// if `locked` is another function's lock.
+    pub(crate) fn reset_function_locked(&self, locked: &PciDeviceLock<'_>) -> Result {
+        if !core::ptr::eq(locked.0, &**self) {
+            return Err(EINVAL);
+        }
+        // SAFETY: Valid by the type invariant; the guard proves this function's device lock
+        // is held.
+        to_result(unsafe { bindings::__pci_reset_function_locked(self.as_raw()) })
+    }
+
+    /// Resets the slot or bus the function is on (`pci_reset_bus`), saving and restoring the
+    /// state of every function it touches.
+    pub(crate) fn reset_bus(&self) -> Result {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        to_result(unsafe { bindings::pci_reset_bus(self.as_raw()) })
+    }
+
+    /// Saves the config space and returns a copy the function can be restored from later.
+    pub(crate) fn save_state(&self) -> Option<SavedState> {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        unsafe { bindings::pci_save_state(self.as_raw()) };
+        // SAFETY: Valid by the type invariant and its state was just saved.
+        let saved = unsafe { bindings::pci_store_saved_state(self.as_raw()) };
+        // INVARIANT: A non-null result is a fresh allocation that we now own.
+        NonNull::new(saved).map(SavedState)
+    }
+
+    /// Makes `saved` the state the next [`Self::restore_state`] writes back; consumes it.
+    pub(crate) fn load_saved_state(&self, saved: Option<SavedState>) -> Result {
+        let mut raw = saved.map_or(core::ptr::null_mut(), SavedState::into_raw);
+        // SAFETY: Valid by the type invariant; `raw` is null or an allocation from
+        // `pci_store_saved_state`, which this call consumes and frees.
+        to_result(unsafe { bindings::pci_load_and_free_saved_state(self.as_raw(), &mut raw) })
+    }
+
+    /// Saves the live config state as the state to restore.
+    pub(crate) fn resave_state(&self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        unsafe { bindings::pci_save_state(self.as_raw()) };
+    }
+
+    /// Writes the saved config state back into the function.
+    pub(crate) fn restore_state(&self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`.
+        unsafe { bindings::pci_restore_state(self.as_raw()) };
+    }
+}
+
+/// Makes `driver` the only driver that may bind `pdev` (its `driver_override`).
+pub(crate) fn set_driver_override(pdev: &pci::Device, driver: &CStr) -> Result {
+    let name = driver.to_bytes();
+    // SAFETY: The embedded device is valid by the type invariant; the core copies the
+    // `name.len()` bytes at `name` (no NUL needed) under the override's own lock.
+    to_result(unsafe {
+        bindings::__device_set_driver_override(pdev.device_raw(), name.as_ptr().cast(), name.len())
+    })
+}
+
+/// The PCI driver a function is bound to: compared by identity, named in messages.
+///
+/// # Invariants
+///
+/// `self.0` points to a registered `pci_driver` that stays registered for `'a`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PciDriverRef<'a>(NonNull<bindings::pci_driver>, PhantomData<&'a ()>);
+
+impl PciDriverRef<'_> {
+    /// The driver's name.
+    pub(crate) fn name(&self) -> &CStr {
+        // SAFETY: Valid by the type invariant; a driver's name is a NUL-terminated string
+        // that lives as long as the driver.
+        unsafe { CStr::from_char_ptr((*self.0.as_ptr()).name) }
+    }
+}
+
+/// Proof that a function's device lock and config-access lock are held (`pci_dev_trylock`);
+/// released on drop.
+pub(crate) struct PciDeviceLock<'a>(&'a pci::Device);
+
+impl Drop for PciDeviceLock<'_> {
+    fn drop(&mut self) {
+        // SAFETY: The lock was taken by `PciDeviceExt::try_lock`.
+        unsafe { bindings::pci_dev_unlock(self.0.as_raw()) };
+    }
+}
+
+/// A copy of a function's config state, taken when user space opened it.
+///
+/// # Invariants
+///
+/// `self.0` is an allocation returned by `pci_store_saved_state`, owned by this object.
+pub(crate) struct SavedState(NonNull<bindings::pci_saved_state>);
+
+// SAFETY: The saved state is a plain heap buffer with no thread affinity.
+unsafe impl Send for SavedState {}
+
+impl SavedState {
+    fn into_raw(self) -> *mut bindings::pci_saved_state {
+        let raw = self.0.as_ptr();
+        core::mem::forget(self);
+        raw
+    }
+}
+
+impl Drop for SavedState {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own this allocation from `pci_store_saved_state`.
+        unsafe { bindings::kfree(self.0.as_ptr().cast()) };
+    }
+}

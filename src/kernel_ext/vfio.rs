@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO core's driver interface (`include/linux/vfio.h`): a device with the driver's state
+//! embedded, its ops table built from a trait, and registration; and the uAPI.
+
+mod device;
+pub(crate) mod uapi;
+
+pub(crate) use device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps};
