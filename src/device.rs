@@ -8,31 +8,30 @@
 //! finds it as the host left it. A function that could not be reset alone is marked dirty in
 //! its dev_set, and the set gets a slot or bus reset once none of it is open.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
     bars::MsixTable,
     config::{self, ConfigSpace},
-    dev_set::{LockedDevSet, ResetScope, SetLocked},
+    dev_set::{NeedsReset, ResetScope, SetState},
     feature, hot_reset, intrs,
     intrs::IrqState,
     ioctl, ioeventfd,
     ioeventfd::Ioeventfds,
-    kernel_ext::bindings as vfio,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt, SavedState},
-    kernel_ext::sync::{new_rwsem, RwSem},
-    kernel_ext::vfio::{InfoCaps, Registration, VfioDevice, VfioDeviceOps},
+    kernel_ext::{
+        pci::{regs, OwnedDevice, PciDeviceExt, SavedState},
+        sync::{new_rwsem, RwSem},
+        vfio::{uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps},
+    },
     memory::MemoryGate,
     mmap, regions, vf_token,
     vf_token::{TokenRole, VfUser},
 };
-use kernel::{bindings, mm::virt::VmaNew, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr};
+use kernel::{mm::virt::VmaNew, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr};
 
 /// The state of a function while user space has it open.
 #[derive(Default)]
 pub(crate) struct OpenState {
     /// Whether a function-level reset worked at open (reported as `VFIO_DEVICE_FLAGS_RESET`).
-    pub(crate) reset_works: bool,
+    reset_works: bool,
     /// The config state saved at open, restored at close.
     saved: Option<SavedState>,
     /// For a VF sharing its PF's token: this open counted among the token's users.
@@ -40,11 +39,12 @@ pub(crate) struct OpenState {
 }
 
 /// The driver's state of one bound function.
+///
+/// Its parts are private: concern modules are handed the parts they need through the
+/// accessors below, and this module, [`crate::ioctl`] and [`crate::hot_reset`] do the wiring.
 #[pin_data]
 pub(crate) struct VfioPciDevice {
     pub(crate) pdev: OwnedDevice,
-    /// State owned by the dev_set lock; reachable only through [`LockedDevSet`].
-    pub(crate) set_state: SetLocked,
     #[pin]
     pub(crate) open_state: Mutex<OpenState>,
     /// The config space user space sees; rebuilt at every first open.
@@ -68,9 +68,56 @@ pub(crate) struct VfioPciDevice {
 }
 
 impl VfioPciDevice {
+    /// The PCI function.
+    #[inline]
+    pub(crate) fn pdev(&self) -> &OwnedDevice {
+        &self.pdev
+    }
+
+    /// The config space user space sees.
+    #[inline]
+    pub(crate) fn config(&self) -> &ConfigSpace {
+        &self.config
+    }
+
+    /// Interrupts and their eventfds.
+    #[inline]
+    pub(crate) fn irqs(&self) -> &Mutex<IrqState> {
+        &self.irqs
+    }
+
+    /// Where the MSI-X table is, if the function has one.
+    #[inline]
+    pub(crate) fn msix_table(&self) -> Option<MsixTable> {
+        self.msix_table
+    }
+
+    /// How the function takes part in the VF token protocol.
+    #[inline]
+    pub(crate) fn token_role(&self) -> &TokenRole {
+        &self.token_role
+    }
+
+    /// The gate to the function's memory.
+    #[inline]
+    pub(crate) fn memory(&self) -> &RwSem<MemoryGate> {
+        &self.memory
+    }
+
+    /// The armed `VFIO_DEVICE_IOEVENTFD`s.
+    #[inline]
+    pub(crate) fn ioeventfds(&self) -> &Mutex<Ioeventfds> {
+        &self.ioeventfds
+    }
+
+    /// Whether a function-level reset worked at the current open.
+    pub(crate) fn reset_works(&self) -> bool {
+        self.open_state.lock().reset_works
+    }
+
     /// Registers `pdev` with the VFIO core, refusing what vfio-pci refuses.
     pub(crate) fn bind(pdev: &OwnedDevice) -> Result<Registration<Self>> {
-        if u32::from(pdev.header_type()) != bindings::PCI_HEADER_TYPE_NORMAL {
+        if u32::from(pdev.header_type()) != regs::PCI_HEADER_TYPE_NORMAL {
             return Err(EINVAL);
         }
         if pdev.num_vfs() != 0 {
@@ -80,9 +127,9 @@ impl VfioPciDevice {
         let reset_scope = ResetScope::of(pdev);
         let vdev = VfioDevice::new(
             pdev,
+            reset_scope.dev_set_key(),
             try_pin_init!(Self {
                 pdev: pdev.clone(),
-                set_state: SetLocked::new(),
                 open_state <- new_mutex!(OpenState::default()),
                 config <- ConfigSpace::new(pdev),
                 irqs <- new_mutex!(IrqState::closed()),
@@ -92,7 +139,6 @@ impl VfioPciDevice {
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
             }),
         )?;
-        vdev.assign_device_set(reset_scope.dev_set_key(vdev.as_raw().cast()))?;
         // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
         // next state.
         pdev.set_power_d0();
@@ -100,10 +146,13 @@ impl VfioPciDevice {
     }
 }
 
+#[vtable]
 impl VfioDeviceOps for VfioPciDevice {
     const NAME: &'static CStr = crate::pci_driver::DRIVER_NAME;
 
-    fn open_device(dev: &VfioDevice<Self>) -> Result {
+    type SetState = SetState;
+
+    fn open_device(dev: &VfioDevice<Self>, _set: &LockedDevSet<'_, Self>) -> Result {
         let pdev: &OwnedDevice = &dev.pdev;
         let mut state = dev.open_state.lock();
         // The state saved below must not include bus mastering.
@@ -135,10 +184,7 @@ impl VfioDeviceOps for VfioPciDevice {
         Ok(())
     }
 
-    fn close_device(dev: &VfioDevice<Self>) {
-        // SAFETY: This is the `close_device` callback for `dev`, and `set` is dropped before
-        // it returns.
-        let set = unsafe { LockedDevSet::held_by_core(dev) };
+    fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
         let member = set.this();
         let pdev: &OwnedDevice = &dev.pdev;
         // The VF is no longer a user of its PF's token.
@@ -170,17 +216,14 @@ impl VfioDeviceOps for VfioPciDevice {
         drop(state);
 
         if restore {
-            pdev.write_config_word(
-                bindings::PCI_COMMAND,
-                bindings::PCI_COMMAND_INTX_DISABLE as u16,
-            );
+            pdev.write_config_word(regs::PCI_COMMAND, regs::PCI_COMMAND_INTX_DISABLE as u16);
             if reset_works {
                 reset_function_for_close(pdev, &member);
             }
             pdev.restore_state();
         }
         pdev.disable();
-        hot_reset::reset_dirty_set(&set);
+        hot_reset::reset_dirty_set(set);
     }
 
     fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
@@ -201,7 +244,7 @@ impl VfioDeviceOps for VfioPciDevice {
 
     fn region_info(
         dev: &VfioDevice<Self>,
-        info: &mut vfio::vfio_region_info,
+        info: &mut uapi::vfio_region_info,
         caps: &mut InfoCaps<'_>,
     ) -> Result {
         regions::info(dev, info, caps)
@@ -241,7 +284,7 @@ impl VfioDeviceOps for VfioPciDevice {
 
 /// Resets a closing function alone, without touching the state loaded for restore, when its
 /// device lock and its upstream bridge's are free; a success clears its needs-reset mark.
-fn reset_function_for_close(pdev: &OwnedDevice, member: &crate::dev_set::SetMember<'_>) {
+fn reset_function_for_close(pdev: &OwnedDevice, member: &SetMember<'_, VfioPciDevice>) {
     let bridge = pdev.upstream_bridge();
     let bridge_lock = match bridge {
         Some(bridge) => match bridge.try_lock() {

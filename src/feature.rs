@@ -12,8 +12,12 @@
 //! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
 use crate::{
-    device::VfioPciDevice, kernel_ext::bindings, kernel_ext::eventfd::EventFd,
-    kernel_ext::vfio::VfioDevice, memory,
+    device::VfioPciDevice,
+    kernel_ext::{
+        eventfd::EventFd,
+        vfio::{uapi, VfioDevice},
+    },
+    memory,
 };
 use kernel::{
     prelude::*,
@@ -21,7 +25,7 @@ use kernel::{
 };
 
 /// The GET and SET bits of a feature request.
-const GET_SET: u32 = bindings::VFIO_DEVICE_FEATURE_GET | bindings::VFIO_DEVICE_FEATURE_SET;
+const GET_SET: u32 = uapi::VFIO_DEVICE_FEATURE_GET | uapi::VFIO_DEVICE_FEATURE_SET;
 
 /// What the checked request asks for: only whether it is supported, or to do it.
 enum Request {
@@ -35,7 +39,7 @@ fn check(flags: u32, argsz: usize, supported: u32, minsz: usize) -> Result<Reque
     if flags & GET_SET & !supported != 0 {
         return Err(EINVAL);
     }
-    if flags & bindings::VFIO_DEVICE_FEATURE_PROBE != 0 {
+    if flags & uapi::VFIO_DEVICE_FEATURE_PROBE != 0 {
         return Ok(Request::Probe);
     }
     if flags & GET_SET == 0 || argsz < minsz {
@@ -51,14 +55,14 @@ pub(crate) fn device_feature(
     arg: UserPtr,
     argsz: usize,
 ) -> Result {
-    const SET: u32 = bindings::VFIO_DEVICE_FEATURE_SET;
-    match flags & bindings::VFIO_DEVICE_FEATURE_MASK {
-        bindings::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY => match check(flags, argsz, SET, 0)? {
+    const SET: u32 = uapi::VFIO_DEVICE_FEATURE_SET;
+    match flags & uapi::VFIO_DEVICE_FEATURE_MASK {
+        uapi::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY => match check(flags, argsz, SET, 0)? {
             Request::Probe => Ok(()),
             Request::Run => enter_low_power(dev, None),
         },
-        bindings::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP => {
-            let size = core::mem::size_of::<bindings::vfio_device_low_power_entry_with_wakeup>();
+        uapi::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP => {
+            let size = core::mem::size_of::<uapi::vfio_device_low_power_entry_with_wakeup>();
             match check(flags, argsz, SET, size)? {
                 Request::Probe => Ok(()),
                 Request::Run => {
@@ -70,15 +74,15 @@ pub(crate) fn device_feature(
                 }
             }
         }
-        bindings::VFIO_DEVICE_FEATURE_LOW_POWER_EXIT => match check(flags, argsz, SET, 0)? {
+        uapi::VFIO_DEVICE_FEATURE_LOW_POWER_EXIT => match check(flags, argsz, SET, 0)? {
             Request::Probe => Ok(()),
             Request::Run => {
                 memory::lock(dev).exit_low_power();
                 Ok(())
             }
         },
-        bindings::VFIO_DEVICE_FEATURE_PCI_VF_TOKEN => {
-            let Some(token) = dev.token_role.pf_token() else {
+        uapi::VFIO_DEVICE_FEATURE_PCI_VF_TOKEN => {
+            let Some(token) = dev.token_role().pf_token() else {
                 return Err(ENOTTY);
             };
             match check(flags, argsz, SET, 16)? {

@@ -10,21 +10,23 @@
 //! ctx owns, count as owned. Either way every affected function must be bound to this driver
 //! (in this dev_set), so that nothing else is using it while it is reset.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
-    dev_set::{probe_hot_reset, LockedDevSet},
+    dev_set::{probe_hot_reset, NeedsReset},
     device::VfioPciDevice,
-    kernel_ext::bindings as vfio,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::VfioDevice,
+    kernel_ext::{
+        iommufd::GroupFile,
+        pci::{OwnedDevice, PciDeviceExt},
+        vfio::{
+            uapi::{self, VFIO_PCI_DEVID_NOT_OWNED, VFIO_PCI_DEVID_OWNED},
+            LockedDevSet, SetMember, VfioDevice,
+        },
+    },
     memory,
 };
 use core::mem::size_of;
 use kernel::{
     fs::LocalFile,
     prelude::*,
-    sync::aref::ARef,
     transmute::AsBytes,
     uaccess::{UserPtr, UserSlice},
 };
@@ -32,27 +34,27 @@ use kernel::{
 /// The fixed part of both ioctls' arguments: `argsz`, `flags`, `count`.
 const HEADER_SIZE: usize = 3 * size_of::<u32>();
 
-/// `VFIO_PCI_DEVID_OWNED` and `VFIO_PCI_DEVID_NOT_OWNED` as they are stored in `devid`.
-const DEVID_OWNED: u32 = vfio::VFIO_PCI_DEVID_OWNED as u32;
-const DEVID_NOT_OWNED: u32 = vfio::VFIO_PCI_DEVID_NOT_OWNED as u32;
-
-/// Sets an entry's `group_id` or `devid`, whichever the flags say it holds.
-fn set_id(entry: &mut vfio::vfio_pci_dependent_device, id: u32) {
-    // SAFETY: Both members of the union are `u32` at offset 0, so writing through either is
-    // the same store, and every bit pattern is valid for both.
-    unsafe { *entry.__bindgen_anon_1.devid.as_mut() = id };
+/// Reads the header both ioctls start with; `EINVAL` when `argsz` does not cover it.
+fn read_header(arg: UserPtr) -> Result<uapi::vfio_pci_hot_reset_info> {
+    uapi::copy_in(arg, HEADER_SIZE)
 }
 
-/// Reads the header both ioctls start with; `EINVAL` when `argsz` does not cover it.
-fn read_header(arg: UserPtr) -> Result<vfio::vfio_pci_hot_reset_info> {
-    let mut hdr = vfio::vfio_pci_hot_reset_info::default();
-    UserSlice::new(arg, HEADER_SIZE)
-        .reader()
-        .read_slice(&mut hdr.as_bytes_mut()[..HEADER_SIZE])?;
-    if (hdr.argsz as usize) < HEADER_SIZE {
-        return Err(EINVAL);
-    }
-    Ok(hdr)
+/// Writes the header back.
+fn write_header(arg: UserPtr, hdr: &uapi::vfio_pci_hot_reset_info) -> Result {
+    uapi::copy_out(arg, hdr, HEADER_SIZE)
+}
+
+/// The function through which a reset of the whole set is done, if such a reset is possible
+/// now and touches only functions in this set (so all of them are ours and can coordinate
+/// with it). Functions bound to another driver, or to none, make this `None`.
+fn resettable<'a>(set: &'a LockedDevSet<'_, VfioPciDevice>) -> Option<&'a OwnedDevice> {
+    let first = set.members().next()?;
+    let pdev: &OwnedDevice = first.device().pdev();
+    let slot = probe_hot_reset(pdev).ok()?;
+    pdev.for_each_in_reset_scope(slot, &mut |other| set.find(other).map(|_| ()).ok_or(ENODEV))
+        .ok()?;
+    // The first member lives in the set as long as the lock is held.
+    Some(pdev)
 }
 
 /// The number of functions a reset of `pdev` touches now.
@@ -69,7 +71,7 @@ fn count_affected(pdev: &OwnedDevice, slot: bool) -> Result<usize> {
 pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
     let mut hdr = read_header(arg)?;
     hdr.flags = 0;
-    let pdev: &OwnedDevice = &dev.pdev;
+    let pdev: &OwnedDevice = dev.pdev();
     let slot = probe_hot_reset(pdev)?;
 
     let count = count_affected(pdev, slot)?;
@@ -77,13 +79,11 @@ pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<
         // There is always at least the function itself.
         return Err(ERANGE);
     }
-    let room = (hdr.argsz as usize - size_of::<vfio::vfio_pci_hot_reset_info>())
-        / size_of::<vfio::vfio_pci_dependent_device>();
+    let room = (hdr.argsz as usize - size_of::<uapi::vfio_pci_hot_reset_info>())
+        / size_of::<uapi::vfio_pci_dependent_device>();
     if count > room {
         hdr.count = count as u32;
-        UserSlice::new(arg, HEADER_SIZE)
-            .writer()
-            .write_slice(&hdr.as_bytes()[..HEADER_SIZE])?;
+        write_header(arg, &hdr)?;
         return Err(ENOSPC);
     }
 
@@ -91,41 +91,40 @@ pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<
     let by_dev_id = dev.cdev_opened();
     let mut flags = 0;
     if by_dev_id {
-        flags = vfio::VFIO_PCI_HOT_RESET_FLAG_DEV_ID | vfio::VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
+        flags = uapi::VFIO_PCI_HOT_RESET_FLAG_DEV_ID | uapi::VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
     }
     {
         let set = LockedDevSet::lock(dev);
-        let ictx = dev.iommufd_ctx();
+        let ictx = set.this().iommufd_ctx();
         pdev.for_each_in_reset_scope(slot, &mut |other| {
             if entries.len() >= count {
                 // The topology changed since we counted.
                 return Err(EAGAIN);
             }
             let address = other.address();
-            let mut entry = vfio::vfio_pci_dependent_device {
-                segment: address.segment,
-                bus: address.bus,
-                devfn: address.devfn,
-                ..Default::default()
-            };
-            if by_dev_id {
+            let id = if by_dev_id {
                 let devid = match set.find(other) {
-                    None => DEVID_NOT_OWNED,
-                    Some(member) => match member.device().dev_id_in(ictx) {
+                    None => VFIO_PCI_DEVID_NOT_OWNED,
+                    Some(member) => match member.dev_id_in(ictx) {
                         Ok(id) => id,
-                        Err(e) if e == ENOENT => DEVID_OWNED,
-                        Err(_) => DEVID_NOT_OWNED,
+                        Err(e) if e == ENOENT => VFIO_PCI_DEVID_OWNED,
+                        Err(_) => VFIO_PCI_DEVID_NOT_OWNED,
                     },
                 };
-                if devid == DEVID_NOT_OWNED {
-                    flags &= !vfio::VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
+                if devid == VFIO_PCI_DEVID_NOT_OWNED {
+                    flags &= !uapi::VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
                 }
-                set_id(&mut entry, devid);
+                devid
             } else {
                 // Functions without an IOMMU group are not isolated and cannot be reset.
-                let group = other.iommu_group_id().ok_or(EPERM)?;
-                set_id(&mut entry, group as u32);
-            }
+                other.iommu_group_id().ok_or(EPERM)? as u32
+            };
+            let entry = uapi::vfio_pci_dependent_device::new(
+                address.segment,
+                address.bus,
+                address.devfn,
+                id,
+            );
             entries.push(entry, GFP_KERNEL).map_err(Error::from)
         })?;
     }
@@ -136,30 +135,29 @@ pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<
         .write_slice(devices)?;
     hdr.count = entries.len() as u32;
     hdr.flags = flags;
-    UserSlice::new(arg, HEADER_SIZE)
-        .writer()
-        .write_slice(&hdr.as_bytes()[..HEADER_SIZE])?;
+    write_header(arg, &hdr)?;
     Ok(0)
 }
 
 /// What proves the caller owns every function a hot reset touches.
 enum Ownership {
     /// Legacy path: VFIO group files, held across the reset.
-    Groups(KVec<ARef<LocalFile>>),
-    /// Cdev path: the iommufd_ctx the calling device is bound to.
-    Iommufd(*mut vfio::iommufd_ctx),
+    Groups(KVec<GroupFile>),
+    /// Cdev path: the iommufd_ctx the calling device is bound to (read once its dev_set is
+    /// locked, which keeps the context alive).
+    Iommufd,
 }
 
 impl Ownership {
-    /// Whether this proof covers `dev`.
-    fn covers(&self, dev: &VfioDevice<VfioPciDevice>) -> bool {
+    /// Whether this proof covers `member`, a member of the set of `this`, the calling device.
+    fn covers(
+        &self,
+        this: &SetMember<'_, VfioPciDevice>,
+        member: &SetMember<'_, VfioPciDevice>,
+    ) -> bool {
         match self {
-            Self::Groups(files) => files.iter().any(|file| {
-                // SAFETY: `file` is a VFIO group file we hold a reference to; `dev` is a
-                // live VFIO device.
-                unsafe { vfio::vfio_file_has_dev(file.as_ptr(), dev.as_raw()) }
-            }),
-            Self::Iommufd(ictx) => match dev.dev_id_in(*ictx) {
+            Self::Groups(files) => files.iter().any(|file| file.has_dev(member.device())),
+            Self::Iommufd => match member.dev_id_in(this.iommufd_ctx()) {
                 Ok(_) => true,
                 Err(e) => e == ENOENT,
             },
@@ -178,7 +176,7 @@ pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result
     if (hdr.count != 0) == dev.cdev_opened() {
         return Err(EINVAL);
     }
-    let pdev: &OwnedDevice = &dev.pdev;
+    let pdev: &OwnedDevice = dev.pdev();
     let slot = probe_hot_reset(pdev)?;
 
     let proof = if hdr.count != 0 {
@@ -196,16 +194,12 @@ pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result
         }
         let mut files = KVec::with_capacity(count, GFP_KERNEL)?;
         for &fd in fds.iter() {
-            let file = LocalFile::fget(fd as u32)?;
-            // SAFETY: `file` is a valid file we hold a reference to.
-            if !unsafe { vfio::vfio_file_is_group(file.as_ptr()) } {
-                return Err(EINVAL);
-            }
+            let file = GroupFile::new(LocalFile::fget(fd as u32)?).ok_or(EINVAL)?;
             files.push(file, GFP_KERNEL)?;
         }
         Ownership::Groups(files)
     } else {
-        Ownership::Iommufd(dev.iommufd_ctx())
+        Ownership::Iommufd
     };
 
     reset_dev_set(dev, &proof).map(|()| 0)
@@ -215,15 +209,16 @@ pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result
 /// with every function's memory access blocked for the duration.
 fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
     let set = LockedDevSet::lock(dev);
-    let target = set.resettable().ok_or(EINVAL)?;
+    let target = resettable(&set).ok_or(EINVAL)?;
 
     let members = set.members().count();
     let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
+    let this = set.this();
     for member in set.members() {
-        let member_dev = member.device();
-        if !proof.covers(member_dev) {
+        if !proof.covers(&this, &member) {
             return Err(EINVAL);
         }
+        let member_dev = member.device();
         // Taking several of these locks in a row could deadlock against another hot reset
         // of the same set in another order; back off on contention instead.
         let access = memory::try_lock_and_zap(member_dev).ok_or(EBUSY)?;
@@ -233,7 +228,7 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
     // The reset brings every function to D0 itself, behind our back; do it first so devices
     // that lose their config on D3->D0 (NoSoftRst-) are not left unrestored.
     for member in set.members() {
-        member.device().pdev.set_power_d0();
+        member.device().pdev().set_power_d0();
     }
     target.reset_bus()
 }
@@ -241,11 +236,11 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other
 /// function of it is open (the one closing now still counts as open), as vfio-pci does on
 /// last close.
-pub(crate) fn reset_dirty_set(set: &LockedDevSet<'_>) {
+pub(crate) fn reset_dirty_set(set: &LockedDevSet<'_, VfioPciDevice>) {
     if set.open_count() > 1 || !set.members().any(|m| m.needs_reset()) {
         return;
     }
-    let Some(target) = set.resettable() else {
+    let Some(target) = resettable(set) else {
         return;
     };
     if target.reset_bus().is_ok() {

@@ -9,10 +9,7 @@
 use crate::{
     device::VfioPciDevice,
     hot_reset, intrs, ioeventfd,
-    kernel_ext::{
-        bindings,
-        vfio::{uapi, VfioDevice},
-    },
+    kernel_ext::vfio::{uapi, VfioDevice},
     memory,
 };
 use core::mem::{offset_of, size_of};
@@ -22,31 +19,29 @@ use kernel::{prelude::*, uaccess::UserPtr};
 pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) -> Result<isize> {
     let arg = UserPtr::from_addr(arg);
     match cmd {
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => get_info(dev, arg),
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => reset(dev),
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => intrs::get_irq_info(dev, arg),
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(dev, arg),
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
-            hot_reset::get_info(dev, arg)
-        }
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
-        bindings::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => ioeventfd::ioctl(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => get_info(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => reset(dev),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => intrs::get_irq_info(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => hot_reset::get_info(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => ioeventfd::ioctl(dev, arg),
         _ => Err(ENOTTY),
     }
 }
 
 /// `VFIO_DEVICE_GET_INFO`: the device's flags and its numbers of regions and interrupts.
 fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
-    const MINSZ: usize = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
+    const MINSZ: usize = offset_of!(uapi::vfio_device_info, num_irqs) + size_of::<u32>();
     let mut info: uapi::vfio_device_info = uapi::copy_in(arg, MINSZ)?;
     let argsz = info.argsz as usize;
 
-    info.flags = bindings::VFIO_DEVICE_FLAGS_PCI;
-    if dev.open_state.lock().reset_works {
-        info.flags |= bindings::VFIO_DEVICE_FLAGS_RESET;
+    info.flags = uapi::VFIO_DEVICE_FLAGS_PCI;
+    if dev.reset_works() {
+        info.flags |= uapi::VFIO_DEVICE_FLAGS_RESET;
     }
-    info.num_regions = bindings::VFIO_PCI_NUM_REGIONS;
-    info.num_irqs = bindings::VFIO_PCI_NUM_IRQS;
+    info.num_regions = uapi::VFIO_PCI_NUM_REGIONS;
+    info.num_irqs = uapi::VFIO_PCI_NUM_IRQS;
 
     uapi::copy_out(arg, &info, argsz)?;
     Ok(0)
@@ -55,10 +50,10 @@ fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
 /// `VFIO_DEVICE_RESET`: a function-level reset (FLR, PM, slot or bus, whichever the PCI core
 /// finds for this function alone), with memory access blocked for the duration.
 fn reset(dev: &VfioDevice<VfioPciDevice>) -> Result<isize> {
-    if !dev.open_state.lock().reset_works {
+    if !dev.reset_works() {
         return Err(EINVAL);
     }
     let _blocked = memory::lock_and_zap(dev);
-    dev.pdev.set_power_d0();
-    dev.pdev.try_reset_function().map(|()| 0)
+    dev.pdev().set_power_d0();
+    dev.pdev().try_reset_function().map(|()| 0)
 }

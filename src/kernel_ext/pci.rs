@@ -180,23 +180,31 @@ pub(crate) trait PciDeviceExt {
     }
 
     /// The slot, when the platform can reset it alone (`pci_probe_reset_slot`).
-    fn resettable_slot(&self) -> Option<NonNull<bindings::pci_slot>> {
+    fn resettable_slot(&self) -> Option<SlotRef<'_>> {
         let slot = NonNull::new(self.slot_raw())?;
         // SAFETY: `slot` is the function's slot, valid while the function is.
-        (unsafe { bindings::pci_probe_reset_slot(slot.as_ptr()) } == 0).then_some(slot)
+        if unsafe { bindings::pci_probe_reset_slot(slot.as_ptr()) } != 0 {
+            return None;
+        }
+        // INVARIANT: A slot outlives the functions in it, so it is valid while `self` is
+        // borrowed.
+        Some(SlotRef(slot, PhantomData))
     }
 
     /// The bus, when the bridge above it can reset it (`pci_probe_reset_bus`).
-    fn resettable_bus(&self) -> Option<NonNull<bindings::pci_bus>> {
-        let bus = NonNull::new(self.bus_raw())?;
+    fn resettable_bus(&self) -> Option<BusRef<'_>> {
+        let bus = self.bus();
         // SAFETY: `bus` is the function's bus, valid while the function is.
-        (unsafe { bindings::pci_probe_reset_bus(bus.as_ptr()) } == 0).then_some(bus)
+        (unsafe { bindings::pci_probe_reset_bus(bus.as_raw()) } == 0).then_some(bus)
     }
 
-    /// The bus, as a dev_set key source (whether or not it can be reset).
-    fn bus(&self) -> NonNull<bindings::pci_bus> {
+    /// The bus the function sits on (whether or not it can be reset).
+    fn bus(&self) -> BusRef<'_> {
         // SAFETY: See `bus_raw`: never null for an enumerated function.
-        unsafe { NonNull::new_unchecked(self.bus_raw()) }
+        let bus = unsafe { NonNull::new_unchecked(self.bus_raw()) };
+        // INVARIANT: A bus outlives the functions on it, so it is valid while `self` is
+        // borrowed.
+        BusRef(bus, PhantomData)
     }
 
     /// Segment, bus number and devfn.
@@ -396,6 +404,38 @@ fn is_below_slot_of(pdev: &pci::Device, scope: &pci::Device) -> bool {
         cur = NonNull::new(bridge).map(|b| unsafe { device_from_raw(b.as_ptr()) });
     }
     false
+}
+
+/// A PCI hotplug slot (`struct pci_slot`), borrowed from a function in it: compared and used
+/// as a key by identity, never dereferenced outside this layer.
+///
+/// # Invariants
+///
+/// `self.0` points to a valid `pci_slot` that stays valid for `'a`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotRef<'a>(NonNull<bindings::pci_slot>, PhantomData<&'a pci::Device>);
+
+impl SlotRef<'_> {
+    /// The raw `struct pci_slot`, for the calls of this layer.
+    pub(crate) fn as_raw(self) -> *mut bindings::pci_slot {
+        self.0.as_ptr()
+    }
+}
+
+/// A PCI bus (`struct pci_bus`), borrowed from a function on it: compared and used as a key by
+/// identity, never dereferenced outside this layer.
+///
+/// # Invariants
+///
+/// `self.0` points to a valid `pci_bus` that stays valid for `'a`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BusRef<'a>(NonNull<bindings::pci_bus>, PhantomData<&'a pci::Device>);
+
+impl BusRef<'_> {
+    /// The raw `struct pci_bus`, for the calls of this layer.
+    pub(crate) fn as_raw(self) -> *mut bindings::pci_bus {
+        self.0.as_ptr()
+    }
 }
 
 /// A counted reference to a PCI function this driver was probed with, and the operations

@@ -3,7 +3,9 @@
 //! The VFIO core's driver interface (`include/linux/vfio.h`): a device with the driver's state
 //! embedded, its ops table built from a trait, and registration; and the uAPI.
 
+mod dev_set;
 mod device;
 pub(crate) mod uapi;
 
+pub(crate) use dev_set::{DevSetKey, LockedDevSet, SetMember};
 pub(crate) use device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps};

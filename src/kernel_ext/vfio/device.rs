@@ -7,8 +7,17 @@
 //! places the driver's state `T` right after the core's part, initialises it in place once the
 //! core has allocated the object, and drops it in `release`, so the state lives exactly as long
 //! as the core can call back into it. The ops table is built once per `T` from the
-//! [`VfioDeviceOps`] trait; iommufd binding goes through the core's physical-device helpers.
+//! [`VfioDeviceOps`] trait, a `#[vtable]`: the ops a driver does not implement are left `NULL`
+//! for the core, as in C. iommufd binding goes through the core's physical-device helpers.
+//!
+//! Each device is put in its dev_set ([`super::DevSetKey`]) when it is created, once, before
+//! anyone else can reach it; `open_device` and `close_device` are handed the set the core
+//! holds locked around them.
 
+use super::{
+    dev_set::{self, SetLocked},
+    DevSetKey, LockedDevSet,
+};
 use crate::kernel_ext::{bindings, pci::PciDeviceExt};
 use core::{
     mem::{size_of, MaybeUninit},
@@ -16,6 +25,7 @@ use core::{
     ptr::{addr_of_mut, NonNull},
 };
 use kernel::{
+    error::VTABLE_DEFAULT_ERROR,
     error::{from_err_ptr, from_result, to_result},
     ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
     mm::virt::VmaNew,
@@ -25,33 +35,61 @@ use kernel::{
     uaccess::UserPtr,
 };
 
-/// The callbacks a driver implements for its VFIO devices.
+/// The callbacks a driver implements for its VFIO devices (`struct vfio_device_ops`).
+///
+/// Every op is optional: one the implementation leaves out is `NULL` in the ops table, and
+/// the core then does what it does for a C driver without it.
+#[vtable]
 pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
     /// The driver name the VFIO core reports (`vfio_device_ops.name`).
     const NAME: &'static CStr;
 
-    /// First open of the device; the core holds the dev_set lock.
-    fn open_device(dev: &VfioDevice<Self>) -> Result;
+    /// The per-device state the device's dev_set lock protects (see [`super::SetMember`]).
+    type SetState: Copy + Default + Send;
 
-    /// Last close of the device; the core holds the dev_set lock.
-    fn close_device(dev: &VfioDevice<Self>);
+    /// First open of the device; the core holds the lock of `set`, the device's dev_set.
+    fn open_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) -> Result {
+        let _ = (dev, set);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Last close of the device; the core holds the lock of `set`, the device's dev_set.
+    fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
+        let _ = (dev, set);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// A `VFIO_DEVICE_*` ioctl the core does not handle itself.
-    fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize>;
+    fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
+        let _ = (dev, cmd, arg);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// The core asks the user to release the device (unbind in progress), `count` times so far.
-    fn request(dev: &VfioDevice<Self>, count: u32);
+    fn request(dev: &VfioDevice<Self>, count: u32) {
+        let _ = (dev, count);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// `read(2)` of `count` bytes at `*pos` of the device file into user memory at `buf`;
     /// advances `*pos` by what it returns.
-    fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize>;
+    fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        let _ = (dev, buf, count, pos);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// `write(2)` of `count` bytes from user memory at `buf` to `*pos` of the device file;
     /// advances `*pos` by what it returns.
-    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize>;
+    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
+        let _ = (dev, buf, count, pos);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// `mmap(2)` of the device file: sets up `vma` (a mapping being created).
-    fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result;
+    fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result {
+        let _ = (dev, vma);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// `VFIO_DEVICE_GET_REGION_INFO`: fills `info` for `info.index` (the core has checked
     /// `argsz` and copies the result and the capabilities out).
@@ -59,18 +97,30 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
         dev: &VfioDevice<Self>,
         info: &mut bindings::vfio_region_info,
         caps: &mut InfoCaps<'_>,
-    ) -> Result;
+    ) -> Result {
+        let _ = (dev, info, caps);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// Whether `name` (given to `VFIO_GROUP_GET_DEVICE_FD`) names this device; may carry
     /// options after the device name, whose errors abort the lookup.
-    fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool>;
+    fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool> {
+        let _ = (dev, name);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// Checks the token offered (or not) when the device is opened.
-    fn match_token(dev: &VfioDevice<Self>, token: Option<&[u8; 16]>) -> Result;
+    fn match_token(dev: &VfioDevice<Self>, token: Option<&[u8; 16]>) -> Result {
+        let _ = (dev, token);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// A `VFIO_DEVICE_FEATURE` the core does not handle itself; `arg` points past the
     /// `vfio_device_feature` header, `argsz` counts the bytes there.
-    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result;
+    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
+        let _ = (dev, flags, arg, argsz);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The capability chain of an info ioctl's reply, collected by the core
@@ -100,12 +150,15 @@ impl InfoCaps<'_> {
 /// - The object was allocated by the VFIO core with [`VfioDevice::<T>::OPS`] as its ops, so
 ///   every callback the core makes on it is for a `VfioDevice<T>`.
 /// - Once [`VfioDevice::new`] has returned it, `data` is initialised (and `data_ready` true)
-///   until the `release` op drops it.
+///   until the `release` op drops it, `set_state` is initialised, and the device is in its
+///   dev_set for good.
 #[repr(C)]
 pub(crate) struct VfioDevice<T: VfioDeviceOps> {
     core: Opaque<bindings::vfio_device>,
     /// Whether `data` holds a value; the core zeroes the allocation, so it starts false.
     data_ready: bool,
+    /// The state of the device its dev_set's lock protects.
+    pub(super) set_state: SetLocked<T::SetState>,
     data: MaybeUninit<T>,
 }
 
@@ -148,23 +201,69 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
         pasid_attach_ioas: Some(bindings::vfio_iommufd_physical_pasid_attach_ioas),
         pasid_detach_ioas: Some(bindings::vfio_iommufd_physical_pasid_detach_ioas),
-        open_device: Some(Self::open_device_callback),
-        close_device: Some(Self::close_device_callback),
-        read: Some(Self::read_callback),
-        write: Some(Self::write_callback),
-        ioctl: Some(Self::ioctl_callback),
-        get_region_info_caps: Some(Self::region_info_callback),
-        mmap: Some(Self::mmap_callback),
-        request: Some(Self::request_callback),
-        match_: Some(Self::match_callback),
-        match_token_uuid: Some(Self::match_token_callback),
+        open_device: if T::HAS_OPEN_DEVICE {
+            Some(Self::open_device_callback)
+        } else {
+            None
+        },
+        close_device: if T::HAS_CLOSE_DEVICE {
+            Some(Self::close_device_callback)
+        } else {
+            None
+        },
+        read: if T::HAS_READ {
+            Some(Self::read_callback)
+        } else {
+            None
+        },
+        write: if T::HAS_WRITE {
+            Some(Self::write_callback)
+        } else {
+            None
+        },
+        ioctl: if T::HAS_IOCTL {
+            Some(Self::ioctl_callback)
+        } else {
+            None
+        },
+        get_region_info_caps: if T::HAS_REGION_INFO {
+            Some(Self::region_info_callback)
+        } else {
+            None
+        },
+        mmap: if T::HAS_MMAP {
+            Some(Self::mmap_callback)
+        } else {
+            None
+        },
+        request: if T::HAS_REQUEST {
+            Some(Self::request_callback)
+        } else {
+            None
+        },
+        match_: if T::HAS_MATCH_NAME {
+            Some(Self::match_callback)
+        } else {
+            None
+        },
+        match_token_uuid: if T::HAS_MATCH_TOKEN {
+            Some(Self::match_token_callback)
+        } else {
+            None
+        },
         dma_unmap: None,
-        device_feature: Some(Self::device_feature_callback),
+        device_feature: if T::HAS_DEVICE_FEATURE {
+            Some(Self::device_feature_callback)
+        } else {
+            None
+        },
     };
 
-    /// Allocates a VFIO device for `parent` and initialises its state with `init`.
+    /// Allocates a VFIO device for `parent`, initialises its state with `init` and puts it in
+    /// the dev_set keyed by `set`.
     pub(crate) fn new(
         parent: &kernel::pci::Device,
+        set: DevSetKey<'_>,
         init: impl PinInit<T, Error>,
     ) -> Result<ARef<Self>> {
         // SAFETY: `parent`'s device is valid while `parent` lives; the size covers `Self`,
@@ -182,6 +281,9 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // core's struct first. If `init` fails, dropping the `ARef` frees the object without
         // touching `data`, since `data_ready` is still false.
         let this = unsafe { ARef::from_raw(NonNull::new_unchecked(raw)) };
+        // SAFETY: `set_state` is uninitialised memory inside the allocation that no one else
+        // can reach yet; it needs no drop, being `Copy`.
+        unsafe { addr_of_mut!((*raw).set_state).write(SetLocked::new()) };
         // SAFETY: `data` is uninitialised memory inside the allocation that no one else can
         // reach yet (the device is not registered); the core never moves the object, so
         // in-place (pinned) initialisation is sound.
@@ -189,6 +291,8 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: As above, no one else can reach the object yet.
         // INVARIANT: `data` was initialised just above.
         unsafe { (*raw).data_ready = true };
+        // INVARIANT: Assigned once, here, before the device is registered.
+        dev_set::assign(&this, set)?;
         Ok(this)
     }
 
@@ -206,12 +310,6 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         unsafe { &*core.cast::<Self>() }
     }
 
-    /// Puts the device in the dev_set keyed by `key`; must precede registration.
-    pub(crate) fn assign_device_set(&self, key: *mut c_void) -> Result {
-        // SAFETY: `self.as_raw()` is a valid, not yet registered VFIO device.
-        to_result(unsafe { bindings::vfio_assign_device_set(self.as_raw(), key) })
-    }
-
     /// Registers the device with the VFIO core as a physical device with an IOMMU group.
     /// The returned guard unregisters it when dropped.
     pub(crate) fn register(this: ARef<Self>) -> Result<Registration<T>> {
@@ -227,24 +325,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         unsafe { bindings::vfio_device::cdev_opened_raw(self.as_raw()) != 0 }
     }
 
-    /// The iommufd_ctx the device is bound to, or null when it is not bound to one.
-    pub(crate) fn iommufd_ctx(&self) -> *mut bindings::iommufd_ctx {
-        // SAFETY: `self.as_raw()` is a valid VFIO device.
-        unsafe { bindings::vfio_iommufd_device_ictx(self.as_raw()) }
-    }
-
-    /// The device's id in `ictx` (`> 0`) if it is bound to it; `ENOENT` when it is not bound
-    /// to any ctx but its IOMMU group is owned by `ictx`; another error otherwise.
-    pub(crate) fn dev_id_in(&self, ictx: *mut bindings::iommufd_ctx) -> Result<u32> {
-        // SAFETY: `self.as_raw()` is a valid VFIO device; a null `ictx` is handled by the core.
-        let id = unsafe { bindings::vfio_iommufd_get_dev_id(self.as_raw(), ictx) };
-        match id {
-            1.. => Ok(id as u32),
-            0 => Err(EINVAL),
-            _ => Err(Error::from_errno(id)),
-        }
-    }
-
+    /// The `release` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `release`.
     unsafe extern "C" fn release_callback(core: *mut bindings::vfio_device) {
         let this = core.cast::<Self>();
         // SAFETY: The core calls `release` once, when the last reference is gone, on an object
@@ -257,18 +343,42 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         }
     }
 
+    /// The `open_device` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `open_device`.
     unsafe extern "C" fn open_device_callback(core: *mut bindings::vfio_device) -> c_int {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
-        from_result(|| T::open_device(this).map(|()| 0))
+        // SAFETY: The core holds the dev_set lock around `open_device`; `set` is dropped
+        // before we return.
+        let set = unsafe { LockedDevSet::held_by_core(this) };
+        from_result(|| T::open_device(this, &set).map(|()| 0))
     }
 
+    /// The `close_device` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `close_device`.
     unsafe extern "C" fn close_device_callback(core: *mut bindings::vfio_device) {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
-        T::close_device(this)
+        // SAFETY: The core holds the dev_set lock around `close_device`; `set` is dropped
+        // before we return.
+        let set = unsafe { LockedDevSet::held_by_core(this) };
+        T::close_device(this, &set)
     }
 
+    /// The `ioctl` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `ioctl`.
     unsafe extern "C" fn ioctl_callback(
         core: *mut bindings::vfio_device,
         cmd: c_uint,
@@ -282,6 +392,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         }
     }
 
+    /// The `read` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `read`.
     unsafe extern "C" fn read_callback(
         core: *mut bindings::vfio_device,
         buf: *mut c_char,
@@ -298,6 +414,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         }
     }
 
+    /// The `write` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `write`.
     unsafe extern "C" fn write_callback(
         core: *mut bindings::vfio_device,
         buf: *const c_char,
@@ -314,6 +436,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         }
     }
 
+    /// The `mmap` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `mmap`.
     unsafe extern "C" fn mmap_callback(
         core: *mut bindings::vfio_device,
         vma: *mut kernel::bindings::vm_area_struct,
@@ -326,6 +454,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         from_result(|| T::mmap(this, vma).map(|()| 0))
     }
 
+    /// The `get_region_info_caps` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `get_region_info_caps`.
     unsafe extern "C" fn region_info_callback(
         core: *mut bindings::vfio_device,
         info: *mut bindings::vfio_region_info,
@@ -338,6 +472,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         from_result(|| T::region_info(this, info, &mut InfoCaps(caps)).map(|()| 0))
     }
 
+    /// The `match` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `match`.
     unsafe extern "C" fn match_callback(
         core: *mut bindings::vfio_device,
         buf: *mut c_char,
@@ -352,6 +492,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         }
     }
 
+    /// The `match_token_uuid` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `match_token_uuid`.
     unsafe extern "C" fn match_token_callback(
         core: *mut bindings::vfio_device,
         uuid: *const kernel::bindings::uuid_t,
@@ -364,6 +510,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         from_result(|| T::match_token(this, token).map(|()| 0))
     }
 
+    /// The `device_feature` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `device_feature`.
     unsafe extern "C" fn device_feature_callback(
         core: *mut bindings::vfio_device,
         flags: u32,
@@ -386,6 +538,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         }
     }
 
+    /// The `request` op.
+    ///
+    /// # Safety
+    ///
+    /// Only the VFIO core calls it, on a device allocated with [`Self::OPS`], with the
+    /// arguments `struct vfio_device_ops` documents for `request`.
     unsafe extern "C" fn request_callback(core: *mut bindings::vfio_device, count: c_uint) {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };

@@ -88,3 +88,41 @@ pub(crate) fn copy_out<T: AsBytes>(arg: UserPtr, val: &T, argsz: usize) -> Resul
     let len = argsz.min(bytes.len());
     UserSlice::new(arg, len).writer().write_slice(&bytes[..len])
 }
+
+// The VFIO core concern (ioctl dispatch, GET_INFO, hot reset, features): ioctl numbers, flags,
+// and the hot-reset entries.
+
+pub(crate) use bindings::{
+    VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+    VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+    VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, VFIO_DEVICE_FEATURE_PROBE,
+    VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET,
+    VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_NUM_IRQS,
+    VFIO_PCI_NUM_REGIONS, VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET, VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS,
+};
+
+/// `VFIO_PCI_DEVID_OWNED` as it is stored in a `vfio_pci_dependent_device`'s `devid`.
+pub(crate) const VFIO_PCI_DEVID_OWNED: u32 = bindings::VFIO_PCI_DEVID_OWNED;
+/// `VFIO_PCI_DEVID_NOT_OWNED` (-1) as it is stored in a `vfio_pci_dependent_device`'s `devid`.
+pub(crate) const VFIO_PCI_DEVID_NOT_OWNED: u32 = bindings::VFIO_PCI_DEVID_NOT_OWNED as u32;
+
+impl bindings::vfio_pci_dependent_device {
+    /// The entry of the function at `segment`, `bus`, `devfn` with `id` in its `group_id`/`devid`
+    /// union (which of the two the reply's flags say).
+    pub(crate) fn new(segment: u16, bus: u8, devfn: u8, id: u32) -> Self {
+        let mut entry = Self {
+            segment,
+            bus,
+            devfn,
+            ..Default::default()
+        };
+        // SAFETY: Both members of the union are `u32` at offset 0, so writing through either is
+        // the same store, and every bit pattern is valid for both.
+        unsafe { *entry.__bindgen_anon_1.devid.as_mut() = id };
+        entry
+    }
+}

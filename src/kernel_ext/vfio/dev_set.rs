@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO core's dev_sets (`struct vfio_device_set`): the devices that must be opened,
+//! closed and reset together, and the mutex the core holds around `open_device` and
+//! `close_device`.
+//!
+//! The core keys dev_sets by an opaque address. vfio-pci-core uses the `pci_slot` or `pci_bus`
+//! address itself; a driver that must never share a set with it (the C driver would take its
+//! devices for its own) keys its sets one byte into the slot or bus object instead, where no
+//! object of anyone else's can start ([`DevSetKey`]). Hence every device in a set keyed by a
+//! slot or a bus is a [`VfioDevice<T>`] of the one driver of this module, and the members of
+//! a locked set can be handed out as such.
+//!
+//! Per-device state that belongs to the set (for vfio-pci: whether a function still needs a
+//! reset) lives in a [`SetLocked`] cell of every [`VfioDevice`], reachable only through a
+//! [`SetMember`], which only a [`LockedDevSet`] hands out: holding the set's lock is checked by
+//! the compiler, not by a comment.
+
+use super::{VfioDevice, VfioDeviceOps};
+use crate::kernel_ext::{
+    bindings,
+    pci::{BusRef, PciDeviceExt, SlotRef},
+};
+use core::{cell::UnsafeCell, marker::PhantomData, mem::offset_of, ptr::NonNull};
+use kernel::{error::to_result, ffi::c_void, pci, prelude::*};
+
+/// What a device's dev_set is keyed by.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DevSetKey<'a> {
+    /// The device itself: a set of one.
+    Device,
+    /// A hotplug slot: every function of the driver in it.
+    Slot(SlotRef<'a>),
+    /// A bus: every function of the driver on it.
+    Bus(BusRef<'a>),
+}
+
+/// Puts `dev` in the dev_set keyed by `key`; called once, before the device is registered or
+/// reachable by anyone else.
+pub(super) fn assign<T: VfioDeviceOps>(dev: &VfioDevice<T>, key: DevSetKey<'_>) -> Result {
+    let key: *mut c_void = match key {
+        DevSetKey::Device => dev.as_raw().cast(),
+        // One byte into the object: no other user of `vfio_assign_device_set()` can hold
+        // this address (see the module doc).
+        DevSetKey::Slot(slot) => slot.as_raw().cast::<u8>().wrapping_add(1).cast(),
+        DevSetKey::Bus(bus) => bus.as_raw().cast::<u8>().wrapping_add(1).cast(),
+    };
+    // SAFETY: `dev` is a valid VFIO device, not yet registered nor assigned a set (the
+    // caller's promise); the key is only compared by the core, never dereferenced.
+    to_result(unsafe { bindings::vfio_assign_device_set(dev.as_raw(), key) })
+}
+
+/// The per-device state `S` behind the lock of the dev_set its device is in.
+///
+/// # Invariants
+///
+/// The inner value is only accessed through a [`SetMember`], which exists only while the
+/// set's lock is held, and only by copy: no reference to it is ever handed out.
+pub(crate) struct SetLocked<S>(UnsafeCell<S>);
+
+impl<S: Copy + Default> SetLocked<S> {
+    pub(super) fn new() -> Self {
+        Self(UnsafeCell::new(S::default()))
+    }
+}
+
+// SAFETY: Accesses are serialised by the dev_set lock (type invariant).
+unsafe impl<S: Send> Sync for SetLocked<S> {}
+// SAFETY: `S` is `Send`.
+unsafe impl<S: Send> Send for SetLocked<S> {}
+
+/// The dev_set of one of the driver's devices, with its lock held for `'a`.
+///
+/// # Invariants
+///
+/// `set` is the dev_set of `dev`, a registered or being-opened/closed device, its mutex is
+/// held for the lifetime of this value, and (see the module doc) every device in it is a
+/// `VfioDevice<T>`.
+pub(crate) struct LockedDevSet<'a, T: VfioDeviceOps> {
+    /// The device whose set this is.
+    dev: &'a VfioDevice<T>,
+    set: NonNull<bindings::vfio_device_set>,
+    /// Whether dropping this value releases the lock (false when the VFIO core holds it).
+    unlock_on_drop: bool,
+}
+
+impl<'a, T: VfioDeviceOps> LockedDevSet<'a, T> {
+    fn set_of(dev: &VfioDevice<T>) -> NonNull<bindings::vfio_device_set> {
+        // SAFETY: `dev_set` is assigned in `VfioDevice::new`, before anyone else can reach the
+        // device, and never changes afterwards.
+        unsafe { NonNull::new_unchecked((*dev.as_raw()).dev_set) }
+    }
+
+    /// Locks the dev_set of `dev`.
+    pub(crate) fn lock(dev: &'a VfioDevice<T>) -> Self {
+        let set = Self::set_of(dev);
+        // SAFETY: The set lives as long as any of its devices, and `dev` is alive for `'a`.
+        unsafe { kernel::bindings::mutex_lock(&raw mut (*set.as_ptr()).lock) };
+        // INVARIANT: We just took the lock and release it on drop.
+        Self {
+            dev,
+            set,
+            unlock_on_drop: true,
+        }
+    }
+
+    /// The dev_set of `dev`, whose lock the VFIO core holds around `open_device` and
+    /// `close_device`.
+    ///
+    /// # Safety
+    ///
+    /// Only to be called from those callbacks, for the device they are called for; the result
+    /// must not outlive the callback.
+    pub(super) unsafe fn held_by_core(dev: &'a VfioDevice<T>) -> Self {
+        // INVARIANT: The core holds the lock for the duration of the callback.
+        Self {
+            dev,
+            set: Self::set_of(dev),
+            unlock_on_drop: false,
+        }
+    }
+
+    /// The members of the set, in the order they joined it.
+    pub(crate) fn members(&self) -> Members<'_, T> {
+        // SAFETY: The set is valid and locked by the type invariant.
+        let head = unsafe { &raw mut (*self.set.as_ptr()).device_list };
+        // SAFETY: As above: the list is stable while the lock is held.
+        let next = unsafe { (*head).next };
+        Members {
+            head,
+            next,
+            _set: PhantomData,
+        }
+    }
+
+    /// The member through which the set was locked.
+    pub(crate) fn this(&self) -> SetMember<'_, T> {
+        SetMember {
+            dev: self.dev,
+            _set: PhantomData,
+        }
+    }
+
+    /// The member bound to `pdev`, if `pdev` is in this set.
+    pub(crate) fn find(&self, pdev: &pci::Device) -> Option<SetMember<'_, T>> {
+        let set = self.set.as_ptr();
+        // SAFETY: The set is valid and locked by the type invariant; `pdev` is valid.
+        let found = unsafe { bindings::vfio_find_device_in_devset(set, pdev.device_raw()) };
+        NonNull::new(found).map(|d| {
+            // SAFETY: Every device in the set is a `VfioDevice<T>` (type invariant), alive
+            // while it is in the set, which stays locked for `'_`.
+            let dev = unsafe { VfioDevice::from_core(d.as_ptr()) };
+            SetMember {
+                dev,
+                _set: PhantomData,
+            }
+        })
+    }
+
+    /// How many devices of the set are open.
+    pub(crate) fn open_count(&self) -> u32 {
+        // SAFETY: The set is valid and locked by the type invariant.
+        unsafe { bindings::vfio_device_set_open_count(self.set.as_ptr()) }
+    }
+}
+
+impl<T: VfioDeviceOps> Drop for LockedDevSet<'_, T> {
+    fn drop(&mut self) {
+        if self.unlock_on_drop {
+            // SAFETY: `lock` took the mutex, released here once.
+            unsafe { kernel::bindings::mutex_unlock(&raw mut (*self.set.as_ptr()).lock) };
+        }
+    }
+}
+
+/// A device of a locked dev_set: the only way to its set state ([`VfioDeviceOps::SetState`]).
+pub(crate) struct SetMember<'g, T: VfioDeviceOps> {
+    dev: &'g VfioDevice<T>,
+    _set: PhantomData<&'g LockedDevSet<'g, T>>,
+}
+
+impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
+    /// The device.
+    pub(crate) fn device(&self) -> &'g VfioDevice<T> {
+        self.dev
+    }
+
+    /// The device's set state.
+    pub(crate) fn state(&self) -> T::SetState {
+        // SAFETY: A `SetMember` exists only while its set's lock is held, and the state is
+        // only ever copied in or out (type invariant of `SetLocked`), so this read races with
+        // nothing and no reference to the state outlives it.
+        unsafe { *self.dev.set_state.0.get() }
+    }
+
+    /// Replaces the device's set state.
+    pub(crate) fn set_state(&self, state: T::SetState) {
+        // SAFETY: As in `state`.
+        unsafe { *self.dev.set_state.0.get() = state };
+    }
+}
+
+/// Iterator over the members of a locked dev_set.
+pub(crate) struct Members<'g, T: VfioDeviceOps> {
+    head: *mut kernel::bindings::list_head,
+    next: *mut kernel::bindings::list_head,
+    _set: PhantomData<&'g LockedDevSet<'g, T>>,
+}
+
+impl<'g, T: VfioDeviceOps> Iterator for Members<'g, T> {
+    type Item = SetMember<'g, T>;
+
+    fn next(&mut self) -> Option<SetMember<'g, T>> {
+        if self.next == self.head {
+            return None;
+        }
+        let entry = self.next;
+        // SAFETY: `entry` is a node of the locked set's device list, so it is the
+        // `dev_set_list` field of a `vfio_device` in the set.
+        let core = unsafe {
+            self.next = (*entry).next;
+            entry
+                .cast::<u8>()
+                .sub(offset_of!(bindings::vfio_device, dev_set_list))
+                .cast::<bindings::vfio_device>()
+        };
+        Some(SetMember {
+            // SAFETY: Every device of the set is a `VfioDevice<T>` that stays in the set,
+            // alive, while its lock is held.
+            dev: unsafe { VfioDevice::from_core(core) },
+            _set: PhantomData,
+        })
+    }
+}
