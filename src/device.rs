@@ -44,27 +44,27 @@ pub(crate) struct OpenState {
 /// accessors below, and this module, [`crate::ioctl`] and [`crate::hot_reset`] do the wiring.
 #[pin_data]
 pub(crate) struct VfioPciDevice {
-    pub(crate) pdev: OwnedDevice,
+    pdev: OwnedDevice,
     #[pin]
-    pub(crate) open_state: Mutex<OpenState>,
+    open_state: Mutex<OpenState>,
     /// The config space user space sees; rebuilt at every first open.
     #[pin]
-    pub(crate) config: ConfigSpace,
+    config: ConfigSpace,
     /// Interrupts and their eventfds.
     #[pin]
-    pub(crate) irqs: Mutex<IrqState>,
+    irqs: Mutex<IrqState>,
     /// Where the MSI-X table is, if the function has one: never touched through
     /// `read(2)`/`write(2)`.
-    pub(crate) msix_table: Option<MsixTable>,
+    msix_table: Option<MsixTable>,
     /// How the function takes part in the VF token protocol (see [`crate::vf_token`]).
-    pub(crate) token_role: TokenRole,
+    token_role: TokenRole,
     /// The gate to the function's memory (see [`crate::memory`]): BAR access holds it shared,
     /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
-    pub(crate) memory: RwSem<MemoryGate>,
+    memory: RwSem<MemoryGate>,
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
-    pub(crate) ioeventfds: Mutex<Ioeventfds>,
+    ioeventfds: Mutex<Ioeventfds>,
 }
 
 impl VfioPciDevice {

@@ -197,7 +197,7 @@ impl IrqState {
                     .is_some_and(|caps| caps.intx == IntxSupport::Hidden)
                 {
                     // SAFETY: The function is valid.
-                    unsafe { bindings::pci_intx(dev.pdev.as_raw(), 0) };
+                    unsafe { bindings::pci_intx(dev.pdev().as_raw(), 0) };
                 }
             }
         }
@@ -255,13 +255,13 @@ pub(crate) fn get_irq_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Res
     if (argsz as usize) < MINSZ || index >= NUM_IRQS {
         return Err(EINVAL);
     }
-    if index == ERR && !is_pcie(&dev.pdev) {
+    if index == ERR && !is_pcie(&dev.pdev()) {
         return Err(EINVAL);
     }
     let (count, dynamic_msix) = {
-        let state = dev.irqs.lock();
+        let state = dev.irqs().lock();
         let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        (state.count(&dev.pdev, index), dynamic)
+        (state.count(&dev.pdev(), index), dynamic)
     };
     let mut flags = vfio::VFIO_IRQ_INFO_EVENTFD;
     if index == INTX {
@@ -319,7 +319,7 @@ struct SetIrqs {
 /// `VFIO_DEVICE_SET_IRQS`.
 pub(crate) fn set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
     let request = read_set_irqs(dev, arg)?;
-    let mut state = dev.irqs.lock();
+    let mut state = dev.irqs().lock();
     apply(&mut state, dev, request)
 }
 
@@ -330,7 +330,7 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
     const MINSZ: usize = 5 * size_of::<u32>();
     let [argsz, flags, index, start, count] =
         UserSlice::new(arg, MINSZ).reader().read::<[u32; 5]>()?;
-    let max = dev.irqs.lock().count(&dev.pdev, index);
+    let max = dev.irqs().lock().count(&dev.pdev(), index);
     let mut header = vfio::vfio_irq_set {
         argsz,
         flags,
@@ -385,11 +385,11 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
 /// Acts on a validated request; `ENOTTY` for what the index does not support.
 fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) -> Result<isize> {
     match (req.index, req.action) {
-        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, &dev.pdev, &req),
-        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, &dev.pdev, &req),
+        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, &dev.pdev(), &req),
+        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, &dev.pdev(), &req),
         (INTX, Some(Action::Trigger)) => intx_trigger(state, dev, &req),
         (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, dev, &req),
-        (ERR, Some(Action::Trigger)) if is_pcie(&dev.pdev) => {
+        (ERR, Some(Action::Trigger)) if is_pcie(&dev.pdev()) => {
             single_trigger(&mut state.err_trigger, &req).map(|()| 0)
         }
         (REQ, Some(Action::Trigger)) => single_trigger(&mut state.req_trigger, &req).map(|()| 0),
@@ -459,7 +459,7 @@ fn intx_trigger(
             line.set_trigger(trigger);
         } else {
             let masking = state.intx_masking().ok_or(ENODEV)?;
-            let line = IntxLine::enable(&dev.pdev, masking, state.virq_disabled, trigger)?;
+            let line = IntxLine::enable(&dev.pdev(), masking, state.virq_disabled, trigger)?;
             state.mode = IrqMode::Intx(line);
         }
         return Ok(0);
@@ -576,7 +576,7 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
 
 /// Disables every interrupt and releases every eventfd (last close).
 pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.irqs.lock();
+    let mut state = dev.irqs().lock();
     state.disable(dev);
     state.virq_disabled = false;
     state.err_trigger = None;
@@ -587,7 +587,7 @@ pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
 /// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns
 /// whether it was unmasked before. Acts only on a change of the bit.
 pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    let mut state = dev.irqs.lock();
+    let mut state = dev.irqs().lock();
     if state.virq_disabled {
         return false;
     }
@@ -595,13 +595,13 @@ pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(true);
     }
-    state.mask_intx(&dev.pdev)
+    state.mask_intx(&dev.pdev())
 }
 
 /// Unmasks INTx because the user cleared INTX_DISABLE in the virtual command register. Acts
 /// only on a change of the bit.
 pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.irqs.lock();
+    let mut state = dev.irqs().lock();
     if !state.virq_disabled {
         return;
     }
@@ -609,18 +609,18 @@ pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(false);
     }
-    state.unmask_intx(&dev.pdev);
+    state.unmask_intx(&dev.pdev());
 }
 
 /// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
 pub(crate) fn active_irq_type(dev: &VfioDevice<VfioPciDevice>) -> Option<u32> {
-    dev.irqs.lock().irq_type()
+    dev.irqs().lock().irq_type()
 }
 
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
 /// space registered none.
 pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    match &dev.irqs.lock().req_trigger {
+    match &dev.irqs().lock().req_trigger {
         Some(trigger) => {
             trigger.signal();
             true
@@ -632,7 +632,7 @@ pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {
 /// Signals the ERR eventfd (AER reported an error on the function); false when user space
 /// registered none.
 pub(crate) fn signal_error(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    match &dev.irqs.lock().err_trigger {
+    match &dev.irqs().lock().err_trigger {
         Some(trigger) => {
             trigger.signal();
             true

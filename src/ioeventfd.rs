@@ -105,11 +105,11 @@ impl Target {
             _ => return Err(EINVAL),
         };
         let end = offset + size.bytes();
-        if end > dev.pdev.resource(usize::from(bar)).len {
+        if end > dev.pdev().resource(usize::from(bar)).len {
             return Err(EINVAL);
         }
         // Writing the MSI-X table would work around SET_IRQS.
-        if let Some((start, stop)) = dev.msix_table.and_then(|t| t.excluded_in(bar)) {
+        if let Some((start, stop)) = dev.msix_table().and_then(|t| t.excluded_in(bar)) {
             if end > start && offset < stop {
                 return Err(EINVAL);
             }
@@ -161,7 +161,7 @@ impl PinnedDrop for Ioeventfd {
 
 impl Ioeventfd {
     fn new(dev: &VfioDevice<VfioPciDevice>, target: Target) -> impl PinInit<Self> {
-        let test_mem = dev.pdev.resource(usize::from(target.bar)).is_mem();
+        let test_mem = dev.pdev().resource(usize::from(target.bar)).is_mem();
         let dev = NonNull::from(dev);
         pin_init!(Self {
             dev,
@@ -197,7 +197,7 @@ impl Ioeventfd {
 
     /// The write itself, with the gate held (shared).
     fn write(&self, gate: &MemoryGate) {
-        if self.test_mem && !gate.accessible(&self.dev().pdev) {
+        if self.test_mem && !gate.accessible(&self.dev().pdev()) {
             return;
         }
         let Ok(mapping) = gate.bars().and_then(|bars| bars.mapping(self.target.bar)) else {
@@ -214,7 +214,7 @@ impl Ioeventfd {
     unsafe extern "C" fn on_signal(opaque: *mut c_void, _data: *mut c_void) -> c_int {
         // SAFETY: `opaque` is the `Ioeventfd` armed in `arm`, valid while its virqfd is.
         let this = unsafe { &*opaque.cast::<Self>() };
-        match this.dev().memory.try_read() {
+        match this.dev().memory().try_read() {
             Some(gate) => {
                 this.write(&gate);
                 0
@@ -305,7 +305,7 @@ pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isi
     // A BAR that could not be claimed or mapped at open refuses with the errno it got then
     // (vfio-pci maps it here, with the same errnos).
     memory::read(dev).bars()?.mapping(target.bar)?;
-    dev.ioeventfds
+    dev.ioeventfds()
         .lock()
         .apply(dev, target, request)
         .map(|()| 0)
@@ -313,6 +313,6 @@ pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isi
 
 /// Disarms every ioeventfd of `dev` (last close), waiting for writes in flight.
 pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
-    let armed = core::mem::replace(&mut dev.ioeventfds.lock().armed, KVec::new());
+    let armed = core::mem::replace(&mut dev.ioeventfds().lock().armed, KVec::new());
     drop(armed);
 }

@@ -121,25 +121,25 @@ pub(crate) type MemoryRead<'a> = ReadGuard<'a, MemoryGate>;
 
 /// Holds `dev`'s gate shared, for an access to the function's memory or a look at its state.
 pub(crate) fn read(dev: &VfioDevice<VfioPciDevice>) -> MemoryRead<'_> {
-    dev.memory.read()
+    dev.memory().read()
 }
 
 /// Holds `dev`'s gate exclusive, to change what it guards.
 pub(crate) fn lock(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    dev.memory.write()
+    dev.memory().write()
 }
 
 /// Locks `dev`'s gate and removes every user mapping of its BARs: after this, user space can
 /// touch the function's memory only through the driver, which waits for the gate.
 pub(crate) fn lock_and_zap(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    let access = dev.memory.write();
+    let access = dev.memory().write();
     zap_bars(dev);
     access
 }
 
 /// As [`lock_and_zap`], but gives up (`None`) when the gate is held by someone else.
 pub(crate) fn try_lock_and_zap(dev: &VfioDevice<VfioPciDevice>) -> Option<MemoryAccess<'_>> {
-    let access = dev.memory.try_write()?;
+    let access = dev.memory().try_write()?;
     zap_bars(dev);
     Some(access)
 }

@@ -53,7 +53,7 @@ pub(crate) fn mmap(dev: &VfioDevice<VfioPciDevice>, vma: &VmaNew) -> Result {
         if !bars.mmappable(bar) {
             return Err(EINVAL);
         }
-        let res = dev.pdev.resource(usize::from(bar));
+        let res = dev.pdev().resource(usize::from(bar));
         let page_size = bindings::PAGE_SIZE as u64;
         let bar_len = res.len.div_ceil(page_size) * page_size;
         let req_len = (vma.end() - vma.start()) as u64;
@@ -100,13 +100,13 @@ unsafe extern "C" fn bar_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     // SAFETY: `mmap` stored the `vfio_device` of a `VfioDevice<VfioPciDevice>`.
     let dev = unsafe { VfioDevice::<VfioPciDevice>::from_core(private.cast()) };
     let (index, first_page) = split_pgoff(pgoff);
-    let res = dev.pdev.resource(index as usize);
+    let res = dev.pdev().resource(index as usize);
     let pfn = (res.start >> bindings::PAGE_SHIFT)
         + first_page
         + ((address - vm_start) >> bindings::PAGE_SHIFT) as u64;
 
     let gate = memory::read(dev);
-    if !gate.mappable(&dev.pdev) {
+    if !gate.mappable(&dev.pdev()) {
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS as bindings::vm_fault_t;
     }
     // SAFETY: `vma` is a PFN mapping set up by `mmap`; the MM holds the locks a fault needs;

@@ -80,9 +80,9 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
         disable(dev);
         return Ok(0);
     }
-    let pdev: &OwnedDevice = &dev.pdev;
+    let pdev: &OwnedDevice = &dev.pdev();
     // The PCI core offers this callback only for PFs, which all have a token.
-    let token = dev.token_role.pf_token().ok_or(EINVAL)?.clone();
+    let token = dev.token_role().pf_token().ok_or(EINVAL)?.clone();
     {
         let mut pfs = SRIOV_PFS.lock();
         // Enabled once, until disabled again.
@@ -115,8 +115,8 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
 /// (a lockdep warning, for vfio-pci too); it cannot be taken here, since a removal (sysfs
 /// `remove`, hot-unplug) calls the remove callback with it already held.
 pub(crate) fn disable(dev: &VfioDevice<VfioPciDevice>) {
-    if dev.pdev.num_vfs() != 0 {
-        dev.pdev.disable_sriov();
+    if dev.pdev().num_vfs() != 0 {
+        dev.pdev().disable_sriov();
     }
     forget(dev);
 }
@@ -127,7 +127,7 @@ fn forget(dev: &VfioDevice<VfioPciDevice>) {
     let mut pfs = SRIOV_PFS.lock();
     let at = pfs
         .iter()
-        .position(|entry| entry.pf.as_raw() == dev.pdev.as_raw());
+        .position(|entry| entry.pf.as_raw() == dev.pdev().as_raw());
     let entry = at.and_then(|i| pfs.remove(i).ok());
     // The entry goes after the lock is released: it may hold the last reference to the PF.
     drop(pfs);

@@ -155,7 +155,7 @@ fn parse_uuid(text: &[u8]) -> Result<[u8; 16]> {
 /// Whether `name` (from `VFIO_GROUP_GET_DEVICE_FD`) names `dev`: its PCI name, optionally
 /// followed by ` vf_token=<uuid>`, which is then checked against the token rules.
 pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result<bool> {
-    let own = dev.pdev.as_device().name().to_bytes();
+    let own = dev.pdev().as_device().name().to_bytes();
     let given = name.to_bytes();
     let Some(rest) = given.strip_prefix(own) else {
         return Ok(false);
@@ -231,7 +231,7 @@ impl Refusal {
 /// doc): a VF of ours needs its PF's token; a PF with VFs in use needs its current token,
 /// one without takes an offered token as its new one; any other function refuses a token.
 pub(crate) fn match_token(dev: &VfioDevice<VfioPciDevice>, offered: Option<&[u8; 16]>) -> Result {
-    check(&dev.token_role, offered).map_err(|refusal| refusal.report(&dev.pdev))
+    check(&dev.token_role(), offered).map_err(|refusal| refusal.report(&dev.pdev()))
 }
 
 fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {

@@ -32,8 +32,8 @@ use kernel::{
 /// table lives in a BAR; restores the command register afterwards. Lock order: the interrupt
 /// state, then the memory gate.
 pub(crate) fn with_memory_enabled<R>(dev: &VfioDevice<VfioPciDevice>, f: impl FnOnce() -> R) -> R {
-    let _gate = dev.memory.write();
-    let pdev = &dev.pdev;
+    let _gate = dev.memory().write();
+    let pdev = &dev.pdev();
     let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
     let memory = bindings::PCI_COMMAND_MEMORY as u16;
     let forced = cmd & memory == 0;
@@ -121,7 +121,7 @@ impl MsiVectors {
             MsiKind::Msi => bindings::PCI_IRQ_MSI,
             MsiKind::Msix => bindings::PCI_IRQ_MSIX,
         };
-        let pdev = dev.pdev.as_raw();
+        let pdev = dev.pdev().as_raw();
         let got = with_memory_enabled(dev, || {
             // SAFETY: The function is valid and enabled while the device is open.
             let got = unsafe { bindings::pci_alloc_irq_vectors(pdev, 1, nvec, flag) };
@@ -139,7 +139,7 @@ impl MsiVectors {
         }
         // INVARIANT: `nvec` vectors are allocated.
         Ok(Allocation::All(Self {
-            pdev: dev.pdev.clone(),
+            pdev: dev.pdev().clone(),
             kind,
             dynamic,
             vectors: KVec::new(),
