@@ -17,11 +17,12 @@ use crate::{
     ioctl, ioeventfd,
     ioeventfd::Ioeventfds,
     kernel_ext::{
+        eventfd::EventFd,
         pci::{regs, OwnedDevice, PciDeviceExt, SavedState},
         sync::{new_rwsem, RwSem},
         vfio::{uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps},
     },
-    memory::MemoryGate,
+    memory::{self, MemoryGate},
     mmap, regions, vf_token,
     vf_token::{TokenRole, VfUser},
 };
@@ -278,6 +279,26 @@ impl VfioDeviceOps for VfioPciDevice {
                 dev.pdev.as_device(),
                 "No device request channel registered, blocked until released by user\n"
             );
+        }
+    }
+}
+
+impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
+    fn enter_low_power(&self, wake: Option<EventFd>) -> Result {
+        memory::lock_and_zap(self).enter_low_power(wake)
+    }
+
+    fn exit_low_power(&self) {
+        memory::lock(self).exit_low_power();
+    }
+
+    fn has_vf_token(&self) -> bool {
+        self.token_role.pf_token().is_some()
+    }
+
+    fn set_vf_token(&self, uuid: [u8; 16]) {
+        if let Some(token) = self.token_role.pf_token() {
+            token.set(uuid);
         }
     }
 }

@@ -11,14 +11,7 @@
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
 //! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
-use crate::{
-    device::VfioPciDevice,
-    kernel_ext::{
-        eventfd::EventFd,
-        vfio::{uapi, VfioDevice},
-    },
-    memory,
-};
+use crate::kernel_ext::{eventfd::EventFd, vfio::uapi};
 use kernel::{
     prelude::*,
     uaccess::{UserPtr, UserSlice},
@@ -26,6 +19,22 @@ use kernel::{
 
 /// The GET and SET bits of a feature request.
 const GET_SET: u32 = uapi::VFIO_DEVICE_FEATURE_GET | uapi::VFIO_DEVICE_FEATURE_SET;
+
+/// The parts of a device the features act on, lent by the wiring ([`crate::device`]).
+pub(crate) trait FeatureTarget {
+    /// Cuts memory access (BAR mmaps zapped) until the user exits low power or closes the
+    /// device; `EINVAL` if it already did.
+    fn enter_low_power(&self, wake: Option<EventFd>) -> Result;
+
+    /// Restores memory access cut by [`Self::enter_low_power`], if it is cut.
+    fn exit_low_power(&self);
+
+    /// Whether the function is a PF with a VF token (see [`crate::vf_token`]).
+    fn has_vf_token(&self) -> bool;
+
+    /// Sets the VF token of a PF; does nothing for any other function.
+    fn set_vf_token(&self, uuid: [u8; 16]);
+}
 
 /// What the checked request asks for: only whether it is supported, or to do it.
 enum Request {
@@ -50,7 +59,7 @@ fn check(flags: u32, argsz: usize, supported: u32, minsz: usize) -> Result<Reque
 
 /// A feature the VFIO core passes to the driver.
 pub(crate) fn device_feature(
-    dev: &VfioDevice<VfioPciDevice>,
+    dev: &impl FeatureTarget,
     flags: u32,
     arg: UserPtr,
     argsz: usize,
@@ -59,7 +68,7 @@ pub(crate) fn device_feature(
     match flags & uapi::VFIO_DEVICE_FEATURE_MASK {
         uapi::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY => match check(flags, argsz, SET, 0)? {
             Request::Probe => Ok(()),
-            Request::Run => enter_low_power(dev, None),
+            Request::Run => dev.enter_low_power(None),
         },
         uapi::VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP => {
             let size = core::mem::size_of::<uapi::vfio_device_low_power_entry_with_wakeup>();
@@ -70,37 +79,31 @@ pub(crate) fn device_feature(
                     if wakeup_fd < 0 {
                         return Err(EINVAL);
                     }
-                    enter_low_power(dev, Some(EventFd::from_fd(wakeup_fd)?))
+                    dev.enter_low_power(Some(EventFd::from_fd(wakeup_fd)?))
                 }
             }
         }
         uapi::VFIO_DEVICE_FEATURE_LOW_POWER_EXIT => match check(flags, argsz, SET, 0)? {
             Request::Probe => Ok(()),
             Request::Run => {
-                memory::lock(dev).exit_low_power();
+                dev.exit_low_power();
                 Ok(())
             }
         },
         uapi::VFIO_DEVICE_FEATURE_PCI_VF_TOKEN => {
-            let Some(token) = dev.token_role().pf_token() else {
+            if !dev.has_vf_token() {
                 return Err(ENOTTY);
-            };
+            }
             match check(flags, argsz, SET, 16)? {
                 Request::Probe => Ok(()),
                 Request::Run => {
                     let mut uuid = [0u8; 16];
                     UserSlice::new(arg, 16).reader().read_slice(&mut uuid)?;
-                    token.set(uuid);
+                    dev.set_vf_token(uuid);
                     Ok(())
                 }
             }
         }
         _ => Err(ENOTTY),
     }
-}
-
-/// Cuts memory access until the user exits low power (or closes the device); `EINVAL` if it
-/// already did.
-fn enter_low_power(dev: &VfioDevice<VfioPciDevice>, wake: Option<EventFd>) -> Result {
-    memory::lock_and_zap(dev).enter_low_power(wake)
 }

@@ -417,7 +417,7 @@ pub(crate) struct SlotRef<'a>(NonNull<bindings::pci_slot>, PhantomData<&'a pci::
 
 impl SlotRef<'_> {
     /// The raw `struct pci_slot`, for the calls of this layer.
-    pub(crate) fn as_raw(self) -> *mut bindings::pci_slot {
+    pub(in crate::kernel_ext) fn as_raw(self) -> *mut bindings::pci_slot {
         self.0.as_ptr()
     }
 }
@@ -433,7 +433,7 @@ pub(crate) struct BusRef<'a>(NonNull<bindings::pci_bus>, PhantomData<&'a pci::De
 
 impl BusRef<'_> {
     /// The raw `struct pci_bus`, for the calls of this layer.
-    pub(crate) fn as_raw(self) -> *mut bindings::pci_bus {
+    pub(in crate::kernel_ext) fn as_raw(self) -> *mut bindings::pci_bus {
         self.0.as_ptr()
     }
 }

@@ -126,6 +126,7 @@ impl<'a, T: VfioDeviceOps> LockedDevSet<'a, T> {
         let head = unsafe { &raw mut (*self.set.as_ptr()).device_list };
         // SAFETY: As above: the list is stable while the lock is held.
         let next = unsafe { (*head).next };
+        // INVARIANT: The set is locked for as long as `self` is borrowed.
         Members {
             head,
             next,
@@ -135,6 +136,7 @@ impl<'a, T: VfioDeviceOps> LockedDevSet<'a, T> {
 
     /// The member through which the set was locked.
     pub(crate) fn this(&self) -> SetMember<'_, T> {
+        // INVARIANT: `self.dev` is in the set, locked for as long as `self` is borrowed.
         SetMember {
             dev: self.dev,
             _set: PhantomData,
@@ -150,6 +152,7 @@ impl<'a, T: VfioDeviceOps> LockedDevSet<'a, T> {
             // SAFETY: Every device in the set is a `VfioDevice<T>` (type invariant), alive
             // while it is in the set, which stays locked for `'_`.
             let dev = unsafe { VfioDevice::from_core(d.as_ptr()) };
+            // INVARIANT: `dev` is in the set, locked for as long as `self` is borrowed.
             SetMember {
                 dev,
                 _set: PhantomData,
@@ -174,6 +177,10 @@ impl<T: VfioDeviceOps> Drop for LockedDevSet<'_, T> {
 }
 
 /// A device of a locked dev_set: the only way to its set state ([`VfioDeviceOps::SetState`]).
+///
+/// # Invariants
+///
+/// `dev` is a device of a dev_set whose lock is held for `'g`.
 pub(crate) struct SetMember<'g, T: VfioDeviceOps> {
     dev: &'g VfioDevice<T>,
     _set: PhantomData<&'g LockedDevSet<'g, T>>,
@@ -201,6 +208,11 @@ impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
 }
 
 /// Iterator over the members of a locked dev_set.
+///
+/// # Invariants
+///
+/// `head` is the device list of a dev_set whose lock is held for `'g`, and `next` is `head` or
+/// a node of that list.
 pub(crate) struct Members<'g, T: VfioDeviceOps> {
     head: *mut kernel::bindings::list_head,
     next: *mut kernel::bindings::list_head,
@@ -224,6 +236,7 @@ impl<'g, T: VfioDeviceOps> Iterator for Members<'g, T> {
                 .sub(offset_of!(bindings::vfio_device, dev_set_list))
                 .cast::<bindings::vfio_device>()
         };
+        // INVARIANT: The device is in the set, locked for `'g` (invariant of `Members`).
         Some(SetMember {
             // SAFETY: Every device of the set is a `VfioDevice<T>` that stays in the set,
             // alive, while its lock is held.

@@ -25,8 +25,7 @@ use core::{
     ptr::{addr_of_mut, NonNull},
 };
 use kernel::{
-    error::VTABLE_DEFAULT_ERROR,
-    error::{from_err_ptr, from_result, to_result},
+    error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
     ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
     mm::virt::VmaNew,
     prelude::*,
@@ -48,77 +47,81 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
     type SetState: Copy + Default + Send;
 
     /// First open of the device; the core holds the lock of `set`, the device's dev_set.
-    fn open_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) -> Result {
-        let _ = (dev, set);
+    fn open_device(_dev: &VfioDevice<Self>, _set: &LockedDevSet<'_, Self>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Last close of the device; the core holds the lock of `set`, the device's dev_set.
-    fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
-        let _ = (dev, set);
+    fn close_device(_dev: &VfioDevice<Self>, _set: &LockedDevSet<'_, Self>) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// A `VFIO_DEVICE_*` ioctl the core does not handle itself.
-    fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
-        let _ = (dev, cmd, arg);
+    fn ioctl(_dev: &VfioDevice<Self>, _cmd: u32, _arg: usize) -> Result<isize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// The core asks the user to release the device (unbind in progress), `count` times so far.
-    fn request(dev: &VfioDevice<Self>, count: u32) {
-        let _ = (dev, count);
+    fn request(_dev: &VfioDevice<Self>, _count: u32) {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `read(2)` of `count` bytes at `*pos` of the device file into user memory at `buf`;
     /// advances `*pos` by what it returns.
-    fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        let _ = (dev, buf, count, pos);
+    fn read(
+        _dev: &VfioDevice<Self>,
+        _buf: UserPtr,
+        _count: usize,
+        _pos: &mut i64,
+    ) -> Result<usize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `write(2)` of `count` bytes from user memory at `buf` to `*pos` of the device file;
     /// advances `*pos` by what it returns.
-    fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        let _ = (dev, buf, count, pos);
+    fn write(
+        _dev: &VfioDevice<Self>,
+        _buf: UserPtr,
+        _count: usize,
+        _pos: &mut i64,
+    ) -> Result<usize> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `mmap(2)` of the device file: sets up `vma` (a mapping being created).
-    fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result {
-        let _ = (dev, vma);
+    fn mmap(_dev: &VfioDevice<Self>, _vma: &VmaNew) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// `VFIO_DEVICE_GET_REGION_INFO`: fills `info` for `info.index` (the core has checked
     /// `argsz` and copies the result and the capabilities out).
     fn region_info(
-        dev: &VfioDevice<Self>,
-        info: &mut bindings::vfio_region_info,
-        caps: &mut InfoCaps<'_>,
+        _dev: &VfioDevice<Self>,
+        _info: &mut bindings::vfio_region_info,
+        _caps: &mut InfoCaps<'_>,
     ) -> Result {
-        let _ = (dev, info, caps);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Whether `name` (given to `VFIO_GROUP_GET_DEVICE_FD`) names this device; may carry
     /// options after the device name, whose errors abort the lookup.
-    fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool> {
-        let _ = (dev, name);
+    fn match_name(_dev: &VfioDevice<Self>, _name: &CStr) -> Result<bool> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Checks the token offered (or not) when the device is opened.
-    fn match_token(dev: &VfioDevice<Self>, token: Option<&[u8; 16]>) -> Result {
-        let _ = (dev, token);
+    fn match_token(_dev: &VfioDevice<Self>, _token: Option<&[u8; 16]>) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// A `VFIO_DEVICE_FEATURE` the core does not handle itself; `arg` points past the
     /// `vfio_device_feature` header, `argsz` counts the bytes there.
-    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
-        let _ = (dev, flags, arg, argsz);
+    fn device_feature(
+        _dev: &VfioDevice<Self>,
+        _flags: u32,
+        _arg: UserPtr,
+        _argsz: usize,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
