@@ -105,7 +105,8 @@ pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<
             let id = if by_dev_id {
                 let devid = match set.find(other) {
                     None => VFIO_PCI_DEVID_NOT_OWNED,
-                    Some(member) => match member.dev_id_in(ictx) {
+                    // A cdev-opened device is always bound to a ctx.
+                    Some(member) => match ictx.ok_or(ENODEV).and_then(|c| member.dev_id_in(c)) {
                         Ok(id) => id,
                         Err(e) if e == ENOENT => VFIO_PCI_DEVID_OWNED,
                         Err(_) => VFIO_PCI_DEVID_NOT_OWNED,
@@ -157,7 +158,12 @@ impl Ownership {
     ) -> bool {
         match self {
             Self::Groups(files) => files.iter().any(|file| file.has_dev(member.device())),
-            Self::Iommufd => match member.dev_id_in(this.iommufd_ctx()) {
+            // A cdev-opened device is always bound to a ctx.
+            Self::Iommufd => match this
+                .iommufd_ctx()
+                .ok_or(ENODEV)
+                .and_then(|c| member.dev_id_in(c))
+            {
                 Ok(_) => true,
                 Err(e) => e == ENOENT,
             },
