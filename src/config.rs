@@ -194,8 +194,8 @@ struct Chunk {
 /// Builds the virtual config space at first open (after the function's reset and state save)
 /// and opens the memory gate as its command register says.
 pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
-    let pdev = &dev.pdev();
-    let config = &dev.config();
+    let pdev = dev.pdev();
+    let config = dev.config();
     let mut state = config.state.lock();
     let mut open = OpenConfig::build(&config.shadow, pdev)?;
     let virt = VirtualConfig {
@@ -213,8 +213,8 @@ pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
 pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
     let mut state = dev.config().state.lock();
     if let Some(mut open) = state.open.take() {
-        if hw::in_d3(&dev.pdev()) {
-            let _ = open.set_power_state(&dev.pdev(), hw::PowerState::D0);
+        if hw::in_d3(dev.pdev()) {
+            let _ = open.set_power_state(dev.pdev(), hw::PowerState::D0);
         }
     }
 }
@@ -226,7 +226,7 @@ pub(crate) fn wake_to_d0(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
     let gate = memory::lock(dev);
     match state.open.as_mut() {
         Some(open) => {
-            let _ = open.set_power_state(&dev.pdev(), hw::PowerState::D0);
+            let _ = open.set_power_state(dev.pdev(), hw::PowerState::D0);
         }
         None => dev.pdev().set_power_d0(),
     }
@@ -272,7 +272,7 @@ fn read_chunk(
     count: usize,
     pos: usize,
 ) -> Result<usize> {
-    let config = &dev.config();
+    let config = dev.config();
     let chunk = config.shadow.chunk(pos, count)?;
     let val = if access::needs_lock(chunk) {
         let mut state = config.state.lock();
@@ -281,10 +281,10 @@ fn read_chunk(
             shadow: &config.shadow,
             open,
         };
-        virt.fix_bars(&dev.pdev());
-        config.shadow.read(&dev.pdev(), chunk)?
+        virt.fix_bars(dev.pdev());
+        config.shadow.read(dev.pdev(), chunk)?
     } else {
-        config.shadow.read(&dev.pdev(), chunk)?
+        config.shadow.read(dev.pdev(), chunk)?
     };
     let len = chunk.len;
     let bytes = val.to_le_bytes();
@@ -303,7 +303,7 @@ fn write_chunk(
     // Asked before taking the config lock: see the lock order in the module comment.
     let irq_type = crate::intrs::active_irq_type(dev);
     let (len, intx) = {
-        let config = &dev.config();
+        let config = dev.config();
         let mut state = config.state.lock();
         let msi_qmax = state.msi_qmax;
         let open = state.open.as_mut().ok_or(ENODEV)?;

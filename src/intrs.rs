@@ -255,13 +255,13 @@ pub(crate) fn get_irq_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Res
     if (argsz as usize) < MINSZ || index >= NUM_IRQS {
         return Err(EINVAL);
     }
-    if index == ERR && !is_pcie(&dev.pdev()) {
+    if index == ERR && !is_pcie(dev.pdev()) {
         return Err(EINVAL);
     }
     let (count, dynamic_msix) = {
         let state = dev.irqs().lock();
         let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        (state.count(&dev.pdev(), index), dynamic)
+        (state.count(dev.pdev(), index), dynamic)
     };
     let mut flags = vfio::VFIO_IRQ_INFO_EVENTFD;
     if index == INTX {
@@ -330,7 +330,7 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
     const MINSZ: usize = 5 * size_of::<u32>();
     let [argsz, flags, index, start, count] =
         UserSlice::new(arg, MINSZ).reader().read::<[u32; 5]>()?;
-    let max = dev.irqs().lock().count(&dev.pdev(), index);
+    let max = dev.irqs().lock().count(dev.pdev(), index);
     let mut header = vfio::vfio_irq_set {
         argsz,
         flags,
@@ -385,11 +385,11 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
 /// Acts on a validated request; `ENOTTY` for what the index does not support.
 fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) -> Result<isize> {
     match (req.index, req.action) {
-        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, &dev.pdev(), &req),
-        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, &dev.pdev(), &req),
+        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, dev.pdev(), &req),
+        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, dev.pdev(), &req),
         (INTX, Some(Action::Trigger)) => intx_trigger(state, dev, &req),
         (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, dev, &req),
-        (ERR, Some(Action::Trigger)) if is_pcie(&dev.pdev()) => {
+        (ERR, Some(Action::Trigger)) if is_pcie(dev.pdev()) => {
             single_trigger(&mut state.err_trigger, &req).map(|()| 0)
         }
         (REQ, Some(Action::Trigger)) => single_trigger(&mut state.req_trigger, &req).map(|()| 0),
@@ -459,7 +459,7 @@ fn intx_trigger(
             line.set_trigger(trigger);
         } else {
             let masking = state.intx_masking().ok_or(ENODEV)?;
-            let line = IntxLine::enable(&dev.pdev(), masking, state.virq_disabled, trigger)?;
+            let line = IntxLine::enable(dev.pdev(), masking, state.virq_disabled, trigger)?;
             state.mode = IrqMode::Intx(line);
         }
         return Ok(0);
@@ -595,7 +595,7 @@ pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(true);
     }
-    state.mask_intx(&dev.pdev())
+    state.mask_intx(dev.pdev())
 }
 
 /// Unmasks INTx because the user cleared INTX_DISABLE in the virtual command register. Acts
@@ -609,7 +609,7 @@ pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(false);
     }
-    state.unmask_intx(&dev.pdev());
+    state.unmask_intx(dev.pdev());
 }
 
 /// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.

@@ -197,7 +197,7 @@ impl Ioeventfd {
 
     /// The write itself, with the gate held (shared).
     fn write(&self, gate: &MemoryGate) {
-        if self.test_mem && !gate.accessible(&self.dev().pdev()) {
+        if self.test_mem && !gate.accessible(self.dev().pdev()) {
             return;
         }
         let Ok(mapping) = gate.bars().and_then(|bars| bars.mapping(self.target.bar)) else {

@@ -106,7 +106,7 @@ unsafe extern "C" fn bar_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
         + ((address - vm_start) >> bindings::PAGE_SHIFT) as u64;
 
     let gate = memory::read(dev);
-    if !gate.mappable(&dev.pdev()) {
+    if !gate.mappable(dev.pdev()) {
         return bindings::vm_fault_reason_VM_FAULT_SIGBUS as bindings::vm_fault_t;
     }
     // SAFETY: `vma` is a PFN mapping set up by `mmap`; the MM holds the locks a fault needs;

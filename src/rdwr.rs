@@ -185,7 +185,7 @@ pub(crate) fn bar_rw(
     offset: u64,
     write: bool,
 ) -> Result<usize> {
-    let pdev: &OwnedDevice = &dev.pdev();
+    let pdev: &OwnedDevice = dev.pdev();
     let res = pdev.resource(usize::from(bar));
     if res.start == 0 || offset >= res.len {
         return Err(EINVAL);
@@ -297,7 +297,7 @@ pub(crate) fn rom_read(
     if write {
         return Err(EINVAL);
     }
-    let pdev: &OwnedDevice = &dev.pdev();
+    let pdev: &OwnedDevice = dev.pdev();
     let res = pdev.resource(bindings::PCI_ROM_RESOURCE as usize);
     let len = if res.start != 0 {
         res.len

@@ -112,7 +112,7 @@ pub(crate) fn info(
     const MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
 
     let region = Region::from_index(info.index).ok_or(EINVAL)?;
-    let pdev: &OwnedDevice = &dev.pdev();
+    let pdev: &OwnedDevice = dev.pdev();
     let (size, flags) = match region {
         Region::Config => (u64::from(pdev.cfg_size()), READ | WRITE),
         Region::Bar(bar) => {
@@ -151,7 +151,7 @@ pub(crate) fn info(
 /// holds a valid image (checked by mapping it, which needs memory decode on for a moment);
 /// or the platform's copy of the ROM, sized to a power of two; or nothing.
 fn rom_info(dev: &VfioDevice<VfioPciDevice>) -> Result<(u64, u32)> {
-    let pdev: &OwnedDevice = &dev.pdev();
+    let pdev: &OwnedDevice = dev.pdev();
     let res = pdev.resource(kernel::bindings::PCI_ROM_RESOURCE as usize);
     if res.start != 0 {
         let _gate = memory::lock(dev);

@@ -80,7 +80,7 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
         disable(dev);
         return Ok(0);
     }
-    let pdev: &OwnedDevice = &dev.pdev();
+    let pdev: &OwnedDevice = dev.pdev();
     // The PCI core offers this callback only for PFs, which all have a token.
     let token = dev.token_role().pf_token().ok_or(EINVAL)?.clone();
     {

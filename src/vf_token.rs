@@ -231,7 +231,7 @@ impl Refusal {
 /// doc): a VF of ours needs its PF's token; a PF with VFs in use needs its current token,
 /// one without takes an offered token as its new one; any other function refuses a token.
 pub(crate) fn match_token(dev: &VfioDevice<VfioPciDevice>, offered: Option<&[u8; 16]>) -> Result {
-    check(&dev.token_role(), offered).map_err(|refusal| refusal.report(&dev.pdev()))
+    check(dev.token_role(), offered).map_err(|refusal| refusal.report(dev.pdev()))
 }
 
 fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {

@@ -154,7 +154,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &OwnedDevice = &ctx.dev.pdev();
+        let pdev: &OwnedDevice = ctx.dev.pdev();
         let (table, hook) = match chunk.policy {
             Policy::Raw | Policy::Direct { raw_write: true } => {
                 hw::user_write(pdev, chunk.pos, chunk.len, val)?;
@@ -188,7 +188,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &OwnedDevice = &dev.pdev();
+        let pdev: &OwnedDevice = dev.pdev();
         let command = b::PCI_COMMAND as usize;
         let decode = b::PCI_COMMAND_MEMORY | b::PCI_COMMAND_IO;
         if chunk.offset == command {
@@ -345,7 +345,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &OwnedDevice = &ctx.dev.pdev();
+        let pdev: &OwnedDevice = ctx.dev.pdev();
         self.table_write(pdev, table, chunk, val)?;
         let flags_offset = b::PCI_MSI_FLAGS as usize;
         if chunk.offset > flags_offset || chunk.offset + chunk.len < flags_offset {
@@ -367,7 +367,7 @@ impl VirtualConfig<'_> {
 
     /// Power state change user space asked for through PMCSR.
     fn user_set_power_state(&mut self, dev: &VfioDevice<VfioPciDevice>, state: PowerState) {
-        let pdev: &OwnedDevice = &dev.pdev();
+        let pdev: &OwnedDevice = dev.pdev();
         let mut gate = if state == PowerState::D3Hot {
             memory::lock_and_zap(dev)
         } else {
@@ -422,7 +422,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &OwnedDevice = &dev.pdev();
+        let pdev: &OwnedDevice = dev.pdev();
         let start = chunk.pos - chunk.offset;
         let ctrl_at = start + b::PCI_EXP_DEVCTL as usize;
         let readrq_before = self.get(ctrl_at, 2) & b::PCI_EXP_DEVCTL_READRQ;
@@ -454,7 +454,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &OwnedDevice = &dev.pdev();
+        let pdev: &OwnedDevice = dev.pdev();
         self.table_write(pdev, table, chunk, val)?;
         let start = chunk.pos - chunk.offset;
         let ctrl_at = start + b::PCI_AF_CTRL as usize;
@@ -475,7 +475,7 @@ impl VirtualConfig<'_> {
     fn reset_function(&self, dev: &VfioDevice<VfioPciDevice>) {
         let mut gate = memory::lock_and_zap(dev);
         let _ = dev.pdev().try_reset_function();
-        gate.set_decode_enabled(self.memory_enabled(&dev.pdev()));
+        gate.set_decode_enabled(self.memory_enabled(dev.pdev()));
     }
 }
 

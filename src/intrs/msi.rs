@@ -33,7 +33,7 @@ use kernel::{
 /// state, then the memory gate.
 pub(crate) fn with_memory_enabled<R>(dev: &VfioDevice<VfioPciDevice>, f: impl FnOnce() -> R) -> R {
     let _gate = dev.memory().write();
-    let pdev = &dev.pdev();
+    let pdev = dev.pdev();
     let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
     let memory = bindings::PCI_COMMAND_MEMORY as u16;
     let forced = cmd & memory == 0;

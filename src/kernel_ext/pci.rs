@@ -36,7 +36,7 @@ pub(crate) mod regs;
 fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
     // CAST: `pci::Device` is a `repr(transparent)` wrapper of `Opaque<pci_dev>`, whose
     // interior mutability makes handing out a mutable pointer sound.
-    (pdev as *const pci::Device).cast_mut().cast()
+    core::ptr::from_ref(pdev).cast_mut().cast()
 }
 
 /// Borrows the function `pdev` points to.

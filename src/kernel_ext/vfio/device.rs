@@ -389,7 +389,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
     ) -> c_long {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
-        match T::ioctl(this, cmd, arg as usize) {
+        match T::ioctl(this, cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(err) => err.to_errno() as c_long,
         }
