@@ -20,6 +20,7 @@
 
 pub(crate) mod bindings;
 pub(crate) mod eventfd;
+pub(crate) mod irq;
 pub(crate) mod pci;
 pub(crate) mod sync;
 pub(crate) mod vfio;

@@ -30,6 +30,8 @@ use kernel::{
     sync::aref::ARef,
 };
 
+pub(crate) mod intx;
+pub(crate) mod msi;
 pub(crate) mod regs;
 
 /// The raw `struct pci_dev` of `pdev`.

@@ -4,6 +4,8 @@
 //! embedded, its ops table built from a trait, and registration; and the uAPI.
 
 mod device;
+pub(crate) mod irq;
 pub(crate) mod uapi;
+pub(crate) mod virqfd;
 
 pub(crate) use device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps};
