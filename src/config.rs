@@ -301,7 +301,7 @@ fn write_chunk(
     pos: usize,
 ) -> Result<usize> {
     // Asked before taking the config lock: see the lock order in the module comment.
-    let irq_type = crate::intrs::active_irq_type(dev);
+    let irq_type = crate::intrs::active_irq_type(&dev.irqs);
     let (len, intx) = {
         let config = &dev.config;
         let mut state = config.state.lock();
@@ -330,9 +330,9 @@ fn write_chunk(
     };
     match intx {
         Some(access::IntxChange::Mask) => {
-            crate::intrs::intx_mask(dev);
+            crate::intrs::intx_mask(&dev.irqs, &dev.pdev);
         }
-        Some(access::IntxChange::Unmask) => crate::intrs::intx_unmask(dev),
+        Some(access::IntxChange::Unmask) => crate::intrs::intx_unmask(&dev.irqs, &dev.pdev),
         None => {}
     }
     Ok(len)

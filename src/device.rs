@@ -143,8 +143,8 @@ impl VfioDeviceOps for VfioPciDevice {
         let pdev: &OwnedDevice = &dev.pdev;
         // The VF is no longer a user of its PF's token.
         drop(dev.open_state.lock().vf_user.take());
-        intrs::teardown(dev);
-        ioeventfd::teardown(dev);
+        intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
+        ioeventfd::teardown(&dev.ioeventfds);
         config::close(dev);
         dev.memory.write().close();
 
@@ -220,7 +220,7 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 
     fn request(dev: &VfioDevice<Self>, count: u32) {
-        if intrs::signal_request(dev) {
+        if intrs::signal_request(&dev.irqs) {
             if count % 10 == 0 {
                 dev_notice!(
                     dev.pdev.as_device(),

@@ -32,6 +32,7 @@ use core::mem::size_of;
 use intx::{IntxLine, IntxMasking};
 use kernel::{
     prelude::*,
+    sync::Mutex,
     uaccess::{UserPtr, UserSlice},
 };
 use msi::{Allocation, MsiKind, MsiVectors};
@@ -226,20 +227,24 @@ fn intx_masking_supported(pdev: &OwnedDevice) -> bool {
 // ---------------------------------------------------------------------------------- uAPI
 
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub(crate) fn get_irq_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+pub(crate) fn get_irq_info(
+    irqs: &Mutex<IrqState>,
+    pdev: &OwnedDevice,
+    arg: UserPtr,
+) -> Result<isize> {
     /// `offsetofend(struct vfio_irq_info, count)`: argsz, flags, index, count.
     const MINSZ: usize = 4 * size_of::<u32>();
     let [argsz, _flags, index, _count] = UserSlice::new(arg, MINSZ).reader().read::<[u32; 4]>()?;
     if (argsz as usize) < MINSZ || index >= NUM_IRQS {
         return Err(EINVAL);
     }
-    if index == ERR && !dev.pdev.is_pcie() {
+    if index == ERR && !pdev.is_pcie() {
         return Err(EINVAL);
     }
     let (count, dynamic_msix) = {
-        let state = dev.irqs.lock();
+        let state = irqs.lock();
         let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        (state.count(&dev.pdev, index), dynamic)
+        (state.count(pdev, index), dynamic)
     };
     let mut flags = vfio::VFIO_IRQ_INFO_EVENTFD;
     if index == INTX {
@@ -543,9 +548,9 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
 // ------------------------------------------------------------------ the rest of the driver
 
 /// Disables every interrupt and releases every eventfd (last close).
-pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.irqs.lock();
-    state.disable(&dev.memory, &dev.pdev);
+pub(crate) fn teardown(irqs: &Mutex<IrqState>, memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) {
+    let mut state = irqs.lock();
+    state.disable(memory, pdev);
     state.virq_disabled = false;
     state.err_trigger = None;
     state.req_trigger = None;
@@ -554,8 +559,8 @@ pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
 
 /// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns
 /// whether it was unmasked before. Acts only on a change of the bit.
-pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    let mut state = dev.irqs.lock();
+pub(crate) fn intx_mask(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) -> bool {
+    let mut state = irqs.lock();
     if state.virq_disabled {
         return false;
     }
@@ -563,13 +568,13 @@ pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(true);
     }
-    state.mask_intx(&dev.pdev)
+    state.mask_intx(pdev)
 }
 
 /// Unmasks INTx because the user cleared INTX_DISABLE in the virtual command register. Acts
 /// only on a change of the bit.
-pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.irqs.lock();
+pub(crate) fn intx_unmask(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) {
+    let mut state = irqs.lock();
     if !state.virq_disabled {
         return;
     }
@@ -577,18 +582,18 @@ pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(false);
     }
-    state.unmask_intx(&dev.pdev);
+    state.unmask_intx(pdev);
 }
 
 /// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
-pub(crate) fn active_irq_type(dev: &VfioDevice<VfioPciDevice>) -> Option<u32> {
-    dev.irqs.lock().irq_type()
+pub(crate) fn active_irq_type(irqs: &Mutex<IrqState>) -> Option<u32> {
+    irqs.lock().irq_type()
 }
 
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
 /// space registered none.
-pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    match &dev.irqs.lock().req_trigger {
+pub(crate) fn signal_request(irqs: &Mutex<IrqState>) -> bool {
+    match &irqs.lock().req_trigger {
         Some(trigger) => {
             trigger.signal();
             true

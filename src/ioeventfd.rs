@@ -29,7 +29,11 @@ use crate::{
     regions::{self, Region},
 };
 use core::mem::{offset_of, size_of};
-use kernel::{prelude::*, sync::aref::ARef, uaccess::UserPtr};
+use kernel::{
+    prelude::*,
+    sync::{aref::ARef, Mutex},
+    uaccess::UserPtr,
+};
 
 /// How many ioeventfds one function may have armed (vfio-pci's `VFIO_PCI_IOEVENTFD_MAX`,
 /// private to its driver: an arbitrary cap on what one user can make the kernel allocate).
@@ -259,8 +263,8 @@ pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isi
         .map(|()| 0)
 }
 
-/// Disarms every ioeventfd of `dev` (last close), waiting for writes in flight.
-pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
-    let armed = core::mem::replace(&mut dev.ioeventfds.lock().armed, KVec::new());
+/// Disarms every ioeventfd of a function (last close), waiting for writes in flight.
+pub(crate) fn teardown(ioeventfds: &Mutex<Ioeventfds>) {
+    let armed = core::mem::replace(&mut ioeventfds.lock().armed, KVec::new());
     drop(armed);
 }
