@@ -161,19 +161,8 @@ impl IntxLine {
     ) -> Result<Self> {
         let irq = pdev.intx_irq().ok_or(ENODEV)?;
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_device().name()))?;
-        let shared = pin_init!(IntxShared {
-            pdev: pdev.clone(),
-            masking,
-            state <- new_irqsave_spinlock!(
-                LineState {
-                    masked: virq_disabled,
-                    virq_disabled,
-                },
-                "vfio_pci_rs_intx"
-            ),
-            trigger: EventFdSlot::new(trigger),
-        }? Error);
-
+        // Room first, so that nothing below fails for want of memory.
+        let reg = KBox::<IntxRegistration>::new_uninit(GFP_KERNEL)?;
         let flags = match masking {
             IntxMasking::DisIntx => {
                 // The physical DisINTx follows the initial mask state.
@@ -189,11 +178,20 @@ impl IntxLine {
                 }
             }
         };
-        let reg = KBox::pin_init(
-            Virqfd::new(Registration::new(irq, flags, name, shared)),
-            GFP_KERNEL,
-        );
-        let reg = match reg {
+        let shared = pin_init!(IntxShared {
+            pdev: pdev.clone(),
+            masking,
+            state <- new_irqsave_spinlock!(
+                LineState {
+                    masked: virq_disabled,
+                    virq_disabled,
+                },
+                "vfio_pci_rs_intx"
+            ),
+            trigger: EventFdSlot::new(trigger),
+        }? Error);
+        let reg = match reg.write_pin_init(Virqfd::new(Registration::new(irq, flags, name, shared)))
+        {
             Ok(reg) => reg,
             Err(e) => {
                 if masking == IntxMasking::IrqChip {

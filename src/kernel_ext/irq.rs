@@ -17,7 +17,7 @@ use core::marker::PhantomPinned;
 use kernel::{
     bindings,
     error::to_result,
-    ffi::{c_int, c_ulong, c_void},
+    ffi::{c_int, c_uint, c_ulong, c_void},
     prelude::*,
     str::CString,
 };
@@ -164,14 +164,11 @@ impl<T: Handler> Registration<T> {
     /// # Safety
     ///
     /// `ptr` must be the `dev_id` of a live [`Registration<T>`] (see the type invariant).
-    unsafe extern "C" fn handle_irq_callback(
-        _irq: c_int,
-        ptr: *mut c_void,
-    ) -> bindings::irqreturn_t {
+    unsafe extern "C" fn handle_irq_callback(_irq: c_int, ptr: *mut c_void) -> c_uint {
         // SAFETY: By the type invariant `ptr` is the registration, which outlives the request
         // (`drop` frees the IRQ, waiting for running handlers, before it goes away).
         let this = unsafe { &*ptr.cast::<Self>() };
-        this.handler.handle(&this.line) as bindings::irqreturn_t
+        this.handler.handle(&this.line) as c_uint
     }
 }
 
