@@ -150,7 +150,7 @@ impl MsiVectors {
             let Some(Some(attached)) = self.vectors.get(vector as usize) else {
                 continue;
             };
-            if which.map_or(true, |which| which.get(i).is_some_and(|b| *b != 0)) {
+            if which.is_none_or(|which| which.get(i).is_some_and(|b| *b != 0)) {
                 attached.reg.handler().0.signal();
             }
         }
