@@ -21,14 +21,16 @@
 //! own lock.
 
 mod access;
-mod hw;
 mod layout;
 mod perms;
 mod shadow;
 
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::pci::{OwnedDevice, SavedState},
+    kernel_ext::pci::{
+        config::{regs, PowerState},
+        OwnedDevice, PciDeviceExt, SavedState,
+    },
     kernel_ext::vfio::VfioDevice,
     memory::{self, MemoryAccess},
 };
@@ -41,8 +43,6 @@ use kernel::{
 use layout::Owner;
 use perms::Policy;
 use shadow::Shadow;
-
-pub(crate) use layout::nointx;
 
 /// The config space of a bound function, as user space sees it.
 #[pin_data]
@@ -88,7 +88,7 @@ struct VirtualConfig<'a> {
 impl ConfigSpace {
     /// The config space of `pdev`, closed.
     pub(crate) fn new(pdev: &OwnedDevice) -> impl PinInit<Self, Error> {
-        let size = hw::cfg_size(pdev);
+        let size = usize::try_from(pdev.cfg_size()).unwrap_or(0);
         try_pin_init!(Self {
             shadow: Shadow::new(size)?,
             state <- new_mutex!(ConfigState {
@@ -113,9 +113,8 @@ impl VirtualConfig<'_> {
     /// Whether BAR access is allowed: not in D3, and memory decode on in the virtual command
     /// register (always, for functions without that bit).
     fn memory_enabled(&self, pdev: &OwnedDevice) -> bool {
-        let cmd = self.get(kernel::bindings::PCI_COMMAND as usize, 2);
-        !hw::in_d3(pdev)
-            && (hw::no_command_memory(pdev) || cmd & kernel::bindings::PCI_COMMAND_MEMORY != 0)
+        let cmd = self.get(regs::PCI_COMMAND as usize, 2);
+        !pdev.in_d3() && (pdev.has_no_command_memory() || cmd & regs::PCI_COMMAND_MEMORY != 0)
     }
 }
 
@@ -163,7 +162,7 @@ impl Shadow {
         let (policy, start) = match owner {
             Owner::Unassigned => (Policy::Raw, pos),
             Owner::Header => (perms::HEADER_POLICY, 0),
-            Owner::Cap(id) if u32::from(id) == kernel::bindings::PCI_CAP_ID_MSI => (
+            Owner::Cap(id) if u32::from(id) == regs::PCI_CAP_ID_MSI => (
                 self.msi().unwrap_or(Policy::Direct { raw_write: false }),
                 self.cap_start(pos),
             ),
@@ -210,11 +209,11 @@ pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
 
 /// Drops the virtual config space at last close, first bringing a function user space left in
 /// D3hot back to D0 with the state it lost there.
-pub(crate) fn close(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.config.state.lock();
+pub(crate) fn close(config: &ConfigSpace, pdev: &OwnedDevice) {
+    let mut state = config.state.lock();
     if let Some(mut open) = state.open.take() {
-        if hw::in_d3(&dev.pdev) {
-            let _ = open.set_power_state(&dev.pdev, hw::PowerState::D0);
+        if pdev.in_d3() {
+            let _ = open.set_power_state(pdev, PowerState::D0);
         }
     }
 }
@@ -226,7 +225,7 @@ pub(crate) fn wake_to_d0(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
     let gate = memory::lock(dev);
     match state.open.as_mut() {
         Some(open) => {
-            let _ = open.set_power_state(&dev.pdev, hw::PowerState::D0);
+            let _ = open.set_power_state(&dev.pdev, PowerState::D0);
         }
         None => dev.pdev.set_power_d0(),
     }

@@ -30,6 +30,7 @@ use kernel::{
     sync::aref::ARef,
 };
 
+pub(crate) mod config;
 pub(crate) mod regs;
 
 /// The raw `struct pci_dev` of `pdev`.
