@@ -336,3 +336,110 @@ fn write_chunk(
     }
     Ok(len)
 }
+
+#[kernel::macros::kunit_tests(vfio_pci_rs_config)]
+mod tests {
+    use super::*;
+    use perms::Hook;
+
+    /// A 256-byte config space: the header, a PM capability at 0x40 (8 bytes), a vendor
+    /// capability at 0x48 (2 bytes), the rest unassigned.
+    fn layout() -> Result<Shadow> {
+        let shadow = Shadow::new(256)?;
+        let mut held = OpenConfig {
+            bars_dirty: false,
+            restore_bars: [0; 7],
+            intx_virtually_disabled: false,
+            needs_pm_restore: false,
+            pm_save: None,
+        };
+        for pos in 0..256 {
+            let owner = match pos {
+                0..0x40 => Owner::Header,
+                0x40..0x48 => Owner::Cap(0x01),
+                0x48..0x4a => Owner::Cap(0x09),
+                _ => Owner::Unassigned,
+            };
+            shadow.set_owner(&mut held, pos, owner);
+        }
+        Ok(shadow)
+    }
+
+    /// The length and capability offset of the first chunk of `count` bytes at `pos`.
+    fn split(shadow: &Shadow, pos: usize, count: usize) -> Option<(usize, usize)> {
+        shadow
+            .chunk(pos, count)
+            .ok()
+            .map(|chunk| (chunk.len, chunk.offset))
+    }
+
+    #[test]
+    fn widths_follow_alignment() -> Result {
+        let shadow = layout()?;
+        assert_eq!(split(&shadow, 0, 4), Some((4, 0)));
+        assert_eq!(split(&shadow, 0, 64), Some((4, 0)));
+        assert_eq!(split(&shadow, 0, 3), Some((2, 0)));
+        assert_eq!(split(&shadow, 1, 4), Some((1, 1)));
+        assert_eq!(split(&shadow, 2, 4), Some((2, 2)));
+        assert_eq!(split(&shadow, 3, 2), Some((1, 3)));
+        assert_eq!(split(&shadow, 4, 1), Some((1, 4)));
+        assert_eq!(split(&shadow, 0x3e, 4), Some((2, 0x3e)));
+        Ok(())
+    }
+
+    #[test]
+    fn chunks_stay_in_their_capability() -> Result {
+        let shadow = layout()?;
+        // Offsets are from the capability's start.
+        assert_eq!(split(&shadow, 0x40, 8), Some((4, 0)));
+        assert_eq!(split(&shadow, 0x44, 4), Some((4, 4)));
+        assert_eq!(split(&shadow, 0x45, 1), Some((1, 5)));
+        assert_eq!(split(&shadow, 0x46, 2), Some((2, 6)));
+        // The vendor capability ends inside its dword.
+        assert_eq!(split(&shadow, 0x48, 4), Some((2, 0)));
+        assert_eq!(split(&shadow, 0x49, 4), Some((1, 1)));
+        // Unassigned bytes are their own offset.
+        assert_eq!(split(&shadow, 0x4a, 4), Some((2, 0x4a)));
+        assert_eq!(split(&shadow, 0x4c, 4), Some((4, 0x4c)));
+        assert_eq!(shadow.cap_start(0x47), 0x40);
+        assert_eq!(shadow.cap_start(0x49), 0x48);
+        assert_eq!(shadow.cap_start(0x10), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn chunk_policies() -> Result {
+        let shadow = layout()?;
+        let policy = |pos| shadow.chunk(pos, 1).map(|chunk| chunk.policy);
+        assert!(matches!(policy(0x04), Ok(Policy::Table(_, Hook::Header))));
+        assert!(matches!(policy(0x41), Ok(Policy::Table(_, Hook::Pm))));
+        assert!(matches!(
+            policy(0x48),
+            Ok(Policy::Direct { raw_write: true })
+        ));
+        assert!(matches!(policy(0x80), Ok(Policy::Raw)));
+        // BAR reads take the config lock (pending sizing), other header reads do not.
+        let needs_lock = |pos| shadow.chunk(pos, 4).is_ok_and(access::needs_lock);
+        assert!(needs_lock(0x10));
+        assert!(needs_lock(0x24));
+        assert!(needs_lock(0x30));
+        assert!(!needs_lock(0x04));
+        assert!(!needs_lock(0x2c));
+        assert!(!needs_lock(0x40));
+        // Writes to dropped-write policies are not even read from user space.
+        assert!(access::writable(Policy::Raw));
+        assert!(!access::writable(Policy::Direct { raw_write: false }));
+        assert!(access::writable(Policy::Direct { raw_write: true }));
+        Ok(())
+    }
+
+    #[test]
+    fn accesses_outside_config_space_fail() -> Result {
+        let shadow = layout()?;
+        assert_eq!(split(&shadow, 252, 4), Some((4, 252)));
+        assert!(shadow.chunk(253, 4).is_err_and(|e| e == EFAULT));
+        assert!(shadow.chunk(256, 1).is_err_and(|e| e == EFAULT));
+        assert!(shadow.chunk(usize::MAX, 2).is_err_and(|e| e == EFAULT));
+        Ok(())
+    }
+}

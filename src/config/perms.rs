@@ -456,3 +456,181 @@ pub(super) fn ecap_len(id: u16) -> CapLen {
         _ => CapLen::Hidden,
     }
 }
+
+#[kernel::macros::kunit_tests(vfio_pci_rs_config_perms)]
+mod tests {
+    use super::*;
+
+    /// The length of a table; 0 if its halves differ.
+    fn len(table: &PermTable) -> usize {
+        if table.virt.len() == table.write.len() {
+            table.virt.len()
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn table_sizes() {
+        // The sizes vfio-pci allocates its permission bits with.
+        assert_eq!(len(&HEADER), 64);
+        assert_eq!(len(&PM), 8);
+        assert_eq!(len(&VPD), 8);
+        assert_eq!(len(&PCIX), 24);
+        assert_eq!(len(&EXP), 0x34);
+        assert_eq!(len(&AER), 0x2c);
+        assert_eq!(len(&POWER_BUDGET), 0x10);
+        // Every fixed-length capability the tables cover fits in its table.
+        assert!(matches!(cap_len(0x13), CapLen::Fixed(n) if n <= len(&AF)));
+        assert!(matches!(cap_len(0x01), CapLen::Fixed(n) if n == len(&PM)));
+        assert!(matches!(cap_len(0x03), CapLen::Fixed(n) if n == len(&VPD)));
+    }
+
+    #[test]
+    fn readonly_header_bytes_are_not_writable() {
+        // Vendor, device, revision, class, header type, subsystem ids, capability pointer,
+        // interrupt pin, min grant, max latency.
+        for (offset, width) in [
+            (0x00, 2),
+            (0x02, 2),
+            (0x08, 1),
+            (0x09, 3),
+            (0x0e, 1),
+            (0x2c, 4),
+            (0x34, 1),
+            (0x3d, 1),
+            (0x3e, 2),
+        ] {
+            assert_eq!(HEADER.write_bits(offset, width), 0);
+        }
+        // The ids, the capability pointer and the pin are virtual; revision and class are not.
+        assert_eq!(HEADER.virt_bits(0x00, 4), u32::MAX);
+        assert_eq!(HEADER.virt_bits(0x34, 1), 0xff);
+        assert_eq!(HEADER.virt_bits(0x3d, 1), 0xff);
+        assert_eq!(HEADER.virt_bits(0x08, 4), 0);
+        // INTx disable is the only virtual command bit; every command bit is writable.
+        assert_eq!(HEADER.virt_bits(0x04, 2), 0x400);
+        assert_eq!(HEADER.write_bits(0x04, 2), 0xffff);
+    }
+
+    #[test]
+    fn capability_headers_are_virtual_and_readonly() {
+        let caps: [&PermTable; 9] = [
+            &PM,
+            &VPD,
+            &PCIX,
+            &EXP,
+            &AF,
+            &MSI_32,
+            &MSI_32_MASK,
+            &MSI_64,
+            &MSI_64_MASK,
+        ];
+        for table in caps {
+            // The id comes from the device, the next pointer from the copy; neither is
+            // writable.
+            assert_eq!(table.write_bits(0, 2), 0);
+            assert_eq!(table.virt_bits(0, 1), 0);
+            assert_eq!(table.virt_bits(1, 1), 0xff);
+        }
+        for table in [&AER, &POWER_BUDGET] {
+            assert_eq!(table.write_bits(0, 4), 0);
+            assert_eq!(table.virt_bits(0, 4), u32::MAX);
+        }
+    }
+
+    #[test]
+    fn hooked_bits_are_not_written_through() {
+        // The power state is the PM hook's, phantom functions and ARI are the host's.
+        assert_eq!(PM.write_bits(4, 2) & 0x3, 0);
+        assert_eq!(PM.virt_bits(4, 2), 0x8100);
+        assert_eq!(EXP.write_bits(8, 2) & 0x200, 0);
+        assert_eq!(EXP.write_bits(0x28, 2) & 0x20, 0);
+        assert_eq!(EXP.write_bits(0x28, 2) | 0x20, 0xffff);
+        // Initiate FLR is virtual in both capabilities that have it.
+        assert_eq!(EXP.virt_bits(8, 2) & 0x8000, 0x8000);
+        assert_eq!(AF.virt_bits(5, 1), 1);
+        assert_eq!(AF.write_bits(5, 1), 1);
+    }
+
+    #[test]
+    fn le_bits_reads_past_the_end_as_zero() {
+        let bytes = [0x11, 0x22, 0x33, 0x44, 0x55];
+        assert_eq!(le_bits(&bytes, 0, 4), 0x4433_2211);
+        assert_eq!(le_bits(&bytes, 1, 2), 0x3322);
+        assert_eq!(le_bits(&bytes, 3, 4), 0x5544);
+        assert_eq!(le_bits(&bytes, 5, 1), 0);
+        assert_eq!(le_bits(&bytes, usize::MAX, 4), 0);
+    }
+
+    #[test]
+    fn capability_lengths() {
+        // vfio-pci's pci_cap_length and pci_ext_cap_length.
+        assert_eq!(cap_len(0x00), CapLen::Hidden);
+        assert_eq!(cap_len(0x01), CapLen::Fixed(8));
+        assert_eq!(cap_len(0x02), CapLen::Fixed(12));
+        assert_eq!(cap_len(0x04), CapLen::Hidden);
+        assert_eq!(cap_len(0x05), CapLen::Variable);
+        assert_eq!(cap_len(0x10), CapLen::Variable);
+        assert_eq!(cap_len(0x11), CapLen::Fixed(12));
+        assert_eq!(cap_len(0x13), CapLen::Fixed(6));
+        assert_eq!(cap_len(0x14), CapLen::Hidden);
+        assert_eq!(ecap_len(0x01), CapLen::Fixed(0x2c));
+        assert_eq!(ecap_len(0x02), CapLen::Variable);
+        assert_eq!(ecap_len(0x03), CapLen::Fixed(12));
+        assert_eq!(ecap_len(0x04), CapLen::Fixed(0x10));
+        assert_eq!(ecap_len(0x05), CapLen::Hidden);
+        assert_eq!(ecap_len(0x10), CapLen::Fixed(0x40));
+        assert_eq!(ecap_len(0x12), CapLen::Fixed(40));
+        assert_eq!(ecap_len(0x1b), CapLen::Hidden);
+        assert_eq!(ecap_len(0x23), CapLen::Variable);
+    }
+
+    #[test]
+    fn msi_tables_follow_the_flags() {
+        assert_eq!(msi_len(0), 10);
+        assert_eq!(msi_len(0x80), 14);
+        assert_eq!(msi_len(0x100), 20);
+        assert_eq!(msi_len(0x180), 24);
+        for flags in [0u16, 0x80, 0x100, 0x180] {
+            let Policy::Table(table, Hook::Msi) = msi_policy(flags) else {
+                assert!(matches!(msi_policy(flags), Policy::Table(_, Hook::Msi)));
+                continue;
+            };
+            // The table covers the capability, and the masks are writable where they are.
+            assert!(msi_len(flags) <= len(table));
+            let mask_at = if flags & 0x80 != 0 { 0x10 } else { 0xc };
+            let masked = flags & 0x100 != 0;
+            let writable = table.write_bits(mask_at, 4) == u32::MAX;
+            assert_eq!(writable, masked);
+        }
+    }
+
+    #[test]
+    fn policies_by_id() {
+        assert!(matches!(
+            cap_policy(0x09),
+            Policy::Direct { raw_write: true }
+        ));
+        assert!(matches!(
+            cap_policy(0x11),
+            Policy::Direct { raw_write: false }
+        ));
+        assert!(matches!(cap_policy(0x01), Policy::Table(_, Hook::Pm)));
+        assert!(matches!(cap_policy(0x10), Policy::Table(_, Hook::Exp)));
+        assert!(matches!(
+            ecap_policy(0x0b),
+            Policy::Direct { raw_write: true }
+        ));
+        assert!(matches!(
+            ecap_policy(0x23),
+            Policy::Direct { raw_write: true }
+        ));
+        assert!(matches!(
+            ecap_policy(0x10),
+            Policy::Direct { raw_write: false }
+        ));
+        assert!(matches!(ecap_policy(0x01), Policy::Table(_, Hook::None)));
+        assert!(matches!(HEADER_POLICY, Policy::Table(_, Hook::Header)));
+    }
+}
