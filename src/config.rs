@@ -398,9 +398,10 @@ mod tests {
         // The vendor capability ends inside its dword.
         assert_eq!(split(&shadow, 0x48, 4), Some((2, 0)));
         assert_eq!(split(&shadow, 0x49, 4), Some((1, 1)));
-        // Unassigned bytes are their own offset.
-        assert_eq!(split(&shadow, 0x4a, 4), Some((2, 0x4a)));
-        assert_eq!(split(&shadow, 0x4c, 4), Some((4, 0x4c)));
+        // Unassigned bytes belong to no capability: offset 0.
+        assert_eq!(split(&shadow, 0x4a, 4), Some((2, 0)));
+        assert_eq!(split(&shadow, 0x4b, 4), Some((1, 0)));
+        assert_eq!(split(&shadow, 0x4c, 4), Some((4, 0)));
         assert_eq!(shadow.cap_start(0x47), 0x40);
         assert_eq!(shadow.cap_start(0x49), 0x48);
         assert_eq!(shadow.cap_start(0x10), 0);
@@ -436,7 +437,7 @@ mod tests {
     #[test]
     fn accesses_outside_config_space_fail() -> Result {
         let shadow = layout()?;
-        assert_eq!(split(&shadow, 252, 4), Some((4, 252)));
+        assert_eq!(split(&shadow, 252, 4), Some((4, 0)));
         assert!(shadow.chunk(253, 4).is_err_and(|e| e == EFAULT));
         assert!(shadow.chunk(256, 1).is_err_and(|e| e == EFAULT));
         assert!(shadow.chunk(usize::MAX, 2).is_err_and(|e| e == EFAULT));

@@ -549,8 +549,8 @@ mod tests {
         assert_eq!(EXP.write_bits(0x28, 2) | 0x20, 0xffff);
         // Initiate FLR is virtual in both capabilities that have it.
         assert_eq!(EXP.virt_bits(8, 2) & 0x8000, 0x8000);
-        assert_eq!(AF.virt_bits(5, 1), 1);
-        assert_eq!(AF.write_bits(5, 1), 1);
+        assert_eq!(AF.virt_bits(4, 1), 1);
+        assert_eq!(AF.write_bits(4, 1), 1);
     }
 
     #[test]
