@@ -171,15 +171,20 @@ impl OwnedDevice {
     /// `EINVAL` for another width or an offset that does not fit the C API.
     pub(crate) fn read_config(&self, pos: usize, count: usize) -> Result<u32> {
         let raw = self.as_raw();
-        // Each accessor gets a valid `pci_dev` (type invariant of `pci::Device`) and an out
-        // pointer to a local of `ReadAccessors::read` that lives across the call.
         let (ret, val) = ReadAccessors {
-            // SAFETY: See above.
-            byte: |at, v: &mut u8| unsafe { bindings::pci_read_config_byte(raw, at, v) },
-            // SAFETY: See above.
-            word: |at, v: &mut u16| unsafe { bindings::pci_read_config_word(raw, at, v) },
-            // SAFETY: See above.
-            dword: |at, v: &mut u32| unsafe { bindings::pci_read_config_dword(raw, at, v) },
+            byte: |at, v: &mut u8| {
+                // SAFETY: `raw` is a valid `pci_dev` (type invariant of `pci::Device`); `v`
+                // is a local of `ReadAccessors::read` that lives across the call.
+                unsafe { bindings::pci_read_config_byte(raw, at, v) }
+            },
+            word: |at, v: &mut u16| {
+                // SAFETY: As for `byte`.
+                unsafe { bindings::pci_read_config_word(raw, at, v) }
+            },
+            dword: |at, v: &mut u32| {
+                // SAFETY: As for `byte`.
+                unsafe { bindings::pci_read_config_dword(raw, at, v) }
+            },
         }
         .read(pos, count)?;
         pcibios_result(ret).map(|()| val)
@@ -189,14 +194,19 @@ impl OwnedDevice {
     /// core's user accessors, which wait out config-access blocking and return errnos).
     pub(crate) fn user_read_config(&self, pos: usize, count: usize) -> Result<u32> {
         let raw = self.as_raw();
-        // As in `read_config`.
         let (ret, val) = ReadAccessors {
-            // SAFETY: See `read_config`.
-            byte: |at, v: &mut u8| unsafe { bindings::pci_user_read_config_byte(raw, at, v) },
-            // SAFETY: See `read_config`.
-            word: |at, v: &mut u16| unsafe { bindings::pci_user_read_config_word(raw, at, v) },
-            // SAFETY: See `read_config`.
-            dword: |at, v: &mut u32| unsafe { bindings::pci_user_read_config_dword(raw, at, v) },
+            byte: |at, v: &mut u8| {
+                // SAFETY: As in `read_config`.
+                unsafe { bindings::pci_user_read_config_byte(raw, at, v) }
+            },
+            word: |at, v: &mut u16| {
+                // SAFETY: As in `read_config`.
+                unsafe { bindings::pci_user_read_config_word(raw, at, v) }
+            },
+            dword: |at, v: &mut u32| {
+                // SAFETY: As in `read_config`.
+                unsafe { bindings::pci_user_read_config_dword(raw, at, v) }
+            },
         }
         .read(pos, count)?;
         to_result(ret).map(|()| val)
