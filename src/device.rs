@@ -125,7 +125,7 @@ impl VfioDeviceOps for VfioPciDevice {
         // config space then starts from.
         let opened = dev.irqs.lock().open(pdev).and_then(|()| config::open(dev));
         if let Err(e) = opened {
-            config::close(dev);
+            config::close(&dev.config, &dev.pdev);
             dev.memory.write().close();
             state.saved = None;
             pdev.disable();
@@ -145,7 +145,7 @@ impl VfioDeviceOps for VfioPciDevice {
         drop(dev.open_state.lock().vf_user.take());
         intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
         ioeventfd::teardown(&dev.ioeventfds);
-        config::close(dev);
+        config::close(&dev.config, &dev.pdev);
         dev.memory.write().close();
 
         let mut state = dev.open_state.lock();

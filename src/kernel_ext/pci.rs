@@ -30,6 +30,7 @@ use kernel::{
     sync::aref::ARef,
 };
 
+pub(crate) mod config;
 pub(crate) mod intx;
 pub(crate) mod msi;
 pub(crate) mod regs;
