@@ -135,3 +135,158 @@ pub(crate) unsafe fn add_from_param(driver: *mut bindings::pci_driver) {
         }
     }
 }
+
+#[kunit_tests(vfio_pci_rs_ids)]
+mod tests {
+    use super::*;
+
+    /// The entry vfio-pci would add for these six fields.
+    fn id(vendor: u32, device: u32, subvendor: u32, subdevice: u32, class: u32, class_mask: u32) -> DynamicId {
+        DynamicId {
+            vendor,
+            device,
+            subvendor,
+            subdevice,
+            class,
+            class_mask,
+        }
+    }
+
+    /// Only vendor and device: the subsystem IDs match anything, the class nothing is masked.
+    #[test]
+    fn two_fields_default_the_rest() {
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3"),
+            Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+    }
+
+    /// Every optional field, one more at a time.
+    #[test]
+    fn optional_fields_in_order() {
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3:1af4"),
+            Some(id(0x8086, 0x10d3, 0x1af4, PCI_ANY_ID, 0, 0))
+        );
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3:1af4:1100"),
+            Some(id(0x8086, 0x10d3, 0x1af4, 0x1100, 0, 0))
+        );
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3:1af4:1100:020000"),
+            Some(id(0x8086, 0x10d3, 0x1af4, 0x1100, 0x020000, 0))
+        );
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3:1af4:1100:020000:ffff00"),
+            Some(id(0x8086, 0x10d3, 0x1af4, 0x1100, 0x020000, 0xffff00))
+        );
+    }
+
+    /// `ffffffff` is how a user writes "any" for one field in the middle.
+    #[test]
+    fn explicit_any_and_class_only() {
+        assert_eq!(
+            DynamicId::parse(b"ffffffff:ffffffff:ffffffff:ffffffff:0c0330:ffffff"),
+            Some(id(PCI_ANY_ID, PCI_ANY_ID, PCI_ANY_ID, PCI_ANY_ID, 0x0c0330, 0xffffff))
+        );
+    }
+
+    /// Hexadecimal in either case, with or without `0x`, blanks before a number.
+    #[test]
+    fn hex_case_prefix_and_blanks() {
+        let want = Some(id(0xabcd, 0xef01, PCI_ANY_ID, PCI_ANY_ID, 0, 0));
+        assert_eq!(DynamicId::parse(b"ABCD:EF01"), want);
+        assert_eq!(DynamicId::parse(b"abcd:Ef01"), want);
+        assert_eq!(DynamicId::parse(b"0xabcd:0XEF01"), want);
+        assert_eq!(DynamicId::parse(b" abcd:\tef01"), want);
+        assert_eq!(DynamicId::parse(b"\nabcd: 0xef01"), want);
+        // Leading zeroes are digits like any other.
+        assert_eq!(
+            DynamicId::parse(b"00008086:000010d3"),
+            Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+    }
+
+    /// Fewer than two fields: vfio-pci reports the entry and skips it.
+    #[test]
+    fn refuses_fewer_than_two_fields() {
+        for entry in [
+            &b""[..],
+            b"8086",
+            b"8086:",
+            b":10d3",
+            b"8086-10d3",
+            b"8086 10d3",
+            b"g086:10d3",
+            b"8086:g0d3",
+            b"0xg:10d3",
+            b"-1:10d3",
+            b"+8086:10d3",
+            b" ",
+            b":",
+        ] {
+            assert_eq!(DynamicId::parse(entry), None);
+        }
+    }
+
+    /// `sscanf` stops at the first character that does not fit: what came before counts,
+    /// the rest of the entry is ignored.
+    #[test]
+    fn stops_at_the_first_mismatch() {
+        // Trailing garbage after the device.
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3xyz"),
+            Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+        // A bad subvendor: only the first two fields count.
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3:zz:1100"),
+            Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+        // An empty field ends the scan the same way.
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3::1100"),
+            Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+        // A blank before a separator is not skipped (only before a number).
+        assert_eq!(
+            DynamicId::parse(b"8086 :10d3"),
+            None
+        );
+        // A seventh field is never read.
+        assert_eq!(
+            DynamicId::parse(b"1:2:3:4:5:6:7"),
+            Some(id(1, 2, 3, 4, 5, 6))
+        );
+        // `0x` alone is the number 0 (the digits stop at the `x`).
+        assert_eq!(
+            DynamicId::parse(b"8086:0x"),
+            Some(id(0x8086, 0, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+    }
+
+    /// Values wider than 32 bits keep their low 32 bits, as `%x` into an `unsigned int` does.
+    #[test]
+    fn wide_values_wrap() {
+        assert_eq!(
+            DynamicId::parse(b"123456789:fffffffff"),
+            Some(id(0x23456789, 0xffffffff, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+        assert_eq!(
+            DynamicId::parse(b"10000000000000008086:10d3"),
+            Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+    }
+
+    /// The scanner on its own: value and rest.
+    #[test]
+    fn scan_hex_returns_the_rest() {
+        assert_eq!(scan_hex(b"10d3:x"), Some((0x10d3, &b":x"[..])));
+        assert_eq!(scan_hex(b"  0x1f,"), Some((0x1f, &b","[..])));
+        assert_eq!(scan_hex(b"0x"), Some((0, &b"x"[..])));
+        assert_eq!(scan_hex(b"0"), Some((0, &b""[..])));
+        assert_eq!(scan_hex(b""), None);
+        assert_eq!(scan_hex(b"   "), None);
+        assert_eq!(scan_hex(b"x1"), None);
+    }
+}
