@@ -353,7 +353,9 @@ pub fn judge<S: AsRef<str>>(
         }
         match s.planned {
             Some(n) if n == s.cases.len() => {}
-            Some(n) => problems.push(format!("{n} cases planned, {} reported (a case crashed or hung?)", s.cases.len())),
+            Some(n) => {
+                problems.push(format!("{n} cases planned, {} reported (a case crashed or hung?)", s.cases.len()))
+            }
             None => problems.push("no plan line".into()),
         }
         match &s.result {

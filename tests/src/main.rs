@@ -313,12 +313,8 @@ impl Suite {
                 }
             }
         }
-        let env = clients::Env {
-            world: &self.world,
-            reference: &self.reference,
-            rust: &self.rust,
-            runs: &self.client_runs,
-        };
+        let env =
+            clients::Env { world: &self.world, reference: &self.reference, rust: &self.rust, runs: &self.client_runs };
         cases.extend(clients::cases(env, |name| match self.topos.iter().find(|t| t.name == name) {
             None => clients::Place::Skip(format!("topology {name} is not in the topology file")),
             Some(t) => match &t.target {

@@ -67,7 +67,10 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("cli: argument parsing", cli),
         Case::new("build: the binary is statically linked", static_binary),
         Case::new("clients: kselftest TAP output parses test by test", clients_tap),
-        Case::new("clients: a selftest passes on vfio-pci-rs iff it passed on vfio-pci, skips alike", clients_selftest_rule),
+        Case::new(
+            "clients: a selftest passes on vfio-pci-rs iff it passed on vfio-pci, skips alike",
+            clients_selftest_rule,
+        ),
         Case::new("clients: QEMU hot-reset traces are found, normalised and compared", clients_qemu_rule),
         Case::new("clients: the monitor's echo is shown as the command", clients_echo),
         Case::new("bench: the device-init selftest's times are read test by test", bench_init_times),
@@ -734,18 +737,34 @@ fn clients_selftest_rule() -> CaseResult {
     let mut c = Check::default();
     let reference = selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)]);
     c.eq("the reference passes", expect_selftest(&reference), Vec::<String>::new());
-    c.eq("identical runs match", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)])), vec![]);
+    c.eq(
+        "identical runs match",
+        compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)])),
+        vec![],
+    );
     c.eq(
         "a test that passed there fails here",
         compare_selftest(&reference, &selftest_run(1, &[("t.pass", Fail), ("t.skip", Skip)])).len(),
         1,
     );
-    c.eq("a skip that passes here", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Pass)])).len(), 1);
-    c.eq("a pass that skips here", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Skip), ("t.skip", Skip)])).len(), 1);
+    c.eq(
+        "a skip that passes here",
+        compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Pass)])).len(),
+        1,
+    );
+    c.eq(
+        "a pass that skips here",
+        compare_selftest(&reference, &selftest_run(0, &[("t.pass", Skip), ("t.skip", Skip)])).len(),
+        1,
+    );
     c.eq("a test that did not run here", compare_selftest(&reference, &selftest_run(1, &[("t.skip", Skip)])).len(), 1);
     let failing = selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)]);
     c.that("a failed test fails the reference", !expect_selftest(&failing).is_empty());
-    c.eq("a test that failed there is not required here", compare_selftest(&failing, &selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)])), vec![]);
+    c.eq(
+        "a test that failed there is not required here",
+        compare_selftest(&failing, &selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)])),
+        vec![],
+    );
     let mut killed = selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)]);
     killed.exit = Exit::Killed;
     c.that("a killed program fails the reference", !expect_selftest(&killed).is_empty());
@@ -787,7 +806,10 @@ fn clients_qemu_rule() -> CaseResult {
     c.that("a failed hot reset fails the reference", !expect_qemu(&run(true, "Invalid argument", 0)).is_empty());
     c.that("a device not realized fails the reference", !expect_qemu(&run(false, "", 1)).is_empty());
     c.that("not realized differs", !compare_qemu(&good, &run(false, "", 1)).is_empty());
-    c.that("another hot-reset result differs", !compare_qemu(&good, &run(true, "Device or resource busy", 0)).is_empty());
+    c.that(
+        "another hot-reset result differs",
+        !compare_qemu(&good, &run(true, "Device or resource busy", 0)).is_empty(),
+    );
     let mut killed = run(true, "Success", 0);
     killed.exit = Exit::Killed;
     c.that("a killed QEMU differs", !compare_qemu(&good, &killed).is_empty());
@@ -838,7 +860,11 @@ fn kunit_log() -> CaseResult {
         name: "vfio_pci_rs_ids".into(),
         planned: Some(3),
         cases: vec![
-            KunitCase { name: "two_fields".into(), verdict: Verdict::Pass, diagnostics: vec!["module: vfio_pci_rs".into()] },
+            KunitCase {
+                name: "two_fields".into(),
+                verdict: Verdict::Pass,
+                diagnostics: vec!["module: vfio_pci_rs".into()],
+            },
             KunitCase {
                 name: "refuses".into(),
                 verdict: Verdict::Fail,
@@ -896,13 +922,28 @@ fn kunit_judge() -> CaseResult {
     c.eq(
         "suite init failure",
         names(&judge(Ok(vec!["vfio_pci_rs_a".into()]), &init, "vfio_pci_rs")),
-        vec![("kunit/vfio_pci_rs_a/x".into(), Verdict::Pass), ("kunit/vfio_pci_rs_a: the suite ran to its end".into(), Verdict::Fail)],
+        vec![
+            ("kunit/vfio_pci_rs_a/x".into(), Verdict::Pass),
+            ("kunit/vfio_pci_rs_a: the suite ran to its end".into(), Verdict::Fail),
+        ],
     );
     // No suite in the module; a misnamed one; an unreadable module file.
     let none: [&str; 0] = [];
-    c.eq("no suite", names(&judge(Ok(vec![]), &none, "vfio_pci_rs")), vec![("kunit: the module has KUnit suites".into(), Verdict::Fail)]);
-    c.eq("misnamed", names(&judge(Ok(vec!["ids".into()]), &none, "vfio_pci_rs")), vec![("kunit/ids".into(), Verdict::Fail)]);
-    c.eq("unreadable", names(&judge(Err("x".into()), &none, "vfio_pci_rs")), vec![("kunit: the module's suites".into(), Verdict::Fail)]);
+    c.eq(
+        "no suite",
+        names(&judge(Ok(vec![]), &none, "vfio_pci_rs")),
+        vec![("kunit: the module has KUnit suites".into(), Verdict::Fail)],
+    );
+    c.eq(
+        "misnamed",
+        names(&judge(Ok(vec!["ids".into()]), &none, "vfio_pci_rs")),
+        vec![("kunit/ids".into(), Verdict::Fail)],
+    );
+    c.eq(
+        "unreadable",
+        names(&judge(Err("x".into()), &none, "vfio_pci_rs")),
+        vec![("kunit: the module's suites".into(), Verdict::Fail)],
+    );
     c.done()
 }
 
@@ -916,7 +957,11 @@ fn kunit_kmsg() -> CaseResult {
     c.eq(
         "lines",
         crate::kunit::kmsg_lines(&records),
-        vec!["    ok 1 two_fields".to_string(), "    # a: ASSERTION FAILED at x.rs:1".into(), "    Expected a \\ b".into()],
+        vec![
+            "    ok 1 two_fields".to_string(),
+            "    # a: ASSERTION FAILED at x.rs:1".into(),
+            "    Expected a \\ b".into(),
+        ],
     );
     c.done()
 }
