@@ -92,7 +92,10 @@ pub fn parse_log<S: AsRef<str>>(lines: &[S], prefix: &str) -> Vec<KunitSuite> {
         if let Some(n) = text.strip_prefix("1..") {
             suite.planned = n.trim().parse().ok();
         } else if let Some(d) = text.strip_prefix('#') {
-            diags.push(d.trim_start().to_string());
+            let d = d.trim_start();
+            if !is_attribute(d) {
+                diags.push(d.to_string());
+            }
         } else if let Some((verdict, name)) = result_line(text) {
             suite.cases.push(KunitCase { name, verdict, diagnostics: std::mem::take(diags) });
         } else if !text.is_empty() && text != "KTAP version 1" {
@@ -104,6 +107,14 @@ pub fn parse_log<S: AsRef<str>>(lines: &[S], prefix: &str) -> Vec<KunitSuite> {
         suites.push(s);
     }
     suites
+}
+
+/// KUnit's attribute lines (`# speed: normal`, `# CASE.speed: normal`, `# module: NAME`): not
+/// diagnostics.
+fn is_attribute(d: &str) -> bool {
+    let Some((key, _)) = d.split_once(": ") else { return false };
+    let attr = key.rsplit_once('.').map_or(key, |(_, a)| a);
+    matches!(attr, "speed" | "module" | "is_init") && !key.contains(' ')
 }
 
 /// `ok N NAME`, `not ok N NAME`, `ok N NAME # SKIP reason`.
@@ -209,13 +220,21 @@ pub fn suites_in_module(image: &[u8]) -> Result<Vec<String>, String> {
 }
 
 /// Splits the records read from `/dev/kmsg` (`prio,seq,time,flags;text`, then ` KEY=value`
-/// lines) into the text lines they hold, undoing the `\xNN` escapes.
+/// lines) into the text lines they hold, undoing the `\xNN` escapes; the later lines of a
+/// record get its first line's indentation.
 pub fn kmsg_lines(records: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     for rec in records {
         let Some(first) = rec.lines().next() else { continue };
         let Some((_, text)) = first.split_once(';') else { continue };
-        lines.extend(unescape(text).split('\n').map(str::to_string));
+        // A message of several lines (an assertion whose expression spans lines) is one record:
+        // its later lines belong at its first line's level, whatever their own indentation.
+        let text = unescape(text);
+        let mut parts = text.split('\n');
+        let first = parts.next().unwrap_or_default();
+        let indent = &first[..first.len() - first.trim_start_matches(' ').len()];
+        lines.push(first.to_string());
+        lines.extend(parts.map(|p| format!("{indent}{}", p.trim_start_matches(' '))));
     }
     lines
 }

@@ -835,7 +835,9 @@ const KUNIT_LOG: &[&str] = &[
     "    KTAP version 1",
     "    # Subtest: vfio_pci_rs_ids",
     "    # module: vfio_pci_rs",
+    "    # speed: normal",
     "    1..3",
+    "    # two_fields.speed: normal",
     "    ok 1 two_fields",
     "vfio_pci_rs: some unrelated message",
     "    # refuses: ASSERTION FAILED at src/ids.rs:200",
@@ -860,11 +862,7 @@ fn kunit_log() -> CaseResult {
         name: "vfio_pci_rs_ids".into(),
         planned: Some(3),
         cases: vec![
-            KunitCase {
-                name: "two_fields".into(),
-                verdict: Verdict::Pass,
-                diagnostics: vec!["module: vfio_pci_rs".into()],
-            },
+            KunitCase { name: "two_fields".into(), verdict: Verdict::Pass, diagnostics: vec![] },
             KunitCase {
                 name: "refuses".into(),
                 verdict: Verdict::Fail,
@@ -879,7 +877,7 @@ fn kunit_log() -> CaseResult {
     }];
     c.eq("suites", got, want);
     // A suite cut short: no more cases, no result line.
-    let short = parse_log(&KUNIT_LOG[..8], "vfio_pci_rs");
+    let short = parse_log(&KUNIT_LOG[..10], "vfio_pci_rs");
     c.eq("cut short: one suite", short.len(), 1);
     c.eq("cut short: its cases", short.first().map(|s| s.cases.len()), Some(1));
     c.eq("cut short: no result", short.first().map(|s| s.result.clone()), Some(None));
@@ -908,7 +906,7 @@ fn kunit_judge() -> CaseResult {
         missing.iter().any(|(n, r)| n == "kunit/vfio_pci_rs_vf_token" && r.verdict == Verdict::Fail),
     );
     // Cut short: the case that ran counts, the suite's end fails.
-    let short = judge(Ok(vec!["vfio_pci_rs_ids".into()]), &KUNIT_LOG[..8], "vfio_pci_rs");
+    let short = judge(Ok(vec!["vfio_pci_rs_ids".into()]), &KUNIT_LOG[..10], "vfio_pci_rs");
     c.eq(
         "cut short",
         names(&short),
@@ -951,7 +949,7 @@ fn kunit_kmsg() -> CaseResult {
     let mut c = Check::default();
     let records = vec![
         "6,1021,5000,-;    ok 1 two_fields\n".to_string(),
-        "3,1022,5001,-;    # a: ASSERTION FAILED at x.rs:1\\x0a    Expected a \\x5c b\n SUBSYSTEM=x\n".to_string(),
+        "3,1022,5001,-;    # a: ASSERTION FAILED at x.rs:1\\x0a    Expected a \\x5c b\\x0a== c to be true\n SUBSYSTEM=x\n".to_string(),
         "no separator".to_string(),
     ];
     c.eq(
@@ -961,6 +959,7 @@ fn kunit_kmsg() -> CaseResult {
             "    ok 1 two_fields".to_string(),
             "    # a: ASSERTION FAILED at x.rs:1".into(),
             "    Expected a \\ b".into(),
+            "    == c to be true".into(),
         ],
     );
     c.done()
