@@ -141,7 +141,14 @@ mod tests {
     use super::*;
 
     /// The entry vfio-pci would add for these six fields.
-    fn id(vendor: u32, device: u32, subvendor: u32, subdevice: u32, class: u32, class_mask: u32) -> DynamicId {
+    fn id(
+        vendor: u32,
+        device: u32,
+        subvendor: u32,
+        subdevice: u32,
+        class: u32,
+        class_mask: u32,
+    ) -> DynamicId {
         DynamicId {
             vendor,
             device,
@@ -187,7 +194,9 @@ mod tests {
     fn explicit_any_and_class_only() {
         assert_eq!(
             DynamicId::parse(b"ffffffff:ffffffff:ffffffff:ffffffff:0c0330:ffffff"),
-            Some(id(PCI_ANY_ID, PCI_ANY_ID, PCI_ANY_ID, PCI_ANY_ID, 0x0c0330, 0xffffff))
+            Some(id(
+                PCI_ANY_ID, PCI_ANY_ID, PCI_ANY_ID, PCI_ANY_ID, 0x0c0330, 0xffffff
+            ))
         );
     }
 
@@ -249,16 +258,13 @@ mod tests {
             Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
         );
         // A blank before a separator is not skipped (only before a number).
-        assert_eq!(
-            DynamicId::parse(b"8086 :10d3"),
-            None
-        );
+        assert_eq!(DynamicId::parse(b"8086 :10d3"), None);
         // A seventh field is never read.
         assert_eq!(
             DynamicId::parse(b"1:2:3:4:5:6:7"),
             Some(id(1, 2, 3, 4, 5, 6))
         );
-        // `0x` alone is the number 0 (the digits stop at the `x`).
+        // `0x` alone is the number 0.
         assert_eq!(
             DynamicId::parse(b"8086:0x"),
             Some(id(0x8086, 0, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
@@ -278,12 +284,44 @@ mod tests {
         );
     }
 
+    /// `%x` skips every blank the kernel's `isspace()` knows before a number: space, `\t`,
+    /// `\n`, `\v`, `\f`, `\r` and Latin-1's non-breaking space (0xa0).
+    #[test]
+    fn blanks_are_the_kernels_isspace() {
+        let want = Some(id(0x8086, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0));
+        for blank in [b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r', 0xa0] {
+            assert_eq!(
+                DynamicId::parse(&[
+                    blank, b'8', b'0', b'8', b'6', b':', blank, b'1', b'0', b'd', b'3'
+                ]),
+                want
+            );
+        }
+        assert_eq!(DynamicId::parse(b"\x018086:10d3"), None);
+    }
+
+    /// `0x` followed by no hexadecimal digit: the kernel's `%x` still takes the prefix (its first
+    /// character is a digit) and converts nothing, so the number is 0 and the scan goes on after
+    /// the `x`.
+    #[test]
+    fn bare_0x_prefix_is_zero() {
+        assert_eq!(
+            DynamicId::parse(b"0x:10d3"),
+            Some(id(0, 0x10d3, PCI_ANY_ID, PCI_ANY_ID, 0, 0))
+        );
+        assert_eq!(
+            DynamicId::parse(b"8086:10d3:0x:1100"),
+            Some(id(0x8086, 0x10d3, 0, 0x1100, 0, 0))
+        );
+        assert_eq!(scan_hex(b"0x"), Some((0, &b""[..])));
+        assert_eq!(scan_hex(b"0xg"), Some((0, &b"g"[..])));
+    }
+
     /// The scanner on its own: value and rest.
     #[test]
     fn scan_hex_returns_the_rest() {
         assert_eq!(scan_hex(b"10d3:x"), Some((0x10d3, &b":x"[..])));
         assert_eq!(scan_hex(b"  0x1f,"), Some((0x1f, &b","[..])));
-        assert_eq!(scan_hex(b"0x"), Some((0, &b"x"[..])));
         assert_eq!(scan_hex(b"0"), Some((0, &b""[..])));
         assert_eq!(scan_hex(b""), None);
         assert_eq!(scan_hex(b"   "), None);
