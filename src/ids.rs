@@ -70,22 +70,22 @@ impl kernel::fmt::Display for DynamicId {
     }
 }
 
-/// Scans one `%x` conversion: optional leading blanks, an optional `0x` prefix, then at least
-/// one hexadecimal digit. Returns the value (wrapping like the C conversion) and the rest.
+/// Scans one `%x` conversion as the kernel's `sscanf()` does: optional leading blanks (its
+/// `isspace()`: space, `\t`, `\n`, `\v`, `\f`, `\r`, 0xa0), a hexadecimal digit first, then
+/// an optional `0x` prefix and the digits (none after a bare `0x`: the value is 0). Returns the
+/// value (wrapping like the C conversion) and the rest.
 fn scan_hex(input: &[u8]) -> Option<(u32, &[u8])> {
     let mut s = input;
-    while let Some((b' ' | b'\t' | b'\n', tail)) = s.split_first() {
+    while let Some((b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0, tail)) = s.split_first() {
         s = tail;
     }
-    if let [b'0', b'x' | b'X', d, ..] = s {
-        if d.is_ascii_hexdigit() {
-            s = &s[2..];
-        }
-    }
-    let digits = s.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
+    if !s.first().is_some_and(u8::is_ascii_hexdigit) {
         return None;
     }
+    if let [b'0', b'x' | b'X', rest @ ..] = s {
+        s = rest;
+    }
+    let digits = s.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     let value = s[..digits].iter().fold(0u32, |acc, &b| {
         let digit = match b {
             b'0'..=b'9' => b - b'0',
