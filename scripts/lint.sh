@@ -37,8 +37,16 @@ trap 'rm -rf "$out"' EXIT
 
 failed=()
 warned=()
+done_checks=()
+# count_lines ERE FILE: how many lines of FILE match (0 when none or no file).
+count_lines() {
+	local n
+	n=$(grep -cE -- "$1" "$2" 2>/dev/null) || true
+	echo "${n:-0}"
+}
 # finding CHECK COUNT: record the result of one check.
 finding() {
+	done_checks+=("$1")
 	if [ "$2" = 0 ]; then
 		echo "# lint: $1: clean"
 	elif [[ $warn_only == *" $1 "* ]]; then
@@ -57,7 +65,7 @@ build() {
 		echo "# lint: the module does not build (make $*)"
 		return 1
 	}
-	grep -cE '^(warning|error)(\[[^]]*\])?:' "$out/build.log" || true
+	count_lines '^(warning|error)(\[[^]]*\])?:' "$out/build.log"
 }
 
 check_fmt() {
@@ -65,12 +73,16 @@ check_fmt() {
 	mapfile -t files < <(find src -type f -name '*.rs' ! -name '*generated*' | sort)
 	if ! in_root rustfmt --edition 2021 --config-path "$KDIR/.rustfmt.toml" --check "${files[@]}" > "$out/fmt.txt" 2>&1; then
 		cat "$out/fmt.txt"
-		n=$(grep -c '^Diff in' "$out/fmt.txt" || echo 1)
+		n=$(count_lines '^(Diff in|Error)' "$out/fmt.txt")
+		[ "$n" != 0 ] || n=1
 	fi
 	mapfile -t files < <(find tests/src -type f -name '*.rs' | sort)
-	if ! (cd tests && in_root rustfmt --edition 2021 --config-path "$REPO/tests/rustfmt.toml" --check "${files[@]}") > "$out/fmt-tests.txt" 2>&1; then
+	if ! in_root rustfmt --edition 2021 --config-path "$REPO/tests/rustfmt.toml" --check "${files[@]}" > "$out/fmt-tests.txt" 2>&1; then
 		cat "$out/fmt-tests.txt"
-		n=$((n + $(grep -c '^Diff in' "$out/fmt-tests.txt" || echo 1)))
+		local t
+		t=$(count_lines '^(Diff in|Error)' "$out/fmt-tests.txt")
+		[ "$t" != 0 ] || t=1
+		n=$((n + t))
 	fi
 	finding fmt "$n"
 }
@@ -107,7 +119,7 @@ check_rustdoc() {
 		finding rustdoc 1
 		return
 	fi
-	n=$(grep -cE '^(warning|error)(\[[^]]*\])?:' "$out/rustdoc.txt" || true)
+	n=$(count_lines '^(warning|error)(\[[^]]*\])?:' "$out/rustdoc.txt")
 	[ "$n" = 0 ] || cat "$out/rustdoc.txt"
 	echo "# lint: rustdoc output: $doc/vfio_pci_rs_main/index.html"
 	finding rustdoc "$n"
@@ -115,13 +127,13 @@ check_rustdoc() {
 
 check_layer() {
 	local word='(^|[^a-z_])unsafe([^a-z_]|$)'
-	local kinds=("unsafe:$word" "allow(unsafe_code):allow\\(unsafe_code\\)" "bindings:::bindings::")
+	local kinds=("unsafe@$word" "allow(unsafe_code)@allow\\(unsafe_code\\)" "bindings::@bindings::")
 	local inside outside k name re hits
 	: > "$out/layer.txt"
 	for k in "${kinds[@]}"; do
-		name=${k%%:*}
-		re=${k#*:}
-		inside=$(grep -rnE "$re" src/kernel_ext src/kernel_ext.rs --include='*.rs' | wc -l)
+		name=${k%%@*}
+		re=${k#*@}
+		inside=$(grep -rnE "$re" src/kernel_ext src/kernel_ext.rs --include='*.rs' | wc -l) || true
 		hits=$(grep -rnE "$re" src --include='*.rs' | grep -v '^src/kernel_ext[/.]' || true)
 		if [ "$name" = "allow(unsafe_code)" ]; then
 			# The crate root's one exception: the attribute on `mod kernel_ext;`, on its line
@@ -139,15 +151,15 @@ check_layer() {
 				printf '%s\n' "$h"
 			done)
 		fi
-		outside=$(printf '%s' "$hits" | grep -c . || true)
+		outside=$(printf '%s\n' "$hits" | grep -c . || true)
 		printf '# lint: layer: %-19s inside src/kernel_ext/: %4d   outside: %4d\n' "$name" "$inside" "$outside"
 		[ -z "$hits" ] || printf '%s\n' "$hits" | sed "s/^/#   $name: /" >> "$out/layer.txt"
 	done
 	local n
-	n=$(grep -c . "$out/layer.txt" || true)
+	n=$(count_lines . "$out/layer.txt")
 	if [ "$n" != 0 ]; then
 		echo "# lint: layer: outside src/kernel_ext/, by file:"
-		sed -E 's/^#   ([^:]+(:[^:]+)?): ([^:]+):.*/\1 \3/' "$out/layer.txt" | sort | uniq -c | sort -k3 | sed 's/^/#   /'
+		sed -E 's/^#   (unsafe|allow\(unsafe_code\)|bindings::): ([^:]+):.*/\2 \1/' "$out/layer.txt" | sort | uniq -c | sed 's/^/#   /'
 		[ -z "${VFIO_PCI_RS_LINT_VERBOSE:-}" ] || cat "$out/layer.txt"
 	fi
 	finding layer "$n"
@@ -162,13 +174,14 @@ check_selfcheck() {
 		return
 	fi
 	local n=0
-	[ ! -s "$out/cargo.txt" ] || { cat "$out/cargo.txt"; n=$(grep -cE '^(warning|error)' "$out/cargo.txt" || true); }
+	[ ! -s "$out/cargo.txt" ] || { cat "$out/cargo.txt"; n=$(count_lines '^(warning|error)' "$out/cargo.txt"); }
 	[ -f vfio_pci_rs.ko ] || build > /dev/null || true
 	if ! VFIO_PCI_RS_ENV="VFIO_PCI_RS_KO=$REPO/vfio_pci_rs.ko" in_root \
 		"$target/release/vfio-pci-rs-tests" --self-check > "$out/selfcheck.txt" 2>&1; then
 		grep -B3 '^not ok' "$out/selfcheck.txt" || cat "$out/selfcheck.txt"
 	fi
-	n=$((n + $(grep -c '^not ok' "$out/selfcheck.txt" || true)))
+	n=$((n + $(count_lines '^not ok' "$out/selfcheck.txt")))
+	[ -n "$(count_lines '^[0-9]+ passed, 0 failed$' "$out/selfcheck.txt" | grep -v '^0$')" ] || n=$((n + 1))
 	tail -n1 "$out/selfcheck.txt" | sed 's/^/# lint: selfcheck: /'
 	finding selfcheck "$n"
 }
@@ -178,6 +191,10 @@ for c in "${checks[@]}"; do
 	fmt | clippy | rustdoc | layer | selfcheck) log "lint: $c"; "check_$c" ;;
 	*) die "unknown check $c (fmt clippy rustdoc layer selfcheck)" ;;
 	esac
+done
+# A check that stopped before recording its result is a failure of its own.
+for c in "${checks[@]}"; do
+	[[ " ${done_checks[*]} " == *" $c "* ]] || failed+=("$c (the check did not finish)")
 done
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "# lint: FAILED: ${failed[*]}${warned:+ (not enforced: ${warned[*]})}"
