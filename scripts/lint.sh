@@ -15,7 +15,10 @@
 #              (the kernel's own `make rustdoc` passes rustdoc its rustc flags the same way):
 #              the `rustc` or `clippy-driver` word becomes `rustdoc`, the object/dep-info
 #              outputs become `--output`, and RUSTC_BOOTSTRAP=1 allows the -Z flags as the
-#              kernel's Makefile does. Output in $WORK/rustdoc-<checkout>/.
+#              kernel's Makefile does. With --document-private-items: every item of a driver
+#              crate is private, so that is the documentation there is (and the one whose
+#              intra-doc links must resolve); so links from the crate doc to private modules
+#              are not findings (-Arustdoc::private_intra_doc_links). Output in $WORK/rustdoc-<checkout>/.
 #   layer      no file outside src/kernel_ext/ contains `unsafe`, `allow(unsafe_code)` or
 #              `bindings::`, except the crate root's one `#[allow(unsafe_code)]` on
 #              `mod kernel_ext;`; prints the counts inside and outside the layer.
@@ -38,10 +41,11 @@ trap 'rm -rf "$out"' EXIT
 failed=()
 warned=()
 done_checks=()
-# count_lines ERE FILE: how many lines of FILE match (0 when none or no file).
+# count_lines [-v] ERE FILE: how many lines of FILE match (-v: do not), 0 when none or no file.
 count_lines() {
-	local n
-	n=$(grep -cE -- "$1" "$2" 2>/dev/null) || true
+	local n v=
+	[ "$1" != -v ] || { v=-v; shift; }
+	n=$(grep -c $v -E -- "$1" "$2" 2>/dev/null) || true
 	echo "${n:-0}"
 }
 # finding CHECK COUNT: record the result of one check.
@@ -65,7 +69,7 @@ build() {
 		echo "# lint: the module does not build (make $*)"
 		return 1
 	}
-	count_lines '^(warning|error)(\[[^]]*\])?:' "$out/build.log"
+	{ grep -E '^(warning|error)(\[[^]]*\])?:' "$out/build.log" || true; } | count_lines -v 'warnings? emitted$|aborting due to' /dev/stdin
 }
 
 check_fmt() {
@@ -113,13 +117,14 @@ check_rustdoc() {
 	mkdir -p "$doc"
 	# The saved command is a shell command line (quoted -Zcrate-attr=...), run from the
 	# module's directory as kbuild runs it.
-	if ! in_root /bin/bash -c "export RUSTC_BOOTSTRAP=1; $cmd --output $doc" > "$out/rustdoc.txt" 2>&1; then
+	if ! in_root /bin/bash -c "export RUSTC_BOOTSTRAP=1; $cmd --document-private-items -Arustdoc::private_intra_doc_links --output $doc" \
+		> "$out/rustdoc.txt" 2>&1; then
 		cat "$out/rustdoc.txt"
 		echo "# lint: rustdoc failed"
 		finding rustdoc 1
 		return
 	fi
-	n=$(count_lines '^(warning|error)(\[[^]]*\])?:' "$out/rustdoc.txt")
+	n=$({ grep -E '^(warning|error)(\[[^]]*\])?:' "$out/rustdoc.txt" || true; } | count_lines -v 'warnings? emitted$|aborting due to' /dev/stdin)
 	[ "$n" = 0 ] || cat "$out/rustdoc.txt"
 	echo "# lint: rustdoc output: $doc/vfio_pci_rs_main/index.html"
 	finding rustdoc "$n"
