@@ -26,18 +26,17 @@
 //! Which of these a function is, is fixed at bind ([`TokenRole`]); the count of open VFs is
 //! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::VfioDevice,
+    kernel_ext::{
+        pci::{OwnedDevice, PciDeviceExt},
+        print::dev_info_ratelimited,
+        uuid::{Uuid, UUID_STRING_LEN},
+        vfio::VfioDevice,
+    },
     sriov,
 };
-use kernel::{bindings, new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
-
-/// Length of a UUID's text form (`8-4-4-4-12` hex digits).
-const UUID_STRING_LEN: usize = 36;
+use kernel::{new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
 
 /// The option that carries a token in a device name.
 const VF_TOKEN_ARG: &[u8] = b"vf_token=";
@@ -58,13 +57,11 @@ struct TokenState {
 impl VfToken {
     /// A fresh random token.
     fn new_random() -> Result<Arc<Self>> {
-        let mut uuid = bindings::uuid_t::default();
-        // SAFETY: `uuid` is a valid output location.
-        unsafe { bindings::uuid_gen(&mut uuid) };
+        let Uuid(uuid) = Uuid::random();
         Arc::pin_init(
             try_pin_init!(Self {
                 state <- new_mutex!(TokenState {
-                    uuid: uuid.b,
+                    uuid,
                     users: 0,
                 }),
             }),
@@ -137,33 +134,37 @@ impl Drop for VfUser {
     }
 }
 
-/// Parses the text form of a UUID (`EINVAL` if malformed).
+/// Parses the text form of a UUID at the start of `text` (`EINVAL` if malformed or short).
 fn parse_uuid(text: &[u8]) -> Result<[u8; 16]> {
-    let mut buf = [0u8; UUID_STRING_LEN + 1];
-    let text = text.get(..UUID_STRING_LEN).ok_or(EINVAL)?;
-    buf[..UUID_STRING_LEN].copy_from_slice(text);
-    let mut uuid = bindings::uuid_t::default();
-    // SAFETY: `buf` is NUL-terminated after the 36 characters `uuid_parse` reads; `uuid` is
-    // a valid output location.
-    let ret = unsafe { bindings::uuid_parse(buf.as_ptr().cast(), &mut uuid) };
-    if ret != 0 {
-        return Err(Error::from_errno(ret));
-    }
-    Ok(uuid.b)
+    let text = text
+        .get(..UUID_STRING_LEN)
+        .and_then(|text| <&[u8; UUID_STRING_LEN]>::try_from(text).ok())
+        .ok_or(EINVAL)?;
+    Ok(Uuid::parse(text)?.0)
 }
 
 /// Whether `name` (from `VFIO_GROUP_GET_DEVICE_FD`) names `dev`: its PCI name, optionally
 /// followed by ` vf_token=<uuid>`, which is then checked against the token rules.
 pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result<bool> {
     let own = dev.pdev.as_device().name().to_bytes();
-    let given = name.to_bytes();
-    let Some(rest) = given.strip_prefix(own) else {
+    let Some(token) = parse_name(own, name.to_bytes())? else {
         return Ok(false);
+    };
+    match_token(dev, token.as_ref())?;
+    Ok(true)
+}
+
+/// Parses a device name `given`: `None` when it does not name the function called `own`,
+/// else the token it offers, if any (` vf_token=<uuid>` after the name, blanks around).
+/// `EINVAL` for a malformed token, an unknown option or a repeated one.
+fn parse_name(own: &[u8], given: &[u8]) -> Result<Option<Option<[u8; 16]>>> {
+    let Some(rest) = given.strip_prefix(own) else {
+        return Ok(None);
     };
     let mut token = None;
     if !rest.is_empty() {
         if rest.first() != Some(&b' ') {
-            return Ok(false);
+            return Ok(None);
         }
         let mut rest = rest;
         loop {
@@ -186,11 +187,11 @@ pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result
             }
         }
     }
-    match_token(dev, token.as_ref())?;
-    Ok(true)
+    Ok(Some(token))
 }
 
 /// Why a token check refused to open a function.
+#[derive(Debug, PartialEq, Eq)]
 enum Refusal {
     /// The function needs a token and none was offered (`EACCES`).
     Required,
@@ -215,14 +216,7 @@ impl Refusal {
             ),
             Self::NotPfOrVf => (c"VF token incorrectly provided, not a PF or VF", EINVAL),
         };
-        // SAFETY: The function's device is valid while `pdev` is borrowed; `why` is a
-        // NUL-terminated static string, printed with a "%s" format.
-        unsafe {
-            crate::kernel_ext::bindings::vfio_pci_rs_dev_info_ratelimited(
-                pdev.device_raw(),
-                why.as_ptr().cast(),
-            )
-        };
+        dev_info_ratelimited(pdev, why);
         errno
     }
 }
