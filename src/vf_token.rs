@@ -256,3 +256,151 @@ fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {
         TokenRole::ForeignVf | TokenRole::Unrelated => Ok(()),
     }
 }
+
+// The harness `kunit_tests` generates registers the suite with KUnit through C.
+#[allow(unsafe_code)]
+#[kunit_tests(vfio_pci_rs_vf_token)]
+mod tests {
+    use super::*;
+
+    const TEXT: &[u8; UUID_STRING_LEN] = b"01234567-89ab-cdef-0123-456789abcdef";
+    const BYTES: [u8; 16] = [
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
+        0xef,
+    ];
+    const OTHER: [u8; 16] = [0x5a; 16];
+    const NAME: &[u8] = b"0000:06:00.0";
+
+    /// `NAME` followed by `options`.
+    fn name_with(options: &[u8]) -> Result<KVec<u8>> {
+        let mut name = KVec::new();
+        name.extend_from_slice(NAME, GFP_KERNEL)?;
+        name.extend_from_slice(options, GFP_KERNEL)?;
+        Ok(name)
+    }
+
+    #[test]
+    fn uuid_text_forms() {
+        assert_eq!(parse_uuid(TEXT), Ok(BYTES));
+        assert_eq!(
+            parse_uuid(b"01234567-89AB-CDEF-0123-456789ABCDEF"),
+            Ok(BYTES)
+        );
+        // Only the first 36 characters are the UUID.
+        assert_eq!(
+            parse_uuid(b"01234567-89ab-cdef-0123-456789abcdef trailing"),
+            Ok(BYTES)
+        );
+        assert_eq!(
+            parse_uuid(b"01234567-89ab-cdef-0123-456789abcde"),
+            Err(EINVAL)
+        );
+        assert_eq!(parse_uuid(b""), Err(EINVAL));
+        assert_eq!(
+            parse_uuid(b"01234567-89ab-cdef-0123-456789abcdeg"),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_uuid(b"0123456789ab-cdef-0123-456789abcdef-"),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_uuid(b"{1234567-89ab-cdef-0123-456789abcdef"),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn device_name_options() -> Result {
+        assert_eq!(parse_name(NAME, NAME), Ok(Some(None)));
+        assert_eq!(parse_name(NAME, &name_with(b"  ")?), Ok(Some(None)));
+        assert_eq!(parse_name(NAME, b"0000:06:00.1"), Ok(None));
+        assert_eq!(parse_name(NAME, b"0000:06:00"), Ok(None));
+        assert_eq!(parse_name(NAME, &name_with(b"0")?), Ok(None));
+        assert_eq!(parse_name(NAME, &name_with(b"x vf_token=")?), Ok(None));
+
+        let mut with_token = name_with(b" vf_token=")?;
+        with_token.extend_from_slice(TEXT, GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &with_token), Ok(Some(Some(BYTES))));
+        with_token.extend_from_slice(b"   ", GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &with_token), Ok(Some(Some(BYTES))));
+
+        let mut spaced = name_with(b"   vf_token=")?;
+        spaced.extend_from_slice(TEXT, GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &spaced), Ok(Some(Some(BYTES))));
+
+        // A repeated option.
+        let mut twice = name_with(b" vf_token=")?;
+        twice.extend_from_slice(TEXT, GFP_KERNEL)?;
+        twice.extend_from_slice(b" vf_token=", GFP_KERNEL)?;
+        twice.extend_from_slice(TEXT, GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &twice), Err(EINVAL));
+
+        // Junk glued to the token.
+        let mut glued = name_with(b" vf_token=")?;
+        glued.extend_from_slice(TEXT, GFP_KERNEL)?;
+        glued.extend_from_slice(b"x", GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &glued), Err(EINVAL));
+
+        assert_eq!(parse_name(NAME, &name_with(b" foo=bar")?), Err(EINVAL));
+        assert_eq!(parse_name(NAME, &name_with(b" vf_token")?), Err(EINVAL));
+        assert_eq!(
+            parse_name(NAME, &name_with(b" vf_token=01234567")?),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_name(
+                NAME,
+                &name_with(b" vf_token=01234567-89ab-cdef-0123-456789abcdeg")?
+            ),
+            Err(EINVAL)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn token_check_matrix() -> Result {
+        assert_eq!(check(&TokenRole::Unrelated, None), Ok(()));
+        assert_eq!(
+            check(&TokenRole::Unrelated, Some(&BYTES)),
+            Err(Refusal::NotPfOrVf)
+        );
+        assert_eq!(check(&TokenRole::ForeignVf, None), Ok(()));
+        assert_eq!(
+            check(&TokenRole::ForeignVf, Some(&BYTES)),
+            Err(Refusal::PfNotOurs)
+        );
+
+        let token = VfToken::new_random()?;
+        token.set(BYTES);
+        let pf = TokenRole::Pf(token.clone());
+        let vf = TokenRole::Vf(token.clone());
+        assert_eq!(check(&vf, None), Err(Refusal::Required));
+        assert_eq!(check(&vf, Some(&OTHER)), Err(Refusal::Incorrect));
+        assert_eq!(check(&vf, Some(&BYTES)), Ok(()));
+
+        // A PF without open VFs takes any token, and an offered one becomes its token.
+        assert_eq!(check(&pf, None), Ok(()));
+        assert_eq!(token.state.lock().uuid, BYTES);
+        assert_eq!(check(&pf, Some(&OTHER)), Ok(()));
+        assert_eq!(token.state.lock().uuid, OTHER);
+        assert_eq!(check(&vf, Some(&BYTES)), Err(Refusal::Incorrect));
+        assert_eq!(check(&vf, Some(&OTHER)), Ok(()));
+
+        // With a VF open, the PF needs its current token, which stays as it is.
+        let user = vf.new_user();
+        assert!(user.is_some());
+        assert_eq!(token.state.lock().users, 1);
+        assert_eq!(check(&pf, None), Err(Refusal::Required));
+        assert_eq!(check(&pf, Some(&BYTES)), Err(Refusal::Incorrect));
+        assert_eq!(token.state.lock().uuid, OTHER);
+        assert_eq!(check(&pf, Some(&OTHER)), Ok(()));
+
+        // Closing the VF frees the PF again.
+        drop(user);
+        assert_eq!(token.state.lock().users, 0);
+        assert_eq!(check(&pf, None), Ok(()));
+        assert!(pf.new_user().is_none());
+        Ok(())
+    }
+}
