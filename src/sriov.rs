@@ -45,6 +45,7 @@ struct SriovPf {
 }
 
 lazy_global_lock! {
+    /// The PFs whose SR-IOV this driver enabled (vfio-pci's `sriov_pfs`).
     static SRIOV_PFS: Mutex<KVec<SriovPf>> = KVec::new();
 }
 
