@@ -74,15 +74,20 @@ impl<const N: usize> StringParam<N> {
         name: &'static CStr,
         descriptor: &'static KparamString,
     ) -> KernelParam {
+        // SAFETY: `param_ops_string` parses into the `kparam_string` `str_` points to,
+        // `descriptor`, which lives as long as the module.
+        //
         // INVARIANT: Permission 0: only the loader writes the buffer.
-        this_module_param(
-            name,
-            addr_of!(bindings::param_ops_string),
-            0,
-            bindings::kernel_param__bindgen_ty_1 {
-                str_: addr_of!(descriptor.0),
-            },
-        )
+        unsafe {
+            this_module_param(
+                name,
+                addr_of!(bindings::param_ops_string),
+                0,
+                bindings::kernel_param__bindgen_ty_1 {
+                    str_: addr_of!(descriptor.0),
+                },
+            )
+        }
     }
 }
 
@@ -112,19 +117,28 @@ impl BoolParam {
         perm: u16,
         param: &'static BoolParam,
     ) -> KernelParam {
-        this_module_param(
-            name,
-            addr_of!(bindings::param_ops_bool),
-            perm,
-            bindings::kernel_param__bindgen_ty_1 {
-                arg: param.0.as_ptr().cast(),
-            },
-        )
+        // SAFETY: `param_ops_bool` parses into the `bool` `arg` points to, the `AtomicBool`
+        // of `param`, which lives as long as the module and has the layout of a `bool`.
+        unsafe {
+            this_module_param(
+                name,
+                addr_of!(bindings::param_ops_bool),
+                perm,
+                bindings::kernel_param__bindgen_ty_1 {
+                    arg: param.0.as_ptr().cast(),
+                },
+            )
+        }
     }
 }
 
 /// The entry of the parameter `name` of this module, parsed by `ops` into `arg`.
-const fn this_module_param(
+///
+/// # Safety
+///
+/// `ops` must be one of the kernel's `param_ops_*`, and `arg` must point to what those ops
+/// parse into, valid for as long as the module is loaded.
+const unsafe fn this_module_param(
     name: &'static CStr,
     ops: *const bindings::kernel_param_ops,
     perm: u16,

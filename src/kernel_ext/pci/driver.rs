@@ -187,7 +187,10 @@ impl<T: Driver> Adapter<T> {
         unsafe { pdev.as_ref().drvdata_borrow::<T::Data>() }
     }
 
-    extern "C" fn probe_callback(
+    /// # Safety
+    ///
+    /// Called by the PCI core only, as this driver's `probe`.
+    unsafe extern "C" fn probe_callback(
         pdev: *mut bindings::pci_dev,
         _id: *const bindings::pci_device_id,
     ) -> c_int {
@@ -204,14 +207,23 @@ impl<T: Driver> Adapter<T> {
         })
     }
 
-    extern "C" fn remove_callback(pdev: *mut bindings::pci_dev) {
+    /// # Safety
+    ///
+    /// Called by the PCI core only, as this driver's `remove`.
+    unsafe extern "C" fn remove_callback(pdev: *mut bindings::pci_dev) {
         // SAFETY: The PCI core calls remove on a function bound to this driver, with its
         // device lock held.
         let data = unsafe { Self::data_of(pdev) };
         T::unbind(data);
     }
 
-    extern "C" fn sriov_configure_callback(pdev: *mut bindings::pci_dev, count: c_int) -> c_int {
+    /// # Safety
+    ///
+    /// Called by the PCI core only, as this driver's `sriov_configure`.
+    unsafe extern "C" fn sriov_configure_callback(
+        pdev: *mut bindings::pci_dev,
+        count: c_int,
+    ) -> c_int {
         // SAFETY: The PCI core calls `sriov_configure` on a PF bound to this driver, with its
         // device lock held.
         let data = unsafe { Self::data_of(pdev) };
