@@ -8,10 +8,8 @@
 //! reported and skipped, missing fields match anything. Each entry becomes a dynamic ID of the
 //! driver, so matching functions that have no driver bind at once.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
-use crate::params;
-use kernel::{bindings, prelude::*};
+use crate::{kernel_ext::pci::driver::DynamicIds, params};
+use kernel::prelude::*;
 
 /// `PCI_ANY_ID`: the value that matches every vendor, device or subsystem ID.
 const PCI_ANY_ID: u32 = !0;
@@ -97,13 +95,9 @@ fn scan_hex(input: &[u8]) -> Option<(u32, &[u8])> {
     Some((value, &s[digits..]))
 }
 
-/// Adds every entry of `ids=` to `driver` as a dynamic ID, reporting what it did as vfio-pci
+/// Adds every entry of `ids=` to the driver's dynamic IDs, reporting what it did as vfio-pci
 /// does. Bad entries are reported and skipped; they never fail the module load.
-///
-/// # Safety
-///
-/// `driver` must point to a registered `struct pci_driver`.
-pub(crate) unsafe fn add_from_param(driver: *mut bindings::pci_driver) {
+pub(crate) fn add_from_param(driver: &DynamicIds<'_>) {
     for entry in params::ids().split(|&b| b == b',') {
         if entry.is_empty() {
             continue;
@@ -115,18 +109,16 @@ pub(crate) unsafe fn add_from_param(driver: *mut bindings::pci_driver) {
             );
             continue;
         };
-        // SAFETY: `driver` is a registered PCI driver by this function's safety requirement.
-        let ret = unsafe {
-            bindings::pci_add_dynid(
-                driver,
-                id.vendor,
-                id.device,
-                id.subvendor,
-                id.subdevice,
-                id.class,
-                id.class_mask,
-                0,
-            )
+        let ret = match driver.add(
+            id.vendor,
+            id.device,
+            id.subvendor,
+            id.subdevice,
+            id.class,
+            id.class_mask,
+        ) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
         };
         if ret != 0 {
             pr_warn!("failed to add dynamic id {} ({})\n", id, ret);

@@ -21,6 +21,10 @@
 pub(crate) mod bindings;
 pub(crate) mod eventfd;
 pub(crate) mod irq;
+pub(crate) mod lazy_lock;
+pub(crate) mod module_param;
 pub(crate) mod pci;
+pub(crate) mod print;
 pub(crate) mod sync;
+pub(crate) mod uuid;
 pub(crate) mod vfio;

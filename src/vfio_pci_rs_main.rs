@@ -57,16 +57,13 @@ module! {
 #[pin_data]
 struct VfioPciRsModule {
     #[pin]
-    driver: driver::Registration<pci_driver::VfioPciDriver>,
+    driver: driver::Registration<kernel_ext::pci::driver::Adapter<pci_driver::VfioPciDriver>>,
     #[pin]
     vf_notifier: sriov::VfNotifier,
 }
 
-#[allow(unsafe_code)] // Transitional.
 impl kernel::InPlaceModule for VfioPciRsModule {
     fn init(module: &'static kernel::ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: Module init runs once, before the notifier and the driver register below.
-        unsafe { sriov::init() };
         try_pin_init!(Self {
             vf_notifier <- sriov::VfNotifier::register(),
             driver <- driver::Registration::new(pci_driver::DRIVER_NAME, module),
