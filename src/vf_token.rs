@@ -257,8 +257,6 @@ fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {
     }
 }
 
-// The harness `kunit_tests` generates registers the suite with KUnit through C.
-#[allow(unsafe_code)]
 #[kunit_tests(vfio_pci_rs_vf_token)]
 mod tests {
     use super::*;
