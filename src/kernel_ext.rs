@@ -20,7 +20,9 @@
 
 pub(crate) mod bindings;
 pub(crate) mod eventfd;
+pub(crate) mod iomap;
 pub(crate) mod irq;
+pub(crate) mod mm;
 pub(crate) mod pci;
 pub(crate) mod sync;
 pub(crate) mod vfio;
