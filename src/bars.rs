@@ -13,10 +13,18 @@
 //! ([`OpenBars`] dropped).
 
 use crate::kernel_ext::pci::{
-    bar::{BarMapping, BarWindowReservation},
-    regs, OwnedDevice, PciDeviceExt,
+    bar::{
+        BarMapping,
+        BarWindowReservation, //
+    },
+    regs,
+    OwnedDevice,
+    PciDeviceExt, //
 };
-use kernel::{page::PAGE_SIZE, prelude::*};
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*, //
+};
 
 /// Number of standard BARs.
 pub(crate) const NUM_BARS: usize = regs::PCI_STD_NUM_BARS as usize;

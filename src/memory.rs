@@ -15,10 +15,17 @@ use crate::{
     bars::OpenBars,
     device::VfioPciDevice,
     kernel_ext::eventfd::EventFd,
-    kernel_ext::pci::{regs, OwnedDevice, PciDeviceExt},
-    kernel_ext::sync::{ReadGuard, WriteGuard},
+    kernel_ext::pci::{
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    kernel_ext::sync::{
+        ReadGuard,
+        WriteGuard, //
+    },
     kernel_ext::vfio::VfioDevice,
-    regions::Region,
+    regions::Region, //
 };
 use kernel::prelude::*;
 

@@ -10,18 +10,35 @@
 
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::mm::{FaultResult, PfnFaultHandler, VmFault, VmaRefExt},
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::mm::{
+        FaultResult,
+        PfnFaultHandler,
+        VmFault,
+        VmaRefExt, //
+    },
+    kernel_ext::pci::{
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
-    kernel_ext::vfio::region::{VFIO_PCI_NUM_REGIONS, VFIO_PCI_ROM_REGION_INDEX},
+    kernel_ext::vfio::region::{
+        VFIO_PCI_NUM_REGIONS,
+        VFIO_PCI_ROM_REGION_INDEX, //
+    },
     kernel_ext::vfio::VfioDevice,
     memory::MemoryGate,
-    regions::OFFSET_SHIFT,
+    regions::OFFSET_SHIFT, //
 };
 use kernel::{
-    mm::virt::{flags, VmaNew},
-    page::{PAGE_SHIFT, PAGE_SIZE},
-    prelude::*,
+    mm::virt::{
+        flags,
+        VmaNew, //
+    },
+    page::{
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
+    prelude::*, //
 };
 
 /// Page-number bits of a mapping's file offset that address pages inside one region.

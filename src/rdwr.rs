@@ -12,14 +12,23 @@
 
 use crate::{
     bars::MsixTable,
-    kernel_ext::pci::{regs, OwnedDevice, PciDeviceExt},
+    kernel_ext::pci::{
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
-    memory::MemoryGate,
+    memory::MemoryGate, //
 };
 use kernel::{
     io::Io,
     prelude::*,
-    uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
+    uaccess::{
+        UserPtr,
+        UserSlice,
+        UserSliceReader,
+        UserSliceWriter, //
+    },
 };
 
 pub(crate) use crate::kernel_ext::iomap::Width;

@@ -10,18 +10,37 @@
 use crate::{
     config,
     device::VfioPciDevice,
-    kernel_ext::pci::{regs, OwnedDevice, PciDeviceExt},
+    kernel_ext::pci::{
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
     kernel_ext::vfio::region::{
-        VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR5_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-        VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_FLAG_MMAP,
-        VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+        VFIO_PCI_BAR0_REGION_INDEX,
+        VFIO_PCI_BAR5_REGION_INDEX,
+        VFIO_PCI_CONFIG_REGION_INDEX,
+        VFIO_PCI_ROM_REGION_INDEX,
+        VFIO_PCI_VGA_REGION_INDEX,
+        VFIO_REGION_INFO_FLAG_MMAP,
+        VFIO_REGION_INFO_FLAG_READ,
+        VFIO_REGION_INFO_FLAG_WRITE, //
     },
-    kernel_ext::vfio::{uapi, InfoCaps, VfioDevice},
+    kernel_ext::vfio::{
+        uapi,
+        InfoCaps,
+        VfioDevice, //
+    },
     memory::MemoryGate,
-    rdwr::{self, Transfer},
+    rdwr::{
+        self,
+        Transfer, //
+    },
 };
-use kernel::{prelude::*, uaccess::UserPtr};
+use kernel::{
+    prelude::*,
+    uaccess::UserPtr, //
+};
 
 /// Bits of a file offset that address bytes inside one region.
 pub(crate) const OFFSET_SHIFT: u32 = 40;

@@ -20,8 +20,12 @@
 use kernel::{
     bindings,
     ffi::c_void,
-    io::{Io, IoCapable, MmioRaw},
-    prelude::*,
+    io::{
+        Io,
+        IoCapable,
+        MmioRaw, //
+    },
+    prelude::*, //
 };
 
 /// The width of one device access.

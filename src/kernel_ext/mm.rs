@@ -19,9 +19,13 @@ use crate::kernel_ext::bindings as vfio;
 use core::marker::PhantomData;
 use kernel::{
     bindings,
-    mm::virt::{flags, VmaNew, VmaRef},
+    mm::virt::{
+        flags,
+        VmaNew,
+        VmaRef, //
+    },
     prelude::*,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// The outcome of a page fault, as the MM expects it from a `fault` handler (`vm_fault_t`).

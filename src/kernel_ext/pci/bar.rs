@@ -13,16 +13,28 @@
 //! counted reference to the function and dereferences to an [`IoMap`], whose `ioread*()` and
 //! `iowrite*()` accessors decode MMIO and port cookies alike.
 
-use super::{OwnedDevice, PciDeviceExt};
-use crate::kernel_ext::{iomap::IoMap, mm::IoPfn};
+use super::{
+    OwnedDevice,
+    PciDeviceExt, //
+};
+use crate::kernel_ext::{
+    iomap::IoMap,
+    mm::IoPfn, //
+};
 use core::ops::Deref;
 use kernel::{
     bindings,
-    ffi::{c_int, c_void},
+    ffi::{
+        c_int,
+        c_void, //
+    },
     io::MmioRaw,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::{
+        PAGE_SHIFT,
+        PAGE_SIZE, //
+    },
     prelude::*,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// A BAR claimed for this driver (`pci_request_selected_regions()`) and mapped whole into the

@@ -8,10 +8,18 @@
 //! Either way the mapping covers the ROM image and dereferences to an [`IoMap`], whose size is
 //! the image's: bytes past the image (up to the size of the ROM BAR) are not reachable.
 
-use super::{OwnedDevice, PciDeviceExt};
+use super::{
+    OwnedDevice,
+    PciDeviceExt, //
+};
 use crate::kernel_ext::iomap::IoMap;
 use core::ops::Deref;
-use kernel::{bindings, ffi::c_void, io::MmioRaw, prelude::*};
+use kernel::{
+    bindings,
+    ffi::c_void,
+    io::MmioRaw,
+    prelude::*, //
+};
 
 /// Where a [`RomMapping`] comes from, which says how to unmap it.
 #[derive(Clone, Copy)]

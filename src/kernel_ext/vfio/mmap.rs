@@ -8,9 +8,18 @@
 //! [`VfioDevice::init_pfnmap`] checks that a mapping is one of its files and makes it a PFN
 //! mapping whose faults go to the device's [`PfnFaultHandler`].
 
-use super::{VfioDevice, VfioDeviceOps};
-use crate::kernel_ext::mm::{PfnFaultHandler, VmaNewExt};
-use kernel::{mm::virt::VmaNew, prelude::*};
+use super::{
+    VfioDevice,
+    VfioDeviceOps, //
+};
+use crate::kernel_ext::mm::{
+    PfnFaultHandler,
+    VmaNewExt, //
+};
+use kernel::{
+    mm::virt::VmaNew,
+    prelude::*, //
+};
 
 impl<T: VfioDeviceOps> VfioDevice<T>
 where

@@ -5,15 +5,24 @@
 
 use super::InfoCaps;
 use crate::kernel_ext::bindings;
-use kernel::{prelude::*, transmute::AsBytes};
+use kernel::{
+    prelude::*,
+    transmute::AsBytes, //
+};
 
 #[allow(unused_imports)]
 // The whole region uAPI, whether or not the driver uses each part yet.
 pub(crate) use bindings::{
-    VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR5_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-    VFIO_PCI_NUM_REGIONS, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX,
-    VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE,
+    VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_BAR5_REGION_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX,
+    VFIO_PCI_NUM_REGIONS,
+    VFIO_PCI_ROM_REGION_INDEX,
+    VFIO_PCI_VGA_REGION_INDEX,
+    VFIO_REGION_INFO_FLAG_CAPS,
+    VFIO_REGION_INFO_FLAG_MMAP,
+    VFIO_REGION_INFO_FLAG_READ,
+    VFIO_REGION_INFO_FLAG_WRITE, //
 };
 
 // SAFETY: Two `u16` and a `u32`, no padding: every byte is initialised.
