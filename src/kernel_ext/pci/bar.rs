@@ -149,10 +149,11 @@ impl BarWindowReservation {
             return Err(EINVAL);
         }
         let end = start.checked_add(len - 1).ok_or(EINVAL)?;
-        // SAFETY: `pdev` is valid (type invariant of `pci::Device`) and `bar` indexes its
-        // resource array (checked above); `parent` is the window the PCI core placed the BAR in,
-        // or null, and does not change while a driver is bound.
-        let parent = unsafe { (*pdev.as_raw()).resource[usize::from(bar)].parent };
+        // SAFETY: `pdev` is valid (type invariant of `pci::Device`); `parent` is the window the
+        // PCI core placed the BAR in, or null, and does not change while a driver is bound.
+        let parent = unsafe { (*pdev.as_raw()).resource.get(usize::from(bar)) }
+            .map(|res| res.parent)
+            .ok_or(EINVAL)?;
         if parent.is_null() {
             return Err(ENOENT);
         }
