@@ -34,7 +34,8 @@ pub(crate) struct FaultResult(bindings::vm_fault_t);
 
 impl FaultResult {
     /// The access is refused: the faulting task gets `SIGBUS`.
-    pub(crate) const SIGBUS: Self = Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS as _);
+    pub(crate) const SIGBUS: Self =
+        Self(bindings::vm_fault_reason_VM_FAULT_SIGBUS as bindings::vm_fault_t);
 }
 
 /// A page frame of I/O memory, which may be mapped into user space.

@@ -26,6 +26,7 @@ use kernel::{
     bindings,
     ffi::{
         c_int,
+        c_ulong,
         c_void, //
     },
     io::MmioRaw,
@@ -161,7 +162,7 @@ impl BarWindowReservation {
             name: name.as_char_ptr(),
             start,
             end,
-            flags: pdev.resource(usize::from(bar)).flags as _,
+            flags: pdev.resource(usize::from(bar)).flags as c_ulong,
             ..Default::default()
         };
         let res = KBox::pin(Opaque::new(reserved), GFP_KERNEL)?;
