@@ -164,6 +164,8 @@ impl<H: PfnFaultHandler> PfnVmOps<H> {
         &Self::OPS
     }
 
+    /// The `fault` op: passes the fault to the mapping's handler.
+    ///
     /// # Safety
     ///
     /// Called by the MM only, for a fault in a mapping set up by [`VmaNewExt::init_pfnmap`] with
