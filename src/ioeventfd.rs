@@ -18,14 +18,14 @@
 
 use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
-    bars::BarMapping,
     device::VfioPciDevice,
+    kernel_ext::pci::bar::BarMapping,
     kernel_ext::vfio::irq as vfio,
     kernel_ext::vfio::uapi::{self, vfio_device_ioeventfd},
     kernel_ext::vfio::virqfd::{Virqfd, VirqfdHandler},
     kernel_ext::vfio::VfioDevice,
     memory::{self, MemoryGate},
-    rdwr::{self, Width},
+    rdwr::Width,
     regions::{self, Region},
 };
 use core::mem::{offset_of, size_of};
@@ -157,12 +157,10 @@ impl IoeventfdWrite {
 }
 
 /// Writes `target`'s value into its BAR, mapped by `mapping`.
-#[allow(unsafe_code)] // TODO(merge): BAR I/O layer
 fn bar_write(mapping: &BarMapping, target: &Target) {
-    let io = mapping.io().wrapping_byte_add(target.offset as usize);
-    // SAFETY: `offset + size` lies inside BAR `bar` (`Target` invariant), all of which
-    // `mapping` maps, and the caller holds the gate that keeps the mapping alive.
-    unsafe { rdwr::io_write(io, target.size.into(), target.data) };
+    // `offset + size` lies inside BAR `bar` (`Target` invariant), all of which `mapping` maps,
+    // and the caller holds the gate that keeps the mapping alive.
+    let _ = mapping.write_width(target.size.into(), target.offset, target.data);
 }
 
 impl VirqfdHandler for IoeventfdWrite {

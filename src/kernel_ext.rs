@@ -20,8 +20,10 @@
 
 pub(crate) mod bindings;
 pub(crate) mod eventfd;
+pub(crate) mod iomap;
 pub(crate) mod irq;
 pub(crate) mod lazy_lock;
+pub(crate) mod mm;
 pub(crate) mod module_param;
 pub(crate) mod pci;
 pub(crate) mod print;

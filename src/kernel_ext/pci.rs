@@ -30,12 +30,14 @@ use kernel::{
     sync::aref::ARef,
 };
 
+pub(crate) mod bar;
 pub(crate) mod config;
 pub(crate) mod driver;
 pub(crate) mod intx;
 pub(crate) mod msi;
 pub(crate) mod notifier;
 pub(crate) mod regs;
+mod rom;
 
 /// The raw `struct pci_dev` of `pdev`.
 fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {

@@ -5,6 +5,8 @@
 
 mod device;
 pub(crate) mod irq;
+mod mmap;
+pub(crate) mod region;
 pub(crate) mod uapi;
 pub(crate) mod virqfd;
 
