@@ -34,7 +34,6 @@ const pci_power_t VFIO_PCI_RS_PCI_D3HOT = PCI_D3hot;
 /* Config space (src/config/): the power states user space can set through the PM capability. */
 const pci_power_t VFIO_PCI_RS_CONFIG_PCI_D1 = PCI_D1;
 const pci_power_t VFIO_PCI_RS_CONFIG_PCI_D2 = PCI_D2;
-const pci_power_t VFIO_PCI_RS_CONFIG_PCI_D3HOT = PCI_D3hot;
 
 /* Tiny wrappers of static inline functions (src/helpers.c). */
 #include "vfio_pci_rs_helpers.h"

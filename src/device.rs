@@ -175,7 +175,7 @@ impl VfioDeviceOps for VfioPciDevice {
         // config space then starts from.
         let opened = dev.irqs.lock().open(pdev).and_then(|()| config::open(dev));
         if let Err(e) = opened {
-            config::close(dev);
+            config::close(&dev.config, &dev.pdev);
             dev.memory.write().close();
             state.saved = None;
             pdev.disable();
@@ -190,9 +190,9 @@ impl VfioDeviceOps for VfioPciDevice {
         let pdev: &OwnedDevice = &dev.pdev;
         // The VF is no longer a user of its PF's token.
         drop(dev.open_state.lock().vf_user.take());
-        intrs::teardown(dev);
-        ioeventfd::teardown(dev);
-        config::close(dev);
+        intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
+        ioeventfd::teardown(&dev.ioeventfds);
+        config::close(&dev.config, &dev.pdev);
         dev.memory.write().close();
 
         let mut state = dev.open_state.lock();
@@ -264,7 +264,7 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 
     fn request(dev: &VfioDevice<Self>, count: u32) {
-        if intrs::signal_request(dev) {
+        if intrs::signal_request(&dev.irqs) {
             if count % 10 == 0 {
                 dev_notice!(
                     dev.pdev.as_device(),

@@ -15,25 +15,24 @@
 //! bypass (posting MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ
 //! bypass manager.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 mod intx;
 mod msi;
 
 use crate::quirks::has_broken_intx;
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::bindings as vfio,
     kernel_ext::eventfd::EventFd,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::pci::{intx::PciIntxExt, msi::PciMsiExt, regs, OwnedDevice, PciDeviceExt},
+    kernel_ext::sync::RwSem,
+    kernel_ext::vfio::irq::{self as vfio, SetIrqsHeader},
     kernel_ext::vfio::VfioDevice,
+    memory::MemoryGate,
 };
 use core::mem::size_of;
 use intx::{IntxLine, IntxMasking};
 use kernel::{
-    bindings,
-    ffi::c_int,
     prelude::*,
+    sync::Mutex,
     uaccess::{UserPtr, UserSlice},
 };
 use msi::{Allocation, MsiKind, MsiVectors};
@@ -101,11 +100,9 @@ impl IrqState {
     /// Prepares interrupt handling at first open: decides how INTx is masked, and leaves the
     /// physical DisINTx clear for functions that can mask INTx with it.
     pub(crate) fn open(&mut self, pdev: &OwnedDevice) -> Result {
-        let raw = pdev.as_raw();
         let intx = if has_broken_intx(pdev) {
             dev_info!(pdev.as_device(), "Masking broken INTx support\n");
-            // SAFETY: The function is valid and enabled.
-            unsafe { bindings::pci_intx(raw, 0) };
+            pdev.intx(false);
             IntxSupport::Hidden
         } else if intx_masking_supported(pdev) {
             IntxSupport::Maskable(IntxMasking::DisIntx)
@@ -113,20 +110,17 @@ impl IrqState {
             IntxSupport::Maskable(IntxMasking::IrqChip)
         };
         if intx == IntxSupport::Maskable(IntxMasking::DisIntx) {
-            let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
-            let disable = bindings::PCI_COMMAND_INTX_DISABLE as u16;
+            let cmd = pdev.read_config_word(regs::PCI_COMMAND);
+            let disable = regs::PCI_COMMAND_INTX_DISABLE as u16;
             if cmd & disable != 0 {
-                pdev.write_config_word(bindings::PCI_COMMAND, cmd & !disable);
+                pdev.write_config_word(regs::PCI_COMMAND, cmd & !disable);
             }
         }
-        // SAFETY: The function is valid; these fields are set at enumeration.
-        let (pin, msix_cap) = unsafe { ((*raw).pin, (*raw).msix_cap) };
         let intx_visible = intx != IntxSupport::Hidden
             && !pdev.is_virtfn()
-            && pin != 0
+            && pdev.intx_pin() != 0
             && pdev.intx_irq().is_some();
-        // SAFETY: The function is valid.
-        let dynamic_msix = msix_cap != 0 && unsafe { bindings::pci_msix_can_alloc_dyn(raw) };
+        let dynamic_msix = pdev.msix_cap().is_some() && pdev.msix_can_alloc_dyn();
         self.caps = Some(IrqCaps {
             intx,
             intx_count: u32::from(intx_visible),
@@ -137,28 +131,23 @@ impl IrqState {
 
     /// The number of interrupts of `index` (`0` for an unknown index or a closed device).
     fn count(&self, pdev: &OwnedDevice, index: u32) -> u32 {
-        let raw = pdev.as_raw();
         match index {
             INTX => self.caps.map_or(0, |caps| caps.intx_count),
             MSI => {
-                // SAFETY: The function is valid.
-                let cap = unsafe { (*raw).msi_cap };
-                if cap == 0 {
+                let Some(cap) = pdev.msi_cap() else {
                     return 0;
-                }
-                let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSI_FLAGS);
-                1 << ((u32::from(flags) & bindings::PCI_MSI_FLAGS_QMASK) >> 1)
+                };
+                let flags = pdev.read_config_word(u32::from(cap) + regs::PCI_MSI_FLAGS);
+                1 << ((u32::from(flags) & regs::PCI_MSI_FLAGS_QMASK) >> 1)
             }
             MSIX => {
-                // SAFETY: The function is valid.
-                let cap = unsafe { (*raw).msix_cap };
-                if cap == 0 {
+                let Some(cap) = pdev.msix_cap() else {
                     return 0;
-                }
-                let flags = pdev.read_config_word(u32::from(cap) + bindings::PCI_MSIX_FLAGS);
-                (u32::from(flags) & bindings::PCI_MSIX_FLAGS_QSIZE) + 1
+                };
+                let flags = pdev.read_config_word(u32::from(cap) + regs::PCI_MSIX_FLAGS);
+                (u32::from(flags) & regs::PCI_MSIX_FLAGS_QSIZE) + 1
             }
-            ERR => u32::from(is_pcie(pdev)),
+            ERR => u32::from(pdev.is_pcie()),
             REQ => 1,
             _ => 0,
         }
@@ -185,19 +174,18 @@ impl IrqState {
     }
 
     /// Disables INTx, MSI or MSI-X, whichever is enabled.
-    fn disable(&mut self, dev: &VfioDevice<VfioPciDevice>) {
+    fn disable(&mut self, memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) {
         match core::mem::replace(&mut self.mode, IrqMode::Disabled) {
             IrqMode::Disabled => {}
             IrqMode::Intx(line) => drop(line),
             IrqMode::Msi(vectors) => {
-                vectors.disable(dev);
+                vectors.disable(memory);
                 // Freeing the vectors let the PCI core clear DisINTx; hidden INTx stays off.
                 if self
                     .caps
                     .is_some_and(|caps| caps.intx == IntxSupport::Hidden)
                 {
-                    // SAFETY: The function is valid.
-                    unsafe { bindings::pci_intx(dev.pdev().as_raw(), 0) };
+                    pdev.intx(false);
                 }
             }
         }
@@ -210,8 +198,7 @@ impl IrqState {
             IrqMode::Intx(line) => line.mask(),
             _ => {
                 if self.intx_masking() == Some(IntxMasking::DisIntx) {
-                    // SAFETY: The function is valid.
-                    unsafe { bindings::pci_intx(pdev.as_raw(), 0) };
+                    pdev.intx(false);
                 }
                 false
             }
@@ -224,8 +211,7 @@ impl IrqState {
             IrqMode::Intx(line) => line.unmask(),
             _ => {
                 if self.intx_masking() == Some(IntxMasking::DisIntx) {
-                    // SAFETY: The function is valid.
-                    unsafe { bindings::pci_intx(pdev.as_raw(), 1) };
+                    pdev.intx(true);
                 }
             }
         }
@@ -235,33 +221,30 @@ impl IrqState {
 /// Whether DisINTx masks the function's INTx and the status register shows it pending (no
 /// quirk marked its INTx masking broken), as `pci_intx_mask_supported` says.
 fn intx_masking_supported(pdev: &OwnedDevice) -> bool {
-    // SAFETY: The function is valid; the flag is set at enumeration and by early quirks.
-    unsafe { bindings::pci_dev::broken_intx_masking_raw(pdev.as_raw()) == 0 }
-}
-
-/// Whether the function is PCI Express.
-fn is_pcie(pdev: &OwnedDevice) -> bool {
-    // SAFETY: The function is valid; `pcie_cap` is set at enumeration.
-    unsafe { (*pdev.as_raw()).pcie_cap != 0 }
+    !pdev.has_broken_intx_masking()
 }
 
 // ---------------------------------------------------------------------------------- uAPI
 
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub(crate) fn get_irq_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+pub(crate) fn get_irq_info(
+    irqs: &Mutex<IrqState>,
+    pdev: &OwnedDevice,
+    arg: UserPtr,
+) -> Result<isize> {
     /// `offsetofend(struct vfio_irq_info, count)`: argsz, flags, index, count.
     const MINSZ: usize = 4 * size_of::<u32>();
     let [argsz, _flags, index, _count] = UserSlice::new(arg, MINSZ).reader().read::<[u32; 4]>()?;
     if (argsz as usize) < MINSZ || index >= NUM_IRQS {
         return Err(EINVAL);
     }
-    if index == ERR && !is_pcie(dev.pdev()) {
+    if index == ERR && !pdev.is_pcie() {
         return Err(EINVAL);
     }
     let (count, dynamic_msix) = {
-        let state = dev.irqs().lock();
+        let state = irqs.lock();
         let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        (state.count(dev.pdev(), index), dynamic)
+        (state.count(pdev, index), dynamic)
     };
     let mut flags = vfio::VFIO_IRQ_INFO_EVENTFD;
     if index == INTX {
@@ -331,24 +314,14 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
     let [argsz, flags, index, start, count] =
         UserSlice::new(arg, MINSZ).reader().read::<[u32; 5]>()?;
     let max = dev.irqs().lock().count(dev.pdev(), index);
-    let mut header = vfio::vfio_irq_set {
+    let header = SetIrqsHeader {
         argsz,
         flags,
         index,
         start,
         count,
-        ..Default::default()
     };
-    let mut data_size: usize = 0;
-    // SAFETY: `header` and `data_size` are locals the call reads and writes.
-    kernel::error::to_result(unsafe {
-        vfio::vfio_set_irqs_validate_and_prepare(
-            &mut header,
-            max as c_int,
-            NUM_IRQS as c_int,
-            &mut data_size,
-        )
-    })?;
+    let data_size = vfio::validate_set_irqs(&header, max, NUM_IRQS)?;
 
     let mut bytes = KVec::new();
     if data_size != 0 {
@@ -389,7 +362,7 @@ fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) ->
         (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, dev.pdev(), &req),
         (INTX, Some(Action::Trigger)) => intx_trigger(state, dev, &req),
         (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, dev, &req),
-        (ERR, Some(Action::Trigger)) if is_pcie(dev.pdev()) => {
+        (ERR, Some(Action::Trigger)) if dev.pdev().is_pcie() => {
             single_trigger(&mut state.err_trigger, &req).map(|()| 0)
         }
         (REQ, Some(Action::Trigger)) => single_trigger(&mut state.req_trigger, &req).map(|()| 0),
@@ -441,7 +414,7 @@ fn intx_trigger(
 ) -> Result<isize> {
     let is_intx = matches!(state.mode, IrqMode::Intx(_));
     if is_intx && req.count == 0 && matches!(req.data, IrqData::None) {
-        state.disable(dev);
+        state.disable(dev.memory(), dev.pdev());
         return Ok(0);
     }
     let is_disabled = matches!(state.mode, IrqMode::Disabled);
@@ -487,7 +460,7 @@ fn msi_trigger(
     };
     let is_this = state.irq_type() == Some(req.index);
     if is_this && req.count == 0 && matches!(req.data, IrqData::None) {
-        state.disable(dev);
+        state.disable(dev.memory(), dev.pdev());
         return Ok(0);
     }
     if !(is_this || matches!(state.mode, IrqMode::Disabled)) {
@@ -495,12 +468,12 @@ fn msi_trigger(
     }
     if let IrqData::EventFd(fds) = &req.data {
         if let IrqMode::Msi(vectors) = &mut state.mode {
-            vectors.set_block(dev, req.start, req.count, Some(fds))?;
+            vectors.set_block(dev.memory(), req.start, req.count, Some(fds))?;
             return Ok(0);
         }
         let nvec = req.start.saturating_add(req.count);
         let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        let mut vectors = match MsiVectors::enable(dev, nvec, kind, dynamic)? {
+        let mut vectors = match MsiVectors::enable(dev.memory(), dev.pdev(), nvec, kind, dynamic)? {
             Allocation::All(vectors) => vectors,
             Allocation::Fewer(available) => return Ok(available as isize),
         };
@@ -510,10 +483,10 @@ fn msi_trigger(
             state.msi_qmax = (u32::BITS - highest.leading_zeros()).saturating_sub(1) as u8;
             crate::config::set_msi_qmax(dev, state.msi_qmax);
         }
-        let attached = vectors.set_block(dev, req.start, req.count, Some(fds));
+        let attached = vectors.set_block(dev.memory(), req.start, req.count, Some(fds));
         state.mode = IrqMode::Msi(vectors);
         if let Err(e) = attached {
-            state.disable(dev);
+            state.disable(dev.memory(), dev.pdev());
             return Err(e);
         }
         return Ok(0);
@@ -575,9 +548,9 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
 // ------------------------------------------------------------------ the rest of the driver
 
 /// Disables every interrupt and releases every eventfd (last close).
-pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.irqs().lock();
-    state.disable(dev);
+pub(crate) fn teardown(irqs: &Mutex<IrqState>, memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) {
+    let mut state = irqs.lock();
+    state.disable(memory, pdev);
     state.virq_disabled = false;
     state.err_trigger = None;
     state.req_trigger = None;
@@ -586,8 +559,8 @@ pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
 
 /// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns
 /// whether it was unmasked before. Acts only on a change of the bit.
-pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    let mut state = dev.irqs().lock();
+pub(crate) fn intx_mask(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) -> bool {
+    let mut state = irqs.lock();
     if state.virq_disabled {
         return false;
     }
@@ -595,13 +568,13 @@ pub(crate) fn intx_mask(dev: &VfioDevice<VfioPciDevice>) -> bool {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(true);
     }
-    state.mask_intx(dev.pdev())
+    state.mask_intx(pdev)
 }
 
 /// Unmasks INTx because the user cleared INTX_DISABLE in the virtual command register. Acts
 /// only on a change of the bit.
-pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
-    let mut state = dev.irqs().lock();
+pub(crate) fn intx_unmask(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) {
+    let mut state = irqs.lock();
     if !state.virq_disabled {
         return;
     }
@@ -609,18 +582,18 @@ pub(crate) fn intx_unmask(dev: &VfioDevice<VfioPciDevice>) {
     if let IrqMode::Intx(line) = &state.mode {
         line.set_virq_disabled(false);
     }
-    state.unmask_intx(dev.pdev());
+    state.unmask_intx(pdev);
 }
 
 /// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
-pub(crate) fn active_irq_type(dev: &VfioDevice<VfioPciDevice>) -> Option<u32> {
-    dev.irqs().lock().irq_type()
+pub(crate) fn active_irq_type(irqs: &Mutex<IrqState>) -> Option<u32> {
+    irqs.lock().irq_type()
 }
 
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
 /// space registered none.
-pub(crate) fn signal_request(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    match &dev.irqs().lock().req_trigger {
+pub(crate) fn signal_request(irqs: &Mutex<IrqState>) -> bool {
+    match &irqs.lock().req_trigger {
         Some(trigger) => {
             trigger.signal();
             true

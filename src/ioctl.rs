@@ -21,7 +21,9 @@ pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) ->
     match cmd {
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => get_info(dev, arg),
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => reset(dev),
-        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => intrs::get_irq_info(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
+            intrs::get_irq_info(dev.irqs(), dev.pdev(), arg)
+        }
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(dev, arg),
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => hot_reset::get_info(dev, arg),
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),

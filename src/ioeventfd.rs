@@ -16,28 +16,23 @@
 //! last close, [`teardown`]) disables its virqfd and waits for its callbacks before the memory
 //! they use goes away. The argument checks and their errnos are vfio-pci's, in its order.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::bindings as vfio,
+    kernel_ext::pci::bar::BarMapping,
+    kernel_ext::vfio::irq as vfio,
+    kernel_ext::vfio::uapi::{self, vfio_device_ioeventfd},
+    kernel_ext::vfio::virqfd::{Virqfd, VirqfdHandler},
     kernel_ext::vfio::VfioDevice,
     memory::{self, MemoryGate},
-    rdwr::{self, Width},
+    rdwr::Width,
     regions::{self, Region},
 };
-use core::{
-    mem::{offset_of, size_of},
-    ptr::{null_mut, NonNull},
-};
+use core::mem::{offset_of, size_of};
 use kernel::{
-    error::to_result,
-    ffi::{c_int, c_void},
     prelude::*,
-    transmute::AsBytes,
-    types::Opaque,
-    uaccess::{UserPtr, UserSlice},
+    sync::{aref::ARef, Mutex},
+    uaccess::UserPtr,
 };
 
 /// How many ioeventfds one function may have armed (vfio-pci's `VFIO_PCI_IOEVENTFD_MAX`,
@@ -124,110 +119,65 @@ impl Target {
     }
 }
 
-/// One armed ioeventfd: the eventfd's virqfd and what its signal writes.
+/// What one armed ioeventfd writes when its eventfd is signalled, inside its virqfd.
 ///
-/// # Invariants
-///
-/// `dev` points to the device whose [`Ioeventfds`] list owns this object, so it outlives it.
-/// While the virqfd slot is armed its callbacks get this object's address, which is pinned;
-/// [`PinnedDrop`] disables the virqfd and waits for its callbacks.
-#[pin_data(PinnedDrop)]
-struct Ioeventfd {
-    dev: NonNull<VfioDevice<VfioPciDevice>>,
+/// The device reference keeps the device alive while the ioeventfd is armed; the device's
+/// [`Ioeventfds`] list owns the ioeventfd and empties at the last close.
+struct IoeventfdWrite {
+    dev: ARef<VfioDevice<VfioPciDevice>>,
     target: Target,
     /// Whether the BAR decodes memory, so that the write needs the function to decode it.
     test_mem: bool,
-    /// The virqfd; the VFIO core reads and writes the pointer under its own lock, this driver
-    /// only hands out its address.
-    virqfd: Opaque<*mut vfio::virqfd>,
 }
 
-// SAFETY: `dev` is a device shared between threads anyway (`VfioDevice` is `Sync`), `target`
-// and `test_mem` are immutable, and the virqfd slot is only touched by the VFIO core under its
-// lock.
-unsafe impl Send for Ioeventfd {}
-// SAFETY: As for `Send`: nothing is mutated through a shared reference outside the VFIO core.
-unsafe impl Sync for Ioeventfd {}
+/// One armed ioeventfd: the eventfd's virqfd around what its signal writes. Dropping it
+/// disarms the virqfd, waiting for its callbacks.
+type Ioeventfd = Virqfd<IoeventfdWrite>;
 
-#[pinned_drop]
-impl PinnedDrop for Ioeventfd {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: The slot is ours; the VFIO core accepts an empty one (never armed, or
-        // already released because the eventfd was closed). It returns once no callback can
-        // run any more.
-        unsafe { vfio::vfio_virqfd_disable(self.virqfd.get()) };
-    }
-}
-
-impl Ioeventfd {
-    fn new(dev: &VfioDevice<VfioPciDevice>, target: Target) -> impl PinInit<Self> {
+impl IoeventfdWrite {
+    fn new(dev: &VfioDevice<VfioPciDevice>, target: Target) -> Self {
         let test_mem = dev.pdev().resource(usize::from(target.bar)).is_mem();
-        let dev = NonNull::from(dev);
-        pin_init!(Self {
-            dev,
+        Self {
+            dev: dev.into(),
             target,
             test_mem,
-            virqfd: Opaque::new(null_mut()),
-        })
-    }
-
-    fn dev(&self) -> &VfioDevice<VfioPciDevice> {
-        // SAFETY: The device outlives this object (type invariant).
-        unsafe { self.dev.as_ref() }
-    }
-
-    /// Arms the virqfd on the caller's eventfd `fd` (`EBADF`, `EINVAL` for a file that is not
-    /// an eventfd). A count already pending on it writes at once.
-    fn arm(self: Pin<&Self>, fd: i32) -> Result {
-        let opaque: *const Self = &*self;
-        // SAFETY: The callbacks match the VFIO core's signatures and get `opaque`, which is
-        // pinned and stays valid until `drop` disables the virqfd; the slot lives in the same
-        // allocation.
-        to_result(unsafe {
-            vfio::vfio_virqfd_enable(
-                opaque.cast_mut().cast(),
-                Some(Self::on_signal),
-                Some(Self::on_signal_deferred),
-                null_mut(),
-                self.virqfd.get(),
-                fd,
-            )
-        })
+        }
     }
 
     /// The write itself, with the gate held (shared).
     fn write(&self, gate: &MemoryGate) {
-        if self.test_mem && !gate.accessible(self.dev().pdev()) {
+        if self.test_mem && !gate.accessible(self.dev.pdev()) {
             return;
         }
         let Ok(mapping) = gate.bars().and_then(|bars| bars.mapping(self.target.bar)) else {
             return;
         };
-        let io = mapping.io().wrapping_byte_add(self.target.offset as usize);
-        // SAFETY: `offset + size` lies inside BAR `bar` (`Target` invariant), all of which
-        // `mapping` maps, and the gate keeps the mapping alive while we hold it.
-        unsafe { rdwr::io_write(io, self.target.size.into(), self.target.data) };
+        bar_write(mapping, &self.target);
     }
+}
 
-    /// The virqfd's wake-up callback (atomic context): writes now if the gate is free, else
-    /// returns 1 to have [`Self::on_signal_deferred`] do it.
-    unsafe extern "C" fn on_signal(opaque: *mut c_void, _data: *mut c_void) -> c_int {
-        // SAFETY: `opaque` is the `Ioeventfd` armed in `arm`, valid while its virqfd is.
-        let this = unsafe { &*opaque.cast::<Self>() };
-        match this.dev().memory().try_read() {
+/// Writes `target`'s value into its BAR, mapped by `mapping`.
+fn bar_write(mapping: &BarMapping, target: &Target) {
+    // `offset + size` lies inside BAR `bar` (`Target` invariant), all of which `mapping` maps,
+    // and the caller holds the gate that keeps the mapping alive.
+    let _ = mapping.write_width(target.size.into(), target.offset, target.data);
+}
+
+impl VirqfdHandler for IoeventfdWrite {
+    /// Writes now if the gate is free (atomic context), else has [`Self::thread`] do it.
+    fn handler(&self) -> bool {
+        match self.dev.memory().try_read() {
             Some(gate) => {
-                this.write(&gate);
-                0
+                self.write(&gate);
+                false
             }
-            None => 1,
+            None => true,
         }
     }
 
-    /// The virqfd's work item: waits for the gate, then writes.
-    unsafe extern "C" fn on_signal_deferred(opaque: *mut c_void, _data: *mut c_void) {
-        // SAFETY: As in `on_signal`: `drop` waits for this work before freeing `opaque`.
-        let this = unsafe { &*opaque.cast::<Self>() };
-        this.write(&memory::read(this.dev()));
+    /// Waits for the gate, then writes.
+    fn thread(&self) {
+        self.write(&memory::read(&self.dev));
     }
 }
 
@@ -258,12 +208,16 @@ impl Ioeventfds {
         target: Target,
         request: Request,
     ) -> Result {
-        if self.armed.iter().any(|armed| armed.target == target) {
+        if self
+            .armed
+            .iter()
+            .any(|armed| armed.owner().target == target)
+        {
             return match request {
                 Request::Assign(_) => Err(EEXIST),
                 // Dropping it disarms it.
                 Request::Deassign => {
-                    self.armed.retain(|armed| armed.target != target);
+                    self.armed.retain(|armed| armed.owner().target != target);
                     Ok(())
                 }
             };
@@ -276,9 +230,11 @@ impl Ioeventfds {
         }
         // Room first, so nothing can fail once the eventfd is armed.
         self.armed.reserve(1, GFP_KERNEL_ACCOUNT)?;
-        let ioeventfd = KBox::pin_init(Ioeventfd::new(dev, target), GFP_KERNEL_ACCOUNT)?;
-        ioeventfd.as_ref().arm(fd)?;
-        // INVARIANT: `dev`'s list owns the new ioeventfd, whose `dev` is `dev`.
+        let ioeventfd = KBox::pin_init(
+            Ioeventfd::new(Ok::<_, Error>(IoeventfdWrite::new(dev, target))),
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        ioeventfd.as_ref().enable(fd)?;
         self.armed.push(ioeventfd, GFP_KERNEL_ACCOUNT)?;
         Ok(())
     }
@@ -287,14 +243,8 @@ impl Ioeventfds {
 /// `VFIO_DEVICE_IOEVENTFD`: arms (`fd >= 0`) or disarms (`fd == -1`) a write of `data` at
 /// file offset `offset`, of the width the flags select.
 pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
-    const MINSZ: usize = offset_of!(vfio::vfio_device_ioeventfd, fd) + size_of::<i32>();
-    let mut req = vfio::vfio_device_ioeventfd::default();
-    UserSlice::new(arg, MINSZ)
-        .reader()
-        .read_slice(&mut req.as_bytes_mut()[..MINSZ])?;
-    if (req.argsz as usize) < MINSZ {
-        return Err(EINVAL);
-    }
+    const MINSZ: usize = offset_of!(vfio_device_ioeventfd, fd) + size_of::<i32>();
+    let req: vfio_device_ioeventfd = uapi::copy_in(arg, MINSZ)?;
     let size = Size::from_flags(req.flags)?;
     let request = match req.fd {
         -1 => Request::Deassign,
@@ -311,8 +261,8 @@ pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isi
         .map(|()| 0)
 }
 
-/// Disarms every ioeventfd of `dev` (last close), waiting for writes in flight.
-pub(crate) fn teardown(dev: &VfioDevice<VfioPciDevice>) {
-    let armed = core::mem::replace(&mut dev.ioeventfds().lock().armed, KVec::new());
+/// Disarms every ioeventfd of a function (last close), waiting for writes in flight.
+pub(crate) fn teardown(ioeventfds: &Mutex<Ioeventfds>) {
+    let armed = core::mem::replace(&mut ioeventfds.lock().armed, KVec::new());
     drop(armed);
 }

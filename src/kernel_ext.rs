@@ -7,20 +7,42 @@
 //! never names a C binding; it reaches the kernel only through the kernel crate and the
 //! modules below. Each module is one subsystem, as one patch series would add it:
 //!
-//! - [`pci`]: extensions of [`kernel::pci::Device`] (resets, saved state, locks, the reset
-//!   scope, SR-IOV, power state, INTx, config space, BARs and the ROM) and an owned reference
-//!   to a function bound to this driver.
-//! - [`vfio`]: the VFIO core (a device with the driver's state embedded, its ops as a trait,
-//!   registration).
-//! - [`eventfd`]: references to eventfds user space hands in.
+//! - [`pci`]: extensions of [`kernel::pci::Device`]: [`pci::PciDeviceExt`] inspects any
+//!   function (address, driver, IOMMU group, resources, the reset-scope walk), and
+//!   [`pci::OwnedDevice`], a reference to a function this driver was probed with, changes it
+//!   (enable, resets, saved state, SR-IOV, power state); with one file per part: config space
+//!   (`pci::config`), INTx (`pci::intx`), MSI/MSI-X vectors (`pci::msi`), BAR claims and
+//!   sub-page reservations (`pci::bar`), the ROM (`pci::rom`), register constants
+//!   (`pci::regs`), the PCI driver trait the kernel crate's adapter lacks (`pci::driver`:
+//!   `driver_managed_dma`, `sriov_configure`, the AER handler, dynamic IDs) and the PCI bus
+//!   notifier (`pci::notifier`).
+//! - [`vfio`]: the VFIO core: a device with the driver's state embedded, its ops as a
+//!   `#[vtable]` trait, registration, dev_sets, virqfds, PFN mappings of the device file, and
+//!   the uAPI with its one argsz copy-in.
+//! - [`iommufd`]: iommufd contexts borrowed from a locked dev_set, device ids, VFIO group
+//!   files.
+//! - [`iomap`]: I/O through `pci_iomap()` cookies, as a [`kernel::io::Io`] backend.
+//! - [`irq`]: IRQ requests with a handler trait, freed on drop.
+//! - [`mm`]: PFN mappings set up in `mmap` and filled by a fault-handler trait.
+//! - [`eventfd`]: references to eventfds user space hands in, and a slot hard-IRQ handlers
+//!   signal without a lock.
 //! - [`sync`]: the reader/writer semaphore and the interrupt-saving spinlock the kernel crate
-//!   lacks.
+//!   lacks; [`lazy_lock`]: global locks that initialise themselves on first use.
+//! - [`module_param`]: string and boolean module parameters (`module!` has integer ones
+//!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages.
 //!
 //! The bindgen output (`bindings`) and `helpers.c` serve only this layer.
 
 pub(crate) mod bindings;
 pub(crate) mod eventfd;
+pub(crate) mod iomap;
 pub(crate) mod iommufd;
+pub(crate) mod irq;
+pub(crate) mod lazy_lock;
+pub(crate) mod mm;
+pub(crate) mod module_param;
 pub(crate) mod pci;
+pub(crate) mod print;
 pub(crate) mod sync;
+pub(crate) mod uuid;
 pub(crate) mod vfio;

@@ -15,10 +15,17 @@ use crate::{
     bars::OpenBars,
     device::VfioPciDevice,
     kernel_ext::eventfd::EventFd,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::sync::{ReadGuard, WriteGuard},
+    kernel_ext::pci::{
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    kernel_ext::sync::{
+        ReadGuard,
+        WriteGuard, //
+    },
     kernel_ext::vfio::VfioDevice,
-    regions::Region,
+    regions::Region, //
 };
 use kernel::prelude::*;
 
@@ -64,9 +71,9 @@ impl MemoryGate {
     /// function decodes memory whatever its command register says).
     pub(crate) fn open(&mut self, pdev: &OwnedDevice) {
         self.bars = Some(OpenBars::open(pdev));
-        let command = pdev.read_config_word(kernel::bindings::PCI_COMMAND);
-        self.decode_enabled = pdev.has_no_command_memory()
-            || command & kernel::bindings::PCI_COMMAND_MEMORY as u16 != 0;
+        let command = pdev.read_config_word(regs::PCI_COMMAND);
+        self.decode_enabled =
+            pdev.has_no_command_memory() || command & regs::PCI_COMMAND_MEMORY as u16 != 0;
     }
 
     /// Releases the BARs at last close.

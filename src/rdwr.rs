@@ -10,74 +10,45 @@
 //! the function decodes memory (`EIO` otherwise); the copy to or from user memory happens
 //! outside the gate, since it may fault on an mmap of this very device.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
-    device::VfioPciDevice,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::VfioDevice,
-    memory,
+    bars::MsixTable,
+    kernel_ext::pci::{
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    kernel_ext::sync::RwSem,
+    memory::MemoryGate, //
 };
-use core::ptr::NonNull;
 use kernel::{
-    bindings,
-    ffi::c_void,
+    io::Io,
     prelude::*,
-    uaccess::{UserPtr, UserSlice, UserSliceReader, UserSliceWriter},
+    uaccess::{
+        UserPtr,
+        UserSlice,
+        UserSliceReader,
+        UserSliceWriter, //
+    },
 };
 
-/// The width of one device access.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Width {
-    W1 = 1,
-    W2 = 2,
-    W4 = 4,
-    W8 = 8,
+pub(crate) use crate::kernel_ext::iomap::Width;
+
+/// The widest access up to `max` that `offset` is aligned for and `fillable` bytes hold.
+fn pick_width(offset: u64, fillable: u64, max: Width) -> Width {
+    [Width::W8, Width::W4, Width::W2]
+        .into_iter()
+        .find(|&w| w <= max && fillable >= w as u64 && offset % w as u64 == 0)
+        .unwrap_or(Width::W1)
 }
 
-impl Width {
-    /// The widest access up to `max` that `offset` is aligned for and `fillable` bytes hold.
-    fn pick(offset: u64, fillable: u64, max: Width) -> Width {
-        [Width::W8, Width::W4, Width::W2]
-            .into_iter()
-            .find(|&w| w <= max && fillable >= w as u64 && offset % w as u64 == 0)
-            .unwrap_or(Width::W1)
-    }
-}
-
-/// One device access of `width` bytes at the kernel cookie `io`.
-///
-/// # Safety
-///
-/// `io` must be a live `pci_iomap`/`pci_map_rom` cookie with at least `width` bytes behind it.
-unsafe fn io_read(io: *mut c_void, width: Width) -> u64 {
-    // SAFETY: By the function's safety requirement. The 64-bit access is two 32-bit ones,
-    // low half first, as in vfio-pci (x86 has no atomic 64-bit port or iomap access).
-    unsafe {
-        match width {
-            Width::W1 => u64::from(bindings::ioread8(io)),
-            Width::W2 => u64::from(bindings::ioread16(io)),
-            Width::W4 => u64::from(bindings::ioread32(io)),
-            Width::W8 => bindings::__ioread64_lo_hi(io),
-        }
-    }
-}
-
-/// One device write of `width` bytes (the low bytes of `value`) at the kernel cookie `io`.
-///
-/// # Safety
-///
-/// As [`io_read`].
-pub(crate) unsafe fn io_write(io: *mut c_void, width: Width, value: u64) {
-    // SAFETY: By the function's safety requirement; the truncations keep the bytes written.
-    unsafe {
-        match width {
-            Width::W1 => bindings::iowrite8(value as u8, io),
-            Width::W2 => bindings::iowrite16(value as u16, io),
-            Width::W4 => bindings::iowrite32(value as u32, io),
-            Width::W8 => bindings::__iowrite64_lo_hi(value, io),
-        }
-    }
+/// One `read(2)` or `write(2)` of a region: `count` bytes at `offset` of the region, to or
+/// from user memory at `buf`.
+#[derive(Clone, Copy)]
+pub(crate) struct Transfer {
+    pub(crate) buf: UserPtr,
+    pub(crate) count: usize,
+    pub(crate) offset: u64,
+    pub(crate) write: bool,
 }
 
 /// The user side of a transfer: where read bytes go or written bytes come from.
@@ -167,7 +138,7 @@ fn split_rw(
             user.fill_excluded(skip as usize)?;
             skip
         } else {
-            let width = Width::pick(offset, fillable, max);
+            let width = pick_width(offset, fillable, max);
             user.transfer(width, |value| access(offset, width, value))?;
             width as u64
         };
@@ -176,16 +147,21 @@ fn split_rw(
     Ok(count as usize)
 }
 
-/// Moves up to `count` bytes between user memory and BAR `bar` at `offset`.
+/// Moves up to `xfer.count` bytes between user memory and BAR `bar` at `xfer.offset`, through
+/// the memory gate `memory` of `pdev`; bytes of `msix_table` are not touched.
 pub(crate) fn bar_rw(
-    dev: &VfioDevice<VfioPciDevice>,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    msix_table: Option<MsixTable>,
     bar: u8,
-    buf: UserPtr,
-    count: usize,
-    offset: u64,
-    write: bool,
+    xfer: Transfer,
 ) -> Result<usize> {
-    let pdev: &OwnedDevice = dev.pdev();
+    let Transfer {
+        buf,
+        count,
+        offset,
+        write,
+    } = xfer;
     let res = pdev.resource(usize::from(bar));
     if res.start == 0 || offset >= res.len {
         return Err(EINVAL);
@@ -193,15 +169,14 @@ pub(crate) fn bar_rw(
     let count = (count as u64).min(res.len - offset);
     let test_mem = res.is_mem();
 
-    let excluded = dev
-        .msix_table()
+    let excluded = msix_table
         .and_then(|table| table.excluded_in(bar))
         .map(|(start, end)| Excluded { start, end });
     // A BAR that could not be claimed or mapped fails before any byte moves, as in vfio-pci,
     // even when the access touches only the MSI-X table (which no device access reaches);
     // any other access fails at its first device access.
     if excluded.is_some_and(|x| offset < x.end && offset + count > x.start) {
-        memory::read(dev).bars()?.mapping(bar)?;
+        memory.read().bars()?.mapping(bar)?;
     }
 
     let mut user = UserBuffer::new(buf, count as usize, write);
@@ -212,93 +187,39 @@ pub(crate) fn bar_rw(
         excluded,
         Width::W8,
         |at, width, value| {
-            let gate = memory::read(dev);
+            let gate = memory.read();
             if test_mem && !gate.accessible(pdev) {
                 return Err(EIO);
             }
-            let io = gate
-                .bars()?
-                .mapping(bar)?
-                .io()
-                .wrapping_byte_add(at as usize);
-            // SAFETY: `io` lies inside the mapping of BAR `bar` (`at + width <= len`, as
-            // `split_rw` never crosses `offset + count <= len`), which the gate keeps alive
-            // while we hold it.
-            unsafe {
-                match value {
-                    Some(v) => {
-                        io_write(io, width, v);
-                        Ok(0)
-                    }
-                    None => Ok(io_read(io, width)),
-                }
+            // The gate keeps the mapping alive while we hold it; `split_rw` never crosses
+            // `offset + count <= len`.
+            let mapping = gate.bars()?.mapping(bar)?;
+            match value {
+                Some(v) => mapping.write_width(width, at, v).map(|()| 0),
+                None => mapping.read_width(width, at),
             }
         },
     )
 }
 
-/// A mapping of the expansion ROM for one access, unmapped on drop.
-struct RomMapping<'a> {
-    pdev: &'a OwnedDevice,
-    io: NonNull<c_void>,
-    /// The size of the ROM image (bytes past it are not read).
-    image_len: u64,
-    /// Whether it is a copy of a platform-provided ROM (`ioremap`) rather than the BAR.
-    shadow: bool,
-}
-
-impl<'a> RomMapping<'a> {
-    fn map(pdev: &'a OwnedDevice, bar_assigned: bool) -> Result<Self> {
-        let mut image_len = 0usize;
-        let (io, shadow) = if bar_assigned {
-            // SAFETY: `pdev` is valid; `image_len` is a valid output location.
-            (
-                unsafe { bindings::pci_map_rom(pdev.as_raw(), &mut image_len) },
-                false,
-            )
-        } else {
-            let (addr, len) = pdev.platform_rom().ok_or(EINVAL)?;
-            image_len = len;
-            // SAFETY: Mapping the platform's copy of the ROM, which the PCI core recorded.
-            (unsafe { bindings::ioremap(addr, len) }.cast(), true)
-        };
-        let io = NonNull::new(io).ok_or(ENOMEM)?;
-        Ok(Self {
-            pdev,
-            io,
-            image_len: image_len as u64,
-            shadow,
-        })
-    }
-}
-
-impl Drop for RomMapping<'_> {
-    fn drop(&mut self) {
-        // SAFETY: `io` came from the matching map call in `map`.
-        unsafe {
-            if self.shadow {
-                bindings::iounmap(self.io.as_ptr().cast());
-            } else {
-                bindings::pci_unmap_rom(self.pdev.as_raw(), self.io.as_ptr());
-            }
-        }
-    }
-}
-
-/// Reads up to `count` bytes of the expansion ROM at `offset` (writes are refused: the ROM
-/// region is read-only, as its region info says).
+/// Reads up to `xfer.count` bytes of the expansion ROM of `pdev` at `xfer.offset`, through its
+/// memory gate `memory` (writes are refused: the ROM region is read-only, as its region info
+/// says).
 pub(crate) fn rom_read(
-    dev: &VfioDevice<VfioPciDevice>,
-    buf: UserPtr,
-    count: usize,
-    offset: u64,
-    write: bool,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    xfer: Transfer,
 ) -> Result<usize> {
+    let Transfer {
+        buf,
+        count,
+        offset,
+        write,
+    } = xfer;
     if write {
         return Err(EINVAL);
     }
-    let pdev: &OwnedDevice = dev.pdev();
-    let res = pdev.resource(bindings::PCI_ROM_RESOURCE as usize);
+    let res = pdev.resource(regs::PCI_ROM_RESOURCE as usize);
     let len = if res.start != 0 {
         res.len
     } else {
@@ -309,9 +230,14 @@ pub(crate) fn rom_read(
         return Err(EINVAL);
     }
     let count = (count as u64).min(len - offset);
-    let rom = RomMapping::map(pdev, res.start != 0)?;
+    let rom = if res.start != 0 {
+        pdev.map_rom()?
+    } else {
+        pdev.map_platform_rom()?
+    };
+    // Bytes past the image are not read.
     let excluded = Some(Excluded {
-        start: rom.image_len,
+        start: rom.maxsize() as u64,
         end: len,
     });
     let mut user = UserBuffer::new(buf, count as usize, false);
@@ -323,14 +249,11 @@ pub(crate) fn rom_read(
         excluded,
         Width::W4,
         |at, width, _| {
-            let gate = memory::read(dev);
+            let gate = memory.read();
             if !gate.accessible(pdev) {
                 return Err(EIO);
             }
-            let io = rom.io.as_ptr().wrapping_byte_add(at as usize);
-            // SAFETY: `at + width <= image_len`: the excluded range starts at the image's end, so
-            // `split_rw` only reads inside the mapped image.
-            Ok(unsafe { io_read(io, width) })
+            rom.read_width(width, at)
         },
     )
 }

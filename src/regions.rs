@@ -7,20 +7,40 @@
 //! from the region info, never from this constant. `read(2)`/`write(2)` at a file offset are
 //! routed here to the region's handler.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
     config,
     device::VfioPciDevice,
-    kernel_ext::bindings,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::{InfoCaps, VfioDevice},
-    memory, rdwr,
+    kernel_ext::pci::{
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    kernel_ext::sync::RwSem,
+    kernel_ext::vfio::region::{
+        VFIO_PCI_BAR0_REGION_INDEX,
+        VFIO_PCI_BAR5_REGION_INDEX,
+        VFIO_PCI_CONFIG_REGION_INDEX,
+        VFIO_PCI_ROM_REGION_INDEX,
+        VFIO_PCI_VGA_REGION_INDEX,
+        VFIO_REGION_INFO_FLAG_MMAP,
+        VFIO_REGION_INFO_FLAG_READ,
+        VFIO_REGION_INFO_FLAG_WRITE, //
+    },
+    kernel_ext::vfio::{
+        uapi,
+        InfoCaps,
+        VfioDevice, //
+    },
+    memory::MemoryGate,
+    rdwr::{
+        self,
+        Transfer, //
+    },
 };
-use kernel::{prelude::*, transmute::AsBytes, uaccess::UserPtr};
-
-// SAFETY: Two `u16` and a `u32`, no padding: every byte is initialised.
-unsafe impl AsBytes for bindings::vfio_info_cap_header {}
+use kernel::{
+    prelude::*,
+    uaccess::UserPtr, //
+};
 
 /// Bits of a file offset that address bytes inside one region.
 pub(crate) const OFFSET_SHIFT: u32 = 40;
@@ -42,12 +62,12 @@ impl Region {
     /// The region with uAPI index `index`, if there is one.
     pub(crate) fn from_index(index: u32) -> Option<Self> {
         match index {
-            bindings::VFIO_PCI_BAR0_REGION_INDEX..=bindings::VFIO_PCI_BAR5_REGION_INDEX => Some(
-                Self::Bar((index - bindings::VFIO_PCI_BAR0_REGION_INDEX) as u8),
-            ),
-            bindings::VFIO_PCI_ROM_REGION_INDEX => Some(Self::Rom),
-            bindings::VFIO_PCI_CONFIG_REGION_INDEX => Some(Self::Config),
-            bindings::VFIO_PCI_VGA_REGION_INDEX => Some(Self::Vga),
+            VFIO_PCI_BAR0_REGION_INDEX..=VFIO_PCI_BAR5_REGION_INDEX => {
+                Some(Self::Bar((index - VFIO_PCI_BAR0_REGION_INDEX) as u8))
+            }
+            VFIO_PCI_ROM_REGION_INDEX => Some(Self::Rom),
+            VFIO_PCI_CONFIG_REGION_INDEX => Some(Self::Config),
+            VFIO_PCI_VGA_REGION_INDEX => Some(Self::Vga),
             _ => None,
         }
     }
@@ -55,10 +75,10 @@ impl Region {
     /// The uAPI index.
     pub(crate) fn index(self) -> u32 {
         match self {
-            Self::Bar(bar) => bindings::VFIO_PCI_BAR0_REGION_INDEX + u32::from(bar),
-            Self::Rom => bindings::VFIO_PCI_ROM_REGION_INDEX,
-            Self::Config => bindings::VFIO_PCI_CONFIG_REGION_INDEX,
-            Self::Vga => bindings::VFIO_PCI_VGA_REGION_INDEX,
+            Self::Bar(bar) => VFIO_PCI_BAR0_REGION_INDEX + u32::from(bar),
+            Self::Rom => VFIO_PCI_ROM_REGION_INDEX,
+            Self::Config => VFIO_PCI_CONFIG_REGION_INDEX,
+            Self::Vga => VFIO_PCI_VGA_REGION_INDEX,
         }
     }
 
@@ -89,10 +109,16 @@ pub(crate) fn rw(
         .ok()
         .and_then(Region::from_index)
         .ok_or(EINVAL)?;
+    let xfer = Transfer {
+        buf,
+        count,
+        offset,
+        write,
+    };
     let done = match region {
         Region::Config => config::rw(dev, buf, count, offset, write)?,
-        Region::Bar(bar) => rdwr::bar_rw(dev, bar, buf, count, offset, write)?,
-        Region::Rom => rdwr::rom_read(dev, buf, count, offset, write)?,
+        Region::Bar(bar) => rdwr::bar_rw(dev.memory(), dev.pdev(), dev.msix_table(), bar, xfer)?,
+        Region::Rom => rdwr::rom_read(dev.memory(), dev.pdev(), xfer)?,
         Region::Vga => return Err(EINVAL),
     };
     *pos += done as i64;
@@ -104,12 +130,12 @@ pub(crate) fn rw(
 /// may be mmapped too, as vfio-pci says on platforms that remap interrupts.
 pub(crate) fn info(
     dev: &VfioDevice<VfioPciDevice>,
-    info: &mut bindings::vfio_region_info,
+    info: &mut uapi::vfio_region_info,
     caps: &mut InfoCaps<'_>,
 ) -> Result {
-    const READ: u32 = bindings::VFIO_REGION_INFO_FLAG_READ;
-    const WRITE: u32 = bindings::VFIO_REGION_INFO_FLAG_WRITE;
-    const MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
+    const READ: u32 = VFIO_REGION_INFO_FLAG_READ;
+    const WRITE: u32 = VFIO_REGION_INFO_FLAG_WRITE;
+    const MMAP: u32 = VFIO_REGION_INFO_FLAG_MMAP;
 
     let region = Region::from_index(info.index).ok_or(EINVAL)?;
     let pdev: &OwnedDevice = dev.pdev();
@@ -120,16 +146,11 @@ pub(crate) fn info(
             if len == 0 {
                 (0, 0)
             } else {
-                let gate = memory::read(dev);
+                let gate = dev.memory().read();
                 let bars = gate.bars()?;
                 if bars.mmappable(bar) {
                     if dev.msix_table().is_some_and(|table| table.bar == bar) {
-                        let cap = bindings::vfio_info_cap_header {
-                            id: bindings::VFIO_REGION_INFO_CAP_MSIX_MAPPABLE as u16,
-                            version: 1,
-                            next: 0,
-                        };
-                        caps.add(cap.as_bytes())?;
+                        caps.add_msix_mappable()?;
                     }
                     (len, READ | WRITE | MMAP)
                 } else {
@@ -137,7 +158,7 @@ pub(crate) fn info(
                 }
             }
         }
-        Region::Rom => rom_info(dev)?,
+        Region::Rom => rom_info(dev.memory(), dev.pdev())?,
         // No VGA support: vfio-pci refuses the index on functions without VGA.
         Region::Vga => return Err(EINVAL),
     };
@@ -150,22 +171,18 @@ pub(crate) fn info(
 /// The ROM region's size and flags: readable, with the size of the ROM BAR, when the ROM
 /// holds a valid image (checked by mapping it, which needs memory decode on for a moment);
 /// or the platform's copy of the ROM, sized to a power of two; or nothing.
-fn rom_info(dev: &VfioDevice<VfioPciDevice>) -> Result<(u64, u32)> {
-    let pdev: &OwnedDevice = dev.pdev();
-    let res = pdev.resource(kernel::bindings::PCI_ROM_RESOURCE as usize);
+fn rom_info(memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) -> Result<(u64, u32)> {
+    let res = pdev.resource(regs::PCI_ROM_RESOURCE as usize);
     if res.start != 0 {
-        let _gate = memory::lock(dev);
+        let _gate = memory.write();
         let valid = pdev.with_memory_decode(|| pdev.rom_has_image());
         Ok(if valid {
-            (res.len, bindings::VFIO_REGION_INFO_FLAG_READ)
+            (res.len, VFIO_REGION_INFO_FLAG_READ)
         } else {
             (0, 0)
         })
     } else if let Some((_, len)) = pdev.platform_rom() {
-        Ok((
-            (len as u64).next_power_of_two(),
-            bindings::VFIO_REGION_INFO_FLAG_READ,
-        ))
+        Ok(((len as u64).next_power_of_two(), VFIO_REGION_INFO_FLAG_READ))
     } else {
         Ok((0, 0))
     }

@@ -22,24 +22,21 @@
 //! The list holds a reference to each PF and to its token. Lock order: the list's lock is a
 //! leaf, never held across a call into the PCI core.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
     config,
     device::VfioPciDevice,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::VfioDevice,
+    kernel_ext::{
+        lazy_lock::lazy_global_lock,
+        pci::{
+            notifier::{BusEvent, BusListener, BusNotifier},
+            OwnedDevice, PciDeviceExt,
+        },
+        vfio::VfioDevice,
+    },
     pci_driver::DRIVER_NAME,
     vf_token::VfToken,
 };
-use kernel::{
-    bindings,
-    error::to_result,
-    ffi::{c_int, c_ulong, c_void},
-    prelude::*,
-    sync::Arc,
-    types::Opaque,
-};
+use kernel::{prelude::*, sync::Arc};
 
 /// A PF whose SR-IOV this driver enabled, and its token.
 struct SriovPf {
@@ -47,20 +44,9 @@ struct SriovPf {
     token: Arc<VfToken>,
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: Initialised by `init`, which the module calls before it registers anything that
-    // could use the lock.
-    unsafe(uninit) static SRIOV_PFS: Mutex<KVec<SriovPf>> = KVec::new();
-}
-
-/// Sets up the list of SR-IOV PFs.
-///
-/// # Safety
-///
-/// To be called once, at module load, before the PCI driver and the bus notifier register.
-pub(crate) unsafe fn init() {
-    // SAFETY: Called once, before any other use (the function's safety requirement).
-    unsafe { SRIOV_PFS.init() };
+lazy_global_lock! {
+    /// The PFs whose SR-IOV this driver enabled (vfio-pci's `sriov_pfs`).
+    static SRIOV_PFS: Mutex<KVec<SriovPf>> = KVec::new();
 }
 
 /// The token of `pf` if this driver enabled its SR-IOV (it is on the list).
@@ -86,7 +72,10 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
     {
         let mut pfs = SRIOV_PFS.lock();
         // Enabled once, until disabled again.
-        if pfs.iter().any(|entry| entry.pf.as_raw() == pdev.as_raw()) {
+        if pfs
+            .iter()
+            .any(|entry| core::ptr::eq::<kernel::pci::Device>(&*entry.pf, &**pdev))
+        {
             return Err(EINVAL);
         }
         pfs.push(
@@ -127,114 +116,65 @@ fn forget(dev: &VfioDevice<VfioPciDevice>) {
     let mut pfs = SRIOV_PFS.lock();
     let at = pfs
         .iter()
-        .position(|entry| entry.pf.as_raw() == dev.pdev().as_raw());
+        .position(|entry| core::ptr::eq::<kernel::pci::Device>(&*entry.pf, &**dev.pdev()));
     let entry = at.and_then(|i| pfs.remove(i).ok());
     // The entry goes after the lock is released: it may hold the last reference to the PF.
     drop(pfs);
     drop(entry);
 }
 
-/// The PCI bus notifier that steers the VFs of this driver's PFs to this driver, as
-/// vfio-pci's does for its own.
-///
-/// # Invariants
-///
-/// `nb` is registered on the PCI bus for as long as the value lives.
-#[pin_data(PinnedDrop)]
-pub(crate) struct VfNotifier {
-    #[pin]
-    nb: Opaque<bindings::notifier_block>,
-}
+/// The PCI bus listener that steers the VFs of this driver's PFs to this driver, as
+/// vfio-pci's bus notifier does for its own.
+pub(crate) struct VfSteering;
 
-// SAFETY: Only the bus notifier chain touches the block after registration, under its own
-// lock; this value only unregisters it.
-unsafe impl Sync for VfNotifier {}
-// SAFETY: As above; the block is not tied to a thread.
-unsafe impl Send for VfNotifier {}
+/// The registered [`VfSteering`].
+pub(crate) type VfNotifier = BusNotifier<VfSteering>;
 
-impl VfNotifier {
-    /// Registers the notifier on the PCI bus.
-    pub(crate) fn register() -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            nb <- Opaque::try_ffi_init(|nb: *mut bindings::notifier_block| {
-                // SAFETY: `nb` is valid for writes and pinned: it stays where it is until
-                // `drop` unregisters it.
-                unsafe {
-                    nb.write(bindings::notifier_block {
-                        notifier_call: Some(notify),
-                        next: core::ptr::null_mut(),
-                        priority: 0,
-                    });
-                    to_result(bindings::bus_register_notifier(
-                        &raw const bindings::pci_bus_type,
-                        nb,
-                    ))
-                }
-            }),
-        })
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for VfNotifier {
-    fn drop(self: Pin<&mut Self>) {
-        // SAFETY: Registered on the PCI bus by the type invariant; after this call the chain
-        // no longer calls it.
-        unsafe {
-            bindings::bus_unregister_notifier(&raw const bindings::pci_bus_type, self.nb.get())
+impl BusListener for VfSteering {
+    fn notify(event: BusEvent<'_>) {
+        let pdev = match &event {
+            BusEvent::AddDevice(added) => added.device(),
+            BusEvent::BoundDriver(bound) => bound.device(),
         };
-    }
-}
-
-unsafe extern "C" fn notify(
-    _nb: *mut bindings::notifier_block,
-    action: c_ulong,
-    data: *mut c_void,
-) -> c_int {
-    // SAFETY: The PCI bus notifies with the `struct device` of one of its `pci_dev`s, valid
-    // for the call.
-    let pdev = unsafe { crate::kernel_ext::pci::device_from_device_raw(data.cast()) };
-    if !pdev.is_virtfn() {
-        return bindings::NOTIFY_DONE as c_int;
-    }
-    let pf = pdev.physfn();
-    if token_of_pf(pf).is_none() {
-        return bindings::NOTIFY_DONE as c_int;
-    }
-    match action as u32 {
-        bindings::bus_notifier_event_BUS_NOTIFY_ADD_DEVICE => {
-            dev_info!(
-                pf.as_device(),
-                "Captured SR-IOV VF {} driver_override\n",
-                pdev.as_device().name()
-            );
-            if let Err(e) = crate::kernel_ext::pci::set_driver_override(pdev, DRIVER_NAME) {
-                dev_warn!(
-                    pf.as_device(),
-                    "Cannot set driver_override of VF {}: {:?}\n",
-                    pdev.as_device().name(),
-                    e
-                );
-            }
+        if !pdev.is_virtfn() {
+            return;
         }
-        bindings::bus_notifier_event_BUS_NOTIFY_BOUND_DRIVER => {
-            // SAFETY: The VF's device lock is held while its binding is notified. Its PF is on
-            // the list, so it is bound to this driver, and it cannot be unbound before this VF
-            // is removed, which waits for the VF's device lock.
-            let (vf_driver, pf_driver) = unsafe { (pdev.driver(), pf.driver()) };
-            if let (Some(vf_driver), Some(pf_driver)) = (vf_driver, pf_driver) {
-                if vf_driver != pf_driver {
+        let pf = pdev.physfn();
+        if token_of_pf(pf).is_none() {
+            return;
+        }
+        match event {
+            BusEvent::AddDevice(added) => {
+                dev_info!(
+                    pf.as_device(),
+                    "Captured SR-IOV VF {} driver_override\n",
+                    pdev.as_device().name()
+                );
+                if let Err(e) = added.set_driver_override(DRIVER_NAME) {
                     dev_warn!(
                         pf.as_device(),
-                        "VF {} bound to driver {} while PF bound to driver {}\n",
+                        "Cannot set driver_override of VF {}: {:?}\n",
                         pdev.as_device().name(),
-                        vf_driver.name(),
-                        pf_driver.name()
+                        e
                     );
                 }
             }
+            BusEvent::BoundDriver(bound) => {
+                // The PF is on the list, so it is bound to this driver, and it cannot be
+                // unbound before this VF is removed, which waits for the VF's device lock,
+                // held while its binding is notified.
+                if let Some(vf_driver) = bound.driver() {
+                    if vf_driver.name() != DRIVER_NAME {
+                        dev_warn!(
+                            pf.as_device(),
+                            "VF {} bound to driver {} while PF bound to driver {}\n",
+                            pdev.as_device().name(),
+                            vf_driver.name(),
+                            DRIVER_NAME
+                        );
+                    }
+                }
+            }
         }
-        _ => {}
     }
-    bindings::NOTIFY_DONE as c_int
 }

@@ -26,18 +26,17 @@
 //! Which of these a function is, is fixed at bind ([`TokenRole`]); the count of open VFs is
 //! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::VfioDevice,
+    kernel_ext::{
+        pci::{OwnedDevice, PciDeviceExt},
+        print::dev_info_ratelimited,
+        uuid::{Uuid, UUID_STRING_LEN},
+        vfio::VfioDevice,
+    },
     sriov,
 };
-use kernel::{bindings, new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
-
-/// Length of a UUID's text form (`8-4-4-4-12` hex digits).
-const UUID_STRING_LEN: usize = 36;
+use kernel::{new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
 
 /// The option that carries a token in a device name.
 const VF_TOKEN_ARG: &[u8] = b"vf_token=";
@@ -58,13 +57,11 @@ struct TokenState {
 impl VfToken {
     /// A fresh random token.
     fn new_random() -> Result<Arc<Self>> {
-        let mut uuid = bindings::uuid_t::default();
-        // SAFETY: `uuid` is a valid output location.
-        unsafe { bindings::uuid_gen(&mut uuid) };
+        let Uuid(uuid) = Uuid::random();
         Arc::pin_init(
             try_pin_init!(Self {
                 state <- new_mutex!(TokenState {
-                    uuid: uuid.b,
+                    uuid,
                     users: 0,
                 }),
             }),
@@ -137,33 +134,37 @@ impl Drop for VfUser {
     }
 }
 
-/// Parses the text form of a UUID (`EINVAL` if malformed).
+/// Parses the text form of a UUID at the start of `text` (`EINVAL` if malformed or short).
 fn parse_uuid(text: &[u8]) -> Result<[u8; 16]> {
-    let mut buf = [0u8; UUID_STRING_LEN + 1];
-    let text = text.get(..UUID_STRING_LEN).ok_or(EINVAL)?;
-    buf[..UUID_STRING_LEN].copy_from_slice(text);
-    let mut uuid = bindings::uuid_t::default();
-    // SAFETY: `buf` is NUL-terminated after the 36 characters `uuid_parse` reads; `uuid` is
-    // a valid output location.
-    let ret = unsafe { bindings::uuid_parse(buf.as_ptr().cast(), &mut uuid) };
-    if ret != 0 {
-        return Err(Error::from_errno(ret));
-    }
-    Ok(uuid.b)
+    let text = text
+        .get(..UUID_STRING_LEN)
+        .and_then(|text| <&[u8; UUID_STRING_LEN]>::try_from(text).ok())
+        .ok_or(EINVAL)?;
+    Ok(Uuid::parse(text)?.0)
 }
 
 /// Whether `name` (from `VFIO_GROUP_GET_DEVICE_FD`) names `dev`: its PCI name, optionally
 /// followed by ` vf_token=<uuid>`, which is then checked against the token rules.
 pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result<bool> {
     let own = dev.pdev().as_device().name().to_bytes();
-    let given = name.to_bytes();
-    let Some(rest) = given.strip_prefix(own) else {
+    let Some(token) = parse_name(own, name.to_bytes())? else {
         return Ok(false);
+    };
+    match_token(dev, token.as_ref())?;
+    Ok(true)
+}
+
+/// Parses a device name `given`: `None` when it does not name the function called `own`,
+/// else the token it offers, if any (` vf_token=<uuid>` after the name, blanks around).
+/// `EINVAL` for a malformed token, an unknown option or a repeated one.
+fn parse_name(own: &[u8], given: &[u8]) -> Result<Option<Option<[u8; 16]>>> {
+    let Some(rest) = given.strip_prefix(own) else {
+        return Ok(None);
     };
     let mut token = None;
     if !rest.is_empty() {
         if rest.first() != Some(&b' ') {
-            return Ok(false);
+            return Ok(None);
         }
         let mut rest = rest;
         loop {
@@ -186,11 +187,11 @@ pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result
             }
         }
     }
-    match_token(dev, token.as_ref())?;
-    Ok(true)
+    Ok(Some(token))
 }
 
 /// Why a token check refused to open a function.
+#[derive(Debug, PartialEq, Eq)]
 enum Refusal {
     /// The function needs a token and none was offered (`EACCES`).
     Required,
@@ -215,14 +216,7 @@ impl Refusal {
             ),
             Self::NotPfOrVf => (c"VF token incorrectly provided, not a PF or VF", EINVAL),
         };
-        // SAFETY: The function's device is valid while `pdev` is borrowed; `why` is a
-        // NUL-terminated static string, printed with a "%s" format.
-        unsafe {
-            crate::kernel_ext::bindings::vfio_pci_rs_dev_info_ratelimited(
-                pdev.device_raw(),
-                why.as_ptr().cast(),
-            )
-        };
+        dev_info_ratelimited(pdev, why);
         errno
     }
 }
@@ -260,5 +254,151 @@ fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {
         TokenRole::ForeignVf if offered.is_some() => Err(Refusal::PfNotOurs),
         TokenRole::Unrelated if offered.is_some() => Err(Refusal::NotPfOrVf),
         TokenRole::ForeignVf | TokenRole::Unrelated => Ok(()),
+    }
+}
+
+#[kunit_tests(vfio_pci_rs_vf_token)]
+mod tests {
+    use super::*;
+
+    const TEXT: &[u8; UUID_STRING_LEN] = b"01234567-89ab-cdef-0123-456789abcdef";
+    const BYTES: [u8; 16] = [
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
+        0xef,
+    ];
+    const OTHER: [u8; 16] = [0x5a; 16];
+    const NAME: &[u8] = b"0000:06:00.0";
+
+    /// `NAME` followed by `options`.
+    fn name_with(options: &[u8]) -> Result<KVec<u8>> {
+        let mut name = KVec::new();
+        name.extend_from_slice(NAME, GFP_KERNEL)?;
+        name.extend_from_slice(options, GFP_KERNEL)?;
+        Ok(name)
+    }
+
+    #[test]
+    fn uuid_text_forms() {
+        assert_eq!(parse_uuid(TEXT), Ok(BYTES));
+        assert_eq!(
+            parse_uuid(b"01234567-89AB-CDEF-0123-456789ABCDEF"),
+            Ok(BYTES)
+        );
+        // Only the first 36 characters are the UUID.
+        assert_eq!(
+            parse_uuid(b"01234567-89ab-cdef-0123-456789abcdef trailing"),
+            Ok(BYTES)
+        );
+        assert_eq!(
+            parse_uuid(b"01234567-89ab-cdef-0123-456789abcde"),
+            Err(EINVAL)
+        );
+        assert_eq!(parse_uuid(b""), Err(EINVAL));
+        assert_eq!(
+            parse_uuid(b"01234567-89ab-cdef-0123-456789abcdeg"),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_uuid(b"0123456789ab-cdef-0123-456789abcdef-"),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_uuid(b"{1234567-89ab-cdef-0123-456789abcdef"),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn device_name_options() -> Result {
+        assert_eq!(parse_name(NAME, NAME), Ok(Some(None)));
+        assert_eq!(parse_name(NAME, &name_with(b"  ")?), Ok(Some(None)));
+        assert_eq!(parse_name(NAME, b"0000:06:00.1"), Ok(None));
+        assert_eq!(parse_name(NAME, b"0000:06:00"), Ok(None));
+        assert_eq!(parse_name(NAME, &name_with(b"0")?), Ok(None));
+        assert_eq!(parse_name(NAME, &name_with(b"x vf_token=")?), Ok(None));
+
+        let mut with_token = name_with(b" vf_token=")?;
+        with_token.extend_from_slice(TEXT, GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &with_token), Ok(Some(Some(BYTES))));
+        with_token.extend_from_slice(b"   ", GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &with_token), Ok(Some(Some(BYTES))));
+
+        let mut spaced = name_with(b"   vf_token=")?;
+        spaced.extend_from_slice(TEXT, GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &spaced), Ok(Some(Some(BYTES))));
+
+        // A repeated option.
+        let mut twice = name_with(b" vf_token=")?;
+        twice.extend_from_slice(TEXT, GFP_KERNEL)?;
+        twice.extend_from_slice(b" vf_token=", GFP_KERNEL)?;
+        twice.extend_from_slice(TEXT, GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &twice), Err(EINVAL));
+
+        // Junk glued to the token.
+        let mut glued = name_with(b" vf_token=")?;
+        glued.extend_from_slice(TEXT, GFP_KERNEL)?;
+        glued.extend_from_slice(b"x", GFP_KERNEL)?;
+        assert_eq!(parse_name(NAME, &glued), Err(EINVAL));
+
+        assert_eq!(parse_name(NAME, &name_with(b" foo=bar")?), Err(EINVAL));
+        assert_eq!(parse_name(NAME, &name_with(b" vf_token")?), Err(EINVAL));
+        assert_eq!(
+            parse_name(NAME, &name_with(b" vf_token=01234567")?),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            parse_name(
+                NAME,
+                &name_with(b" vf_token=01234567-89ab-cdef-0123-456789abcdeg")?
+            ),
+            Err(EINVAL)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn token_check_matrix() -> Result {
+        assert_eq!(check(&TokenRole::Unrelated, None), Ok(()));
+        assert_eq!(
+            check(&TokenRole::Unrelated, Some(&BYTES)),
+            Err(Refusal::NotPfOrVf)
+        );
+        assert_eq!(check(&TokenRole::ForeignVf, None), Ok(()));
+        assert_eq!(
+            check(&TokenRole::ForeignVf, Some(&BYTES)),
+            Err(Refusal::PfNotOurs)
+        );
+
+        let token = VfToken::new_random()?;
+        token.set(BYTES);
+        let pf = TokenRole::Pf(token.clone());
+        let vf = TokenRole::Vf(token.clone());
+        assert_eq!(check(&vf, None), Err(Refusal::Required));
+        assert_eq!(check(&vf, Some(&OTHER)), Err(Refusal::Incorrect));
+        assert_eq!(check(&vf, Some(&BYTES)), Ok(()));
+
+        // A PF without open VFs takes any token, and an offered one becomes its token.
+        assert_eq!(check(&pf, None), Ok(()));
+        assert_eq!(token.state.lock().uuid, BYTES);
+        assert_eq!(check(&pf, Some(&OTHER)), Ok(()));
+        assert_eq!(token.state.lock().uuid, OTHER);
+        assert_eq!(check(&vf, Some(&BYTES)), Err(Refusal::Incorrect));
+        assert_eq!(check(&vf, Some(&OTHER)), Ok(()));
+
+        // With a VF open, the PF needs its current token, which stays as it is.
+        let user = vf.new_user();
+        assert!(user.is_some());
+        assert_eq!(token.state.lock().users, 1);
+        assert_eq!(check(&pf, None), Err(Refusal::Required));
+        assert_eq!(check(&pf, Some(&BYTES)), Err(Refusal::Incorrect));
+        assert_eq!(token.state.lock().uuid, OTHER);
+        assert_eq!(check(&pf, Some(&OTHER)), Ok(()));
+
+        // Closing the VF frees the PF again.
+        drop(user);
+        assert_eq!(token.state.lock().users, 0);
+        assert_eq!(check(&pf, None), Ok(()));
+        assert!(pf.new_user().is_none());
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@
 //! (`/dev/vfio/devices/vfioN`).
 //!
 //! The crate is split by concern: [`pci_driver`] is the PCI bus side (probe, remove, dynamic
-//! IDs), [`vfio_device`] the VFIO core side (allocation, ops table, registration), [`device`]
-//! the per-function state and its open/close lifecycle, [`ioctl`] the uAPI boundary,
+//! IDs), [`kernel_ext::vfio`] the VFIO core side (allocation, ops table, registration),
+//! [`device`] the per-function state and its open/close lifecycle, [`ioctl`] the uAPI boundary,
 //! [`dev_set`] which functions share a reset, and [`sriov`] with [`vf_token`] the virtual
 //! functions of PFs bound here.
 
@@ -57,16 +57,13 @@ module! {
 #[pin_data]
 struct VfioPciRsModule {
     #[pin]
-    driver: driver::Registration<pci_driver::VfioPciDriver>,
+    driver: driver::Registration<kernel_ext::pci::driver::Adapter<pci_driver::VfioPciDriver>>,
     #[pin]
     vf_notifier: sriov::VfNotifier,
 }
 
-#[allow(unsafe_code)] // Transitional.
 impl kernel::InPlaceModule for VfioPciRsModule {
     fn init(module: &'static kernel::ThisModule) -> impl PinInit<Self, Error> {
-        // SAFETY: Module init runs once, before the notifier and the driver register below.
-        unsafe { sriov::init() };
         try_pin_init!(Self {
             vf_notifier <- sriov::VfNotifier::register(),
             driver <- driver::Registration::new(pci_driver::DRIVER_NAME, module),

@@ -4,19 +4,20 @@
 //! beyond storing bits (the [`Hook`]s).
 
 use super::{
-    hw::{self, PowerState},
     perms::{Hook, PermTable, Policy},
     shadow::{low_bytes, Shadow},
     Chunk, OpenConfig, VirtualConfig,
 };
 use crate::{
     device::VfioPciDevice,
-    kernel_ext::bindings as vfio,
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::pci::{
+        config::{regs, PowerState},
+        OwnedDevice, PciDeviceExt,
+    },
     kernel_ext::vfio::VfioDevice,
     memory,
 };
-use kernel::{bindings as b, prelude::*};
+use kernel::prelude::*;
 
 /// What a write needs to know beyond the config state.
 pub(super) struct WriteCtx<'a> {
@@ -44,8 +45,8 @@ pub(super) fn writable(policy: Policy) -> bool {
 
 /// Whether a header offset is inside a BAR or the ROM BAR.
 fn is_bar(offset: usize) -> bool {
-    let bars = b::PCI_BASE_ADDRESS_0 as usize..b::PCI_BASE_ADDRESS_5 as usize + 4;
-    let rom = b::PCI_ROM_ADDRESS as usize..b::PCI_ROM_ADDRESS as usize + 4;
+    let bars = regs::PCI_BASE_ADDRESS_0 as usize..regs::PCI_BASE_ADDRESS_5 as usize + 4;
+    let rom = regs::PCI_ROM_ADDRESS as usize..regs::PCI_ROM_ADDRESS as usize + 4;
     bars.contains(&offset) || rom.contains(&offset)
 }
 
@@ -57,18 +58,17 @@ pub(super) fn needs_lock(chunk: Chunk) -> bool {
 
 impl Shadow {
     /// Reads `chunk` (after [`VirtualConfig::fix_bars`] if [`needs_lock`] says so).
-    ///
-    /// Always inlined into the read path, like [`Shadow::chunk`] (2197 against 2185
-    /// instructions per config read in `scripts/bench.sh`).
+    // Always inlined into the read path, like `Shadow::chunk` (2197 against 2185
+    // instructions per config read in `scripts/bench.sh`).
     #[inline(always)]
     pub(super) fn read(&self, pdev: &OwnedDevice, chunk: Chunk) -> Result<u32> {
         let Chunk {
             pos, len, offset, ..
         } = chunk;
         match chunk.policy {
-            Policy::Raw => hw::user_read(pdev, pos, len),
+            Policy::Raw => pdev.user_read_config(pos, len),
             Policy::Direct { .. } => {
-                let mut val = hw::user_read(pdev, pos, len)?;
+                let mut val = pdev.user_read_config(pos, len)?;
                 if pos >= super::layout::EXT_START {
                     // The extended capability header (the chain may skip capabilities).
                     if offset < 4 {
@@ -76,9 +76,9 @@ impl Shadow {
                     }
                 } else if pos >= super::layout::HEADER_LEN {
                     // Capability id and next pointer.
-                    if offset == b::PCI_CAP_LIST_ID as usize && len > 1 {
+                    if offset == regs::PCI_CAP_LIST_ID as usize && len > 1 {
                         val = (val & !0xffff) | self.get(pos, 2);
-                    } else if offset == b::PCI_CAP_LIST_NEXT as usize {
+                    } else if offset == regs::PCI_CAP_LIST_NEXT as usize {
                         val = (val & !0xff) | self.get(pos, 1);
                     }
                 }
@@ -87,10 +87,10 @@ impl Shadow {
             Policy::Table(table, hook) => {
                 let mut val = self.table_read(pdev, table, chunk)?;
                 if hook == Hook::Header
-                    && offset == b::PCI_COMMAND as usize
-                    && hw::no_command_memory(pdev)
+                    && offset == regs::PCI_COMMAND as usize
+                    && pdev.has_no_command_memory()
                 {
-                    val |= self.get(b::PCI_COMMAND as usize, 2) & b::PCI_COMMAND_MEMORY;
+                    val |= self.get(regs::PCI_COMMAND as usize, 2) & regs::PCI_COMMAND_MEMORY;
                 }
                 // vfio-pci's MSI read "fixup" of the queue size lands on the capability's id
                 // byte, which user space reads from the device: nothing visible to mirror.
@@ -105,7 +105,7 @@ impl Shadow {
         let virt = table.virt_bits(chunk.offset, chunk.len);
         let mut val = self.get(chunk.pos, chunk.len);
         if virt != low_bytes(chunk.len) {
-            let phys = hw::user_read(pdev, chunk.pos, chunk.len)?;
+            let phys = pdev.user_read_config(chunk.pos, chunk.len)?;
             val = (phys & !virt) | (val & virt);
         }
         Ok(val)
@@ -136,13 +136,8 @@ impl VirtualConfig<'_> {
         }
         let through = write & !virt;
         if through != 0 {
-            let phys = hw::user_read(pdev, chunk.pos, chunk.len)?;
-            hw::user_write(
-                pdev,
-                chunk.pos,
-                chunk.len,
-                (phys & !through) | (val & through),
-            )?;
+            let phys = pdev.user_read_config(chunk.pos, chunk.len)?;
+            pdev.user_write_config(chunk.pos, chunk.len, (phys & !through) | (val & through))?;
         }
         Ok(())
     }
@@ -157,7 +152,7 @@ impl VirtualConfig<'_> {
         let pdev: &OwnedDevice = ctx.dev.pdev();
         let (table, hook) = match chunk.policy {
             Policy::Raw | Policy::Direct { raw_write: true } => {
-                hw::user_write(pdev, chunk.pos, chunk.len, val)?;
+                pdev.user_write_config(chunk.pos, chunk.len, val)?;
                 return Ok(None);
             }
             Policy::Direct { raw_write: false } => return Ok(None),
@@ -169,7 +164,7 @@ impl VirtualConfig<'_> {
             Hook::Msi => self.write_msi(ctx, table, chunk, val)?,
             Hook::Pm => {
                 self.table_write(pdev, table, chunk, val)?;
-                if chunk.offset == b::PCI_PM_CTRL as usize {
+                if chunk.offset == regs::PCI_PM_CTRL as usize {
                     self.user_set_power_state(ctx.dev, PowerState::from_pmcsr(val));
                 }
             }
@@ -189,15 +184,15 @@ impl VirtualConfig<'_> {
         val: u32,
     ) -> Result<Option<IntxChange>> {
         let pdev: &OwnedDevice = dev.pdev();
-        let command = b::PCI_COMMAND as usize;
-        let decode = b::PCI_COMMAND_MEMORY | b::PCI_COMMAND_IO;
+        let command = regs::PCI_COMMAND as usize;
+        let decode = regs::PCI_COMMAND_MEMORY | regs::PCI_COMMAND_IO;
         if chunk.offset == command {
-            let phys_cmd = hw::user_read(pdev, command, 2)?;
+            let phys_cmd = pdev.user_read_config(command, 2)?;
             let virt_cmd = self.get(command, 2);
             let new_cmd = val & 0xffff;
             let is_set = |cmd: u32, bit: u32| cmd & bit != 0;
-            let new_mem = is_set(new_cmd, b::PCI_COMMAND_MEMORY);
-            let new_io = is_set(new_cmd, b::PCI_COMMAND_IO);
+            let new_mem = is_set(new_cmd, regs::PCI_COMMAND_MEMORY);
+            let new_io = is_set(new_cmd, regs::PCI_COMMAND_IO);
             let mut gate = if new_mem {
                 memory::lock(dev)
             } else {
@@ -206,12 +201,12 @@ impl VirtualConfig<'_> {
             // Decode enabled as far as we know but off in hardware: the function was reset
             // behind our back and lost its BARs.
             let lost_mem = new_mem
-                && is_set(virt_cmd, b::PCI_COMMAND_MEMORY)
-                && !is_set(phys_cmd, b::PCI_COMMAND_MEMORY)
-                && !hw::no_command_memory(pdev);
+                && is_set(virt_cmd, regs::PCI_COMMAND_MEMORY)
+                && !is_set(phys_cmd, regs::PCI_COMMAND_MEMORY)
+                && !pdev.has_no_command_memory();
             let lost_io = new_io
-                && is_set(virt_cmd, b::PCI_COMMAND_IO)
-                && !is_set(phys_cmd, b::PCI_COMMAND_IO);
+                && is_set(virt_cmd, regs::PCI_COMMAND_IO)
+                && !is_set(phys_cmd, regs::PCI_COMMAND_IO);
             if lost_mem || lost_io || self.bars_changed(pdev) {
                 self.restore_bars(pdev);
             }
@@ -226,7 +221,7 @@ impl VirtualConfig<'_> {
 
         let mut intx = None;
         if (command..=command + 1).contains(&chunk.offset) {
-            let disabled = self.get(command, 2) & b::PCI_COMMAND_INTX_DISABLE != 0;
+            let disabled = self.get(command, 2) & regs::PCI_COMMAND_INTX_DISABLE != 0;
             if disabled != self.open.intx_virtually_disabled {
                 self.open.intx_virtually_disabled = disabled;
                 intx = Some(if disabled {
@@ -251,8 +246,8 @@ impl VirtualConfig<'_> {
             .enumerate()
             .any(|(i, bar)| {
                 *bar != 0
-                    && hw::user_read(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4)
-                        .map_or(true, |now| now != *bar)
+                    && pdev.user_read_config(regs::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4)
+                        != Ok(*bar)
             })
     }
 
@@ -266,15 +261,15 @@ impl VirtualConfig<'_> {
             "vfio_bar_restore: reset recovery - restoring BARs\n"
         );
         for (i, bar) in self.open.restore_bars.iter().take(6).enumerate() {
-            let _ = hw::user_write(pdev, b::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4, *bar);
+            let _ = pdev.user_write_config(regs::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4, *bar);
         }
         if let Some(rom) = self.open.restore_bars.get(6) {
-            let _ = hw::user_write(pdev, b::PCI_ROM_ADDRESS as usize, 4, *rom);
+            let _ = pdev.user_write_config(regs::PCI_ROM_ADDRESS as usize, 4, *rom);
         }
-        if super::nointx(pdev) {
-            let command = b::PCI_COMMAND as usize;
-            if let Ok(cmd) = hw::user_read(pdev, command, 2) {
-                let _ = hw::user_write(pdev, command, 2, cmd | b::PCI_COMMAND_INTX_DISABLE);
+        if crate::quirks::has_broken_intx(pdev) {
+            let command = regs::PCI_COMMAND as usize;
+            if let Ok(cmd) = pdev.user_read_config(command, 2) {
+                let _ = pdev.user_write_config(command, 2, cmd | regs::PCI_COMMAND_INTX_DISABLE);
             }
         }
     }
@@ -286,10 +281,10 @@ impl VirtualConfig<'_> {
             return;
         }
         let mut bar = 0;
-        while bar < b::PCI_STD_NUM_BARS as usize {
-            let pos = b::PCI_BASE_ADDRESS_0 as usize + 4 * bar;
-            let res = match hw::resource(pdev, bar) {
-                Some(res) if res.start != 0 => res,
+        while bar < regs::PCI_STD_NUM_BARS as usize {
+            let pos = regs::PCI_BASE_ADDRESS_0 as usize + 4 * bar;
+            let res = match pdev.resource(bar) {
+                res if res.start != 0 => res,
                 _ => {
                     self.set(pos, 4, 0);
                     bar += 1;
@@ -297,21 +292,21 @@ impl VirtualConfig<'_> {
                 }
             };
             let mask = !res.len.wrapping_sub(1);
-            let flags = if res.flags & u64::from(b::IORESOURCE_IO) != 0 {
-                b::PCI_BASE_ADDRESS_SPACE_IO
+            let flags = if res.flags & u64::from(regs::IORESOURCE_IO) != 0 {
+                regs::PCI_BASE_ADDRESS_SPACE_IO
             } else {
-                let mut flags = b::PCI_BASE_ADDRESS_SPACE_MEMORY;
-                if res.flags & u64::from(b::IORESOURCE_PREFETCH) != 0 {
-                    flags |= b::PCI_BASE_ADDRESS_MEM_PREFETCH;
+                let mut flags = regs::PCI_BASE_ADDRESS_SPACE_MEMORY;
+                if res.flags & u64::from(regs::IORESOURCE_PREFETCH) != 0 {
+                    flags |= regs::PCI_BASE_ADDRESS_MEM_PREFETCH;
                 }
-                if res.flags & u64::from(b::IORESOURCE_MEM_64) != 0 {
-                    flags |= b::PCI_BASE_ADDRESS_MEM_TYPE_64;
+                if res.flags & u64::from(regs::IORESOURCE_MEM_64) != 0 {
+                    flags |= regs::PCI_BASE_ADDRESS_MEM_TYPE_64;
                 }
                 flags
             };
             let low = (self.get(pos, 4) & mask as u32) | flags;
             self.set(pos, 4, low);
-            if low & b::PCI_BASE_ADDRESS_MEM_TYPE_64 != 0 {
+            if low & regs::PCI_BASE_ADDRESS_MEM_TYPE_64 != 0 {
                 bar += 1;
                 let high = self.get(pos + 4, 4) & (mask >> 32) as u32;
                 self.set(pos + 4, 4, high);
@@ -319,16 +314,17 @@ impl VirtualConfig<'_> {
             bar += 1;
         }
 
-        let rom = b::PCI_ROM_ADDRESS as usize;
-        let rom_mask = match hw::resource(pdev, b::PCI_ROM_RESOURCE as usize) {
-            Some(res) if res.start != 0 => Some(!res.len.wrapping_sub(1)),
+        let rom = regs::PCI_ROM_ADDRESS as usize;
+        let rom_mask = match pdev.resource(regs::PCI_ROM_RESOURCE as usize) {
+            res if res.start != 0 => Some(!res.len.wrapping_sub(1)),
             // A shadow ROM the platform copied.
-            _ => hw::shadow_rom_len(pdev)
-                .map(|len| !(len.checked_next_power_of_two().unwrap_or(0) as u64).wrapping_sub(1)),
+            _ => pdev.platform_rom().map(|(_, len)| {
+                !(len.checked_next_power_of_two().unwrap_or(0) as u64).wrapping_sub(1)
+            }),
         };
         match rom_mask {
             Some(mask) => {
-                let mask = mask as u32 | b::PCI_ROM_ADDRESS_ENABLE;
+                let mask = mask as u32 | regs::PCI_ROM_ADDRESS_ENABLE;
                 self.set(rom, 4, self.get(rom, 4) & mask);
             }
             None => self.set(rom, 4, 0),
@@ -347,22 +343,22 @@ impl VirtualConfig<'_> {
     ) -> Result {
         let pdev: &OwnedDevice = ctx.dev.pdev();
         self.table_write(pdev, table, chunk, val)?;
-        let flags_offset = b::PCI_MSI_FLAGS as usize;
+        let flags_offset = regs::PCI_MSI_FLAGS as usize;
         if chunk.offset > flags_offset || chunk.offset + chunk.len < flags_offset {
             return Ok(());
         }
         let at = self.shadow.cap_start(chunk.pos) + flags_offset;
         let mut flags = self.get(at, 2);
         // MSI is enabled through VFIO_DEVICE_SET_IRQS only.
-        if ctx.irq_type != Some(vfio::VFIO_PCI_MSI_IRQ_INDEX) {
-            flags &= !b::PCI_MSI_FLAGS_ENABLE;
+        if ctx.irq_type != Some(regs::VFIO_PCI_MSI_IRQ_INDEX) {
+            flags &= !regs::PCI_MSI_FLAGS_ENABLE;
         }
         let qmax = u32::from(ctx.msi_qmax);
-        if (flags & b::PCI_MSI_FLAGS_QSIZE) >> 4 > qmax {
-            flags = (flags & !b::PCI_MSI_FLAGS_QSIZE) | (qmax << 4);
+        if (flags & regs::PCI_MSI_FLAGS_QSIZE) >> 4 > qmax {
+            flags = (flags & !regs::PCI_MSI_FLAGS_QSIZE) | (qmax << 4);
         }
         self.set(at, 2, flags);
-        hw::user_write(pdev, at, 2, flags)
+        pdev.user_write_config(at, 2, flags)
     }
 
     /// Power state change user space asked for through PMCSR.
@@ -390,26 +386,26 @@ impl VirtualConfig<'_> {
         val: u32,
     ) -> Result {
         self.table_write(pdev, table, chunk, val)?;
-        let flag_byte = b::PCI_VPD_ADDR as usize + 1;
+        let flag_byte = regs::PCI_VPD_ADDR as usize + 1;
         if chunk.offset > flag_byte || chunk.offset + chunk.len <= flag_byte {
             return Ok(());
         }
         let start = chunk.pos - chunk.offset;
-        let addr_at = start + b::PCI_VPD_ADDR as usize;
-        let data_at = start + b::PCI_VPD_DATA as usize;
+        let addr_at = start + regs::PCI_VPD_ADDR as usize;
+        let data_at = start + regs::PCI_VPD_DATA as usize;
         let addr = self.get(addr_at, 2);
-        let vpd_addr = (addr & !b::PCI_VPD_ADDR_F) as u16;
-        if addr & b::PCI_VPD_ADDR_F != 0 {
-            if !hw::write_vpd(pdev, vpd_addr, self.get(data_at, 4)) {
+        let vpd_addr = (addr & !regs::PCI_VPD_ADDR_F) as u16;
+        if addr & regs::PCI_VPD_ADDR_F != 0 {
+            if !pdev.write_vpd(vpd_addr, self.get(data_at, 4)) {
                 return Ok(());
             }
         } else {
-            match hw::read_vpd(pdev, addr as u16) {
+            match pdev.read_vpd(addr as u16) {
                 Some(data) => self.set(data_at, 4, data),
                 None => return Ok(()),
             }
         }
-        self.set(addr_at, 2, addr ^ b::PCI_VPD_ADDR_F);
+        self.set(addr_at, 2, addr ^ regs::PCI_VPD_ADDR_F);
         Ok(())
     }
 
@@ -424,23 +420,23 @@ impl VirtualConfig<'_> {
     ) -> Result {
         let pdev: &OwnedDevice = dev.pdev();
         let start = chunk.pos - chunk.offset;
-        let ctrl_at = start + b::PCI_EXP_DEVCTL as usize;
-        let readrq_before = self.get(ctrl_at, 2) & b::PCI_EXP_DEVCTL_READRQ;
+        let ctrl_at = start + regs::PCI_EXP_DEVCTL as usize;
+        let readrq_before = self.get(ctrl_at, 2) & regs::PCI_EXP_DEVCTL_READRQ;
         self.table_write(pdev, table, chunk, val)?;
 
         let ctrl = self.get(ctrl_at, 2);
-        if ctrl & b::PCI_EXP_DEVCTL_BCR_FLR != 0 {
-            self.set(ctrl_at, 2, ctrl & !b::PCI_EXP_DEVCTL_BCR_FLR);
-            let devcap = hw::user_read(pdev, start + b::PCI_EXP_DEVCAP as usize, 4);
-            if devcap.is_ok_and(|cap| cap & b::PCI_EXP_DEVCAP_FLR != 0) {
+        if ctrl & regs::PCI_EXP_DEVCTL_BCR_FLR != 0 {
+            self.set(ctrl_at, 2, ctrl & !regs::PCI_EXP_DEVCTL_BCR_FLR);
+            let devcap = pdev.user_read_config(start + regs::PCI_EXP_DEVCAP as usize, 4);
+            if devcap.is_ok_and(|cap| cap & regs::PCI_EXP_DEVCAP_FLR != 0) {
                 self.reset_function(dev);
             }
         }
 
-        let readrq = ctrl & b::PCI_EXP_DEVCTL_READRQ;
+        let readrq = ctrl & regs::PCI_EXP_DEVCTL_READRQ;
         if readrq != readrq_before {
             let bytes = 128i32 << (readrq >> 12);
-            hw::pcie_set_readrq(pdev, bytes.max(hw::pcie_mps(pdev)));
+            pdev.pcie_set_readrq(bytes.max(pdev.pcie_mps()));
         }
         Ok(())
     }
@@ -457,12 +453,12 @@ impl VirtualConfig<'_> {
         let pdev: &OwnedDevice = dev.pdev();
         self.table_write(pdev, table, chunk, val)?;
         let start = chunk.pos - chunk.offset;
-        let ctrl_at = start + b::PCI_AF_CTRL as usize;
+        let ctrl_at = start + regs::PCI_AF_CTRL as usize;
         let ctrl = self.get(ctrl_at, 1);
-        if ctrl & b::PCI_AF_CTRL_FLR != 0 {
-            self.set(ctrl_at, 1, ctrl & !b::PCI_AF_CTRL_FLR);
-            let needed = b::PCI_AF_CAP_FLR | b::PCI_AF_CAP_TP;
-            let cap = hw::user_read(pdev, start + b::PCI_AF_CAP as usize, 1);
+        if ctrl & regs::PCI_AF_CTRL_FLR != 0 {
+            self.set(ctrl_at, 1, ctrl & !regs::PCI_AF_CTRL_FLR);
+            let needed = regs::PCI_AF_CAP_FLR | regs::PCI_AF_CAP_TP;
+            let cap = pdev.user_read_config(start + regs::PCI_AF_CAP as usize, 1);
             if cap.is_ok_and(|cap| cap & needed == needed) {
                 self.reset_function(dev);
             }
@@ -483,17 +479,17 @@ impl OpenConfig {
     /// Changes the power state, saving the function's state on the way into D3hot and
     /// restoring it on the way back to D0 when the function loses it there.
     pub(super) fn set_power_state(&mut self, pdev: &OwnedDevice, state: PowerState) -> Result {
-        let was_d3 = hw::in_d3(pdev);
+        let was_d3 = pdev.in_d3();
         let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
             pdev.save_state()
         } else {
             None
         };
         let restore = self.needs_pm_restore && was_d3 && state == PowerState::D0;
-        hw::set_power_state(pdev, state)?;
+        pdev.set_power_state(state)?;
         if saved.is_some() {
             // Some functions cannot enter D3 (quirks): keep the state only if they did.
-            if hw::in_d3(pdev) {
+            if pdev.in_d3() {
                 self.pm_save = saved;
             }
         } else if restore {

@@ -5,13 +5,15 @@
 //! from both chains.
 
 use super::{
-    hw,
     perms::{self, CapLen},
     shadow::Shadow,
     OpenConfig, VirtualConfig,
 };
-use crate::kernel_ext::pci::{OwnedDevice, PciDeviceExt};
-use kernel::{bindings as b, prelude::*};
+use crate::{
+    kernel_ext::pci::{config::regs, OwnedDevice, PciDeviceExt},
+    quirks,
+};
+use kernel::prelude::*;
 
 /// What a byte of config space belongs to; decides how accesses to it behave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,9 +29,9 @@ pub(super) enum Owner {
 }
 
 /// Offset of the first extended capability, and size of conventional config space.
-pub(super) const EXT_START: usize = b::PCI_CFG_SPACE_SIZE as usize;
+pub(super) const EXT_START: usize = regs::PCI_CFG_SPACE_SIZE as usize;
 /// Size of the standard header.
-pub(super) const HEADER_LEN: usize = b::PCI_STD_HEADER_SIZEOF as usize;
+pub(super) const HEADER_LEN: usize = regs::PCI_STD_HEADER_SIZEOF as usize;
 
 /// Next-pointer bits of an extended capability header.
 const ECAP_NEXT_MASK: u32 = 0xffc << 20;
@@ -39,28 +41,8 @@ fn ecap_next(header: u32) -> usize {
     ((header >> 20) & 0xffc) as usize
 }
 
-/// Functions whose INTx masking is broken: INTx is hidden from user space and kept disabled.
-const BROKEN_INTX_MASKING: &[(u32, core::ops::RangeInclusive<u16>)] = &[
-    // i40e (XL710/X710/XXV710) 10/20/25/40GbE.
-    (b::PCI_VENDOR_ID_INTEL, 0x1572..=0x1572),
-    (b::PCI_VENDOR_ID_INTEL, 0x1574..=0x1574),
-    (b::PCI_VENDOR_ID_INTEL, 0x1580..=0x1581),
-    (b::PCI_VENDOR_ID_INTEL, 0x1583..=0x158b),
-    (b::PCI_VENDOR_ID_INTEL, 0x37d0..=0x37d2),
-    // X550.
-    (b::PCI_VENDOR_ID_INTEL, 0x1563..=0x1563),
-];
-
 /// VFs known to report a non-zero interrupt pin (not worth a warning).
-const KNOWN_BOGUS_VF_PIN: &[(u32, u16)] = &[(b::PCI_VENDOR_ID_INTEL, 0x270c)];
-
-/// Whether vfio-pci treats `pdev`'s INTx as absent because its masking is broken.
-pub(crate) fn nointx(pdev: &OwnedDevice) -> bool {
-    let (vendor, device) = hw::ids(pdev);
-    BROKEN_INTX_MASKING
-        .iter()
-        .any(|(v, devices)| *v == u32::from(vendor) && devices.contains(&device))
-}
+const KNOWN_BOGUS_VF_PIN: &[(u32, u16)] = &[(regs::PCI_VENDOR_ID_INTEL, 0x270c)];
 
 impl OpenConfig {
     /// Copies `pdev`'s config space into `shadow` and filters its capability chains.
@@ -98,19 +80,19 @@ impl VirtualConfig<'_> {
         // The BARs as the host programmed them, restored when the function loses them.
         self.open.restore_bars = core::array::from_fn(|i| {
             let pos = if i < 6 {
-                b::PCI_BASE_ADDRESS_0 as usize + 4 * i
+                regs::PCI_BASE_ADDRESS_0 as usize + 4 * i
             } else {
-                b::PCI_ROM_ADDRESS as usize
+                regs::PCI_ROM_ADDRESS as usize
             };
             self.get(pos, 4)
         });
 
-        let pin = b::PCI_INTERRUPT_PIN as usize;
+        let pin = regs::PCI_INTERRUPT_PIN as usize;
         if pdev.is_virtfn() {
             // VFs read all ones for their ids, and must not have an interrupt pin.
-            let (vendor, device) = hw::ids(pdev);
-            self.set(b::PCI_VENDOR_ID as usize, 2, vendor.into());
-            self.set(b::PCI_DEVICE_ID as usize, 2, device.into());
+            let (vendor, device) = (pdev.vendor_id().as_raw(), pdev.device_id());
+            self.set(regs::PCI_VENDOR_ID as usize, 2, vendor.into());
+            self.set(regs::PCI_DEVICE_ID as usize, 2, device.into());
             let known = KNOWN_BOGUS_VF_PIN
                 .iter()
                 .any(|(v, d)| *v == u32::from(vendor) && *d == device);
@@ -123,13 +105,12 @@ impl VirtualConfig<'_> {
             }
             self.set(pin, 1, 0);
         }
-        if hw::no_command_memory(pdev) {
+        if pdev.has_no_command_memory() {
             // No memory-enable bit in hardware: show it set, as on a PF after enable.
-            let cmd = self.get(b::PCI_COMMAND as usize, 2) | b::PCI_COMMAND_MEMORY;
-            self.set(b::PCI_COMMAND as usize, 2, cmd);
+            let cmd = self.get(regs::PCI_COMMAND as usize, 2) | regs::PCI_COMMAND_MEMORY;
+            self.set(regs::PCI_COMMAND as usize, 2, cmd);
         }
-        let irq = hw::irq(pdev);
-        if nointx(pdev) || irq == 0 || irq == b::IRQ_NOTCONNECTED {
+        if quirks::has_broken_intx(pdev) || pdev.intx_irq().is_none() {
             self.set(pin, 1, 0);
         }
 
@@ -138,10 +119,12 @@ impl VirtualConfig<'_> {
             self.link_ecaps(pdev)?;
         }
 
-        let pm = usize::from(hw::pm_cap(pdev));
+        let pm = usize::from(pdev.pm_cap());
         if pm != 0 {
-            let pmcsr = hw::read(pdev, pm + b::PCI_PM_CTRL as usize, 2).unwrap_or(0);
-            self.open.needs_pm_restore = pmcsr & b::PCI_PM_CTRL_NO_SOFT_RESET == 0;
+            let pmcsr = pdev
+                .read_config(pm + regs::PCI_PM_CTRL as usize, 2)
+                .unwrap_or(0);
+            self.open.needs_pm_restore = pmcsr & regs::PCI_PM_CTRL_NO_SOFT_RESET == 0;
         }
         Ok(())
     }
@@ -158,7 +141,7 @@ impl VirtualConfig<'_> {
             } else {
                 1
             };
-            let val = hw::read(pdev, pos, count)?;
+            let val = pdev.read_config(pos, count)?;
             self.set(pos, count, val);
             pos += count;
         }
@@ -186,20 +169,20 @@ impl VirtualConfig<'_> {
     /// unlinking the others. Returns whether extended capabilities are worth walking.
     fn link_caps(&mut self, pdev: &OwnedDevice) -> Result<bool> {
         let mut extended = false;
-        let status = hw::read(pdev, b::PCI_STATUS as usize, 2)?;
-        if status & b::PCI_STATUS_CAP_LIST == 0 {
+        let status = pdev.read_config(regs::PCI_STATUS as usize, 2)?;
+        if status & regs::PCI_STATUS_CAP_LIST == 0 {
             return Ok(extended);
         }
-        let mut pos = hw::read(pdev, b::PCI_CAPABILITY_LIST as usize, 1)? as usize;
+        let mut pos = pdev.read_config(regs::PCI_CAPABILITY_LIST as usize, 1)? as usize;
         // The pointer that links to the capability at `pos`.
-        let mut link = b::PCI_CAPABILITY_LIST as usize;
+        let mut link = regs::PCI_CAPABILITY_LIST as usize;
         let mut visible = 0;
         // Capabilities are dword aligned: no more than this many fit.
         let mut budget = (EXT_START - HEADER_LEN) / 4;
         while pos != 0 && budget > 0 {
             budget -= 1;
-            let id = hw::read(pdev, pos, 1)? as u8;
-            let next = hw::read(pdev, pos + b::PCI_CAP_LIST_NEXT as usize, 1)?;
+            let id = pdev.read_config(pos, 1)? as u8;
+            let next = pdev.read_config(pos + regs::PCI_CAP_LIST_NEXT as usize, 1)?;
             // ID 0 is a null capability with no content.
             let len = match if id == 0 {
                 CapLen::Hidden
@@ -223,21 +206,21 @@ impl VirtualConfig<'_> {
             }
             self.claim(pdev, pos, len, Owner::Cap(id));
             self.fill(pdev, pos, len)?;
-            if u32::from(id) == b::PCI_CAP_ID_PM {
+            if u32::from(id) == regs::PCI_CAP_ID_PM {
                 // No PME for user space: no PME support, PME status and enable clear.
-                let pmc = pos + b::PCI_PM_PMC as usize;
-                self.set(pmc, 2, self.get(pmc, 2) & !b::PCI_PM_CAP_PME_MASK);
-                let ctrl = pos + b::PCI_PM_CTRL as usize;
-                let pme = b::PCI_PM_CTRL_PME_ENABLE | b::PCI_PM_CTRL_PME_STATUS;
+                let pmc = pos + regs::PCI_PM_PMC as usize;
+                self.set(pmc, 2, self.get(pmc, 2) & !regs::PCI_PM_CAP_PME_MASK);
+                let ctrl = pos + regs::PCI_PM_CTRL as usize;
+                let pme = regs::PCI_PM_CTRL_PME_ENABLE | regs::PCI_PM_CTRL_PME_STATUS;
                 self.set(ctrl, 2, self.get(ctrl, 2) & !pme);
             }
-            link = pos + b::PCI_CAP_LIST_NEXT as usize;
+            link = pos + regs::PCI_CAP_LIST_NEXT as usize;
             pos = next as usize;
             visible += 1;
         }
         if visible == 0 {
-            let status = self.get(b::PCI_STATUS as usize, 2) & !b::PCI_STATUS_CAP_LIST;
-            self.set(b::PCI_STATUS as usize, 2, status);
+            let status = self.get(regs::PCI_STATUS as usize, 2) & !regs::PCI_STATUS_CAP_LIST;
+            self.set(regs::PCI_STATUS as usize, 2, status);
         }
         Ok(extended)
     }
@@ -252,54 +235,57 @@ impl VirtualConfig<'_> {
         extended: &mut bool,
     ) -> Result<usize> {
         let mut probe_extended = || {
-            if hw::cfg_size(pdev) > EXT_START {
-                *extended = hw::read(pdev, EXT_START, 4).unwrap_or(0) != 0;
+            if usize::try_from(pdev.cfg_size()).unwrap_or(0) > EXT_START {
+                *extended = pdev.read_config(EXT_START, 4).unwrap_or(0) != 0;
             }
         };
         let len = match u32::from(id) {
-            b::PCI_CAP_ID_MSI => {
-                let flags = hw::read(pdev, pos + b::PCI_MSI_FLAGS as usize, 2)? as u16;
+            regs::PCI_CAP_ID_MSI => {
+                let flags = pdev.read_config(pos + regs::PCI_MSI_FLAGS as usize, 2)? as u16;
                 if self.shadow.msi().is_none() {
                     self.shadow.set_msi_flags(self.open, Some(flags));
                 }
                 perms::msi_len(flags)
             }
-            b::PCI_CAP_ID_PCIX => {
-                let cmd = hw::read(pdev, pos + b::PCI_X_CMD as usize, 2)?;
+            regs::PCI_CAP_ID_PCIX => {
+                let cmd = pdev.read_config(pos + regs::PCI_X_CMD as usize, 2)?;
                 // PCI_X_CMD_VERSION
                 if (cmd >> 12) & 3 != 0 {
                     probe_extended();
-                    b::PCI_CAP_PCIX_SIZEOF_V2 as usize
+                    regs::PCI_CAP_PCIX_SIZEOF_V2 as usize
                 } else {
-                    b::PCI_CAP_PCIX_SIZEOF_V0 as usize
+                    regs::PCI_CAP_PCIX_SIZEOF_V0 as usize
                 }
             }
-            b::PCI_CAP_ID_VNDR => hw::read(pdev, pos + b::PCI_CAP_FLAGS as usize, 1)? as usize,
-            b::PCI_CAP_ID_EXP => {
+            regs::PCI_CAP_ID_VNDR => {
+                pdev.read_config(pos + regs::PCI_CAP_FLAGS as usize, 1)? as usize
+            }
+            regs::PCI_CAP_ID_EXP => {
                 probe_extended();
-                let flags = u32::from(hw::pcie_flags(pdev));
-                let integrated = (flags & b::PCI_EXP_FLAGS_TYPE) >> 4 == b::PCI_EXP_TYPE_RC_END;
-                match (flags & b::PCI_EXP_FLAGS_VERS == 1, integrated) {
+                let flags = u32::from(pdev.pcie_flags_reg());
+                let integrated =
+                    (flags & regs::PCI_EXP_FLAGS_TYPE) >> 4 == regs::PCI_EXP_TYPE_RC_END;
+                match (flags & regs::PCI_EXP_FLAGS_VERS == 1, integrated) {
                     // "All devices" registers only, no link.
                     (true, true) => 0xc,
-                    (true, false) => b::PCI_CAP_EXP_ENDPOINT_SIZEOF_V1 as usize,
+                    (true, false) => regs::PCI_CAP_EXP_ENDPOINT_SIZEOF_V1 as usize,
                     (false, true) => 0x2c,
-                    (false, false) => b::PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 as usize,
+                    (false, false) => regs::PCI_CAP_EXP_ENDPOINT_SIZEOF_V2 as usize,
                 }
             }
-            b::PCI_CAP_ID_HT => {
-                if hw::read(pdev, pos + 3, 1)? & b::HT_3BIT_CAP_MASK != 0 {
-                    b::HT_CAP_SIZEOF_SHORT as usize
+            regs::PCI_CAP_ID_HT => {
+                if pdev.read_config(pos + 3, 1)? & regs::HT_3BIT_CAP_MASK != 0 {
+                    regs::HT_CAP_SIZEOF_SHORT as usize
                 } else {
-                    b::HT_CAP_SIZEOF_LONG as usize
+                    regs::HT_CAP_SIZEOF_LONG as usize
                 }
             }
-            b::PCI_CAP_ID_SATA => {
-                let regs = hw::read(pdev, pos + b::PCI_SATA_REGS as usize, 1)?;
-                if regs & b::PCI_SATA_REGS_MASK == b::PCI_SATA_REGS_INLINE {
-                    b::PCI_SATA_SIZEOF_LONG as usize
+            regs::PCI_CAP_ID_SATA => {
+                let regs = pdev.read_config(pos + regs::PCI_SATA_REGS as usize, 1)?;
+                if regs & regs::PCI_SATA_REGS_MASK == regs::PCI_SATA_REGS_INLINE {
+                    regs::PCI_SATA_SIZEOF_LONG as usize
                 } else {
-                    b::PCI_SATA_SIZEOF_SHORT as usize
+                    regs::PCI_SATA_SIZEOF_SHORT as usize
                 }
             }
             _ => {
@@ -325,7 +311,7 @@ impl VirtualConfig<'_> {
         let mut budget = (size - EXT_START) / 4;
         while budget > 0 && pos >= EXT_START {
             budget -= 1;
-            let header = hw::read(pdev, pos, 4)?;
+            let header = pdev.read_config(pos, 4)?;
             let id = (header & 0xffff) as u16;
             let mut len = match perms::ecap_len(id) {
                 CapLen::Hidden => 0,
@@ -370,35 +356,35 @@ impl VirtualConfig<'_> {
 
 /// The length of variable-length extended capability `id` at `pos`.
 fn ecap_len(pdev: &OwnedDevice, id: u16, pos: usize) -> Result<usize> {
-    let byte = |offset: u32| hw::read(pdev, pos + offset as usize, 1);
-    let dword = |offset: u32| hw::read(pdev, pos + offset as usize, 4);
+    let byte = |offset: u32| pdev.read_config(pos + offset as usize, 1);
+    let dword = |offset: u32| pdev.read_config(pos + offset as usize, 4);
     let len = match u32::from(id) {
-        b::PCI_EXT_CAP_ID_VNDR => ((dword(b::PCI_VNDR_HEADER)? >> 20) & 0xfff) as usize,
-        b::PCI_EXT_CAP_ID_DVSEC => ((dword(b::PCI_DVSEC_HEADER1)? >> 20) & 0xfff) as usize,
-        b::PCI_EXT_CAP_ID_VC | b::PCI_EXT_CAP_ID_VC9 | b::PCI_EXT_CAP_ID_MFVC => {
-            let extra_vcs = (dword(b::PCI_VC_PORT_CAP1)? & b::PCI_VC_CAP1_EVCC) as usize;
-            let cap2 = dword(b::PCI_VC_PORT_CAP2)?;
-            let phases = if cap2 & b::PCI_VC_CAP2_128_PHASE != 0 {
+        regs::PCI_EXT_CAP_ID_VNDR => ((dword(regs::PCI_VNDR_HEADER)? >> 20) & 0xfff) as usize,
+        regs::PCI_EXT_CAP_ID_DVSEC => ((dword(regs::PCI_DVSEC_HEADER1)? >> 20) & 0xfff) as usize,
+        regs::PCI_EXT_CAP_ID_VC | regs::PCI_EXT_CAP_ID_VC9 | regs::PCI_EXT_CAP_ID_MFVC => {
+            let extra_vcs = (dword(regs::PCI_VC_PORT_CAP1)? & regs::PCI_VC_CAP1_EVCC) as usize;
+            let cap2 = dword(regs::PCI_VC_PORT_CAP2)?;
+            let phases = if cap2 & regs::PCI_VC_CAP2_128_PHASE != 0 {
                 128
-            } else if cap2 & b::PCI_VC_CAP2_64_PHASE != 0 {
+            } else if cap2 & regs::PCI_VC_CAP2_64_PHASE != 0 {
                 64
-            } else if cap2 & b::PCI_VC_CAP2_32_PHASE != 0 {
+            } else if cap2 & regs::PCI_VC_CAP2_32_PHASE != 0 {
                 32
             } else {
                 0
             };
             // Arbitration tables are never writable: their size only bounds the capability.
             let arbitration_bits = phases * 4;
-            let mut len = b::PCI_CAP_VC_BASE_SIZEOF as usize
-                + (1 + extra_vcs) * b::PCI_CAP_VC_PER_VC_SIZEOF as usize;
+            let mut len = regs::PCI_CAP_VC_BASE_SIZEOF as usize
+                + (1 + extra_vcs) * regs::PCI_CAP_VC_PER_VC_SIZEOF as usize;
             if arbitration_bits != 0 {
                 len = len.next_multiple_of(16) + arbitration_bits / 8;
             }
             len
         }
-        b::PCI_EXT_CAP_ID_ACS => {
-            if byte(b::PCI_ACS_CAP)? & b::PCI_ACS_EC != 0 {
-                let egress = byte(b::PCI_ACS_EGRESS_BITS)? as usize;
+        regs::PCI_EXT_CAP_ID_ACS => {
+            if byte(regs::PCI_ACS_CAP)? & regs::PCI_ACS_EC != 0 {
+                let egress = byte(regs::PCI_ACS_EGRESS_BITS)? as usize;
                 let bits = if egress != 0 {
                     egress.next_multiple_of(32)
                 } else {
@@ -409,22 +395,22 @@ fn ecap_len(pdev: &OwnedDevice, id: u16, pos: usize) -> Result<usize> {
                 8
             }
         }
-        b::PCI_EXT_CAP_ID_REBAR => {
-            let ctrl = byte(b::PCI_REBAR_CTRL)?;
-            let bars = (ctrl & b::PCI_REBAR_CTRL_NBAR_MASK) >> b::PCI_REBAR_CTRL_NBAR_SHIFT;
+        regs::PCI_EXT_CAP_ID_REBAR => {
+            let ctrl = byte(regs::PCI_REBAR_CTRL)?;
+            let bars = (ctrl & regs::PCI_REBAR_CTRL_NBAR_MASK) >> regs::PCI_REBAR_CTRL_NBAR_SHIFT;
             4 + bars as usize * 8
         }
-        b::PCI_EXT_CAP_ID_DPA => {
-            let substates = byte(b::PCI_DPA_CAP)? & b::PCI_DPA_CAP_SUBSTATE_MASK;
-            b::PCI_DPA_BASE_SIZEOF as usize + substates as usize + 1
+        regs::PCI_EXT_CAP_ID_DPA => {
+            let substates = byte(regs::PCI_DPA_CAP)? & regs::PCI_DPA_CAP_SUBSTATE_MASK;
+            regs::PCI_DPA_BASE_SIZEOF as usize + substates as usize + 1
         }
-        b::PCI_EXT_CAP_ID_TPH => {
-            let cap = dword(b::PCI_TPH_CAP)?;
-            if cap & b::PCI_TPH_CAP_LOC_MASK == b::PCI_TPH_LOC_CAP {
-                let entries = (cap & b::PCI_TPH_CAP_ST_MASK) >> b::PCI_TPH_CAP_ST_SHIFT;
-                b::PCI_TPH_BASE_SIZEOF as usize + entries as usize * 2 + 2
+        regs::PCI_EXT_CAP_ID_TPH => {
+            let cap = dword(regs::PCI_TPH_CAP)?;
+            if cap & regs::PCI_TPH_CAP_LOC_MASK == regs::PCI_TPH_LOC_CAP {
+                let entries = (cap & regs::PCI_TPH_CAP_ST_MASK) >> regs::PCI_TPH_CAP_ST_SHIFT;
+                regs::PCI_TPH_BASE_SIZEOF as usize + entries as usize * 2 + 2
             } else {
-                b::PCI_TPH_BASE_SIZEOF as usize
+                regs::PCI_TPH_BASE_SIZEOF as usize
             }
         }
         _ => {

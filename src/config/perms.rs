@@ -10,7 +10,7 @@
 //! that needs more than the tables (the command register, power state changes, FLR) names a
 //! [`Hook`] that runs after the table-driven write.
 
-use kernel::bindings as b;
+use crate::kernel_ext::pci::config::regs;
 
 /// All bits.
 const ALL: u32 = u32::MAX;
@@ -95,7 +95,7 @@ impl<const N: usize> Perms<N> {
 
     /// Every capability's next pointer is virtualized, so the chain can skip capabilities.
     const fn cap_next(self) -> Self {
-        self.byte(b::PCI_CAP_LIST_NEXT, ALL, 0)
+        self.byte(regs::PCI_CAP_LIST_NEXT, ALL, 0)
     }
 
     /// So is the first dword of every extended capability (its next pointer).
@@ -123,27 +123,27 @@ perm_table!(
     64,
     Perms::new()
         // Virtualized because SR-IOV VFs read all ones here.
-        .word(b::PCI_VENDOR_ID, ALL, 0)
-        .word(b::PCI_DEVICE_ID, ALL, 0)
+        .word(regs::PCI_VENDOR_ID, ALL, 0)
+        .word(regs::PCI_DEVICE_ID, ALL, 0)
         // INTx disable is the driver's (interrupt control); the rest goes through.
-        .word(b::PCI_COMMAND, b::PCI_COMMAND_INTX_DISABLE, ALL)
+        .word(regs::PCI_COMMAND, regs::PCI_COMMAND_INTX_DISABLE, ALL)
         // The capability-list bit, because the driver may hide every capability.
-        .word(b::PCI_STATUS, b::PCI_STATUS_CAP_LIST, 0)
-        .byte(b::PCI_CACHE_LINE_SIZE, 0, ALL)
-        .byte(b::PCI_LATENCY_TIMER, 0, ALL)
-        .byte(b::PCI_BIST, 0, ALL)
+        .word(regs::PCI_STATUS, regs::PCI_STATUS_CAP_LIST, 0)
+        .byte(regs::PCI_CACHE_LINE_SIZE, 0, ALL)
+        .byte(regs::PCI_LATENCY_TIMER, 0, ALL)
+        .byte(regs::PCI_BIST, 0, ALL)
         // BARs are the host's: user space sees and sizes virtual ones.
-        .dword(b::PCI_BASE_ADDRESS_0, ALL, ALL)
-        .dword(b::PCI_BASE_ADDRESS_1, ALL, ALL)
-        .dword(b::PCI_BASE_ADDRESS_2, ALL, ALL)
-        .dword(b::PCI_BASE_ADDRESS_3, ALL, ALL)
-        .dword(b::PCI_BASE_ADDRESS_4, ALL, ALL)
-        .dword(b::PCI_BASE_ADDRESS_5, ALL, ALL)
-        .dword(b::PCI_ROM_ADDRESS, ALL, ALL)
-        .byte(b::PCI_CAPABILITY_LIST, ALL, 0)
-        .byte(b::PCI_INTERRUPT_LINE, ALL, ALL)
+        .dword(regs::PCI_BASE_ADDRESS_0, ALL, ALL)
+        .dword(regs::PCI_BASE_ADDRESS_1, ALL, ALL)
+        .dword(regs::PCI_BASE_ADDRESS_2, ALL, ALL)
+        .dword(regs::PCI_BASE_ADDRESS_3, ALL, ALL)
+        .dword(regs::PCI_BASE_ADDRESS_4, ALL, ALL)
+        .dword(regs::PCI_BASE_ADDRESS_5, ALL, ALL)
+        .dword(regs::PCI_ROM_ADDRESS, ALL, ALL)
+        .byte(regs::PCI_CAPABILITY_LIST, ALL, 0)
+        .byte(regs::PCI_INTERRUPT_LINE, ALL, ALL)
         // Virtual so INTx can be hidden.
-        .byte(b::PCI_INTERRUPT_PIN, ALL, 0)
+        .byte(regs::PCI_INTERRUPT_PIN, ALL, 0)
 );
 
 perm_table!(
@@ -152,12 +152,14 @@ perm_table!(
     Perms::new()
         .cap_next()
         // User space cannot handle PME: PME support reads as none.
-        .word(b::PCI_PM_PMC, b::PCI_PM_CAP_PME_MASK, 0)
+        .word(regs::PCI_PM_PMC, regs::PCI_PM_CAP_PME_MASK, 0)
         // The power state is changed by the driver (see `Hook::Pm`), PME bits are virtual.
         .dword(
-            b::PCI_PM_CTRL,
-            b::PCI_PM_CTRL_PME_ENABLE | b::PCI_PM_CTRL_PME_STATUS,
-            !(b::PCI_PM_CTRL_PME_ENABLE | b::PCI_PM_CTRL_PME_STATUS | b::PCI_PM_CTRL_STATE_MASK)
+            regs::PCI_PM_CTRL,
+            regs::PCI_PM_CTRL_PME_ENABLE | regs::PCI_PM_CTRL_PME_STATUS,
+            !(regs::PCI_PM_CTRL_PME_ENABLE
+                | regs::PCI_PM_CTRL_PME_STATUS
+                | regs::PCI_PM_CTRL_STATE_MASK)
         )
 );
 
@@ -167,40 +169,44 @@ perm_table!(
     Perms::new()
         .cap_next()
         // Both emulated: VPD goes through the PCI core's accessors.
-        .word(b::PCI_VPD_ADDR, ALL, ALL)
-        .dword(b::PCI_VPD_DATA, ALL, ALL)
+        .word(regs::PCI_VPD_ADDR, ALL, ALL)
+        .dword(regs::PCI_VPD_DATA, ALL, ALL)
 );
 
 perm_table!(
     PCIX,
-    b::PCI_CAP_PCIX_SIZEOF_V2,
+    regs::PCI_CAP_PCIX_SIZEOF_V2,
     Perms::new()
         .cap_next()
-        .word(b::PCI_X_CMD, 0, ALL)
-        .dword(b::PCI_X_ECC_CSR, 0, ALL)
+        .word(regs::PCI_X_CMD, 0, ALL)
+        .dword(regs::PCI_X_ECC_CSR, 0, ALL)
 );
 
 perm_table!(
     EXP,
-    b::PCI_CAP_EXP_ENDPOINT_SIZEOF_V2,
+    regs::PCI_CAP_EXP_ENDPOINT_SIZEOF_V2,
     Perms::new()
         .cap_next()
         // Not phantom functions (IOMMU) nor MPS (fabric-wide); FLR and MRRS via `Hook::Exp`.
         .word(
-            b::PCI_EXP_DEVCTL,
-            b::PCI_EXP_DEVCTL_BCR_FLR | b::PCI_EXP_DEVCTL_PAYLOAD | b::PCI_EXP_DEVCTL_READRQ,
-            !b::PCI_EXP_DEVCTL_PHANTOM
+            regs::PCI_EXP_DEVCTL,
+            regs::PCI_EXP_DEVCTL_BCR_FLR
+                | regs::PCI_EXP_DEVCTL_PAYLOAD
+                | regs::PCI_EXP_DEVCTL_READRQ,
+            !regs::PCI_EXP_DEVCTL_PHANTOM
         )
         // ARI forwarding is set up by the host.
-        .word(b::PCI_EXP_DEVCTL2, 0, !b::PCI_EXP_DEVCTL2_ARI)
+        .word(regs::PCI_EXP_DEVCTL2, 0, !regs::PCI_EXP_DEVCTL2_ARI)
 );
 
 perm_table!(
     AF,
     8,
-    Perms::new()
-        .cap_next()
-        .byte(b::PCI_AF_CTRL, b::PCI_AF_CTRL_FLR, b::PCI_AF_CTRL_FLR)
+    Perms::new().cap_next().byte(
+        regs::PCI_AF_CTRL,
+        regs::PCI_AF_CTRL_FLR,
+        regs::PCI_AF_CTRL_FLR
+    )
 );
 
 perm_table!(
@@ -209,9 +215,9 @@ perm_table!(
     12,
     Perms::new()
         .cap_next()
-        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
-        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
-        .word(b::PCI_MSI_DATA_32, ALL, ALL)
+        .byte(regs::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(regs::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .word(regs::PCI_MSI_DATA_32, ALL, ALL)
 );
 
 perm_table!(
@@ -220,11 +226,11 @@ perm_table!(
     20,
     Perms::new()
         .cap_next()
-        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
-        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
-        .word(b::PCI_MSI_DATA_32, ALL, ALL)
-        .dword(b::PCI_MSI_MASK_32, 0, ALL)
-        .dword(b::PCI_MSI_PENDING_32, 0, ALL)
+        .byte(regs::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(regs::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .word(regs::PCI_MSI_DATA_32, ALL, ALL)
+        .dword(regs::PCI_MSI_MASK_32, 0, ALL)
+        .dword(regs::PCI_MSI_PENDING_32, 0, ALL)
 );
 
 perm_table!(
@@ -233,10 +239,10 @@ perm_table!(
     16,
     Perms::new()
         .cap_next()
-        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
-        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
-        .dword(b::PCI_MSI_ADDRESS_HI, ALL, ALL)
-        .word(b::PCI_MSI_DATA_64, ALL, ALL)
+        .byte(regs::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(regs::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .dword(regs::PCI_MSI_ADDRESS_HI, ALL, ALL)
+        .word(regs::PCI_MSI_DATA_64, ALL, ALL)
 );
 
 perm_table!(
@@ -245,67 +251,67 @@ perm_table!(
     24,
     Perms::new()
         .cap_next()
-        .byte(b::PCI_MSI_FLAGS, ALL, ALL)
-        .dword(b::PCI_MSI_ADDRESS_LO, ALL, ALL)
-        .dword(b::PCI_MSI_ADDRESS_HI, ALL, ALL)
-        .word(b::PCI_MSI_DATA_64, ALL, ALL)
-        .dword(b::PCI_MSI_MASK_64, 0, ALL)
-        .dword(b::PCI_MSI_PENDING_64, 0, ALL)
+        .byte(regs::PCI_MSI_FLAGS, ALL, ALL)
+        .dword(regs::PCI_MSI_ADDRESS_LO, ALL, ALL)
+        .dword(regs::PCI_MSI_ADDRESS_HI, ALL, ALL)
+        .word(regs::PCI_MSI_DATA_64, ALL, ALL)
+        .dword(regs::PCI_MSI_MASK_64, 0, ALL)
+        .dword(regs::PCI_MSI_PENDING_64, 0, ALL)
 );
 
 /// Uncorrectable errors user space may clear, mask and grade.
-const AER_UNCORRECTABLE: u32 = b::PCI_ERR_UNC_UND
-    | b::PCI_ERR_UNC_DLP
-    | b::PCI_ERR_UNC_SURPDN
-    | b::PCI_ERR_UNC_POISON_TLP
-    | b::PCI_ERR_UNC_FCP
-    | b::PCI_ERR_UNC_COMP_TIME
-    | b::PCI_ERR_UNC_COMP_ABORT
-    | b::PCI_ERR_UNC_UNX_COMP
-    | b::PCI_ERR_UNC_RX_OVER
-    | b::PCI_ERR_UNC_MALF_TLP
-    | b::PCI_ERR_UNC_ECRC
-    | b::PCI_ERR_UNC_UNSUP
-    | b::PCI_ERR_UNC_ACSV
-    | b::PCI_ERR_UNC_INTN
-    | b::PCI_ERR_UNC_MCBTLP
-    | b::PCI_ERR_UNC_ATOMEG
-    | b::PCI_ERR_UNC_TLPPRE;
+const AER_UNCORRECTABLE: u32 = regs::PCI_ERR_UNC_UND
+    | regs::PCI_ERR_UNC_DLP
+    | regs::PCI_ERR_UNC_SURPDN
+    | regs::PCI_ERR_UNC_POISON_TLP
+    | regs::PCI_ERR_UNC_FCP
+    | regs::PCI_ERR_UNC_COMP_TIME
+    | regs::PCI_ERR_UNC_COMP_ABORT
+    | regs::PCI_ERR_UNC_UNX_COMP
+    | regs::PCI_ERR_UNC_RX_OVER
+    | regs::PCI_ERR_UNC_MALF_TLP
+    | regs::PCI_ERR_UNC_ECRC
+    | regs::PCI_ERR_UNC_UNSUP
+    | regs::PCI_ERR_UNC_ACSV
+    | regs::PCI_ERR_UNC_INTN
+    | regs::PCI_ERR_UNC_MCBTLP
+    | regs::PCI_ERR_UNC_ATOMEG
+    | regs::PCI_ERR_UNC_TLPPRE;
 
 /// Correctable errors user space may clear and mask.
-const AER_CORRECTABLE: u32 = b::PCI_ERR_COR_RCVR
-    | b::PCI_ERR_COR_BAD_TLP
-    | b::PCI_ERR_COR_BAD_DLLP
-    | b::PCI_ERR_COR_REP_ROLL
-    | b::PCI_ERR_COR_REP_TIMER
-    | b::PCI_ERR_COR_ADV_NFAT
-    | b::PCI_ERR_COR_INTERNAL
-    | b::PCI_ERR_COR_LOG_OVER;
+const AER_CORRECTABLE: u32 = regs::PCI_ERR_COR_RCVR
+    | regs::PCI_ERR_COR_BAD_TLP
+    | regs::PCI_ERR_COR_BAD_DLLP
+    | regs::PCI_ERR_COR_REP_ROLL
+    | regs::PCI_ERR_COR_REP_TIMER
+    | regs::PCI_ERR_COR_ADV_NFAT
+    | regs::PCI_ERR_COR_INTERNAL
+    | regs::PCI_ERR_COR_LOG_OVER;
 
 perm_table!(
     AER,
-    b::PCI_ERR_ROOT_COMMAND,
+    regs::PCI_ERR_ROOT_COMMAND,
     Perms::new()
         .ecap_header()
-        .dword(b::PCI_ERR_UNCOR_STATUS, 0, AER_UNCORRECTABLE)
-        .dword(b::PCI_ERR_UNCOR_MASK, 0, AER_UNCORRECTABLE)
-        .dword(b::PCI_ERR_UNCOR_SEVER, 0, AER_UNCORRECTABLE)
-        .dword(b::PCI_ERR_COR_STATUS, 0, AER_CORRECTABLE)
-        .dword(b::PCI_ERR_COR_MASK, 0, AER_CORRECTABLE)
+        .dword(regs::PCI_ERR_UNCOR_STATUS, 0, AER_UNCORRECTABLE)
+        .dword(regs::PCI_ERR_UNCOR_MASK, 0, AER_UNCORRECTABLE)
+        .dword(regs::PCI_ERR_UNCOR_SEVER, 0, AER_UNCORRECTABLE)
+        .dword(regs::PCI_ERR_COR_STATUS, 0, AER_CORRECTABLE)
+        .dword(regs::PCI_ERR_COR_MASK, 0, AER_CORRECTABLE)
         .dword(
-            b::PCI_ERR_CAP,
+            regs::PCI_ERR_CAP,
             0,
-            b::PCI_ERR_CAP_ECRC_GENE | b::PCI_ERR_CAP_ECRC_CHKE
+            regs::PCI_ERR_CAP_ECRC_GENE | regs::PCI_ERR_CAP_ECRC_CHKE
         )
 );
 
 perm_table!(
     POWER_BUDGET,
-    b::PCI_EXT_CAP_PWR_SIZEOF,
+    regs::PCI_EXT_CAP_PWR_SIZEOF,
     Perms::new()
         .ecap_header()
         // Selecting which budget entry to read is harmless.
-        .byte(b::PCI_PWR_DATA, 0, ALL)
+        .byte(regs::PCI_PWR_DATA, 0, ALL)
 );
 
 /// What runs after the table-driven part of a write.
@@ -345,20 +351,20 @@ pub(super) const HEADER_POLICY: Policy = Policy::Table(&HEADER, Hook::Header);
 /// The policy of standard capability `id`, MSI excepted (its table depends on the function).
 pub(super) fn cap_policy(id: u8) -> Policy {
     match u32::from(id) {
-        b::PCI_CAP_ID_PM => Policy::Table(&PM, Hook::Pm),
-        b::PCI_CAP_ID_VPD => Policy::Table(&VPD, Hook::Vpd),
-        b::PCI_CAP_ID_PCIX => Policy::Table(&PCIX, Hook::None),
-        b::PCI_CAP_ID_EXP => Policy::Table(&EXP, Hook::Exp),
-        b::PCI_CAP_ID_AF => Policy::Table(&AF, Hook::Af),
-        b::PCI_CAP_ID_VNDR => Policy::Direct { raw_write: true },
+        regs::PCI_CAP_ID_PM => Policy::Table(&PM, Hook::Pm),
+        regs::PCI_CAP_ID_VPD => Policy::Table(&VPD, Hook::Vpd),
+        regs::PCI_CAP_ID_PCIX => Policy::Table(&PCIX, Hook::None),
+        regs::PCI_CAP_ID_EXP => Policy::Table(&EXP, Hook::Exp),
+        regs::PCI_CAP_ID_AF => Policy::Table(&AF, Hook::Af),
+        regs::PCI_CAP_ID_VNDR => Policy::Direct { raw_write: true },
         _ => Policy::Direct { raw_write: false },
     }
 }
 
 /// The MSI table for a function whose MSI control register reads `flags`.
 pub(super) fn msi_policy(flags: u16) -> Policy {
-    let is_64 = u32::from(flags) & b::PCI_MSI_FLAGS_64BIT != 0;
-    let masks = u32::from(flags) & b::PCI_MSI_FLAGS_MASKBIT != 0;
+    let is_64 = u32::from(flags) & regs::PCI_MSI_FLAGS_64BIT != 0;
+    let masks = u32::from(flags) & regs::PCI_MSI_FLAGS_MASKBIT != 0;
     let table = match (is_64, masks) {
         (false, false) => &MSI_32,
         (false, true) => &MSI_32_MASK,
@@ -371,10 +377,10 @@ pub(super) fn msi_policy(flags: u16) -> Policy {
 /// The length of the MSI capability for `flags`.
 pub(super) fn msi_len(flags: u16) -> usize {
     let mut len = 10;
-    if u32::from(flags) & b::PCI_MSI_FLAGS_64BIT != 0 {
+    if u32::from(flags) & regs::PCI_MSI_FLAGS_64BIT != 0 {
         len += 4;
     }
-    if u32::from(flags) & b::PCI_MSI_FLAGS_MASKBIT != 0 {
+    if u32::from(flags) & regs::PCI_MSI_FLAGS_MASKBIT != 0 {
         len += 10;
     }
     len
@@ -383,9 +389,11 @@ pub(super) fn msi_len(flags: u16) -> usize {
 /// The policy of extended capability `id` (or of a hidden one anchoring the chain).
 pub(super) fn ecap_policy(id: u16) -> Policy {
     match u32::from(id) {
-        b::PCI_EXT_CAP_ID_ERR => Policy::Table(&AER, Hook::None),
-        b::PCI_EXT_CAP_ID_PWR => Policy::Table(&POWER_BUDGET, Hook::None),
-        b::PCI_EXT_CAP_ID_VNDR | b::PCI_EXT_CAP_ID_DVSEC => Policy::Direct { raw_write: true },
+        regs::PCI_EXT_CAP_ID_ERR => Policy::Table(&AER, Hook::None),
+        regs::PCI_EXT_CAP_ID_PWR => Policy::Table(&POWER_BUDGET, Hook::None),
+        regs::PCI_EXT_CAP_ID_VNDR | regs::PCI_EXT_CAP_ID_DVSEC => {
+            Policy::Direct { raw_write: true }
+        }
         _ => Policy::Direct { raw_write: false },
     }
 }
@@ -403,17 +411,17 @@ pub(super) enum CapLen {
 /// Standard capability `id`: which ones user space sees, and their lengths.
 pub(super) fn cap_len(id: u8) -> CapLen {
     match u32::from(id) {
-        b::PCI_CAP_ID_PM => CapLen::Fixed(b::PCI_PM_SIZEOF as usize),
-        b::PCI_CAP_ID_AGP => CapLen::Fixed(b::PCI_AGP_SIZEOF as usize),
-        b::PCI_CAP_ID_VPD => CapLen::Fixed(b::PCI_CAP_VPD_SIZEOF as usize),
-        b::PCI_CAP_ID_MSIX => CapLen::Fixed(b::PCI_CAP_MSIX_SIZEOF as usize),
-        b::PCI_CAP_ID_AF => CapLen::Fixed(b::PCI_CAP_AF_SIZEOF as usize),
-        b::PCI_CAP_ID_MSI
-        | b::PCI_CAP_ID_PCIX
-        | b::PCI_CAP_ID_HT
-        | b::PCI_CAP_ID_VNDR
-        | b::PCI_CAP_ID_EXP
-        | b::PCI_CAP_ID_SATA => CapLen::Variable,
+        regs::PCI_CAP_ID_PM => CapLen::Fixed(regs::PCI_PM_SIZEOF as usize),
+        regs::PCI_CAP_ID_AGP => CapLen::Fixed(regs::PCI_AGP_SIZEOF as usize),
+        regs::PCI_CAP_ID_VPD => CapLen::Fixed(regs::PCI_CAP_VPD_SIZEOF as usize),
+        regs::PCI_CAP_ID_MSIX => CapLen::Fixed(regs::PCI_CAP_MSIX_SIZEOF as usize),
+        regs::PCI_CAP_ID_AF => CapLen::Fixed(regs::PCI_CAP_AF_SIZEOF as usize),
+        regs::PCI_CAP_ID_MSI
+        | regs::PCI_CAP_ID_PCIX
+        | regs::PCI_CAP_ID_HT
+        | regs::PCI_CAP_ID_VNDR
+        | regs::PCI_CAP_ID_EXP
+        | regs::PCI_CAP_ID_SATA => CapLen::Variable,
         // ID 0 (null), bridge, CompactPCI, hot-swap, debug, AGP 8x, secure device,
         // Enhanced Allocation and anything unknown.
         _ => CapLen::Hidden,
@@ -423,26 +431,206 @@ pub(super) fn cap_len(id: u8) -> CapLen {
 /// Extended capability `id`: which ones user space sees, and their lengths.
 pub(super) fn ecap_len(id: u16) -> CapLen {
     match u32::from(id) {
-        b::PCI_EXT_CAP_ID_ERR => CapLen::Fixed(b::PCI_ERR_ROOT_COMMAND as usize),
-        b::PCI_EXT_CAP_ID_DSN => CapLen::Fixed(b::PCI_EXT_CAP_DSN_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_PWR => CapLen::Fixed(b::PCI_EXT_CAP_PWR_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_ARI => CapLen::Fixed(b::PCI_EXT_CAP_ARI_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_ATS => CapLen::Fixed(b::PCI_EXT_CAP_ATS_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_SRIOV => CapLen::Fixed(b::PCI_EXT_CAP_SRIOV_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_MCAST => CapLen::Fixed(b::PCI_EXT_CAP_MCAST_ENDPOINT_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_PRI => CapLen::Fixed(b::PCI_EXT_CAP_PRI_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_LTR => CapLen::Fixed(b::PCI_EXT_CAP_LTR_SIZEOF as usize),
-        b::PCI_EXT_CAP_ID_VC
-        | b::PCI_EXT_CAP_ID_VC9
-        | b::PCI_EXT_CAP_ID_MFVC
-        | b::PCI_EXT_CAP_ID_VNDR
-        | b::PCI_EXT_CAP_ID_ACS
-        | b::PCI_EXT_CAP_ID_REBAR
-        | b::PCI_EXT_CAP_ID_DPA
-        | b::PCI_EXT_CAP_ID_TPH
-        | b::PCI_EXT_CAP_ID_DVSEC => CapLen::Variable,
+        regs::PCI_EXT_CAP_ID_ERR => CapLen::Fixed(regs::PCI_ERR_ROOT_COMMAND as usize),
+        regs::PCI_EXT_CAP_ID_DSN => CapLen::Fixed(regs::PCI_EXT_CAP_DSN_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_PWR => CapLen::Fixed(regs::PCI_EXT_CAP_PWR_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_ARI => CapLen::Fixed(regs::PCI_EXT_CAP_ARI_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_ATS => CapLen::Fixed(regs::PCI_EXT_CAP_ATS_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_SRIOV => CapLen::Fixed(regs::PCI_EXT_CAP_SRIOV_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_MCAST => {
+            CapLen::Fixed(regs::PCI_EXT_CAP_MCAST_ENDPOINT_SIZEOF as usize)
+        }
+        regs::PCI_EXT_CAP_ID_PRI => CapLen::Fixed(regs::PCI_EXT_CAP_PRI_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_LTR => CapLen::Fixed(regs::PCI_EXT_CAP_LTR_SIZEOF as usize),
+        regs::PCI_EXT_CAP_ID_VC
+        | regs::PCI_EXT_CAP_ID_VC9
+        | regs::PCI_EXT_CAP_ID_MFVC
+        | regs::PCI_EXT_CAP_ID_VNDR
+        | regs::PCI_EXT_CAP_ID_ACS
+        | regs::PCI_EXT_CAP_ID_REBAR
+        | regs::PCI_EXT_CAP_ID_DPA
+        | regs::PCI_EXT_CAP_ID_TPH
+        | regs::PCI_EXT_CAP_ID_DVSEC => CapLen::Variable,
         // Root-complex only, obsolete, not yet supported (MR-IOV, secondary PCIe, PMUX,
         // PASID) or unknown.
         _ => CapLen::Hidden,
+    }
+}
+
+#[kernel::macros::kunit_tests(vfio_pci_rs_config_perms)]
+mod tests {
+    use super::*;
+
+    /// The length of a table; 0 if its halves differ.
+    fn len(table: &PermTable) -> usize {
+        if table.virt.len() == table.write.len() {
+            table.virt.len()
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn table_sizes() {
+        // The sizes vfio-pci allocates its permission bits with.
+        assert_eq!(len(&HEADER), 64);
+        assert_eq!(len(&PM), 8);
+        assert_eq!(len(&VPD), 8);
+        assert_eq!(len(&PCIX), 24);
+        assert_eq!(len(&EXP), 0x34);
+        assert_eq!(len(&AER), 0x2c);
+        assert_eq!(len(&POWER_BUDGET), 0x10);
+        // Every fixed-length capability the tables cover fits in its table.
+        assert!(matches!(cap_len(0x13), CapLen::Fixed(n) if n <= len(&AF)));
+        assert!(matches!(cap_len(0x01), CapLen::Fixed(n) if n == len(&PM)));
+        assert!(matches!(cap_len(0x03), CapLen::Fixed(n) if n == len(&VPD)));
+    }
+
+    #[test]
+    fn readonly_header_bytes_are_not_writable() {
+        // Vendor, device, revision, class, header type, subsystem ids, capability pointer,
+        // interrupt pin, min grant, max latency.
+        for (offset, width) in [
+            (0x00, 2),
+            (0x02, 2),
+            (0x08, 1),
+            (0x09, 3),
+            (0x0e, 1),
+            (0x2c, 4),
+            (0x34, 1),
+            (0x3d, 1),
+            (0x3e, 2),
+        ] {
+            assert_eq!(HEADER.write_bits(offset, width), 0);
+        }
+        // The ids, the capability pointer and the pin are virtual; revision and class are not.
+        assert_eq!(HEADER.virt_bits(0x00, 4), u32::MAX);
+        assert_eq!(HEADER.virt_bits(0x34, 1), 0xff);
+        assert_eq!(HEADER.virt_bits(0x3d, 1), 0xff);
+        assert_eq!(HEADER.virt_bits(0x08, 4), 0);
+        // INTx disable is the only virtual command bit; every command bit is writable.
+        assert_eq!(HEADER.virt_bits(0x04, 2), 0x400);
+        assert_eq!(HEADER.write_bits(0x04, 2), 0xffff);
+    }
+
+    #[test]
+    fn capability_headers_are_virtual_and_readonly() {
+        let caps: [&PermTable; 9] = [
+            &PM,
+            &VPD,
+            &PCIX,
+            &EXP,
+            &AF,
+            &MSI_32,
+            &MSI_32_MASK,
+            &MSI_64,
+            &MSI_64_MASK,
+        ];
+        for table in caps {
+            // The id comes from the device, the next pointer from the copy; neither is
+            // writable.
+            assert_eq!(table.write_bits(0, 2), 0);
+            assert_eq!(table.virt_bits(0, 1), 0);
+            assert_eq!(table.virt_bits(1, 1), 0xff);
+        }
+        for table in [&AER, &POWER_BUDGET] {
+            assert_eq!(table.write_bits(0, 4), 0);
+            assert_eq!(table.virt_bits(0, 4), u32::MAX);
+        }
+    }
+
+    #[test]
+    fn hooked_bits_are_not_written_through() {
+        // The power state is the PM hook's, phantom functions and ARI are the host's.
+        assert_eq!(PM.write_bits(4, 2) & 0x3, 0);
+        assert_eq!(PM.virt_bits(4, 2), 0x8100);
+        assert_eq!(EXP.write_bits(8, 2) & 0x200, 0);
+        assert_eq!(EXP.write_bits(0x28, 2) & 0x20, 0);
+        assert_eq!(EXP.write_bits(0x28, 2) | 0x20, 0xffff);
+        // Initiate FLR is virtual in both capabilities that have it.
+        assert_eq!(EXP.virt_bits(8, 2) & 0x8000, 0x8000);
+        assert_eq!(AF.virt_bits(4, 1), 1);
+        assert_eq!(AF.write_bits(4, 1), 1);
+    }
+
+    #[test]
+    fn le_bits_reads_past_the_end_as_zero() {
+        let bytes = [0x11, 0x22, 0x33, 0x44, 0x55];
+        assert_eq!(le_bits(&bytes, 0, 4), 0x4433_2211);
+        assert_eq!(le_bits(&bytes, 1, 2), 0x3322);
+        assert_eq!(le_bits(&bytes, 3, 4), 0x5544);
+        assert_eq!(le_bits(&bytes, 5, 1), 0);
+        assert_eq!(le_bits(&bytes, usize::MAX, 4), 0);
+    }
+
+    #[test]
+    fn capability_lengths() {
+        // vfio-pci's pci_cap_length and pci_ext_cap_length.
+        assert_eq!(cap_len(0x00), CapLen::Hidden);
+        assert_eq!(cap_len(0x01), CapLen::Fixed(8));
+        assert_eq!(cap_len(0x02), CapLen::Fixed(12));
+        assert_eq!(cap_len(0x04), CapLen::Hidden);
+        assert_eq!(cap_len(0x05), CapLen::Variable);
+        assert_eq!(cap_len(0x10), CapLen::Variable);
+        assert_eq!(cap_len(0x11), CapLen::Fixed(12));
+        assert_eq!(cap_len(0x13), CapLen::Fixed(6));
+        assert_eq!(cap_len(0x14), CapLen::Hidden);
+        assert_eq!(ecap_len(0x01), CapLen::Fixed(0x2c));
+        assert_eq!(ecap_len(0x02), CapLen::Variable);
+        assert_eq!(ecap_len(0x03), CapLen::Fixed(12));
+        assert_eq!(ecap_len(0x04), CapLen::Fixed(0x10));
+        assert_eq!(ecap_len(0x05), CapLen::Hidden);
+        assert_eq!(ecap_len(0x10), CapLen::Fixed(0x40));
+        assert_eq!(ecap_len(0x12), CapLen::Fixed(40));
+        assert_eq!(ecap_len(0x1b), CapLen::Hidden);
+        assert_eq!(ecap_len(0x23), CapLen::Variable);
+    }
+
+    #[test]
+    fn msi_tables_follow_the_flags() {
+        assert_eq!(msi_len(0), 10);
+        assert_eq!(msi_len(0x80), 14);
+        assert_eq!(msi_len(0x100), 20);
+        assert_eq!(msi_len(0x180), 24);
+        for flags in [0u16, 0x80, 0x100, 0x180] {
+            let Policy::Table(table, Hook::Msi) = msi_policy(flags) else {
+                assert!(matches!(msi_policy(flags), Policy::Table(_, Hook::Msi)));
+                continue;
+            };
+            // The table covers the capability, and the masks are writable where they are.
+            assert!(msi_len(flags) <= len(table));
+            let mask_at = if flags & 0x80 != 0 { 0x10 } else { 0xc };
+            let masked = flags & 0x100 != 0;
+            let writable = table.write_bits(mask_at, 4) == u32::MAX;
+            assert_eq!(writable, masked);
+        }
+    }
+
+    #[test]
+    fn policies_by_id() {
+        assert!(matches!(
+            cap_policy(0x09),
+            Policy::Direct { raw_write: true }
+        ));
+        assert!(matches!(
+            cap_policy(0x11),
+            Policy::Direct { raw_write: false }
+        ));
+        assert!(matches!(cap_policy(0x01), Policy::Table(_, Hook::Pm)));
+        assert!(matches!(cap_policy(0x10), Policy::Table(_, Hook::Exp)));
+        assert!(matches!(
+            ecap_policy(0x0b),
+            Policy::Direct { raw_write: true }
+        ));
+        assert!(matches!(
+            ecap_policy(0x23),
+            Policy::Direct { raw_write: true }
+        ));
+        assert!(matches!(
+            ecap_policy(0x10),
+            Policy::Direct { raw_write: false }
+        ));
+        assert!(matches!(ecap_policy(0x01), Policy::Table(_, Hook::None)));
+        assert!(matches!(HEADER_POLICY, Policy::Table(_, Hook::Header)));
     }
 }

@@ -194,3 +194,131 @@ fn decode(code: u16) -> Owner {
         _ => Owner::Unassigned,
     }
 }
+
+#[kernel::macros::kunit_tests(vfio_pci_rs_config_shadow)]
+mod tests {
+    use super::*;
+
+    /// The right to change a shadow, as an open holds it.
+    fn held() -> OpenConfig {
+        OpenConfig {
+            bars_dirty: false,
+            restore_bars: [0; 7],
+            intx_virtually_disabled: false,
+            needs_pm_restore: false,
+            pm_save: None,
+        }
+    }
+
+    #[test]
+    fn owners_round_trip() -> Result {
+        let shadow = Shadow::new(256)?;
+        let mut held = held();
+        let owners = [
+            Owner::Header,
+            Owner::Cap(0x01),
+            Owner::Cap(0xff),
+            Owner::Ecap(0x0001),
+            Owner::Ecap(0x3fff),
+            Owner::Unassigned,
+            Owner::Cap(0x00),
+            Owner::Ecap(0x0000),
+        ];
+        for (pos, owner) in owners.iter().enumerate() {
+            shadow.set_owner(&mut held, pos, *owner);
+        }
+        for (pos, owner) in owners.iter().enumerate() {
+            assert_eq!(shadow.owner(pos), *owner);
+        }
+        // Ids too large to pack all stand for the hidden anchor.
+        shadow.set_owner(&mut held, 9, Owner::Ecap(0xffff));
+        assert_eq!(shadow.owner(9), Owner::Ecap(0x3fff));
+        // Past the end: unassigned, and not stored.
+        shadow.set_owner(&mut held, 256, Owner::Header);
+        assert_eq!(shadow.owner(256), Owner::Unassigned);
+        // Clearing forgets every owner.
+        shadow.clear(&mut held);
+        assert_eq!(shadow.owner(0), Owner::Unassigned);
+        assert_eq!(shadow.owner(3), Owner::Unassigned);
+        Ok(())
+    }
+
+    #[test]
+    fn owner_runs_stop_at_the_owner_and_the_dword() -> Result {
+        let shadow = Shadow::new(256)?;
+        let mut held = held();
+        // Dword 0: two header bytes, then two of capability 1.
+        for (pos, owner) in [Owner::Header, Owner::Header, Owner::Cap(1), Owner::Cap(1)]
+            .into_iter()
+            .enumerate()
+        {
+            shadow.set_owner(&mut held, pos, owner);
+        }
+        assert_eq!(shadow.owner_run(0), (Owner::Header, 2));
+        assert_eq!(shadow.owner_run(1), (Owner::Header, 1));
+        assert_eq!(shadow.owner_run(2), (Owner::Cap(1), 2));
+        assert_eq!(shadow.owner_run(3), (Owner::Cap(1), 1));
+        // Dwords 1 and 2 all header: runs end with the dword.
+        for pos in 4..12 {
+            shadow.set_owner(&mut held, pos, Owner::Header);
+        }
+        assert_eq!(shadow.owner_run(4), (Owner::Header, 4));
+        assert_eq!(shadow.owner_run(6), (Owner::Header, 2));
+        // Dword 3: an owner followed by unassigned bytes (code 0, like the lanes past the
+        // dword).
+        shadow.set_owner(&mut held, 12, Owner::Cap(5));
+        assert_eq!(shadow.owner_run(12), (Owner::Cap(5), 1));
+        assert_eq!(shadow.owner_run(13), (Owner::Unassigned, 3));
+        // Untouched dwords and past the end.
+        assert_eq!(shadow.owner_run(16), (Owner::Unassigned, 4));
+        assert_eq!(shadow.owner_run(255), (Owner::Unassigned, 1));
+        assert_eq!(shadow.owner_run(4096), (Owner::Unassigned, 4));
+        Ok(())
+    }
+
+    #[test]
+    fn bytes_are_little_endian() -> Result {
+        let shadow = Shadow::new(256)?;
+        let mut held = held();
+        assert_eq!(shadow.len(), 256);
+        shadow.set(&mut held, 0, 4, 0x4433_2211);
+        assert_eq!(shadow.get(0, 1), 0x11);
+        assert_eq!(shadow.get(1, 2), 0x3322);
+        assert_eq!(shadow.get(3, 1), 0x44);
+        shadow.set(&mut held, 1, 2, 0xbbaa);
+        assert_eq!(shadow.get(0, 4), 0x44bb_aa11);
+        // Across a dword boundary.
+        shadow.set(&mut held, 6, 4, 0x8877_6655);
+        assert_eq!(shadow.get(4, 4), 0x6655_0000);
+        assert_eq!(shadow.get(8, 4), 0x0000_8877);
+        assert_eq!(shadow.get(7, 2), 0x7766);
+        // At the end: what does not fit is dropped and reads 0.
+        shadow.set(&mut held, 254, 4, 0xffff_ffff);
+        assert_eq!(shadow.get(252, 4), 0xffff_0000);
+        assert_eq!(shadow.get(254, 4), 0xffff);
+        assert_eq!(shadow.get(256, 1), 0);
+        shadow.clear(&mut held);
+        assert_eq!(shadow.get(0, 4), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn msi_flags_are_recorded() -> Result {
+        let shadow = Shadow::new(256)?;
+        let mut held = held();
+        assert!(shadow.msi().is_none());
+        shadow.set_msi_flags(&mut held, Some(0));
+        assert!(shadow.msi().is_some());
+        shadow.set_msi_flags(&mut held, None);
+        assert!(shadow.msi().is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn low_bytes_masks() {
+        assert_eq!(low_bytes(1), 0xff);
+        assert_eq!(low_bytes(2), 0xffff);
+        assert_eq!(low_bytes(3), 0xff_ffff);
+        assert_eq!(low_bytes(4), u32::MAX);
+    }
+}

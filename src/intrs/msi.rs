@@ -11,40 +11,25 @@
 //! Writing an MSI-X vector's message touches the table in a BAR, so every step that can do
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
-#![allow(unsafe_code)] // Transitional: this file still calls C directly.
-
 use crate::{
-    device::VfioPciDevice,
-    kernel_ext::bindings as vfio,
     kernel_ext::eventfd::EventFd,
+    kernel_ext::irq::{self, Flags, IrqReturn, Registration, RequestedIrq},
     kernel_ext::pci::{OwnedDevice, PciDeviceExt},
-    kernel_ext::vfio::VfioDevice,
+    kernel_ext::sync::RwSem,
+    memory::MemoryGate,
 };
-use kernel::{
-    bindings,
-    error::to_result,
-    ffi::{c_int, c_void},
-    prelude::*,
-    str::CString,
-};
+use kernel::{pci::IrqType, prelude::*, str::CString};
 
 /// Runs `f` with the function's memory decoding on and the memory gate held, as the MSI-X
 /// table lives in a BAR; restores the command register afterwards. Lock order: the interrupt
 /// state, then the memory gate.
-pub(crate) fn with_memory_enabled<R>(dev: &VfioDevice<VfioPciDevice>, f: impl FnOnce() -> R) -> R {
-    let _gate = dev.memory().write();
-    let pdev = dev.pdev();
-    let cmd = pdev.read_config_word(bindings::PCI_COMMAND);
-    let memory = bindings::PCI_COMMAND_MEMORY as u16;
-    let forced = cmd & memory == 0;
-    if forced {
-        pdev.write_config_word(bindings::PCI_COMMAND, cmd | memory);
-    }
-    let result = f();
-    if forced {
-        pdev.write_config_word(bindings::PCI_COMMAND, cmd);
-    }
-    result
+pub(crate) fn with_memory_enabled<R>(
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    f: impl FnOnce() -> R,
+) -> R {
+    let _gate = memory.write();
+    pdev.with_memory_decode(f)
 }
 
 /// MSI or MSI-X.
@@ -54,37 +39,20 @@ pub(crate) enum MsiKind {
     Msix,
 }
 
-/// One vector with an eventfd attached: its IRQ requested with the eventfd as cookie.
-///
-/// # Invariants
-///
-/// `irq` is requested with `trigger`'s context as `dev_id` while this value exists.
+/// The handler of a vector: every MSI is ours and needs no acknowledgement.
+struct MsiTrigger(EventFd);
+
+impl irq::Handler for MsiTrigger {
+    fn handle(&self, _line: &RequestedIrq) -> IrqReturn {
+        self.0.signal();
+        IrqReturn::Handled
+    }
+}
+
+/// One vector with an eventfd attached: its IRQ requested, signalling the eventfd.
 struct MsiVector {
     irq: u32,
-    trigger: EventFd,
-    /// The IRQ's name; the IRQ core keeps a pointer to it until `free_irq`.
-    _name: CString,
-}
-
-impl MsiVector {
-    /// The handler: every MSI is ours and needs no acknowledgement.
-    ///
-    /// # Safety
-    ///
-    /// `dev_id` must be the eventfd context the IRQ was requested with.
-    unsafe extern "C" fn handle_irq(_irq: c_int, dev_id: *mut c_void) -> bindings::irqreturn_t {
-        // SAFETY: `MsiVector` holds the reference to this context until after `free_irq`.
-        unsafe { EventFd::signal_raw(dev_id.cast()) };
-        bindings::irqreturn_IRQ_HANDLED
-    }
-}
-
-impl Drop for MsiVector {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant the IRQ is requested with this cookie; `free_irq`
-        // waits for running handlers, after which `trigger` and `name` may go.
-        unsafe { bindings::free_irq(self.irq, self.trigger.as_raw().cast()) };
-    }
+    reg: Pin<KBox<Registration<MsiTrigger>>>,
 }
 
 /// What [`MsiVectors::enable`] got from the platform.
@@ -112,34 +80,31 @@ pub(crate) struct MsiVectors {
 impl MsiVectors {
     /// Allocates `nvec` vectors of `kind`, all or none.
     pub(crate) fn enable(
-        dev: &VfioDevice<VfioPciDevice>,
+        memory: &RwSem<MemoryGate>,
+        pdev: &OwnedDevice,
         nvec: u32,
         kind: MsiKind,
         dynamic: bool,
     ) -> Result<Allocation> {
-        let flag = match kind {
-            MsiKind::Msi => bindings::PCI_IRQ_MSI,
-            MsiKind::Msix => bindings::PCI_IRQ_MSIX,
+        let irq_type = match kind {
+            MsiKind::Msi => IrqType::Msi,
+            MsiKind::Msix => IrqType::MsiX,
         };
-        let pdev = dev.pdev().as_raw();
-        let got = with_memory_enabled(dev, || {
-            // SAFETY: The function is valid and enabled while the device is open.
-            let got = unsafe { bindings::pci_alloc_irq_vectors(pdev, 1, nvec, flag) };
-            if got > 0 && (got as u32) < nvec {
-                // SAFETY: Vectors were allocated just above.
-                unsafe { bindings::pci_free_irq_vectors(pdev) };
+        let got = with_memory_enabled(memory, pdev, || {
+            let got = pdev.alloc_irq_vectors(1, nvec, irq_type);
+            if let Ok(got) = got {
+                if got > 0 && got < nvec {
+                    pdev.free_irq_vectors();
+                }
             }
             got
-        });
-        if got < 0 {
-            return Err(Error::from_errno(got));
-        }
-        if (got as u32) < nvec {
-            return Ok(Allocation::Fewer(got));
+        })?;
+        if got < nvec {
+            return Ok(Allocation::Fewer(got as i32));
         }
         // INVARIANT: `nvec` vectors are allocated.
         Ok(Allocation::All(Self {
-            pdev: dev.pdev().clone(),
+            pdev: pdev.clone(),
             kind,
             dynamic,
             vectors: KVec::new(),
@@ -155,7 +120,7 @@ impl MsiVectors {
     /// failure every vector of the block is left detached.
     pub(crate) fn set_block(
         &mut self,
-        dev: &VfioDevice<VfioPciDevice>,
+        memory: &RwSem<MemoryGate>,
         start: u32,
         count: u32,
         fds: Option<&[i32]>,
@@ -163,7 +128,7 @@ impl MsiVectors {
         let mut failed = None;
         for (i, vector) in (start..start.saturating_add(count)).enumerate() {
             let fd = fds.and_then(|fds| fds.get(i).copied()).unwrap_or(-1);
-            if let Err(e) = self.set_vector(dev, vector, fd) {
+            if let Err(e) = self.set_vector(memory, vector, fd) {
                 failed = Some((vector, e));
                 break;
             }
@@ -173,7 +138,7 @@ impl MsiVectors {
         };
         for vector in start..=last {
             // Detaching cannot fail.
-            let _ = self.set_vector(dev, vector, -1);
+            let _ = self.set_vector(memory, vector, -1);
         }
         Err(e)
     }
@@ -185,33 +150,34 @@ impl MsiVectors {
             let Some(Some(attached)) = self.vectors.get(vector as usize) else {
                 continue;
             };
-            if which.map_or(true, |which| which.get(i).is_some_and(|b| *b != 0)) {
-                attached.trigger.signal();
+            if which.is_none_or(|which| which.get(i).is_some_and(|b| *b != 0)) {
+                attached.reg.handler().0.signal();
             }
         }
     }
 
     /// Detaches every vector and frees the allocation.
-    pub(crate) fn disable(self, dev: &VfioDevice<VfioPciDevice>) {
+    pub(crate) fn disable(self, memory: &RwSem<MemoryGate>) {
+        let pdev = self.pdev.clone();
         // Dropping frees the IRQs, then the vectors, which can write the MSI-X table.
-        with_memory_enabled(dev, || drop(self));
+        with_memory_enabled(memory, &pdev, || drop(self));
     }
 
     /// Detaches `vector`'s eventfd if any, then attaches the eventfd `fd` unless it is
     /// negative.
-    fn set_vector(&mut self, dev: &VfioDevice<VfioPciDevice>, vector: u32, fd: i32) -> Result {
+    fn set_vector(&mut self, memory: &RwSem<MemoryGate>, vector: u32, fd: i32) -> Result {
         let index = vector as usize;
         let old = self.vectors.get_mut(index).and_then(Option::take);
         let known_irq = old.as_ref().map(|old| old.irq);
         if old.is_some() {
-            with_memory_enabled(dev, || drop(old));
+            with_memory_enabled(memory, &self.pdev, || drop(old));
         }
         if fd < 0 {
             return Ok(());
         }
         let irq = match known_irq {
             Some(irq) => irq,
-            None => self.vector_irq(dev, vector)?,
+            None => self.vector_irq(memory, vector)?,
         };
         while self.vectors.len() <= index {
             self.vectors.push(None, GFP_KERNEL)?;
@@ -228,38 +194,19 @@ impl MsiVectors {
         ))?;
         let trigger = EventFd::from_fd(fd)?;
         let kind = self.kind;
-        let ret = with_memory_enabled(dev, || {
+        let pdev = &self.pdev;
+        let reg = with_memory_enabled(memory, pdev, || {
             if kind == MsiKind::Msix {
                 // The vector may have been allocated before and its message lost since (a
                 // reset behind our back): write it again before enabling.
-                let mut msg: bindings::msi_msg = pin_init::zeroed();
-                // SAFETY: `irq` is an allocated MSI-X vector of the function; `msg` is a
-                // local.
-                unsafe {
-                    vfio::get_cached_msi_msg(irq, &mut msg);
-                    vfio::pci_write_msi_msg(irq, &mut msg);
-                }
+                pdev.msix_rewrite_msg(vector)?;
             }
-            // SAFETY: The handler matches the IRQ core's signature; the cookie is the eventfd
-            // context, and `name`, both of which `MsiVector` keeps until after `free_irq`.
-            unsafe {
-                bindings::request_threaded_irq(
-                    irq,
-                    Some(MsiVector::handle_irq),
-                    None,
-                    0,
-                    name.as_char_ptr(),
-                    trigger.as_raw().cast(),
-                )
-            }
-        });
-        to_result(ret)?;
-        // INVARIANT: The IRQ was just requested with `trigger` as cookie.
-        let attached = MsiVector {
-            irq,
-            trigger,
-            _name: name,
-        };
+            KBox::pin_init(
+                Registration::new(irq, Flags::NONE, name, Ok::<_, Error>(MsiTrigger(trigger))),
+                GFP_KERNEL,
+            )
+        })?;
+        let attached = MsiVector { irq, reg };
         match self.vectors.get_mut(index) {
             Some(slot) => *slot = Some(attached),
             // Grown above; unreachable, and dropping `attached` frees the IRQ again.
@@ -269,28 +216,13 @@ impl MsiVectors {
     }
 
     /// The Linux IRQ of `vector`, allocating it when dynamic MSI-X allows.
-    fn vector_irq(&self, dev: &VfioDevice<VfioPciDevice>, vector: u32) -> Result<u32> {
-        let pdev = self.pdev.as_raw();
-        // SAFETY: The function is valid and its vectors are allocated (type invariant).
-        let irq = unsafe { bindings::pci_irq_vector(pdev, vector) };
-        if irq > 0 {
-            return Ok(irq as u32);
+    fn vector_irq(&self, memory: &RwSem<MemoryGate>, vector: u32) -> Result<u32> {
+        match self.pdev.irq_vector(vector) {
+            Ok(irq) => return Ok(irq),
+            Err(e) if self.kind != MsiKind::Msix || !self.dynamic => return Err(e),
+            Err(_) => {}
         }
-        if irq == 0 || self.kind != MsiKind::Msix || !self.dynamic {
-            return Err(if irq == 0 {
-                EINVAL
-            } else {
-                Error::from_errno(irq)
-            });
-        }
-        // SAFETY: As above; dynamic allocation is supported (`self.dynamic`).
-        let map = with_memory_enabled(dev, || unsafe {
-            bindings::pci_msix_alloc_irq_at(pdev, vector, core::ptr::null())
-        });
-        if map.index < 0 {
-            return Err(Error::from_errno(map.index));
-        }
-        Ok(map.virq as u32)
+        with_memory_enabled(memory, &self.pdev, || self.pdev.msix_alloc_irq_at(vector))
     }
 }
 
@@ -298,7 +230,7 @@ impl Drop for MsiVectors {
     fn drop(&mut self) {
         // Free every requested IRQ before the vectors they use.
         self.vectors.clear();
-        // SAFETY: By the type invariant the vectors are allocated; no IRQ uses them any more.
-        unsafe { bindings::pci_free_irq_vectors(self.pdev.as_raw()) };
+        // INVARIANT: the vectors are freed as this value goes.
+        self.pdev.free_irq_vectors();
     }
 }

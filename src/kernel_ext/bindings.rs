@@ -18,6 +18,13 @@
     improper_ctypes,
     clippy::all,
     clippy::undocumented_unsafe_blocks,
+    // The kernel's lint set beyond clippy::all, allowed on bindgen output as
+    // rust/bindings/lib.rs does.
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ptr_cast_constness,
+    clippy::ref_as_ptr,
     missing_docs
 )]
 mod generated {

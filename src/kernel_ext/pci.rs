@@ -30,7 +30,14 @@ use kernel::{
     sync::aref::ARef,
 };
 
+pub(crate) mod bar;
+pub(crate) mod config;
+pub(crate) mod driver;
+pub(crate) mod intx;
+pub(crate) mod msi;
+pub(crate) mod notifier;
 pub(crate) mod regs;
+mod rom;
 
 /// The raw `struct pci_dev` of `pdev`.
 fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
@@ -609,16 +616,6 @@ impl OwnedDevice {
         // SAFETY: Valid by the type invariant of `pci::Device`.
         unsafe { bindings::pci_restore_state(self.as_raw()) };
     }
-}
-
-/// Makes `driver` the only driver that may bind `pdev` (its `driver_override`).
-pub(crate) fn set_driver_override(pdev: &pci::Device, driver: &CStr) -> Result {
-    let name = driver.to_bytes();
-    // SAFETY: The embedded device is valid by the type invariant; the core copies the
-    // `name.len()` bytes at `name` (no NUL needed) under the override's own lock.
-    to_result(unsafe {
-        bindings::__device_set_driver_override(pdev.device_raw(), name.as_ptr().cast(), name.len())
-    })
 }
 
 /// The PCI driver a function is bound to: compared by identity, named in messages.

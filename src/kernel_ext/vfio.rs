@@ -5,7 +5,11 @@
 
 mod dev_set;
 mod device;
+pub(crate) mod irq;
+mod mmap;
+pub(crate) mod region;
 pub(crate) mod uapi;
+pub(crate) mod virqfd;
 
 pub(crate) use dev_set::{DevSetKey, LockedDevSet, SetMember};
 pub(crate) use device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps};

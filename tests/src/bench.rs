@@ -27,11 +27,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The topologies measured, in order: name, human description.
-const CASES: &[(&str, &str)] = &[
-    ("slot", "slot reset (pciehp)"),
-    ("multifunction", "bus reset"),
-    ("quad", "bus reset"),
-];
+const CASES: &[(&str, &str)] =
+    &[("slot", "slot reset (pciehp)"), ("multifunction", "bus reset"), ("quad", "bus reset")];
 const ROUNDS: usize = 4;
 const INFO_CALLS: usize = 500;
 const RESET_CALLS: usize = 10;
@@ -54,8 +51,8 @@ pub fn run(topology: &Path, ko: Option<&Path>) -> i32 {
 }
 
 fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
-    let text = std::fs::read_to_string(topology)
-        .map_err(|e| Fail::other(format!("reading {}: {e}", topology.display())))?;
+    let text =
+        std::fs::read_to_string(topology).map_err(|e| Fail::other(format!("reading {}: {e}", topology.display())))?;
     let topologies = sysfs::parse_topology(&text).map_err(Fail::other)?;
     let ko = ko.ok_or_else(|| Fail::other("VFIO_PCI_RS_KO is not set"))?;
     if !driver::module_loaded(RUST_MODULE) {

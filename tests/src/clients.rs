@@ -371,10 +371,7 @@ fn selftest_table(c: &SelftestRun, r: &SelftestRun, all: bool) -> Vec<String> {
             names.push(n);
         }
     }
-    let mut lines = vec![
-        format!("{REFERENCE_NAME}: {}", c.summary()),
-        format!("{RUST_NAME}: {}", r.summary()),
-    ];
+    let mut lines = vec![format!("{REFERENCE_NAME}: {}", c.summary()), format!("{RUST_NAME}: {}", r.summary())];
     let mut shown = 0;
     for n in &names {
         let cv = c.verdict_of(n).map_or("-", |v| v.word());
@@ -832,10 +829,8 @@ fn rust_case(env: &Env, site: &Site, topo: &str, client: Client) -> CaseResult {
                 failures.push(format!("nothing to compare against: QEMU did not succeed on {REFERENCE_NAME}"));
             }
             failures.extend(compare_qemu(cq, rq));
-            side_by_side = vec![
-                format!("{REFERENCE_NAME}: {}", cq.summary()),
-                format!("{RUST_NAME}: {}", rq.summary()),
-            ];
+            side_by_side =
+                vec![format!("{REFERENCE_NAME}: {}", cq.summary()), format!("{RUST_NAME}: {}", rq.summary())];
         }
         _ => failures.push("the two runs are of different clients (a bug in the test program)".into()),
     }

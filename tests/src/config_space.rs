@@ -748,9 +748,7 @@ fn config_concurrent_access(c: &Ctx) -> Transcript {
             let seen: Vec<RaceSeen> = readers.into_iter().filter_map(|r| r.join().ok()).collect();
             (writes, seen)
         });
-        t.step("toggle INTx disable and memory decode", writes, |n, _| {
-            vec![("writes", Val::Num(*n as u64))]
-        });
+        t.step("toggle INTx disable and memory decode", writes, |n, _| vec![("writes", Val::Num(*n as u64))]);
         let threads = seen.len();
         let total = seen.into_iter().fold(RaceSeen::default(), |mut a, s| {
             a.config_reads += s.config_reads;

@@ -93,12 +93,20 @@ fn device_feature(c: &Ctx) -> Transcript {
         let mut wake = (-1i32).to_ne_bytes().to_vec();
         wake.extend_from_slice(&[0; 4]);
         t.step("LOW_POWER_ENTRY_WITH_WAKEUP fd -1", feature(d, LOW_POWER_ENTRY_WITH_WAKEUP | FEATURE_SET, &wake), ret);
-        t.step("LOW_POWER_ENTRY_WITH_WAKEUP short", feature(d, LOW_POWER_ENTRY_WITH_WAKEUP | FEATURE_SET, &wake[..4]), ret);
+        t.step(
+            "LOW_POWER_ENTRY_WITH_WAKEUP short",
+            feature(d, LOW_POWER_ENTRY_WITH_WAKEUP | FEATURE_SET, &wake[..4]),
+            ret,
+        );
         let null = std::fs::File::open("/dev/null").map_err(Fail::from);
         if let Some(null) = t.step("open /dev/null", null, none) {
             let mut data = null.as_raw_fd().to_ne_bytes().to_vec();
             data.extend_from_slice(&[0; 4]);
-            t.step("LOW_POWER_ENTRY_WITH_WAKEUP not an eventfd", feature(d, LOW_POWER_ENTRY_WITH_WAKEUP | FEATURE_SET, &data), ret);
+            t.step(
+                "LOW_POWER_ENTRY_WITH_WAKEUP not an eventfd",
+                feature(d, LOW_POWER_ENTRY_WITH_WAKEUP | FEATURE_SET, &data),
+                ret,
+            );
         }
         if let Some(efd) = t.step("eventfd", new_eventfd().map_err(Fail::Os), none) {
             let mut data = efd.as_raw_fd().to_ne_bytes().to_vec();
@@ -142,7 +150,6 @@ fn expect_device_feature(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.err("MIGRATION GET", Errno::ENOTTY);
     e.finish()
 }
-
 
 fn vf_token_device_name(c: &Ctx) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());

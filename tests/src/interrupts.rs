@@ -227,7 +227,15 @@ fn info_fields(b: &Vec<u8>, _: &mut Transcript) -> Fields {
 }
 
 /// VFIO_DEVICE_SET_IRQS with an explicit argsz: header then `data`.
-fn set_irqs_raw(d: &Device, argsz: u32, flags: u32, index: u32, start: u32, count: u32, data: &[u8]) -> Result<i32, Fail> {
+fn set_irqs_raw(
+    d: &Device,
+    argsz: u32,
+    flags: u32,
+    index: u32,
+    start: u32,
+    count: u32,
+    data: &[u8],
+) -> Result<i32, Fail> {
     let mut buf: Vec<u8> = Vec::with_capacity(IRQ_SET_MINSZ as usize + data.len());
     for v in [argsz, flags, index, start, count] {
         buf.extend_from_slice(&v.to_ne_bytes());
@@ -415,15 +423,27 @@ fn irq_set_errnos(c: &Ctx) -> Transcript {
         t.step("start past the count (MSI-X start 4096)", set_none(d, ACTION_TRIGGER, MSIX, 4096, 1), ret);
         t.step("range past the count (INTx start 0 count 2)", set_none(d, ACTION_TRIGGER, INTX, 0, 2), ret);
         t.step("count wrapping (start 1 count 0xffffffff)", set_none(d, ACTION_TRIGGER, MSIX, 1, u32::MAX), ret);
-        t.step("eventfd data shorter than count", set_irqs_raw(d, IRQ_SET_MINSZ + 4, DATA_EVENTFD | ACTION_TRIGGER, MSIX, 0, 2, &[0xff; 8]), ret);
-        t.step("bool data shorter than count", set_irqs_raw(d, IRQ_SET_MINSZ + 1, DATA_BOOL | ACTION_TRIGGER, MSIX, 0, 2, &[1, 1]), ret);
+        t.step(
+            "eventfd data shorter than count",
+            set_irqs_raw(d, IRQ_SET_MINSZ + 4, DATA_EVENTFD | ACTION_TRIGGER, MSIX, 0, 2, &[0xff; 8]),
+            ret,
+        );
+        t.step(
+            "bool data shorter than count",
+            set_irqs_raw(d, IRQ_SET_MINSZ + 1, DATA_BOOL | ACTION_TRIGGER, MSIX, 0, 2, &[1, 1]),
+            ret,
+        );
         t.step("MSI mask", set_none(d, ACTION_MASK, MSI, 0, 1), ret);
         t.step("MSI-X unmask", set_none(d, ACTION_UNMASK, MSIX, 0, 1), ret);
         t.step("ERR mask", set_none(d, ACTION_MASK, ERR, 0, 1), ret);
         t.step("REQ unmask", set_none(d, ACTION_UNMASK, REQ, 0, 1), ret);
         t.step("INTx mask, INTx disabled", set_none(d, ACTION_MASK, INTX, 0, 1), ret);
         t.step("INTx unmask, INTx disabled", set_none(d, ACTION_UNMASK, INTX, 0, 1), ret);
-        t.step("INTx mask eventfd, INTx disabled", set_irqs(d, DATA_EVENTFD | ACTION_MASK, INTX, 0, 1, &(-1i32).to_ne_bytes()), ret);
+        t.step(
+            "INTx mask eventfd, INTx disabled",
+            set_irqs(d, DATA_EVENTFD | ACTION_MASK, INTX, 0, 1, &(-1i32).to_ne_bytes()),
+            ret,
+        );
         t.step("INTx trigger DATA_NONE, INTx disabled", set_none(d, ACTION_TRIGGER, INTX, 0, 1), ret);
         t.step("INTx disable (count 0), INTx disabled", set_none(d, ACTION_TRIGGER, INTX, 0, 0), ret);
         t.step("MSI trigger DATA_NONE, MSI disabled", set_none(d, ACTION_TRIGGER, MSI, 0, 1), ret);
@@ -437,7 +457,8 @@ fn irq_set_errnos(c: &Ctx) -> Transcript {
         t.step("MSI-X closed fd", set_fds(d, MSIX, 0, &[4000]), ret);
         t.step("INTx closed fd", set_fds(d, INTX, 0, &[4000]), ret);
         t.step("REQ closed fd", set_fds(d, REQ, 0, &[4000]), ret);
-        let null = t.need("open /dev/null", OpenOptions::new().read(true).open("/dev/null").map_err(Fail::from), none)?;
+        let null =
+            t.need("open /dev/null", OpenOptions::new().read(true).open("/dev/null").map_err(Fail::from), none)?;
         let fd = null.as_raw_fd();
         t.step("MSI-X not an eventfd", set_fds(d, MSIX, 0, &[fd]), ret);
         t.step("INTx not an eventfd", set_fds(d, INTX, 0, &[fd]), ret);
@@ -511,17 +532,33 @@ fn irq_intx_loopback(c: &Ctx) -> Transcript {
         t.step("INTx mask BOOL 1 (already masked)", set_bools(d, ACTION_MASK, INTX, 0, &[1]), ret);
         t.step("INTx trigger while masked", set_none(d, ACTION_TRIGGER, INTX, 0, 1), ret);
         record_count(t, "A after a trigger while masked", &a);
-        t.step("INTx mask with an eventfd", set_irqs(d, DATA_EVENTFD | ACTION_MASK, INTX, 0, 1, &raw(&u).to_ne_bytes()), ret);
+        t.step(
+            "INTx mask with an eventfd",
+            set_irqs(d, DATA_EVENTFD | ACTION_MASK, INTX, 0, 1, &raw(&u).to_ne_bytes()),
+            ret,
+        );
         t.step("INTx unmask BOOL 0", set_bools(d, ACTION_UNMASK, INTX, 0, &[0]), ret);
         t.step("INTx unmask DATA_NONE", set_none(d, ACTION_UNMASK, INTX, 0, 1), ret);
         record_count(t, "A after unmask (nothing pending)", &a);
         t.step("INTx unmask start 1", set_none(d, ACTION_UNMASK, INTX, 1, 1), ret);
-        t.step("INTx unmask eventfd", set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&u).to_ne_bytes()), ret);
-        t.step("INTx second unmask eventfd", set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&b).to_ne_bytes()), ret);
+        t.step(
+            "INTx unmask eventfd",
+            set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&u).to_ne_bytes()),
+            ret,
+        );
+        t.step(
+            "INTx second unmask eventfd",
+            set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&b).to_ne_bytes()),
+            ret,
+        );
         t.step("INTx mask again", set_none(d, ACTION_MASK, INTX, 0, 1), ret);
         t.step("signal the unmask eventfd", signal_eventfd(&u), |n, _| vec![("bytes", Val::Num(*n as u64))]);
         record_count(t, "A after the unmask eventfd", &a);
-        t.step("INTx unmask eventfd removed (fd -1)", set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &(-1i32).to_ne_bytes()), ret);
+        t.step(
+            "INTx unmask eventfd removed (fd -1)",
+            set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &(-1i32).to_ne_bytes()),
+            ret,
+        );
         t.step("MSI enable while INTx", set_fds(d, MSI, 0, &[raw(&b)]), ret);
         t.step("MSI-X disable while INTx", set_none(d, ACTION_TRIGGER, MSIX, 0, 0), ret);
         t.step("INTx trigger switched to B", set_fds(d, INTX, 0, &[raw(&b)]), ret);
@@ -615,7 +652,11 @@ fn irq_msi_loopback(c: &Ctx) -> Transcript {
         t.step("MSI-X reattach vector 0 to eventfd 3", set_fds(d, MSIX, 0, &raws[3..4]), ret);
         t.step("MSI-X trigger 0", set_none(d, ACTION_TRIGGER, MSIX, 0, 1), ret);
         counts(t, "after reattaching vector 0");
-        t.step("MSI-X block with a bad fd in the middle (0: fd 0, 1: closed)", set_fds(d, MSIX, 0, &[raws[0], 4000]), ret);
+        t.step(
+            "MSI-X block with a bad fd in the middle (0: fd 0, 1: closed)",
+            set_fds(d, MSIX, 0, &[raws[0], 4000]),
+            ret,
+        );
         record_irq_names(t, "vfio IRQs after the failed block");
         t.step("MSI-X trigger 0-1 after the failed block", set_none(d, ACTION_TRIGGER, MSIX, 0, 2), ret);
         counts(t, "after the failed block");
@@ -743,7 +784,11 @@ fn irq_teardown_on_close(c: &Ctx) -> Transcript {
                 t.step("ERR trigger after reopen", set_none(&d, ACTION_TRIGGER, ERR, 0, 1), ret);
                 t.step("REQ trigger after reopen", set_none(&d, ACTION_TRIGGER, REQ, 0, 1), ret);
                 t.step("INTx enable after reopen", set_fds(&d, INTX, 0, &[raw(&e0)]), ret);
-                t.step("INTx unmask eventfd", set_irqs(&d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&e1).to_ne_bytes()), ret);
+                t.step(
+                    "INTx unmask eventfd",
+                    set_irqs(&d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&e1).to_ne_bytes()),
+                    ret,
+                );
                 record_irq_names(t, "vfio IRQs with INTx");
             }
             t.record("close with INTx enabled", Outcome::Ok(Vec::new()));
@@ -813,13 +858,19 @@ fn irq_intx_device(c: &Ctx) -> Transcript {
         t.step("raise TXD_LOW after unmask", raise(d, r, CAUSE_TXD_LOW), none);
         record_count(t, "A after the second interrupt", &a);
         t.step("quiet the device again", quiet(d, r), none);
-        t.step("set the unmask eventfd", set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&u).to_ne_bytes()), ret);
+        t.step(
+            "set the unmask eventfd",
+            set_irqs(d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&u).to_ne_bytes()),
+            ret,
+        );
         t.step("signal the unmask eventfd", signal_eventfd(&u), |n, _| vec![("bytes", Val::Num(*n as u64))]);
         record_count(t, "A after the unmask eventfd", &a);
         t.step("raise TXD_LOW after the unmask eventfd", raise(d, r, CAUSE_TXD_LOW), none);
         record_count(t, "A after the third interrupt", &a);
         t.step("mask (DATA_NONE) with the interrupt pending", set_none(d, ACTION_MASK, INTX, 0, 1), ret);
-        t.step("signal the unmask eventfd with the interrupt pending", signal_eventfd(&u), |n, _| vec![("bytes", Val::Num(*n as u64))]);
+        t.step("signal the unmask eventfd with the interrupt pending", signal_eventfd(&u), |n, _| {
+            vec![("bytes", Val::Num(*n as u64))]
+        });
         record_count(t, "A after the unmask eventfd with the interrupt pending", &a);
         t.step("quiet the device at the end", quiet(d, r), none);
         t.step("INTx disable", set_none(d, ACTION_TRIGGER, INTX, 0, 0), ret);
@@ -979,9 +1030,7 @@ fn irq_race(c: &Ctx) -> Transcript {
             (tally, device.join())
         });
         let tally = ioctls;
-        let documented = tally
-            .keys()
-            .all(|k| k == "0" || RACE_DOCUMENTED.iter().any(|e| e.to_string() == *k));
+        let documented = tally.keys().all(|k| k == "0" || RACE_DOCUMENTED.iter().any(|e| e.to_string() == *k));
         t.info.push(format!("irq_race: SET_IRQS outcomes {tally:?}; device interrupts raised {}", device.unwrap_or(0)));
         t.record("every SET_IRQS outcome is documented", Outcome::Ok(vec![("documented", Val::Bool(documented))]));
         let _ = set_none(d, ACTION_TRIGGER, INTX, 0, 0);
@@ -1047,7 +1096,9 @@ fn irq_config_intx_disable(c: &Ctx) -> Transcript {
         let a = eventfd(t, "eventfd A")?;
         t.need("quiet the device", quiet(d, r), none)?;
         t.need("INTx enable with A", set_fds(d, INTX, 0, &[raw(&a)]), ret)?;
-        let cmd = t.need("read the virtual command register", config_read16(d, COMMAND), |v, _| vec![("command", Val::Hex((*v).into()))])?;
+        let cmd = t.need("read the virtual command register", config_read16(d, COMMAND), |v, _| {
+            vec![("command", Val::Hex((*v).into()))]
+        })?;
         t.step("set INTX_DISABLE", config_write16(d, COMMAND, cmd | COMMAND_INTX_DISABLE), none);
         t.step("raise TXD_LOW with INTx virtually disabled", raise(d, r, CAUSE_TXD_LOW), none);
         record_count(t, "A with INTx virtually disabled", &a);
@@ -1055,7 +1106,11 @@ fn irq_config_intx_disable(c: &Ctx) -> Transcript {
         record_count(t, "A after the unmask ioctl while virtually disabled", &a);
         t.step("INTx trigger DATA_NONE while virtually disabled", set_none(d, ACTION_TRIGGER, INTX, 0, 1), ret);
         record_count(t, "A after a loopback trigger while virtually disabled", &a);
-        t.step("clear INTX_DISABLE with the interrupt pending", config_write16(d, COMMAND, cmd & !COMMAND_INTX_DISABLE), none);
+        t.step(
+            "clear INTX_DISABLE with the interrupt pending",
+            config_write16(d, COMMAND, cmd & !COMMAND_INTX_DISABLE),
+            none,
+        );
         record_count(t, "A after clearing INTX_DISABLE", &a);
         t.step("quiet the device after clearing", quiet(d, r), none);
         t.step("INTx unmask", set_none(d, ACTION_UNMASK, INTX, 0, 1), ret);

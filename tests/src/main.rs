@@ -26,6 +26,7 @@ mod harness;
 mod interrupts;
 mod ioeventfd;
 mod ktap;
+mod kunit;
 mod regions;
 mod reset;
 mod scenarios;
@@ -125,6 +126,8 @@ struct Suite {
     cache: RefCell<HashMap<(usize, usize, bool), Rc<Transcript>>>,
     /// The real clients' runs so far (clients.rs).
     client_runs: clients::Runs,
+    /// The module's KUnit results, read from the log of its first load (kunit.rs).
+    kunit: Vec<(String, CaseResult)>,
 }
 
 impl Suite {
@@ -184,6 +187,7 @@ impl Suite {
             verbose,
             cache: RefCell::new(HashMap::new()),
             client_runs: clients::Runs::default(),
+            kunit: Vec::new(),
         }
     }
 
@@ -271,7 +275,9 @@ impl Suite {
 
     /// The cases, in KTAP order.
     fn cases(&self) -> Vec<Case<'_>> {
-        let mut cases = vec![Case::new("module_load_unload", || self.module_load_unload())];
+        let mut cases: Vec<Case<'_>> =
+            self.kunit.iter().map(|(name, result)| Case::new(name.clone(), move || result.clone())).collect();
+        cases.push(Case::new("module_load_unload", || self.module_load_unload()));
         if let Some(e) = &self.topology_error {
             let e = e.clone();
             cases.push(Case::new("topology file", move || CaseResult::fail(vec![e.clone()])));
@@ -307,12 +313,8 @@ impl Suite {
                 }
             }
         }
-        let env = clients::Env {
-            world: &self.world,
-            reference: &self.reference,
-            rust: &self.rust,
-            runs: &self.client_runs,
-        };
+        let env =
+            clients::Env { world: &self.world, reference: &self.reference, rust: &self.rust, runs: &self.client_runs };
         cases.extend(clients::cases(env, |name| match self.topos.iter().find(|t| t.name == name) {
             None => clients::Place::Skip(format!("topology {name} is not in the topology file")),
             Some(t) => match &t.target {
@@ -389,13 +391,17 @@ fn main() {
         let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());
         std::process::exit(harness::run_all(&cases, args.timeout));
     }
-    let suite = Suite::discover(args.verbose);
-    let cases = harness::filter(suite.cases(), args.filter.as_deref());
+    let mut suite = Suite::discover(args.verbose);
     if args.list {
-        for c in &cases {
+        // Known only once the module has been loaded: listing does not load it.
+        println!("kunit/{}*/... (the module's KUnit cases, read from the log of its first load)", kunit::PREFIX);
+        for c in &harness::filter(suite.cases(), args.filter.as_deref()) {
             println!("{}", c.name);
         }
         return;
     }
+    // The first load of the module, before any case: its KUnit suites run and are read back.
+    suite.kunit = kunit::collect(&suite.rust);
+    let cases = harness::filter(suite.cases(), args.filter.as_deref());
     std::process::exit(harness::run_all(&cases, args.timeout));
 }

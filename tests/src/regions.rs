@@ -267,7 +267,11 @@ fn bar_read_write(c: &Ctx) -> Transcript {
         })? {
             Some((bar, off, _)) => {
                 t.step("read the first MSI-X entry (16 bytes)", pread(d, bar, off, 16), bytes);
-                t.step("write the first MSI-X entry's data", pwrite(d, bar, off + 8, &0xdead_beefu32.to_le_bytes()), count);
+                t.step(
+                    "write the first MSI-X entry's data",
+                    pwrite(d, bar, off + 8, &0xdead_beefu32.to_le_bytes()),
+                    count,
+                );
                 t.step("read it again", pread(d, bar, off, 16), bytes);
                 t.step("read 8 bytes straddling the table's start", pread(d, bar, off.saturating_sub(4), 8), bytes);
             }
@@ -316,13 +320,17 @@ fn bar_mmap(c: &Ctx) -> Transcript {
         t.step("mmap config space", map_result(Mmio::map_at(d, region_offset(CONFIG_INDEX), 4096, true)), none);
         t.step("mmap the ROM", map_result(Mmio::map_at(d, region_offset(ROM_INDEX), 4096, true)), none);
         t.step("mmap BAR2", map_result(Mmio::map_at(d, region_offset(2), 4096, true)), none);
-        let map = t.need("mmap BAR0 shared (whole BAR)", map_result(Mmio::map_at(d, 0, bar0.size as usize, true)), none)?;
+        let map =
+            t.need("mmap BAR0 shared (whole BAR)", map_result(Mmio::map_at(d, 0, bar0.size as usize, true)), none)?;
         let via_read = pread(d, 0, 0x8, 4);
         t.step("STATUS via read()", via_read, bytes);
         let status = map.read32(0x8).ok_or_else(|| Fail::other("outside the mapping"));
         t.step("STATUS via the mapping", status, |v, t| bytes(&v.to_le_bytes().to_vec(), t));
-        let marked = map.write32(mark, 0x0bad_ca80).and_then(|()| map.read32(mark)).ok_or_else(|| Fail::other("outside"));
-        t.step("write the mark register through the mapping", marked, |v, _| vec![("read back", Val::Hex((*v).into()))]);
+        let marked =
+            map.write32(mark, 0x0bad_ca80).and_then(|()| map.read32(mark)).ok_or_else(|| Fail::other("outside"));
+        t.step("write the mark register through the mapping", marked, |v, _| {
+            vec![("read back", Val::Hex((*v).into()))]
+        });
         t.step("the mark register via read()", pread(d, 0, mark as u64, 4), bytes);
         // SAFETY: VFIO_DEVICE_RESET takes no argument.
         let reset = unsafe { crate::sys::ioctl_val(d, VFIO_DEVICE_RESET, 0) };
@@ -362,10 +370,8 @@ fn sub_page_bar0(site: &Site) -> Result<(), String> {
     let bdf = site.functions.first().ok_or("no function")?;
     let resources = std::fs::read_to_string(sysfs::device_dir(bdf).join("resource")).map_err(|e| e.to_string())?;
     let first = resources.lines().next().unwrap_or_default();
-    let fields: Vec<u64> = first
-        .split_whitespace()
-        .filter_map(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok())
-        .collect();
+    let fields: Vec<u64> =
+        first.split_whitespace().filter_map(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok()).collect();
     const IORESOURCE_MEM: u64 = 0x200;
     match fields[..] {
         [start, end, flags] if flags & IORESOURCE_MEM != 0 && end > start && end - start + 1 < 4096 => Ok(()),

@@ -778,7 +778,9 @@ fn mark_site(t: &mut Transcript, p: &str, set: &[Member]) -> Result<Vec<Marked>,
         let (offset, name) = model.mark;
         let map =
             t.need(&format!("{p}map the BAR0 of {} (sysfs resource0)", m.label), map_bar0(&m.bdf, offset + 4), none)?;
-        t.need(&format!("{p}mark {}'s {name}", m.label), write_mark(&map, offset), |v, _| vec![("read back", Val::Hex((*v).into()))])?;
+        t.need(&format!("{p}mark {}'s {name}", m.label), write_mark(&map, offset), |v, _| {
+            vec![("read back", Val::Hex((*v).into()))]
+        })?;
         out.push(Marked { label: m.label, map, offset, name });
     }
     Ok(out)
@@ -1177,7 +1179,9 @@ fn record_device_reset(t: &mut Transcript, p: &str, d: &Device, m: &Member) {
     let mark = sysfs::model_of(&m.bdf).map(|model| model.mark);
     let map = mark.and_then(|(offset, name)| {
         let map = t.step(&format!("{p}map the BAR0 of A (sysfs resource0)"), map_bar0(&m.bdf, offset + 4), none)?;
-        t.step(&format!("{p}mark A's {name}"), write_mark(&map, offset), |v, _| vec![("read back", Val::Hex((*v).into()))])?;
+        t.step(&format!("{p}mark A's {name}"), write_mark(&map, offset), |v, _| {
+            vec![("read back", Val::Hex((*v).into()))]
+        })?;
         Some((map, offset, name))
     });
     t.step(&format!("{p}VFIO_DEVICE_RESET"), d.reset(), none);

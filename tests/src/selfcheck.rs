@@ -67,10 +67,17 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("cli: argument parsing", cli),
         Case::new("build: the binary is statically linked", static_binary),
         Case::new("clients: kselftest TAP output parses test by test", clients_tap),
-        Case::new("clients: a selftest passes on vfio-pci-rs iff it passed on vfio-pci, skips alike", clients_selftest_rule),
+        Case::new(
+            "clients: a selftest passes on vfio-pci-rs iff it passed on vfio-pci, skips alike",
+            clients_selftest_rule,
+        ),
         Case::new("clients: QEMU hot-reset traces are found, normalised and compared", clients_qemu_rule),
         Case::new("clients: the monitor's echo is shown as the command", clients_echo),
         Case::new("bench: the device-init selftest's times are read test by test", bench_init_times),
+        Case::new("kunit: KTAP suites of the module are read case by case from the log", kunit_log),
+        Case::new("kunit: missing, unplanned, crashed and misnamed suites fail", kunit_judge),
+        Case::new("kunit: /dev/kmsg records are split and unescaped", kunit_kmsg),
+        Case::new("kunit: the module file's suites are read from .kunit_test_suites", kunit_elf),
     ]
 }
 
@@ -730,18 +737,34 @@ fn clients_selftest_rule() -> CaseResult {
     let mut c = Check::default();
     let reference = selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)]);
     c.eq("the reference passes", expect_selftest(&reference), Vec::<String>::new());
-    c.eq("identical runs match", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)])), vec![]);
+    c.eq(
+        "identical runs match",
+        compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)])),
+        vec![],
+    );
     c.eq(
         "a test that passed there fails here",
         compare_selftest(&reference, &selftest_run(1, &[("t.pass", Fail), ("t.skip", Skip)])).len(),
         1,
     );
-    c.eq("a skip that passes here", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Pass)])).len(), 1);
-    c.eq("a pass that skips here", compare_selftest(&reference, &selftest_run(0, &[("t.pass", Skip), ("t.skip", Skip)])).len(), 1);
+    c.eq(
+        "a skip that passes here",
+        compare_selftest(&reference, &selftest_run(0, &[("t.pass", Pass), ("t.skip", Pass)])).len(),
+        1,
+    );
+    c.eq(
+        "a pass that skips here",
+        compare_selftest(&reference, &selftest_run(0, &[("t.pass", Skip), ("t.skip", Skip)])).len(),
+        1,
+    );
     c.eq("a test that did not run here", compare_selftest(&reference, &selftest_run(1, &[("t.skip", Skip)])).len(), 1);
     let failing = selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)]);
     c.that("a failed test fails the reference", !expect_selftest(&failing).is_empty());
-    c.eq("a test that failed there is not required here", compare_selftest(&failing, &selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)])), vec![]);
+    c.eq(
+        "a test that failed there is not required here",
+        compare_selftest(&failing, &selftest_run(1, &[("t.pass", Pass), ("t.fail", Fail)])),
+        vec![],
+    );
     let mut killed = selftest_run(0, &[("t.pass", Pass), ("t.skip", Skip)]);
     killed.exit = Exit::Killed;
     c.that("a killed program fails the reference", !expect_selftest(&killed).is_empty());
@@ -783,7 +806,10 @@ fn clients_qemu_rule() -> CaseResult {
     c.that("a failed hot reset fails the reference", !expect_qemu(&run(true, "Invalid argument", 0)).is_empty());
     c.that("a device not realized fails the reference", !expect_qemu(&run(false, "", 1)).is_empty());
     c.that("not realized differs", !compare_qemu(&good, &run(false, "", 1)).is_empty());
-    c.that("another hot-reset result differs", !compare_qemu(&good, &run(true, "Device or resource busy", 0)).is_empty());
+    c.that(
+        "another hot-reset result differs",
+        !compare_qemu(&good, &run(true, "Device or resource busy", 0)).is_empty(),
+    );
     let mut killed = run(true, "Success", 0);
     killed.exit = Exit::Killed;
     c.that("a killed QEMU differs", !compare_qemu(&good, &killed).is_empty());
@@ -798,5 +824,165 @@ fn clients_echo() -> CaseResult {
     c.eq("not an echo", undo_echo("(qemu) vfio_pci_hot_reset x"), "(qemu) vfio_pci_hot_reset x".to_string());
     c.eq("no prompt", undo_echo("plain line"), "plain line".to_string());
     c.eq("bare prompt", undo_echo("(qemu) "), "(qemu) ".to_string());
+    c.done()
+}
+
+/// What one module load prints: our suite (a pass, a failure with its assertion, a skip), a
+/// foreign suite, and an unrelated message in between.
+const KUNIT_LOG: &[&str] = &[
+    "KTAP version 1",
+    "1..2",
+    "    KTAP version 1",
+    "    # Subtest: vfio_pci_rs_ids",
+    "    # module: vfio_pci_rs",
+    "    # speed: normal",
+    "    1..3",
+    "    # two_fields.speed: normal",
+    "    ok 1 two_fields",
+    "vfio_pci_rs: some unrelated message",
+    "    # refuses: ASSERTION FAILED at src/ids.rs:200",
+    "    Expected DynamicId::parse(entry) == None to be true, but is false",
+    "    not ok 2 refuses",
+    "    ok 3 wide # SKIP not on this kernel",
+    "# vfio_pci_rs_ids: pass:1 fail:1 skip:1 total:3",
+    "# Totals: pass:1 fail:1 skip:1 total:3",
+    "not ok 1 vfio_pci_rs_ids",
+    "    KTAP version 1",
+    "    # Subtest: other_suite",
+    "    1..1",
+    "    ok 1 x",
+    "ok 2 other_suite",
+];
+
+fn kunit_log() -> CaseResult {
+    use crate::kunit::{parse_log, KunitCase, KunitSuite};
+    let mut c = Check::default();
+    let got = parse_log(KUNIT_LOG, "vfio_pci_rs");
+    let want = vec![KunitSuite {
+        name: "vfio_pci_rs_ids".into(),
+        planned: Some(3),
+        cases: vec![
+            KunitCase { name: "two_fields".into(), verdict: Verdict::Pass, diagnostics: vec![] },
+            KunitCase {
+                name: "refuses".into(),
+                verdict: Verdict::Fail,
+                diagnostics: vec![
+                    "refuses: ASSERTION FAILED at src/ids.rs:200".into(),
+                    "Expected DynamicId::parse(entry) == None to be true, but is false".into(),
+                ],
+            },
+            KunitCase { name: "wide".into(), verdict: Verdict::Skip("not on this kernel".into()), diagnostics: vec![] },
+        ],
+        result: Some(Verdict::Fail),
+    }];
+    c.eq("suites", got, want);
+    // A suite cut short: no more cases, no result line.
+    let short = parse_log(&KUNIT_LOG[..10], "vfio_pci_rs");
+    c.eq("cut short: one suite", short.len(), 1);
+    c.eq("cut short: its cases", short.first().map(|s| s.cases.len()), Some(1));
+    c.eq("cut short: no result", short.first().map(|s| s.result.clone()), Some(None));
+    c.eq("other prefix", parse_log(KUNIT_LOG, "other").len(), 1);
+    c.done()
+}
+
+fn kunit_judge() -> CaseResult {
+    use crate::kunit::judge;
+    let mut c = Check::default();
+    let names = |v: &[(String, CaseResult)]| v.iter().map(|(n, r)| (n.clone(), r.verdict.clone())).collect::<Vec<_>>();
+    let all = judge(Ok(vec!["vfio_pci_rs_ids".into()]), KUNIT_LOG, "vfio_pci_rs");
+    c.eq(
+        "cases of a complete log",
+        names(&all),
+        vec![
+            ("kunit/vfio_pci_rs_ids/two_fields".into(), Verdict::Pass),
+            ("kunit/vfio_pci_rs_ids/refuses".into(), Verdict::Fail),
+            ("kunit/vfio_pci_rs_ids/wide".into(), Verdict::Skip("not on this kernel".into())),
+        ],
+    );
+    // Expected but absent; a second suite the log lacks.
+    let missing = judge(Ok(vec!["vfio_pci_rs_ids".into(), "vfio_pci_rs_vf_token".into()]), KUNIT_LOG, "vfio_pci_rs");
+    c.that(
+        "a missing suite fails",
+        missing.iter().any(|(n, r)| n == "kunit/vfio_pci_rs_vf_token" && r.verdict == Verdict::Fail),
+    );
+    // Cut short: the case that ran counts, the suite's end fails.
+    let short = judge(Ok(vec!["vfio_pci_rs_ids".into()]), &KUNIT_LOG[..10], "vfio_pci_rs");
+    c.eq(
+        "cut short",
+        names(&short),
+        vec![
+            ("kunit/vfio_pci_rs_ids/two_fields".into(), Verdict::Pass),
+            ("kunit/vfio_pci_rs_ids: the suite ran to its end".into(), Verdict::Fail),
+        ],
+    );
+    // The suite failed with every case passing (suite init).
+    let init = ["    # Subtest: vfio_pci_rs_a", "    1..1", "    ok 1 x", "not ok 1 vfio_pci_rs_a"];
+    c.eq(
+        "suite init failure",
+        names(&judge(Ok(vec!["vfio_pci_rs_a".into()]), &init, "vfio_pci_rs")),
+        vec![
+            ("kunit/vfio_pci_rs_a/x".into(), Verdict::Pass),
+            ("kunit/vfio_pci_rs_a: the suite ran to its end".into(), Verdict::Fail),
+        ],
+    );
+    // No suite in the module; a misnamed one; an unreadable module file.
+    let none: [&str; 0] = [];
+    c.eq(
+        "no suite",
+        names(&judge(Ok(vec![]), &none, "vfio_pci_rs")),
+        vec![("kunit: the module has KUnit suites".into(), Verdict::Fail)],
+    );
+    c.eq(
+        "misnamed",
+        names(&judge(Ok(vec!["ids".into()]), &none, "vfio_pci_rs")),
+        vec![("kunit/ids".into(), Verdict::Fail)],
+    );
+    c.eq(
+        "unreadable",
+        names(&judge(Err("x".into()), &none, "vfio_pci_rs")),
+        vec![("kunit: the module's suites".into(), Verdict::Fail)],
+    );
+    c.done()
+}
+
+fn kunit_kmsg() -> CaseResult {
+    let mut c = Check::default();
+    let records = vec![
+        "6,1021,5000,-;    ok 1 two_fields\n".to_string(),
+        "3,1022,5001,-;    # a: ASSERTION FAILED at x.rs:1\\x0a    Expected a \\x5c b\\x0a== c to be true\n SUBSYSTEM=x\n".to_string(),
+        "no separator".to_string(),
+    ];
+    c.eq(
+        "lines",
+        crate::kunit::kmsg_lines(&records),
+        vec![
+            "    ok 1 two_fields".to_string(),
+            "    # a: ASSERTION FAILED at x.rs:1".into(),
+            "    Expected a \\ b".into(),
+            "    == c to be true".into(),
+        ],
+    );
+    c.done()
+}
+
+/// Reads the real module file when $VFIO_PCI_RS_KO names one (lint.sh sets it), else skips.
+fn kunit_elf() -> CaseResult {
+    let mut c = Check::default();
+    c.that("not ELF is refused", crate::kunit::suites_in_module(b"hello").is_err());
+    c.that("a truncated header is refused", crate::kunit::suites_in_module(b"\x7fELF\x02\x01\x01").is_err());
+    let Some(ko) = std::env::var_os("VFIO_PCI_RS_KO") else {
+        return if c.0.is_empty() { CaseResult::skip("VFIO_PCI_RS_KO is not set") } else { c.done() };
+    };
+    match fs::read(&ko) {
+        Err(e) => c.0.push(format!("reading {ko:?}: {e}")),
+        Ok(image) => match crate::kunit::suites_in_module(&image) {
+            Err(e) => c.0.push(e),
+            Ok(names) => {
+                c.that("the module has the ids suite", names.iter().any(|n| n == "vfio_pci_rs_ids"));
+                c.that("every suite is named vfio_pci_rs*", names.iter().all(|n| n.starts_with(crate::kunit::PREFIX)));
+                return c.done().with_notes(vec![format!("suites: {}", names.join(", "))]);
+            }
+        },
+    }
     c.done()
 }

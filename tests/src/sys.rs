@@ -312,9 +312,8 @@ impl Mmio {
         let flags = if shared { MAP_SHARED } else { MAP_PRIVATE };
         // SAFETY: a fresh mapping chosen by the kernel (addr NULL) overlaps
         // nothing of ours; the fd is only used by the call.
-        let p = unsafe {
-            mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, flags, file.as_raw_fd(), offset as i64)
-        };
+        let p =
+            unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, flags, file.as_raw_fd(), offset as i64) };
         if p as isize == -1 {
             return Err(Errno::last());
         }

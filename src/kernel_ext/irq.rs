@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! IRQ requests (`include/linux/interrupt.h`): a handler registered on an IRQ line, freed on
+//! drop, and the per-line operations a driver with a requested line may use.
+//!
+//! The kernel crate has `kernel::irq::{Registration, Flags}` of the same shape, but they do not
+//! fit a VFIO bus driver: a registration needs an `IrqRequest` made from a `Device<Bound>`
+//! (this driver requests lines in ioctls, where it holds no bound device, only an owned
+//! reference), it is Devres-managed, its name must be `'static` (VFIO names every line after
+//! its function and vector), and `Flags` cannot be read outside the kernel crate. This module
+//! keeps their shape (a pinned [`Registration`] owning its handler, a [`Handler`] trait
+//! returning [`IrqReturn`], [`Flags`] constants) for an IRQ number the driver got from the PCI
+//! core, and adds what VFIO's INTx masking needs: disabling and enabling the line and its
+//! `IRQ_DISABLE_UNLAZY` status.
+
+use core::marker::PhantomPinned;
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{c_int, c_uint, c_ulong, c_void},
+    prelude::*,
+    str::CString,
+};
+
+pub(crate) use kernel::irq::IrqReturn;
+
+/// Flags of an IRQ request (`IRQF_*`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flags(c_ulong);
+
+impl Flags {
+    /// No flags: an exclusive line, enabled at request.
+    pub(crate) const NONE: Flags = Flags(0);
+    /// The line may be shared with other devices' handlers.
+    pub(crate) const SHARED: Flags = Flags(bindings::IRQF_SHARED as c_ulong);
+    /// The line is not enabled by the request; the driver enables it with
+    /// [`RequestedIrq::enable`].
+    pub(crate) const NO_AUTOEN: Flags = Flags(bindings::IRQF_NO_AUTOEN as c_ulong);
+}
+
+/// Status flags of an IRQ line (`IRQ_*` of `include/linux/irq.h`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusFlags(c_ulong);
+
+impl StatusFlags {
+    /// No flag.
+    pub(crate) const NONE: StatusFlags = StatusFlags(0);
+    /// `disable_irq` masks the line at the chip at once instead of lazily at the next
+    /// interrupt.
+    pub(crate) const DISABLE_UNLAZY: StatusFlags =
+        StatusFlags(bindings::IRQ_DISABLE_UNLAZY as c_ulong);
+}
+
+/// Clears `clear` and sets `set` in the status of IRQ line `irq` (`irq_modify_status`); an
+/// IRQ number without a descriptor is ignored.
+pub(crate) fn modify_status(irq: u32, clear: StatusFlags, set: StatusFlags) {
+    // SAFETY: `irq_modify_status` looks the descriptor up and returns if there is none; it
+    // takes the descriptor's lock itself.
+    unsafe { bindings::irq_modify_status(irq, clear.0, set.0) };
+}
+
+/// A handler of a requested IRQ line, called in hard-IRQ context.
+pub(crate) trait Handler: Sync {
+    /// Handles an interrupt of `irq`, returning whether it came from this handler's device.
+    fn handle(&self, irq: &RequestedIrq) -> IrqReturn;
+}
+
+/// An IRQ line this driver has requested, lent by its [`Registration`].
+///
+/// # Invariants
+///
+/// `irq` is requested by the registration that lends this value, for as long as it is lent.
+pub(crate) struct RequestedIrq {
+    irq: u32,
+}
+
+impl RequestedIrq {
+    /// Disables the line without waiting for running handlers (`disable_irq_nosync`); may be
+    /// called from the handler. Disables nest: each needs an [`Self::enable`].
+    pub(crate) fn disable_nosync(&self) {
+        // SAFETY: `irq` is requested (type invariant); callable in any context.
+        unsafe { bindings::disable_irq_nosync(self.irq) };
+    }
+
+    /// Undoes one [`Self::disable_nosync`] (or the `NO_AUTOEN` of the request) (`enable_irq`).
+    pub(crate) fn enable(&self) {
+        // SAFETY: `irq` is requested (type invariant); callable in any context.
+        unsafe { bindings::enable_irq(self.irq) };
+    }
+
+    /// Waits for the handlers of the line running on other CPUs (`synchronize_irq`).
+    pub(crate) fn synchronize(&self) {
+        // SAFETY: `irq` is requested (type invariant).
+        unsafe { bindings::synchronize_irq(self.irq) };
+    }
+}
+
+/// A handler requested on an IRQ line (`request_threaded_irq` without a thread), freed
+/// (`free_irq`, which waits for running handlers) when dropped.
+///
+/// # Invariants
+///
+/// While the value exists, `line.irq` is requested with the value's address as `dev_id`, with
+/// [`Self::handle_irq_callback`] as the handler and `name` as the name.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Registration<T: Handler> {
+    line: RequestedIrq,
+    /// The IRQ's name (`/proc/interrupts`); the IRQ core keeps a pointer to it.
+    name: CString,
+    #[pin]
+    handler: T,
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+// SAFETY: The registration is an IRQ number, a string and a `T`; the IRQ core only ever calls
+// `T::handle` through a shared reference, which `Handler: Sync` allows from any CPU.
+unsafe impl<T: Handler + Send> Send for Registration<T> {}
+// SAFETY: Shared access only reaches `&T` (`T: Sync`) and the immutable number and name.
+unsafe impl<T: Handler> Sync for Registration<T> {}
+
+impl<T: Handler> Registration<T> {
+    /// Requests `irq` with `flags`, named `name`, for the handler `handler` initialises.
+    pub(crate) fn new(
+        irq: u32,
+        flags: Flags,
+        name: CString,
+        handler: impl PinInit<T, Error>,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(&this in Self {
+            line: RequestedIrq { irq },
+            name,
+            handler <- handler,
+            _pin: PhantomPinned,
+            _: {
+                // SAFETY: `this` points to the registration being initialised, whose `name`
+                // and `handler` are initialised above and pinned: they stay valid until
+                // `drop` frees the IRQ. The callback matches the IRQ core's signature.
+                to_result(unsafe {
+                    bindings::request_threaded_irq(
+                        irq,
+                        Some(Self::handle_irq_callback),
+                        None,
+                        flags.0,
+                        (*this.as_ptr()).name.as_char_ptr(),
+                        this.as_ptr().cast::<c_void>(),
+                    )
+                })?;
+                // INVARIANT: The IRQ is requested with `this` as `dev_id`.
+            },
+        })
+    }
+
+    /// The handler.
+    pub(crate) fn handler(&self) -> &T {
+        &self.handler
+    }
+
+    /// The requested line.
+    pub(crate) fn line(&self) -> &RequestedIrq {
+        &self.line
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` must be the `dev_id` of a live [`Registration<T>`] (see the type invariant).
+    unsafe extern "C" fn handle_irq_callback(_irq: c_int, ptr: *mut c_void) -> c_uint {
+        // SAFETY: By the type invariant `ptr` is the registration, which outlives the request
+        // (`drop` frees the IRQ, waiting for running handlers, before it goes away).
+        let this = unsafe { &*ptr.cast::<Self>() };
+        this.handler.handle(&this.line) as c_uint
+    }
+}
+
+#[pinned_drop]
+impl<T: Handler> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        let cookie: *const Self = &*self;
+        // SAFETY: By the type invariant the IRQ is requested with `cookie`; `free_irq` waits
+        // for running handlers, after which nothing refers to `self` any more.
+        unsafe { bindings::free_irq(self.line.irq, cookie.cast_mut().cast()) };
+    }
+}

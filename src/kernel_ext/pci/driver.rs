@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! PCI drivers that hand functions to user space, registered with what the kernel crate's
+//! [`kernel::pci::Adapter`] cannot set.
+//!
+//! A VFIO bus driver differs from an ordinary PCI driver in five ways, and `pci::Adapter`
+//! offers none of them:
+//!
+//! - it manages DMA itself (`driver_managed_dma`): the IOMMU core would otherwise hand the
+//!   function's group to the kernel's DMA API at bind time, and user space could never claim
+//!   it;
+//! - it has no ID table: it binds only through `driver_override` and dynamic IDs;
+//! - it adds dynamic IDs (`pci_add_dynid`) once it is registered, from a module parameter;
+//! - it lets user space create the VFs of a PF (`sriov_configure`);
+//! - it reports AER errors to user space (`err_handler->error_detected`).
+//!
+//! [`Adapter`] implements [`driver::RegistrationOps`] for a [`Driver`], so the driver is
+//! registered with the kernel crate's [`driver::Registration`], which keeps handling the driver
+//! data: probe stores it, every other callback borrows it, and the driver core drops it after
+//! the function is unbound.
+
+use core::{marker::PhantomData, mem::offset_of, pin::Pin};
+use kernel::{
+    bindings, device, driver,
+    error::{from_result, to_result},
+    ffi::c_int,
+    pci,
+    prelude::*,
+    types::Opaque,
+    ThisModule,
+};
+
+/// What an AER `error_detected` handler asks of the recovery that follows.
+pub(crate) enum ErsResult {
+    /// Recovery may go on without a reset (`PCI_ERS_RESULT_CAN_RECOVER`).
+    CanRecover,
+}
+
+impl ErsResult {
+    fn to_raw(&self) -> bindings::pci_ers_result_t {
+        match self {
+            Self::CanRecover => bindings::pci_ers_result_PCI_ERS_RESULT_CAN_RECOVER,
+        }
+    }
+}
+
+/// A PCI driver that binds only on request, manages DMA itself and may enable SR-IOV.
+///
+/// Every callback but `probe` and `registered` gets the driver data `probe` made, borrowed
+/// while the PCI core holds the function's device lock.
+pub(crate) trait Driver: 'static {
+    /// The driver data of a bound function.
+    type Data: Send + 'static;
+
+    /// Binds the function `dev` and makes its driver data.
+    fn probe(dev: &pci::Device<device::Core<'_>>) -> impl PinInit<Self::Data, Error>;
+
+    /// The function is being unbound; its driver data is dropped right after.
+    fn unbind(data: Pin<&Self::Data>);
+
+    /// `sriov_configure`: enables `num_vfs` VFs of the PF, or disables them (`num_vfs` 0).
+    /// Returns how many VFs are enabled.
+    fn sriov_configure(data: Pin<&Self::Data>, num_vfs: i32) -> Result<i32>;
+
+    /// AER reports an error of the function.
+    fn error_detected(data: Pin<&Self::Data>) -> ErsResult;
+
+    /// The driver was just registered: the moment to add dynamic IDs.
+    fn registered(ids: &DynamicIds<'_>);
+}
+
+/// The dynamic IDs of a registered driver (its `new_id` list).
+///
+/// # Invariants
+///
+/// `self.0` is a `pci_driver` registered with the PCI core for `'a`.
+pub(crate) struct DynamicIds<'a>(&'a Opaque<bindings::pci_driver>);
+
+impl DynamicIds<'_> {
+    /// Adds an ID to the driver (`pci_add_dynid`), as writing it to `new_id` does; matching
+    /// functions that have no driver are bound at once. `u32::MAX` (`PCI_ANY_ID`) in the first
+    /// four fields matches anything.
+    pub(crate) fn add(
+        &self,
+        vendor: u32,
+        device: u32,
+        subvendor: u32,
+        subdevice: u32,
+        class: u32,
+        class_mask: u32,
+    ) -> Result {
+        // SAFETY: The driver is registered, by the type invariant.
+        to_result(unsafe {
+            bindings::pci_add_dynid(
+                self.0.get(),
+                vendor,
+                device,
+                subvendor,
+                subdevice,
+                class,
+                class_mask,
+                0,
+            )
+        })
+    }
+}
+
+/// Registers a [`Driver`] through [`driver::Registration`].
+pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
+
+// SAFETY:
+// - `bindings::pci_driver` is a C type declared as `repr(C)`.
+// - `T::Data` is the type of the driver data `probe_callback` stores.
+// - `DEVICE_DRIVER_OFFSET` is the offset of the `struct device_driver` embedded in
+//   `struct pci_driver`.
+unsafe impl<T: Driver> driver::DriverLayout for Adapter<T> {
+    type DriverType = bindings::pci_driver;
+    type DriverData<'bound> = T::Data;
+    const DEVICE_DRIVER_OFFSET: usize = offset_of!(bindings::pci_driver, driver);
+}
+
+// SAFETY: `unregister` is only called after a successful `register` of the same driver, whose
+// `pci_driver` stays pinned in between (guaranteed by `driver::Registration`).
+unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
+    unsafe fn register(
+        pdrv: &Opaque<bindings::pci_driver>,
+        name: &'static CStr,
+        module: &'static ThisModule,
+    ) -> Result {
+        let drv = pdrv.get();
+        // SAFETY: The driver is not registered yet, so we are its only user. No ID table: the
+        // driver binds only through driver_override and dynamic IDs.
+        unsafe {
+            (*drv).name = name.as_char_ptr();
+            (*drv).probe = Some(Self::probe_callback);
+            (*drv).remove = Some(Self::remove_callback);
+            (*drv).sriov_configure = Some(Self::sriov_configure_callback);
+            (*drv).id_table = core::ptr::null();
+            (*drv).err_handler = Self::err_handlers();
+            (*drv).driver_managed_dma = true;
+        }
+        // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`
+        // (the safety requirement of this function).
+        to_result(unsafe {
+            bindings::__pci_register_driver(drv, module.as_ptr(), name.as_char_ptr())
+        })?;
+        // INVARIANT: The driver was just registered and is unregistered only by `unregister`,
+        // which cannot run before this function returns.
+        T::registered(&DynamicIds(pdrv));
+        Ok(())
+    }
+
+    unsafe fn unregister(pdrv: &Opaque<bindings::pci_driver>) {
+        // SAFETY: `pdrv` was registered by `register` (the safety requirement).
+        unsafe { bindings::pci_unregister_driver(pdrv.get()) }
+    }
+}
+
+impl<T: Driver> Adapter<T> {
+    /// The AER callbacks: only `error_detected`.
+    const ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
+        error_detected: Some(Self::error_detected_callback),
+        mmio_enabled: None,
+        slot_reset: None,
+        reset_prepare: None,
+        reset_done: None,
+        resume: None,
+        cor_error_detected: None,
+    };
+
+    const fn err_handlers() -> &'static bindings::pci_error_handlers {
+        &Self::ERR_HANDLERS
+    }
+
+    /// The driver data of `pdev`, a function bound to this driver.
+    ///
+    /// # Safety
+    ///
+    /// `pdev` must be valid and bound to this driver (probe has returned successfully) for
+    /// `'a`: the PCI core is calling back this driver on it with its device lock held.
+    unsafe fn data_of<'a>(pdev: *mut bindings::pci_dev) -> Pin<&'a T::Data> {
+        // SAFETY: By the safety requirement `pdev` is a valid function for `'a`; `pci::Device`
+        // is a transparent wrapper of `pci_dev`.
+        let pdev: &'a pci::Device<device::CoreInternal<'a>> = unsafe { &*pdev.cast() };
+        // SAFETY: Probe stored a `T::Data` before the device lock was released, and the driver
+        // core drops it only after unbinding, which the caller excludes for `'a`.
+        unsafe { pdev.as_ref().drvdata_borrow::<T::Data>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core only, as this driver's `probe`.
+    unsafe extern "C" fn probe_callback(
+        pdev: *mut bindings::pci_dev,
+        _id: *const bindings::pci_device_id,
+    ) -> c_int {
+        // SAFETY: The PCI core calls probe with a valid function, which it keeps alive and
+        // locked for the duration of the call; `pci::Device` is a transparent wrapper of
+        // `pci_dev`.
+        //
+        // INVARIANT: `pdev` is valid for the duration of `probe_callback()`.
+        let pdev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
+        from_result(|| {
+            let data = T::probe(pdev);
+            pdev.as_ref().set_drvdata(data)?;
+            Ok(0)
+        })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core only, as this driver's `remove`.
+    unsafe extern "C" fn remove_callback(pdev: *mut bindings::pci_dev) {
+        // SAFETY: The PCI core calls remove on a function bound to this driver, with its
+        // device lock held.
+        let data = unsafe { Self::data_of(pdev) };
+        T::unbind(data);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PCI core only, as this driver's `sriov_configure`.
+    unsafe extern "C" fn sriov_configure_callback(
+        pdev: *mut bindings::pci_dev,
+        count: c_int,
+    ) -> c_int {
+        // SAFETY: The PCI core calls `sriov_configure` on a PF bound to this driver, with its
+        // device lock held.
+        let data = unsafe { Self::data_of(pdev) };
+        from_result(|| T::sriov_configure(data, count))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the AER core only, on a function bound to this driver.
+    unsafe extern "C" fn error_detected_callback(
+        pdev: *mut bindings::pci_dev,
+        _state: bindings::pci_channel_state_t,
+    ) -> bindings::pci_ers_result_t {
+        // SAFETY: The AER core calls the handlers of the bound driver with the function's
+        // device lock held, so the function is valid and bound to this driver for the call.
+        let data = unsafe { Self::data_of(pdev) };
+        T::error_detected(data).to_raw()
+    }
+}

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mappings of a function's expansion ROM: the ROM BAR (`pci_map_rom()`) or the copy of the ROM
+//! the platform firmware left in memory (`ioremap()` of the shadow the PCI core recorded).
+//!
+//! C header: [`include/linux/pci.h`](srctree/include/linux/pci.h)
+//!
+//! Either way the mapping covers the ROM image and dereferences to an [`IoMap`], whose size is
+//! the image's: bytes past the image (up to the size of the ROM BAR) are not reachable.
+
+use super::{
+    OwnedDevice,
+    PciDeviceExt, //
+};
+use crate::kernel_ext::iomap::IoMap;
+use core::ops::Deref;
+use kernel::{
+    bindings,
+    ffi::c_void,
+    io::MmioRaw,
+    prelude::*, //
+};
+
+/// Where a [`RomMapping`] comes from, which says how to unmap it.
+#[derive(Clone, Copy)]
+enum RomSource {
+    /// The ROM BAR, enabled and mapped by `pci_map_rom()`.
+    Bar,
+    /// The platform's shadow copy, mapped by `ioremap()`.
+    Shadow,
+}
+
+/// A mapping of a function's ROM image, unmapped on drop.
+///
+/// # Invariants
+///
+/// `io.addr()` is a mapping of `io.maxsize()` bytes of the ROM image of `pdev`, made as `source`
+/// says, and mapped until dropped.
+pub(crate) struct RomMapping<'a> {
+    pdev: &'a OwnedDevice,
+    io: MmioRaw,
+    source: RomSource,
+}
+
+impl OwnedDevice {
+    /// Maps the ROM BAR (enabling its decode, `pci_map_rom()`), sized to the image found in it:
+    /// `ENOMEM` if it cannot be mapped or holds no valid image.
+    pub(crate) fn map_rom(&self) -> Result<RomMapping<'_>> {
+        let mut image_len = 0usize;
+        // SAFETY: `self` is a valid function (type invariant of `pci::Device`); `image_len` is a
+        // valid output location.
+        let ptr = unsafe { bindings::pci_map_rom(self.as_raw(), &mut image_len) };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        let Ok(io) = MmioRaw::new(ptr as usize, image_len) else {
+            // SAFETY: Mapped just above, not used.
+            unsafe { bindings::pci_unmap_rom(self.as_raw(), ptr) };
+            return Err(ENOMEM);
+        };
+        // INVARIANT: `pci_map_rom()` mapped the ROM, whose image is `image_len` bytes long.
+        Ok(RomMapping {
+            pdev: self,
+            io,
+            source: RomSource::Bar,
+        })
+    }
+
+    /// Maps the platform's copy of the ROM (see [`PciDeviceExt::platform_rom`]): `EINVAL` if
+    /// there is none, `ENOMEM` if it cannot be mapped.
+    pub(crate) fn map_platform_rom(&self) -> Result<RomMapping<'_>> {
+        let (addr, len) = self.platform_rom().ok_or(EINVAL)?;
+        // SAFETY: Mapping the memory the firmware left the ROM copy in, which the PCI core
+        // recorded at enumeration (it is not RAM the kernel allocates from).
+        let ptr = unsafe { bindings::ioremap(addr, len) };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        let Ok(io) = MmioRaw::new(ptr as usize, len) else {
+            // SAFETY: Mapped just above, not used.
+            unsafe { bindings::iounmap(ptr) };
+            return Err(ENOMEM);
+        };
+        // INVARIANT: `ioremap()` mapped the `len` bytes of the copy.
+        Ok(RomMapping {
+            pdev: self,
+            io,
+            source: RomSource::Shadow,
+        })
+    }
+}
+
+impl Deref for RomMapping<'_> {
+    type Target = IoMap;
+
+    #[inline]
+    fn deref(&self) -> &IoMap {
+        // SAFETY: By the type invariant `io` maps `io.maxsize()` bytes until `self` is dropped;
+        // an `ioremap()` address is a valid iomap cookie, as is a `pci_map_rom()` one.
+        unsafe { IoMap::from_raw(&self.io) }
+    }
+}
+
+impl Drop for RomMapping<'_> {
+    fn drop(&mut self) {
+        let io = self.io.addr() as *mut c_void;
+        // SAFETY: By the type invariant `io` was mapped as `source` says, and is unmapped once,
+        // here.
+        unsafe {
+            match self.source {
+                RomSource::Bar => bindings::pci_unmap_rom(self.pdev.as_raw(), io),
+                RomSource::Shadow => bindings::iounmap(io),
+            }
+        }
+    }
+}

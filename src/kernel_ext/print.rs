@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device messages the kernel crate's `dev_*!` macros cannot print: rate-limited ones.
+
+use crate::kernel_ext::{bindings as helpers, pci::PciDeviceExt};
+use kernel::{
+    pci,
+    str::{CStr, CStrExt},
+};
+
+/// Logs `msg` and a newline at `KERN_INFO` for the function `pdev`, rate-limited
+/// (`dev_info_ratelimited()`), for messages user space can trigger at will.
+pub(crate) fn dev_info_ratelimited(pdev: &pci::Device, msg: &CStr) {
+    // SAFETY: The function's device is valid while `pdev` is borrowed; `msg` is
+    // NUL-terminated and the helper prints it with a "%s" format.
+    unsafe { helpers::vfio_pci_rs_dev_info_ratelimited(pdev.device_raw(), msg.as_char_ptr()) };
+}
