@@ -9,7 +9,7 @@
 //!   fails with `ENOENT` — disabling too. A PF being unbound always disables its VFs first.
 //! - The PCI core calls `sriov_configure` with the PF's device lock held and only when the
 //!   number of VFs changes from or to zero. Before the VFs are created the PF joins the list
-//!   of PFs whose SR-IOV this driver enabled ([`SRIOV_PFS`], vfio-pci's `sriov_pfs`), is
+//!   of PFs whose SR-IOV this driver enabled ([`static@SRIOV_PFS`], vfio-pci's `sriov_pfs`), is
 //!   brought to D0 and marked in its memory gate: while it has VFs, user space cannot move it
 //!   out of D0. It leaves the list once its VFs are gone (or failed to appear).
 //! - A VF added to the PCI bus whose PF is on the list gets `driver_override` set to this

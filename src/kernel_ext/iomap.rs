@@ -58,7 +58,7 @@ impl IoMap {
     /// `raw.addr()` must be an iomap cookie (as `pci_iomap()`, `pci_map_rom()` or `ioremap()`
     /// return) valid for `raw.maxsize()` bytes for as long as the returned reference lives.
     #[inline]
-    pub(crate) unsafe fn from_raw(raw: &MmioRaw) -> &Self {
+    pub(in crate::kernel_ext) unsafe fn from_raw(raw: &MmioRaw) -> &Self {
         // SAFETY: `IoMap` is a transparent wrapper of `MmioRaw`.
         // INVARIANT: By the safety requirement.
         unsafe { &*core::ptr::from_ref(raw).cast() }

@@ -90,7 +90,7 @@ macro_rules! lazy_global_lock {
     {
         $(#[$meta:meta])* $pub:vis static $name:ident: Mutex<$valuety:ty> = $value:expr;
     } => {
-        #[doc = ::core::concat!("Backend type of [`", ::core::stringify!($name), "`].")]
+        #[doc = ::core::concat!("Backend type of [`static@", ::core::stringify!($name), "`].")]
         #[allow(non_camel_case_types, unreachable_pub)]
         $pub enum $name {}
 

@@ -53,7 +53,7 @@ impl IoPfn {
     ///
     /// `pfn` must be a page frame of device memory (MMIO), not of system RAM.
     #[inline]
-    pub(crate) unsafe fn new(pfn: usize) -> Self {
+    pub(in crate::kernel_ext) unsafe fn new(pfn: usize) -> Self {
         // INVARIANT: By the safety requirement.
         Self(pfn)
     }

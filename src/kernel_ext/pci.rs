@@ -40,10 +40,29 @@ pub(crate) mod regs;
 mod rom;
 
 /// The raw `struct pci_dev` of `pdev`.
-fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
+pub(in crate::kernel_ext) fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
     // CAST: `pci::Device` is a `repr(transparent)` wrapper of `Opaque<pci_dev>`, whose
     // interior mutability makes handing out a mutable pointer sound.
     core::ptr::from_ref(pdev).cast_mut().cast()
+}
+
+/// The embedded `struct device` of `pdev`.
+pub(in crate::kernel_ext) fn device_raw_of(pdev: &pci::Device) -> *mut bindings::device {
+    // SAFETY: `raw_of` is a valid `pci_dev` (type invariant of `pci::Device`).
+    unsafe { addr_of_mut!((*raw_of(pdev)).dev) }
+}
+
+/// The bus `pdev` sits on.
+pub(in crate::kernel_ext) fn bus_raw_of(pdev: &pci::Device) -> *mut bindings::pci_bus {
+    // SAFETY: Valid by the type invariant; the PCI core sets `bus` before it publishes a
+    // function and the bus outlives it.
+    unsafe { (*raw_of(pdev)).bus }
+}
+
+/// The hotplug slot `pdev` sits in, if the platform describes one (else null).
+pub(in crate::kernel_ext) fn slot_raw_of(pdev: &pci::Device) -> *mut bindings::pci_slot {
+    // SAFETY: Valid by the type invariant; a slot outlives the functions in it.
+    unsafe { (*raw_of(pdev)).slot }
 }
 
 /// Borrows the function `pdev` points to.
@@ -51,7 +70,9 @@ fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
 /// # Safety
 ///
 /// `pdev` must point to a valid `struct pci_dev` that stays valid for `'a`.
-pub(crate) unsafe fn device_from_raw<'a>(pdev: *mut bindings::pci_dev) -> &'a pci::Device {
+pub(in crate::kernel_ext) unsafe fn device_from_raw<'a>(
+    pdev: *mut bindings::pci_dev,
+) -> &'a pci::Device {
     // SAFETY: `pci::Device` is a transparent wrapper of `pci_dev`; validity for `'a` is the
     // caller's promise.
     unsafe { &*pdev.cast() }
@@ -63,7 +84,9 @@ pub(crate) unsafe fn device_from_raw<'a>(pdev: *mut bindings::pci_dev) -> &'a pc
 ///
 /// `dev` must be the device of a valid `struct pci_dev` (a device on the PCI bus) that stays
 /// valid for `'a`.
-pub(crate) unsafe fn device_from_device_raw<'a>(dev: *mut bindings::device) -> &'a pci::Device {
+pub(in crate::kernel_ext) unsafe fn device_from_device_raw<'a>(
+    dev: *mut bindings::device,
+) -> &'a pci::Device {
     // SAFETY: By the safety requirement `dev` is embedded in a `pci_dev` as its `dev` field,
     // so stepping back to the container stays inside that object.
     let pdev = unsafe { kernel::container_of!(dev, bindings::pci_dev, dev) };
@@ -101,46 +124,39 @@ impl PciResource {
 /// it has. Nothing here changes a function, so functions of other drivers can be handed out
 /// as `&pci::Device` and inspected safely.
 pub(crate) trait PciDeviceExt {
-    /// The raw `struct pci_dev`, for the calls of this layer.
-    #[doc(hidden)]
-    fn as_raw(&self) -> *mut bindings::pci_dev;
+    /// The function itself, as the kernel crate's type.
+    fn pci_device(&self) -> &pci::Device;
 
     /// The function's generic device, for logging and for the VFIO core.
     fn as_device(&self) -> &device::Device;
 
-    /// The embedded `struct device`.
-    fn device_raw(&self) -> *mut bindings::device {
-        // SAFETY: `as_raw` is a valid `pci_dev` (type invariant of `pci::Device`).
-        unsafe { addr_of_mut!((*self.as_raw()).dev) }
-    }
-
     /// The header type, without the multi-function bit.
     fn header_type(&self) -> u8 {
         // SAFETY: Valid by the type invariant; `hdr_type` never changes after enumeration.
-        unsafe { (*self.as_raw()).hdr_type }
+        unsafe { (*raw_of(self.pci_device())).hdr_type }
     }
 
     /// Whether this function is an SR-IOV virtual function.
     fn is_virtfn(&self) -> bool {
         // SAFETY: Valid by the type invariant; `is_virtfn` never changes after creation.
-        unsafe { bindings::pci_dev::is_virtfn_raw(self.as_raw()) != 0 }
+        unsafe { bindings::pci_dev::is_virtfn_raw(raw_of(self.pci_device())) != 0 }
     }
 
     /// Whether the function is an SR-IOV physical function (has the SR-IOV capability).
     fn is_physfn(&self) -> bool {
         // SAFETY: Valid by the type invariant; set at enumeration.
-        unsafe { bindings::pci_dev::is_physfn_raw(self.as_raw()) != 0 }
+        unsafe { bindings::pci_dev::is_physfn_raw(raw_of(self.pci_device())) != 0 }
     }
 
     /// The number of SR-IOV virtual functions currently enabled on this function.
     fn num_vfs(&self) -> i32 {
         // SAFETY: Valid by the type invariant.
-        unsafe { bindings::pci_num_vf(self.as_raw()) }
+        unsafe { bindings::pci_num_vf(raw_of(self.pci_device())) }
     }
 
     /// The physical function of a VF (`pci_physfn()`); any other function is its own.
     fn physfn(&self) -> &pci::Device {
-        let raw = self.as_raw();
+        let raw = raw_of(self.pci_device());
         if !self.is_virtfn() {
             // SAFETY: `raw` is `self`, valid for as long as `self` is borrowed.
             return unsafe { device_from_raw(raw) };
@@ -159,36 +175,21 @@ pub(crate) trait PciDeviceExt {
     /// held, or the caller otherwise keeps the driver from being unbound.
     unsafe fn driver<'a>(&'a self) -> Option<PciDriverRef<'a>> {
         // SAFETY: Valid by the type invariant.
-        let drv = NonNull::new(unsafe { bindings::pci_dev_driver(self.as_raw()) })?;
+        let drv = NonNull::new(unsafe { bindings::pci_dev_driver(raw_of(self.pci_device())) })?;
         // INVARIANT: A driver is unregistered only after it is unbound from every function,
         // which the caller excludes for `'a`.
         Some(PciDriverRef(drv, PhantomData))
     }
 
-    /// The bus the function sits on.
-    #[doc(hidden)]
-    fn bus_raw(&self) -> *mut bindings::pci_bus {
-        // SAFETY: Valid by the type invariant; the PCI core sets `bus` before it publishes a
-        // function and the bus outlives it.
-        unsafe { (*self.as_raw()).bus }
-    }
-
-    /// The hotplug slot the function sits in, if the platform describes one.
-    #[doc(hidden)]
-    fn slot_raw(&self) -> *mut bindings::pci_slot {
-        // SAFETY: Valid by the type invariant; a slot outlives the functions in it.
-        unsafe { (*self.as_raw()).slot }
-    }
-
     /// Whether the function sits on a root bus (no bridge above it to reset).
     fn on_root_bus(&self) -> bool {
         // SAFETY: The bus is valid while the function is.
-        unsafe { (*self.bus_raw()).parent.is_null() }
+        unsafe { (*bus_raw_of(self.pci_device())).parent.is_null() }
     }
 
     /// The slot, when the platform can reset it alone (`pci_probe_reset_slot`).
     fn resettable_slot(&self) -> Option<SlotRef<'_>> {
-        let slot = NonNull::new(self.slot_raw())?;
+        let slot = NonNull::new(slot_raw_of(self.pci_device()))?;
         // SAFETY: `slot` is the function's slot, valid while the function is.
         if unsafe { bindings::pci_probe_reset_slot(slot.as_ptr()) } != 0 {
             return None;
@@ -208,7 +209,7 @@ pub(crate) trait PciDeviceExt {
     /// The bus the function sits on (whether or not it can be reset).
     fn bus(&self) -> BusRef<'_> {
         // SAFETY: See `bus_raw`: never null for an enumerated function.
-        let bus = unsafe { NonNull::new_unchecked(self.bus_raw()) };
+        let bus = unsafe { NonNull::new_unchecked(bus_raw_of(self.pci_device())) };
         // INVARIANT: A bus outlives the functions on it, so it is valid while `self` is
         // borrowed.
         BusRef(bus, PhantomData)
@@ -216,7 +217,7 @@ pub(crate) trait PciDeviceExt {
 
     /// Segment, bus number and devfn.
     fn address(&self) -> PciAddress {
-        let bus = self.bus_raw();
+        let bus = bus_raw_of(self.pci_device());
         // SAFETY: The bus is valid while the function is.
         let segment = unsafe { vfio::vfio_pci_rs_pci_domain_nr(bus) };
         PciAddress {
@@ -225,14 +226,14 @@ pub(crate) trait PciDeviceExt {
             // SAFETY: The bus is valid while the function is.
             bus: unsafe { (*bus).number },
             // SAFETY: Valid by the type invariant; `devfn` never changes.
-            devfn: unsafe { (*self.as_raw()).devfn as u8 },
+            devfn: unsafe { (*raw_of(self.pci_device())).devfn as u8 },
         }
     }
 
     /// The id of the IOMMU group the function is in, if any.
     fn iommu_group_id(&self) -> Option<i32> {
         // SAFETY: The embedded device is valid while the function is.
-        let group = unsafe { bindings::iommu_group_get(self.device_raw()) };
+        let group = unsafe { bindings::iommu_group_get(device_raw_of(self.pci_device())) };
         if group.is_null() {
             return None;
         }
@@ -253,7 +254,7 @@ pub(crate) trait PciDeviceExt {
             return None;
         }
         // SAFETY: A non-root bus has a bridge, `self`, that outlives the functions below it.
-        let bridge = unsafe { (*this.bus_raw()).self_ };
+        let bridge = unsafe { (*bus_raw_of(this)).self_ };
         // SAFETY: See above.
         NonNull::new(bridge).map(|b| unsafe { device_from_raw(b.as_ptr()) })
     }
@@ -261,13 +262,13 @@ pub(crate) trait PciDeviceExt {
     /// The size of the function's config space: 256 bytes, or 4096 with extended config.
     fn cfg_size(&self) -> u32 {
         // SAFETY: Valid by the type invariant; set at enumeration.
-        unsafe { (*self.as_raw()).cfg_size as u32 }
+        unsafe { (*raw_of(self.pci_device())).cfg_size as u32 }
     }
 
     /// The offset of the MSI-X capability, if the function has one.
     fn msix_cap(&self) -> Option<u8> {
         // SAFETY: Valid by the type invariant; set at enumeration.
-        let cap = unsafe { (*self.as_raw()).msix_cap };
+        let cap = unsafe { (*raw_of(self.pci_device())).msix_cap };
         (cap != 0).then_some(cap)
     }
 
@@ -275,7 +276,12 @@ pub(crate) trait PciDeviceExt {
     /// one and the ROM BAR is not used.
     fn platform_rom(&self) -> Option<(u64, usize)> {
         // SAFETY: Valid by the type invariant; set at enumeration.
-        let (rom, len) = unsafe { ((*self.as_raw()).rom, (*self.as_raw()).romlen) };
+        let (rom, len) = unsafe {
+            (
+                (*raw_of(self.pci_device())).rom,
+                (*raw_of(self.pci_device())).romlen,
+            )
+        };
         (rom != 0 && len != 0).then_some((rom, len))
     }
 
@@ -283,20 +289,20 @@ pub(crate) trait PciDeviceExt {
     fn in_d3(&self) -> bool {
         // SAFETY: Valid by the type invariant; a racy read is what the PCI core's own
         // callers do too (the state changes only under the driver's control).
-        let state = unsafe { (*self.as_raw()).current_state };
+        let state = unsafe { (*raw_of(self.pci_device())).current_state };
         state >= vfio::VFIO_PCI_RS_PCI_D3HOT
     }
 
     /// Whether the function ignores the command register's memory bit (some VFs).
     fn has_no_command_memory(&self) -> bool {
         // SAFETY: Valid by the type invariant; set at enumeration.
-        unsafe { bindings::pci_dev::no_command_memory_raw(self.as_raw()) != 0 }
+        unsafe { bindings::pci_dev::no_command_memory_raw(raw_of(self.pci_device())) != 0 }
     }
 
     /// Whether the platform forbids CPU mappings of the function's BARs.
     fn has_non_mappable_bars(&self) -> bool {
         // SAFETY: Valid by the type invariant; set at enumeration.
-        unsafe { bindings::pci_dev::non_mappable_bars_raw(self.as_raw()) != 0 }
+        unsafe { bindings::pci_dev::non_mappable_bars_raw(raw_of(self.pci_device())) != 0 }
     }
 
     /// Resource `index` (0-5 the BARs, [`regs::PCI_ROM_RESOURCE`] the ROM) as the PCI core
@@ -304,7 +310,7 @@ pub(crate) trait PciDeviceExt {
     /// driver binds and do not move while one is bound.
     fn resource(&self, index: usize) -> PciResource {
         // SAFETY: Valid by the type invariant; the resource array is part of the function.
-        let res = unsafe { (*self.as_raw()).resource.get(index).copied() };
+        let res = unsafe { (*raw_of(self.pci_device())).resource.get(index).copied() };
         let Some(res) = res else {
             return PciResource::default();
         };
@@ -325,13 +331,13 @@ pub(crate) trait PciDeviceExt {
     /// `IRQ_NOTCONNECTED`).
     fn intx_irq(&self) -> Option<u32> {
         // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
-        let irq = unsafe { (*self.as_raw()).irq };
+        let irq = unsafe { (*raw_of(self.pci_device())).irq };
         (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then_some(irq)
     }
 
     /// Takes the function's device and config-access locks, if uncontended.
     fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
-        let raw = self.as_raw();
+        let raw = raw_of(self.pci_device());
         // SAFETY: Valid by the type invariant.
         if unsafe { bindings::pci_dev_trylock(raw) } == 0 {
             return None;
@@ -369,7 +375,7 @@ pub(crate) trait PciDeviceExt {
         }
 
         // SAFETY: `as_raw` is `self`, valid for as long as `self` is borrowed.
-        let scope = unsafe { device_from_raw(self.as_raw()) };
+        let scope = unsafe { device_from_raw(raw_of(self.pci_device())) };
         let mut walk = Walk {
             scope,
             slot,
@@ -377,14 +383,20 @@ pub(crate) trait PciDeviceExt {
             result: Ok(()),
         };
         // SAFETY: The bus is valid while `self` is; `walk` outlives the call.
-        unsafe { bindings::pci_walk_bus(self.bus_raw(), Some(visit), (&raw mut walk).cast()) };
+        unsafe {
+            bindings::pci_walk_bus(
+                bus_raw_of(self.pci_device()),
+                Some(visit),
+                (&raw mut walk).cast(),
+            )
+        };
         walk.result
     }
 }
 
 impl PciDeviceExt for pci::Device {
-    fn as_raw(&self) -> *mut bindings::pci_dev {
-        raw_of(self)
+    fn pci_device(&self) -> &pci::Device {
+        self
     }
 
     fn as_device(&self) -> &device::Device {
@@ -394,7 +406,7 @@ impl PciDeviceExt for pci::Device {
 
 /// Whether `pdev` is in, or below a bridge in, the slot of `scope`.
 fn is_below_slot_of(pdev: &pci::Device, scope: &pci::Device) -> bool {
-    let slot = scope.slot_raw();
+    let slot = slot_raw_of(scope);
     if slot.is_null() {
         return false;
     }
@@ -402,11 +414,11 @@ fn is_below_slot_of(pdev: &pci::Device, scope: &pci::Device) -> bool {
     let slot_bus = unsafe { (*slot).bus };
     let mut cur = Some(pdev);
     while let Some(pdev) = cur {
-        if pdev.bus_raw() == slot_bus {
-            return pdev.slot_raw() == slot;
+        if bus_raw_of(pdev) == slot_bus {
+            return slot_raw_of(pdev) == slot;
         }
         // SAFETY: The bus of a valid function is valid; its bridge (`self_`) outlives it.
-        let bridge = unsafe { (*pdev.bus_raw()).self_ };
+        let bridge = unsafe { (*bus_raw_of(pdev)).self_ };
         // SAFETY: As above, the bridge is valid during the walk.
         cur = NonNull::new(bridge).map(|b| unsafe { device_from_raw(b.as_ptr()) });
     }
@@ -473,32 +485,36 @@ impl OwnedDevice {
     /// Enables I/O and memory decoding (`pci_enable_device`).
     pub(crate) fn enable(&self) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        to_result(unsafe { bindings::pci_enable_device(self.as_raw()) })
+        to_result(unsafe { bindings::pci_enable_device(raw_of(self.pci_device())) })
     }
 
     /// Disables the function (`pci_disable_device`); pairs with a successful [`Self::enable`].
     pub(crate) fn disable(&self) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_disable_device(self.as_raw()) }
+        unsafe { bindings::pci_disable_device(raw_of(self.pci_device())) }
     }
 
     /// Stops the function from mastering the bus.
     pub(crate) fn clear_master(&self) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_clear_master(self.as_raw()) }
+        unsafe { bindings::pci_clear_master(raw_of(self.pci_device())) }
     }
 
     /// Brings the function to D0; failures are left for the next access to report, as in
     /// vfio-pci.
     pub(crate) fn set_power_d0(&self) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        let _ = unsafe { bindings::pci_set_power_state(self.as_raw(), vfio::VFIO_PCI_RS_PCI_D0) };
+        let _ = unsafe {
+            bindings::pci_set_power_state(raw_of(self.pci_device()), vfio::VFIO_PCI_RS_PCI_D0)
+        };
     }
 
     /// Writes a 16-bit config register.
     pub(crate) fn write_config_word(&self, offset: u32, value: u16) {
         // SAFETY: Valid by the type invariant; config accesses are serialised by the PCI core.
-        let _ = unsafe { bindings::pci_write_config_word(self.as_raw(), offset as c_int, value) };
+        let _ = unsafe {
+            bindings::pci_write_config_word(raw_of(self.pci_device()), offset as c_int, value)
+        };
     }
 
     /// Reads a 16-bit config register (all ones if the read fails, as the hardware would
@@ -506,15 +522,16 @@ impl OwnedDevice {
     pub(crate) fn read_config_word(&self, offset: u32) -> u16 {
         let mut value = u16::MAX;
         // SAFETY: Valid by the type invariant; `value` is a valid output location.
-        let _ =
-            unsafe { bindings::pci_read_config_word(self.as_raw(), offset as c_int, &mut value) };
+        let _ = unsafe {
+            bindings::pci_read_config_word(raw_of(self.pci_device()), offset as c_int, &mut value)
+        };
         value
     }
 
     /// Reads a 32-bit config register (all ones if the read fails).
     pub(crate) fn read_config_dword(&self, offset: u32) -> u32 {
         let mut value = u32::MAX;
-        let pdev = self.as_raw();
+        let pdev = raw_of(self.pci_device());
         // SAFETY: Valid by the type invariant; `value` is a valid output location.
         let _ = unsafe { bindings::pci_read_config_dword(pdev, offset as c_int, &mut value) };
         value
@@ -525,12 +542,12 @@ impl OwnedDevice {
     pub(crate) fn rom_has_image(&self) -> bool {
         let mut size = 0usize;
         // SAFETY: Valid by the type invariant; `size` is a valid output location.
-        let io = unsafe { bindings::pci_map_rom(self.as_raw(), &mut size) };
+        let io = unsafe { bindings::pci_map_rom(raw_of(self.pci_device()), &mut size) };
         if io.is_null() {
             return false;
         }
         // SAFETY: `io` was just returned by `pci_map_rom` for this function.
-        unsafe { bindings::pci_unmap_rom(self.as_raw(), io) };
+        unsafe { bindings::pci_unmap_rom(raw_of(self.pci_device()), io) };
         true
     }
 
@@ -552,21 +569,21 @@ impl OwnedDevice {
     /// adds them to the bus before it returns.
     pub(crate) fn enable_sriov(&self, count: i32) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        to_result(unsafe { bindings::pci_enable_sriov(self.as_raw(), count) })
+        to_result(unsafe { bindings::pci_enable_sriov(raw_of(self.pci_device()), count) })
     }
 
     /// Removes every virtual function of this PF and disables SR-IOV (`pci_disable_sriov`);
     /// each VF is unbound from its driver first.
     pub(crate) fn disable_sriov(&self) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_disable_sriov(self.as_raw()) }
+        unsafe { bindings::pci_disable_sriov(raw_of(self.pci_device())) }
     }
 
     /// Resets the function alone with the best method it supports, unless its device lock is
     /// contended (`EAGAIN`) or it has none (`ENOTTY`).
     pub(crate) fn try_reset_function(&self) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        to_result(unsafe { bindings::pci_try_reset_function(self.as_raw()) })
+        to_result(unsafe { bindings::pci_try_reset_function(raw_of(self.pci_device())) })
     }
 
     /// Resets the function while its device lock is held (no state save/restore); `EINVAL`
@@ -577,22 +594,22 @@ impl OwnedDevice {
         }
         // SAFETY: Valid by the type invariant; the guard proves this function's device lock
         // is held.
-        to_result(unsafe { bindings::__pci_reset_function_locked(self.as_raw()) })
+        to_result(unsafe { bindings::__pci_reset_function_locked(raw_of(self.pci_device())) })
     }
 
     /// Resets the slot or bus the function is on (`pci_reset_bus`), saving and restoring the
     /// state of every function it touches.
     pub(crate) fn reset_bus(&self) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        to_result(unsafe { bindings::pci_reset_bus(self.as_raw()) })
+        to_result(unsafe { bindings::pci_reset_bus(raw_of(self.pci_device())) })
     }
 
     /// Saves the config space and returns a copy the function can be restored from later.
     pub(crate) fn save_state(&self) -> Option<SavedState> {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_save_state(self.as_raw()) };
+        unsafe { bindings::pci_save_state(raw_of(self.pci_device())) };
         // SAFETY: Valid by the type invariant and its state was just saved.
-        let saved = unsafe { bindings::pci_store_saved_state(self.as_raw()) };
+        let saved = unsafe { bindings::pci_store_saved_state(raw_of(self.pci_device())) };
         // INVARIANT: A non-null result is a fresh allocation that we now own.
         NonNull::new(saved).map(SavedState)
     }
@@ -602,19 +619,21 @@ impl OwnedDevice {
         let mut raw = saved.map_or(core::ptr::null_mut(), SavedState::into_raw);
         // SAFETY: Valid by the type invariant; `raw` is null or an allocation from
         // `pci_store_saved_state`, which this call consumes and frees.
-        to_result(unsafe { bindings::pci_load_and_free_saved_state(self.as_raw(), &mut raw) })
+        to_result(unsafe {
+            bindings::pci_load_and_free_saved_state(raw_of(self.pci_device()), &mut raw)
+        })
     }
 
     /// Saves the live config state as the state to restore.
     pub(crate) fn resave_state(&self) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_save_state(self.as_raw()) };
+        unsafe { bindings::pci_save_state(raw_of(self.pci_device())) };
     }
 
     /// Writes the saved config state back into the function.
     pub(crate) fn restore_state(&self) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_restore_state(self.as_raw()) };
+        unsafe { bindings::pci_restore_state(raw_of(self.pci_device())) };
     }
 }
 
@@ -642,7 +661,7 @@ pub(crate) struct PciDeviceLock<'a>(&'a pci::Device);
 impl Drop for PciDeviceLock<'_> {
     fn drop(&mut self) {
         // SAFETY: The lock was taken by `PciDeviceExt::try_lock`.
-        unsafe { bindings::pci_dev_unlock(self.0.as_raw()) };
+        unsafe { bindings::pci_dev_unlock(raw_of(self.0)) };
     }
 }
 

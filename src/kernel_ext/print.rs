@@ -2,7 +2,8 @@
 
 //! Device messages the kernel crate's `dev_*!` macros cannot print: rate-limited ones.
 
-use crate::kernel_ext::{bindings as helpers, pci::PciDeviceExt};
+use crate::kernel_ext::bindings as helpers;
+use crate::kernel_ext::pci::device_raw_of;
 use kernel::{
     pci,
     str::{CStr, CStrExt},
@@ -13,5 +14,5 @@ use kernel::{
 pub(crate) fn dev_info_ratelimited(pdev: &pci::Device, msg: &CStr) {
     // SAFETY: The function's device is valid while `pdev` is borrowed; `msg` is
     // NUL-terminated and the helper prints it with a "%s" format.
-    unsafe { helpers::vfio_pci_rs_dev_info_ratelimited(pdev.device_raw(), msg.as_char_ptr()) };
+    unsafe { helpers::vfio_pci_rs_dev_info_ratelimited(device_raw_of(pdev), msg.as_char_ptr()) };
 }

@@ -17,6 +17,7 @@ use super::{
     OwnedDevice,
     PciDeviceExt, //
 };
+use crate::kernel_ext::pci::raw_of;
 use crate::kernel_ext::{
     iomap::IoMap,
     mm::IoPfn, //
@@ -65,24 +66,23 @@ impl BarMapping {
         let mask: c_int = 1 << bar;
         // SAFETY: `pdev` is a valid function (type invariant of `pci::Device`); `name` is a
         // NUL-terminated string that lives forever, as the resource tree keeps pointing to it.
-        if unsafe {
-            bindings::pci_request_selected_regions(pdev.as_raw(), mask, name.as_char_ptr())
-        } != 0
+        if unsafe { bindings::pci_request_selected_regions(raw_of(pdev), mask, name.as_char_ptr()) }
+            != 0
         {
             return Err(EBUSY);
         }
         // SAFETY: `pdev` is valid and `bar` is one of its standard BARs (checked above), which is
         // now claimed; a length of 0 maps the whole BAR.
-        let ptr = unsafe { bindings::pci_iomap(pdev.as_raw(), c_int::from(bar), 0) };
+        let ptr = unsafe { bindings::pci_iomap(raw_of(pdev), c_int::from(bar), 0) };
         let io = match MmioRaw::new(ptr as usize, len) {
             Ok(io) if !ptr.is_null() => io,
             _ => {
                 if !ptr.is_null() {
                     // SAFETY: Mapped just above, not used.
-                    unsafe { bindings::pci_iounmap(pdev.as_raw(), ptr) };
+                    unsafe { bindings::pci_iounmap(raw_of(pdev), ptr) };
                 }
                 // SAFETY: Claimed just above, no longer mapped.
-                unsafe { bindings::pci_release_selected_regions(pdev.as_raw(), mask) };
+                unsafe { bindings::pci_release_selected_regions(raw_of(pdev), mask) };
                 return Err(ENOMEM);
             }
         };
@@ -111,8 +111,8 @@ impl Drop for BarMapping {
         // SAFETY: By the type invariant `io` maps BAR `bar` of `pdev`, whose region we claimed;
         // neither is used again.
         unsafe {
-            bindings::pci_iounmap(self.pdev.as_raw(), self.io.addr() as *mut c_void);
-            bindings::pci_release_selected_regions(self.pdev.as_raw(), 1 << self.bar);
+            bindings::pci_iounmap(raw_of(&self.pdev), self.io.addr() as *mut c_void);
+            bindings::pci_release_selected_regions(raw_of(&self.pdev), 1 << self.bar);
         }
     }
 }
@@ -152,7 +152,7 @@ impl BarWindowReservation {
         let end = start.checked_add(len - 1).ok_or(EINVAL)?;
         // SAFETY: `pdev` is valid (type invariant of `pci::Device`); `parent` is the window the
         // PCI core placed the BAR in, or null, and does not change while a driver is bound.
-        let parent = unsafe { (*pdev.as_raw()).resource.get(usize::from(bar)) }
+        let parent = unsafe { (*raw_of(pdev)).resource.get(usize::from(bar)) }
             .map(|res| res.parent)
             .ok_or(EINVAL)?;
         if parent.is_null() {

@@ -23,6 +23,7 @@
 
 use super::{OwnedDevice, PciDeviceExt};
 use crate::kernel_ext::bindings as vfio;
+use crate::kernel_ext::pci::raw_of;
 use kernel::{bindings, error::to_result, ffi::c_int, prelude::*};
 
 /// The PCI register offsets, bits and sizes the virtual config space names
@@ -170,7 +171,7 @@ impl OwnedDevice {
     /// Reads `count` (1, 2 or 4) bytes of config space at `pos` with the plain accessors;
     /// `EINVAL` for another width or an offset that does not fit the C API.
     pub(crate) fn read_config(&self, pos: usize, count: usize) -> Result<u32> {
-        let raw = self.as_raw();
+        let raw = raw_of(self.pci_device());
         let (ret, val) = ReadAccessors {
             byte: |at, v: &mut u8| {
                 // SAFETY: `raw` is a valid `pci_dev` (type invariant of `pci::Device`); `v`
@@ -193,7 +194,7 @@ impl OwnedDevice {
     /// Reads `count` (1, 2 or 4) bytes of config space at `pos` for user space (the PCI
     /// core's user accessors, which wait out config-access blocking and return errnos).
     pub(crate) fn user_read_config(&self, pos: usize, count: usize) -> Result<u32> {
-        let raw = self.as_raw();
+        let raw = raw_of(self.pci_device());
         let (ret, val) = ReadAccessors {
             byte: |at, v: &mut u8| {
                 // SAFETY: As in `read_config`.
@@ -216,7 +217,7 @@ impl OwnedDevice {
     /// space.
     pub(crate) fn user_write_config(&self, pos: usize, count: usize, val: u32) -> Result {
         let at = c_int::try_from(pos).map_err(|_| EINVAL)?;
-        let raw = self.as_raw();
+        let raw = raw_of(self.pci_device());
         // SAFETY: `raw` is a valid `pci_dev` (type invariant of `pci::Device`).
         let ret = unsafe {
             match count {
@@ -232,20 +233,20 @@ impl OwnedDevice {
     /// Puts the function in `state` (`pci_set_power_state()`).
     pub(crate) fn set_power_state(&self, state: PowerState) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        to_result(unsafe { bindings::pci_set_power_state(self.as_raw(), state.raw()) })
+        to_result(unsafe { bindings::pci_set_power_state(raw_of(self.pci_device()), state.raw()) })
     }
 
     /// The Max_Payload_Size the PCI core configured, in bytes (`pcie_get_mps()`).
     pub(crate) fn pcie_mps(&self) -> i32 {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pcie_get_mps(self.as_raw()) }
+        unsafe { bindings::pcie_get_mps(raw_of(self.pci_device())) }
     }
 
     /// Sets Max_Read_Request_Size to `bytes` (`pcie_set_readrq()`); failures leave it as it
     /// was.
     pub(crate) fn pcie_set_readrq(&self, bytes: i32) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        let _ = unsafe { bindings::pcie_set_readrq(self.as_raw(), bytes) };
+        let _ = unsafe { bindings::pcie_set_readrq(raw_of(self.pci_device()), bytes) };
     }
 
     /// Reads the VPD dword at `addr` (`pci_read_vpd()`), `None` if the transfer failed.
@@ -255,7 +256,7 @@ impl OwnedDevice {
         // across the call.
         let ret = unsafe {
             bindings::pci_read_vpd(
-                self.as_raw(),
+                raw_of(self.pci_device()),
                 addr.into(),
                 data.len(),
                 data.as_mut_ptr().cast(),
@@ -271,7 +272,12 @@ impl OwnedDevice {
         // SAFETY: Valid by the type invariant; `data` is a readable 4-byte buffer living
         // across the call.
         let ret = unsafe {
-            bindings::pci_write_vpd(self.as_raw(), addr.into(), data.len(), data.as_ptr().cast())
+            bindings::pci_write_vpd(
+                raw_of(self.pci_device()),
+                addr.into(),
+                data.len(),
+                data.as_ptr().cast(),
+            )
         };
         ret == 4
     }
@@ -279,12 +285,12 @@ impl OwnedDevice {
     /// Offset of the PM capability, 0 if none (`pdev->pm_cap`).
     pub(crate) fn pm_cap(&self) -> u8 {
         // SAFETY: Valid by the type invariant; the field is cached at enumeration.
-        unsafe { (*self.as_raw()).pm_cap }
+        unsafe { (*raw_of(self.pci_device())).pm_cap }
     }
 
     /// The PCI Express capabilities register (`pcie_caps_reg()`), 0 for conventional PCI.
     pub(crate) fn pcie_flags_reg(&self) -> u16 {
         // SAFETY: Valid by the type invariant; the field is cached at enumeration.
-        unsafe { (*self.as_raw()).pcie_flags_reg }
+        unsafe { (*raw_of(self.pci_device())).pcie_flags_reg }
     }
 }

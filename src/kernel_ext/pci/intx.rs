@@ -5,6 +5,7 @@
 //! (`impl OwnedDevice`).
 
 use super::{OwnedDevice, PciDeviceExt};
+use crate::kernel_ext::pci::raw_of;
 use kernel::{bindings, pci};
 
 /// Inspection of a function's INTx and the capabilities interrupt handling depends on.
@@ -12,7 +13,7 @@ pub(crate) trait PciIntxExt: PciDeviceExt {
     /// The interrupt pin the function uses (1-4 for INTA-INTD), 0 for none.
     fn intx_pin(&self) -> u8 {
         // SAFETY: Valid by the type invariant of `pci::Device`; set at enumeration.
-        unsafe { (*self.as_raw()).pin }
+        unsafe { (*raw_of(self.pci_device())).pin }
     }
 
     /// Whether a quirk marked the function's DisINTx masking as broken
@@ -20,13 +21,13 @@ pub(crate) trait PciIntxExt: PciDeviceExt {
     fn has_broken_intx_masking(&self) -> bool {
         // SAFETY: Valid by the type invariant; the flag is set at enumeration and by early
         // quirks.
-        unsafe { bindings::pci_dev::broken_intx_masking_raw(self.as_raw()) != 0 }
+        unsafe { bindings::pci_dev::broken_intx_masking_raw(raw_of(self.pci_device())) != 0 }
     }
 
     /// Whether the function is PCI Express (it has a PCIe capability, `pcie_cap`).
     fn is_pcie(&self) -> bool {
         // SAFETY: Valid by the type invariant; `pcie_cap` is set at enumeration.
-        unsafe { (*self.as_raw()).pcie_cap != 0 }
+        unsafe { (*raw_of(self.pci_device())).pcie_cap != 0 }
     }
 }
 
@@ -36,7 +37,7 @@ impl OwnedDevice {
     /// Clears (`enable`) or sets the command register's DisINTx bit (`pci_intx`).
     pub(crate) fn intx(&self, enable: bool) {
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        unsafe { bindings::pci_intx(self.as_raw(), i32::from(enable)) };
+        unsafe { bindings::pci_intx(raw_of(self.pci_device()), i32::from(enable)) };
     }
 
     /// Sets DisINTx if the function is asserting INTx; returns whether it was
@@ -44,13 +45,13 @@ impl OwnedDevice {
     pub(crate) fn check_and_mask_intx(&self) -> bool {
         // SAFETY: Valid by the type invariant; the PCI core serialises the command and status
         // register update.
-        unsafe { bindings::pci_check_and_mask_intx(self.as_raw()) }
+        unsafe { bindings::pci_check_and_mask_intx(raw_of(self.pci_device())) }
     }
 
     /// Clears DisINTx unless the function is asserting INTx; returns whether it cleared it
     /// (`pci_check_and_unmask_intx`). Callable in atomic context.
     pub(crate) fn check_and_unmask_intx(&self) -> bool {
         // SAFETY: As in `check_and_mask_intx`.
-        unsafe { bindings::pci_check_and_unmask_intx(self.as_raw()) }
+        unsafe { bindings::pci_check_and_unmask_intx(raw_of(self.pci_device())) }
     }
 }

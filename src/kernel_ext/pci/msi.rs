@@ -10,6 +10,7 @@
 
 use super::{OwnedDevice, PciDeviceExt};
 use crate::kernel_ext::bindings as vfio;
+use crate::kernel_ext::pci::raw_of;
 use kernel::{bindings, pci, prelude::*};
 
 /// Inspection of a function's MSI and MSI-X capabilities.
@@ -17,7 +18,7 @@ pub(crate) trait PciMsiExt: PciDeviceExt {
     /// The offset of the MSI capability, if the function has one.
     fn msi_cap(&self) -> Option<u8> {
         // SAFETY: Valid by the type invariant of `pci::Device`; set at enumeration.
-        let cap = unsafe { (*self.as_raw()).msi_cap };
+        let cap = unsafe { (*raw_of(self.pci_device())).msi_cap };
         (cap != 0).then_some(cap)
     }
 
@@ -25,7 +26,7 @@ pub(crate) trait PciMsiExt: PciDeviceExt {
     /// (`pci_msix_can_alloc_dyn`).
     fn msix_can_alloc_dyn(&self) -> bool {
         // SAFETY: Valid by the type invariant.
-        unsafe { bindings::pci_msix_can_alloc_dyn(self.as_raw()) }
+        unsafe { bindings::pci_msix_can_alloc_dyn(raw_of(self.pci_device())) }
     }
 }
 
@@ -46,7 +47,12 @@ impl OwnedDevice {
     pub(crate) fn alloc_irq_vectors(&self, min: u32, max: u32, kind: pci::IrqType) -> Result<u32> {
         // SAFETY: Valid by the type invariant of `pci::Device`.
         let got = unsafe {
-            bindings::pci_alloc_irq_vectors(self.as_raw(), min, max, irq_type_flag(kind))
+            bindings::pci_alloc_irq_vectors(
+                raw_of(self.pci_device()),
+                min,
+                max,
+                irq_type_flag(kind),
+            )
         };
         if got < 0 {
             return Err(Error::from_errno(got));
@@ -59,14 +65,14 @@ impl OwnedDevice {
     /// first (the PCI core BUGs otherwise).
     pub(crate) fn free_irq_vectors(&self) {
         // SAFETY: Valid by the type invariant; the PCI core checks what is enabled.
-        unsafe { bindings::pci_free_irq_vectors(self.as_raw()) };
+        unsafe { bindings::pci_free_irq_vectors(raw_of(self.pci_device())) };
     }
 
     /// The Linux IRQ of vector `index` (`pci_irq_vector`); `EINVAL` for a vector that is not
     /// allocated.
     pub(crate) fn irq_vector(&self, index: u32) -> Result<u32> {
         // SAFETY: Valid by the type invariant; the PCI core checks `index`.
-        let irq = unsafe { bindings::pci_irq_vector(self.as_raw(), index) };
+        let irq = unsafe { bindings::pci_irq_vector(raw_of(self.pci_device()), index) };
         match irq {
             0 => Err(EINVAL),
             irq if irq < 0 => Err(Error::from_errno(irq)),
@@ -79,8 +85,9 @@ impl OwnedDevice {
     pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> Result<u32> {
         // SAFETY: Valid by the type invariant; a null affinity is allowed, and the PCI core
         // checks that dynamic allocation is possible.
-        let map =
-            unsafe { bindings::pci_msix_alloc_irq_at(self.as_raw(), index, core::ptr::null()) };
+        let map = unsafe {
+            bindings::pci_msix_alloc_irq_at(raw_of(self.pci_device()), index, core::ptr::null())
+        };
         if map.index < 0 {
             return Err(Error::from_errno(map.index));
         }
@@ -94,7 +101,7 @@ impl OwnedDevice {
     pub(crate) fn msix_rewrite_msg(&self, index: u32) -> Result {
         // SAFETY: Valid by the type invariant; `msix_enabled` changes only in the MSI-X
         // enable and disable calls of this function's driver, which is us.
-        if unsafe { bindings::pci_dev::msix_enabled_raw(self.as_raw()) } == 0 {
+        if unsafe { bindings::pci_dev::msix_enabled_raw(raw_of(self.pci_device())) } == 0 {
             return Err(EINVAL);
         }
         let irq = self.irq_vector(index)?;

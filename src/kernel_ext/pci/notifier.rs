@@ -9,6 +9,7 @@
 //! make before drivers see it: its `driver_override`.
 
 use super::{PciDeviceExt, PciDriverRef};
+use crate::kernel_ext::pci::device_raw_of;
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -41,7 +42,7 @@ impl<'a> AddedDevice<'a> {
         // override could surprise.
         to_result(unsafe {
             bindings::__device_set_driver_override(
-                self.0.device_raw(),
+                device_raw_of(self.0),
                 name.as_ptr().cast(),
                 name.len(),
             )

@@ -13,6 +13,7 @@ use super::{
     PciDeviceExt, //
 };
 use crate::kernel_ext::iomap::IoMap;
+use crate::kernel_ext::pci::raw_of;
 use core::ops::Deref;
 use kernel::{
     bindings,
@@ -49,13 +50,13 @@ impl OwnedDevice {
         let mut image_len = 0usize;
         // SAFETY: `self` is a valid function (type invariant of `pci::Device`); `image_len` is a
         // valid output location.
-        let ptr = unsafe { bindings::pci_map_rom(self.as_raw(), &mut image_len) };
+        let ptr = unsafe { bindings::pci_map_rom(raw_of(self.pci_device()), &mut image_len) };
         if ptr.is_null() {
             return Err(ENOMEM);
         }
         let Ok(io) = MmioRaw::new(ptr as usize, image_len) else {
             // SAFETY: Mapped just above, not used.
-            unsafe { bindings::pci_unmap_rom(self.as_raw(), ptr) };
+            unsafe { bindings::pci_unmap_rom(raw_of(self.pci_device()), ptr) };
             return Err(ENOMEM);
         };
         // INVARIANT: `pci_map_rom()` mapped the ROM, whose image is `image_len` bytes long.
@@ -108,7 +109,7 @@ impl Drop for RomMapping<'_> {
         // here.
         unsafe {
             match self.source {
-                RomSource::Bar => bindings::pci_unmap_rom(self.pdev.as_raw(), io),
+                RomSource::Bar => bindings::pci_unmap_rom(raw_of(self.pdev), io),
                 RomSource::Shadow => bindings::iounmap(io),
             }
         }

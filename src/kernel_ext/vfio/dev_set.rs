@@ -17,9 +17,10 @@
 //! the compiler, not by a comment.
 
 use super::{VfioDevice, VfioDeviceOps};
+use crate::kernel_ext::pci::device_raw_of;
 use crate::kernel_ext::{
     bindings,
-    pci::{BusRef, PciDeviceExt, SlotRef},
+    pci::{BusRef, SlotRef},
 };
 use core::{cell::UnsafeCell, marker::PhantomData, mem::offset_of, ptr::NonNull};
 use kernel::{error::to_result, ffi::c_void, pci, prelude::*};
@@ -147,7 +148,7 @@ impl<'a, T: VfioDeviceOps> LockedDevSet<'a, T> {
     pub(crate) fn find(&self, pdev: &pci::Device) -> Option<SetMember<'_, T>> {
         let set = self.set.as_ptr();
         // SAFETY: The set is valid and locked by the type invariant; `pdev` is valid.
-        let found = unsafe { bindings::vfio_find_device_in_devset(set, pdev.device_raw()) };
+        let found = unsafe { bindings::vfio_find_device_in_devset(set, device_raw_of(pdev)) };
         NonNull::new(found).map(|d| {
             // SAFETY: Every device in the set is a `VfioDevice<T>` (type invariant), alive
             // while it is in the set, which stays locked for `'_`.

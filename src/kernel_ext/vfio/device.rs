@@ -18,7 +18,7 @@ use super::{
     dev_set::{self, SetLocked},
     DevSetKey, LockedDevSet,
 };
-use crate::kernel_ext::{bindings, pci::PciDeviceExt};
+use crate::kernel_ext::bindings;
 use core::{
     mem::{size_of, MaybeUninit},
     ops::Deref,
@@ -274,7 +274,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         let raw = unsafe {
             bindings::_vfio_alloc_device(
                 size_of::<Self>(),
-                addr_of_mut!((*parent.as_raw()).dev),
+                crate::kernel_ext::pci::device_raw_of(parent),
                 &Self::OPS,
             )
         };
@@ -300,7 +300,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
     }
 
     /// The core's `struct vfio_device`.
-    pub(crate) fn as_raw(&self) -> *mut bindings::vfio_device {
+    pub(in crate::kernel_ext) fn as_raw(&self) -> *mut bindings::vfio_device {
         self.core.get()
     }
 
@@ -308,7 +308,9 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
     ///
     /// `core` must be the `vfio_device` of a live `VfioDevice<T>` (a VFIO core callback for a
     /// device allocated with [`Self::OPS`]).
-    pub(crate) unsafe fn from_core<'a>(core: *mut bindings::vfio_device) -> &'a Self {
+    pub(in crate::kernel_ext) unsafe fn from_core<'a>(
+        core: *mut bindings::vfio_device,
+    ) -> &'a Self {
         // SAFETY: `core` is the first field of a `repr(C)` `Self` by the safety requirement.
         unsafe { &*core.cast::<Self>() }
     }

@@ -34,7 +34,7 @@ pub(crate) trait VirqfdHandler: Sync {
 /// # Invariants
 ///
 /// While `raw` is armed (by [`Self::enable`]) the VFIO core calls the callbacks with this
-/// object's address, which is pinned; [`PinnedDrop`] disables the slot, which waits for the
+/// object's address, which is pinned; its `PinnedDrop` impl disables the slot, which waits for the
 /// callbacks, before `owner` is dropped.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Virqfd<T: VirqfdHandler> {
