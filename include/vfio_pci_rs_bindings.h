@@ -35,5 +35,5 @@ const pci_power_t VFIO_PCI_RS_PCI_D3HOT = PCI_D3hot;
 const pci_power_t VFIO_PCI_RS_CONFIG_PCI_D1 = PCI_D1;
 const pci_power_t VFIO_PCI_RS_CONFIG_PCI_D2 = PCI_D2;
 
-/* Tiny wrappers of static inline functions (src/helpers.c). */
+/* Tiny wrappers of static inline functions (src/kernel_ext/helpers.c). */
 #include "vfio_pci_rs_helpers.h"

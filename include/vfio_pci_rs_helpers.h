@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Out-of-line wrappers of the static inline kernel functions vfio-pci-rs calls from Rust,
- * defined in src/helpers.c.
+ * defined in src/kernel_ext/helpers.c.
  */
 #ifndef VFIO_PCI_RS_HELPERS_H
 #define VFIO_PCI_RS_HELPERS_H
