@@ -7,7 +7,8 @@
 # qemu-system-x86_64 over a read-only 9p share, see scripts/guest.sh.)
 #
 #   scripts/clients.sh               build if needed, print the binaries' directory
-#   KDIR=/path scripts/clients.sh    use this kernel tree (default: the cache's)
+#   KDIR=/path scripts/clients.sh    use this kernel tree (default: the one VFIO_PCI_RS_KERNEL
+#                                    selects, see common.sh)
 #
 # The kernel tree is only read: the UAPI headers are sanitized into the build directory
 # the way `make headers_install` does it (scripts/headers_install.sh, with unifdef built
@@ -15,8 +16,8 @@
 
 . "$(dirname "$0")/common.sh"
 
-KDIR=${KDIR:-$WORK/linux}
-CLIENTS=$WORK/clients
+KDIR=${KDIR:-$KTREE}
+CLIENTS=$CLIENTS_CACHE
 SELFTESTS=tools/testing/selftests
 # The selftests the suite runs (each takes the function's BDF as its last argument).
 TESTS=(vfio_pci_device_test vfio_dma_mapping_test vfio_dma_mapping_mmio_test vfio_iommufd_setup_test
@@ -60,7 +61,8 @@ log "building the VFIO selftests into $done_dir"
 mkdir -p "$OUT"/{uapi,obj,bin,hdrtool/scripts}
 
 # compat.h: the 7.2 stable tree's lib/vfio_pci_device.c calls calloc_assert(), which no
-# header of that tree declares (a backport gap). Force-included into every unit.
+# header of that tree declares (a backport gap). Force-included into every unit. (7.3's
+# libvfio/assert.h defines calloc_assert as a macro, which then takes over from this one.)
 cat > "$OUT/compat.h" <<'EOF'
 /* Supplied by vfio-pci-rs's scripts/clients.sh for the 7.2 VFIO selftests. */
 #ifndef VFIO_PCI_RS_SELFTESTS_COMPAT_H

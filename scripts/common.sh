@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared settings for the vfio-pci-rs scripts: where the cache lives, which
-# toolchain root and kernel tree to use, and a helper that runs a command
-# inside the toolchain root.  Sourced, never executed.
+# toolchain root and kernel tree to use (VFIO_PCI_RS_KERNEL=7.2|7.3), and a
+# helper that runs a command inside the toolchain root.  Sourced, never
+# executed.
 
 set -euo pipefail
 
@@ -9,10 +10,29 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${VFIO_PCI_RS_CACHE:-/var/cache/vfio-pci-rs}
 ROOT=$CACHE/trixie-root
 WORK=$CACHE/work
-KVER_PKG=linux-source-7.2
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# The test kernel: VFIO_PCI_RS_KERNEL picks the Debian source package and everything built
+# from it.  KERNELS are the ones supported (the toolchain root holds all their sources).
+# 7.2's cache names are those from before 7.3 was supported, so a cache built then stays
+# valid; every other kernel's carry its version.
+KERNELS=(7.2 7.3)
+KERNEL=${VFIO_PCI_RS_KERNEL:-7.2}
+case " ${KERNELS[*]} " in
+*" $KERNEL "*) ;;
+*) die "VFIO_PCI_RS_KERNEL=$KERNEL: supported kernels are ${KERNELS[*]}" ;;
+esac
+ksuffix=-$KERNEL
+[ "$KERNEL" = 7.2 ] && ksuffix=
+KVER_PKG=linux-source-$KERNEL                  # the source package (trixie-backports)
+KTREE=$WORK/linux$ksuffix                      # the built tree (scripts/kernel.sh)
+KBUILD_LOG=$WORK/kernel-build$ksuffix.log      # its build log
+MODROOT=$WORK/modroot$ksuffix                  # its modules, installed (scripts/guest.sh)
+CLIENTS_CACHE=$WORK/clients$ksuffix            # the VFIO selftests from its tree (scripts/clients.sh)
+TESTS_TARGET=${VFIO_PCI_RS_TESTS_TARGET:-$WORK/tests-target$ksuffix} # cargo's target dir for tests/
+unset ksuffix
 
 # The Debian mirror: taken from the host's own apt configuration unless
 # VFIO_PCI_RS_MIRROR says otherwise.

@@ -9,6 +9,8 @@
 #   scripts/guest.sh run SCRIPT       run a shell script of yours in the guest (debugging)
 #   scripts/guest.sh shell            interactive busybox shell (needs a terminal)
 #
+# The test kernel is the one VFIO_PCI_RS_KERNEL selects (7.2 or 7.3, see scripts/common.sh).
+#
 # The guest's output (ttyS1) is printed; the kernel console (ttyS0) is kept in the log
 # directory and scanned: any WARN, BUG, Oops, lockdep report, sleep-in-atomic, RCU stall or
 # hung task fails the run, as does a guest that does not finish within
@@ -35,7 +37,7 @@ KDIR=$("$REPO/scripts/kernel.sh")
 kver=$(cat "$KDIR/include/config/kernel.release")
 
 # Kernel modules, installed once per kernel build.
-modroot=$WORK/modroot
+modroot=$MODROOT
 if [ ! -f "$modroot/.stamp" ] || [ "$(cat "$modroot/.stamp")" != "$(cat "$KDIR/.vfio-pci-rs-stamp")" ]; then
 	log "installing the test kernel's modules"
 	rm -rf "$modroot"
@@ -48,8 +50,8 @@ log "building vfio_pci_rs.ko"
 
 log "building the in-guest test binary"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
-# building at once never swap binaries.
-tests_target=${VFIO_PCI_RS_TESTS_TARGET:-$WORK/tests-target}
+# building at once never swap binaries; by default one per kernel (common.sh).
+tests_target=$TESTS_TARGET
 tests_bin=$tests_target/release/vfio-pci-rs-tests
 # From inside tests/, so cargo reads tests/.cargo/config.toml (static linking).
 if ! (cd "$REPO/tests" && in_root cargo build -q --release --offline \

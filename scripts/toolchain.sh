@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Creates (once) the Debian trixie toolchain root the whole project builds
 # and runs in: rustc 1.85 + rust-src, bindgen 0.71, clang/lld/llvm 19, the
-# kernel build dependencies, QEMU, busybox-static and linux-source-7.2 from
-# trixie-backports.  Idempotent: a root whose stamp matches is reused.
+# kernel build dependencies, QEMU, busybox-static and the sources of every
+# supported test kernel (linux-source-7.2, linux-source-7.3) from
+# trixie-backports.  Idempotent: a root whose stamp matches, or one made by
+# this recipe that has every package of the lists, is reused.
 #
 #   scripts/toolchain.sh            create or check the root, print versions
 #   VFIO_PCI_RS_CACHE=/path ...     put the cache somewhere else
@@ -15,22 +17,37 @@ PACKAGES=(
 	gcc libc6-dev make flex bison bc libelf-dev libssl-dev cpio kmod
 	python3 rsync xz-utils busybox-static qemu-system-x86 uuid-dev
 )
-BACKPORTS_PACKAGES=("$KVER_PKG")
+# Every supported kernel's source (KERNELS in common.sh), so that VFIO_PCI_RS_KERNEL can
+# switch without touching the root.
+BACKPORTS_PACKAGES=("${KERNELS[@]/#/linux-source-}")
 STAMP=$ROOT/.vfio-pci-rs-stamp
-want_stamp="v1 ${PACKAGES[*]} ${BACKPORTS_PACKAGES[*]}"
+# The recipe's version (debootstrap, sources.list): bump it when that part changes.
+RECIPE=v1
+want_stamp="$RECIPE ${PACKAGES[*]} ${BACKPORTS_PACKAGES[*]}"
 
 print_versions() {
 	in_root /bin/bash -c "
 		rustc --version; cargo --version; bindgen --version
 		clang --version | head -n1; ld.lld --version
 		qemu-system-x86_64 --version | head -n1
-		dpkg-query -W -f='\${Package} \${Version}\n' $KVER_PKG
+		dpkg-query -W -f='\${Package} \${Version}\n' ${BACKPORTS_PACKAGES[*]}
 	" | sed 's/^/  /' >&2
+}
+
+# A root made by this recipe that already has every package of the lists is ready, whatever
+# list its stamp names (packages added to it by hand, `apt-get install` in the root, count).
+# Its stamp stays as it is: checkouts of the older list, sharing the root, still find theirs.
+has_all_packages() {
+	[ -f "$STAMP" ] && [ "$(cut -d' ' -f1 "$STAMP")" = "$RECIPE" ] || return 1
+	local installed
+	installed=$(in_root dpkg-query -W -f='${db:Status-Abbrev}\n' \
+		"${PACKAGES[@]}" "${BACKPORTS_PACKAGES[@]}" 2>/dev/null | grep -c '^ii ') || return 1
+	[ "$installed" = $(( ${#PACKAGES[@]} + ${#BACKPORTS_PACKAGES[@]} )) ]
 }
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot and mounts need it)"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; then
+if { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; } || has_all_packages; then
 	log "toolchain root $ROOT is ready:"
 	print_versions
 	exit 0
