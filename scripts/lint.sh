@@ -33,7 +33,7 @@ cd "$REPO"
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(fmt clippy rustdoc layer selfcheck)
 warn_only=" ${VFIO_PCI_RS_LINT_WARN_ONLY:-} "
-KDIR=$WORK/linux
+KDIR=$KTREE
 [ -f "$KDIR/.vfio-pci-rs-stamp" ] || KDIR=$("$REPO/scripts/kernel.sh")
 out=$(mktemp -d "${TMPDIR:-/tmp}/vfio-pci-rs-lint.XXXX")
 trap 'rm -rf "$out"' EXIT
@@ -171,7 +171,7 @@ check_layer() {
 }
 
 check_selfcheck() {
-	local target=${VFIO_PCI_RS_TESTS_TARGET:-$WORK/tests-target}
+	local target=$TESTS_TARGET
 	if ! (cd tests && in_root cargo build -q --release --offline --manifest-path "$REPO/tests/Cargo.toml" \
 		--target-dir "$target") > "$out/cargo.txt" 2>&1; then
 		cat "$out/cargo.txt"

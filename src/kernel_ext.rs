@@ -31,9 +31,11 @@
 //! - [`module_param`]: string and boolean module parameters (`module!` has integer ones
 //!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages.
 //!
-//! The bindgen output (`bindings`) and `helpers.c` serve only this layer.
+//! The bindgen output (`bindings`) and `helpers.c` serve only this layer; `compat` holds the
+//! few items whose bodies differ between the supported kernels (7.2 and 7.3).
 
 pub(crate) mod bindings;
+mod compat;
 pub(crate) mod eventfd;
 pub(crate) mod iomap;
 pub(crate) mod iommufd;

@@ -13,11 +13,12 @@
 //! core, and adds what VFIO's INTx masking needs: disabling and enabling the line and its
 //! `IRQ_DISABLE_UNLAZY` status.
 
+use crate::kernel_ext::compat;
 use core::marker::PhantomPinned;
 use kernel::{
     bindings,
     error::to_result,
-    ffi::{c_int, c_uint, c_ulong, c_void},
+    ffi::{c_int, c_ulong, c_void},
     prelude::*,
     str::CString,
 };
@@ -164,11 +165,14 @@ impl<T: Handler> Registration<T> {
     /// # Safety
     ///
     /// `ptr` must be the `dev_id` of a live [`Registration<T>`] (see the type invariant).
-    unsafe extern "C" fn handle_irq_callback(_irq: c_int, ptr: *mut c_void) -> c_uint {
+    unsafe extern "C" fn handle_irq_callback(
+        _irq: c_int,
+        ptr: *mut c_void,
+    ) -> bindings::irqreturn_t {
         // SAFETY: By the type invariant `ptr` is the registration, which outlives the request
         // (`drop` frees the IRQ, waiting for running handlers, before it goes away).
         let this = unsafe { &*ptr.cast::<Self>() };
-        this.handler.handle(&this.line) as c_uint
+        compat::irqreturn(this.handler.handle(&this.line))
     }
 }
 

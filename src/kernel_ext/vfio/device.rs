@@ -18,7 +18,7 @@ use super::{
     dev_set::{self, SetLocked},
     DevSetKey, LockedDevSet,
 };
-use crate::kernel_ext::bindings;
+use crate::kernel_ext::{bindings, compat};
 use core::{
     mem::{size_of, MaybeUninit},
     ops::Deref,
@@ -290,7 +290,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: `data` is uninitialised memory inside the allocation that no one else can
         // reach yet (the device is not registered); the core never moves the object, so
         // in-place (pinned) initialisation is sound.
-        unsafe { init.__pinned_init(addr_of_mut!((*raw).data).cast::<T>())? };
+        unsafe { compat::pin_init_at(addr_of_mut!((*raw).data).cast::<T>(), init)? };
         // SAFETY: As above, no one else can reach the object yet.
         // INVARIANT: `data` was initialised just above.
         unsafe { (*raw).data_ready = true };
