@@ -30,9 +30,10 @@
 //!   lacks; [`lazy_lock`]: global locks that initialise themselves on first use.
 //! - [`module_param`]: string and boolean module parameters (`module!` has integer ones
 //!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages.
+//! - [`compat`]: the few items whose bodies differ between the supported kernels (7.2 and
+//!   7.3); no other file depends on the kernel's version.
 //!
-//! The bindgen output (`bindings`) and `helpers.c` serve only this layer; `compat` holds the
-//! few items whose bodies differ between the supported kernels (7.2 and 7.3).
+//! The bindgen output (`bindings`) and `helpers.c` serve only this layer.
 
 pub(crate) mod bindings;
 mod compat;

@@ -21,7 +21,6 @@ use crate::{
     memory::MemoryGate, //
 };
 use kernel::{
-    io::Io,
     prelude::*,
     uaccess::{
         UserPtr,
@@ -237,7 +236,7 @@ pub(crate) fn rom_read(
     };
     // Bytes past the image are not read.
     let excluded = Some(Excluded {
-        start: rom.maxsize() as u64,
+        start: rom.size() as u64,
         end: len,
     });
     let mut user = UserBuffer::new(buf, count as usize, false);

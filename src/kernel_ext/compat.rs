@@ -17,6 +17,16 @@
 //! - bindgen: 7.3 generates `enum irqreturn` as a newtype (`struct irqreturn(c_uint)`, with
 //!   associated constants) instead of a `c_uint` alias, so an IRQ handler's C return value is
 //!   built differently.
+//! - `kernel::io`: 7.2's `Io` trait is implemented by a mapping itself (`addr()`, `maxsize()`,
+//!   and `IoCapable<T>::io_read(&self, address)` per width); 7.3's splits it into a backend
+//!   (`IoBackend`, whose `View<'a, T>` is a typed, projectable pointer into the mapping, and
+//!   `IoCapable<T>::io_read(view)`) and `IoBase<'a>`, implemented by a cheap handle (here
+//!   `&IoMap`) that returns a view of the whole mapping; its `Io<'a>` accessors take the handle
+//!   by value. [`IoMap`](super::iomap::IoMap) implements whichever the kernel has (module
+//!   `io` below); the accessors its users call (`try_read8()`, ... on `&IoMap`) are the same.
+//!   7.3 checks an access's alignment on the address (cookie plus offset) where 7.2 checks the
+//!   offset; the same for every cookie this driver maps (BARs and ROMs are aligned to their
+//!   size, I/O port cookies to the port BAR's).
 
 use kernel::{bindings, ffi::c_uint, prelude::*};
 
@@ -51,4 +61,172 @@ pub(crate) fn irqreturn(ret: kernel::irq::IrqReturn) -> bindings::irqreturn_t {
     #[cfg(kernel_7_3)]
     let ret = bindings::irqreturn_t(value);
     ret
+}
+
+/// The kernel crate's I/O traits for [`IoMap`](crate::kernel_ext::iomap::IoMap), in 7.2's form.
+#[cfg(not(kernel_7_3))]
+mod io {
+    use crate::kernel_ext::iomap::IoMap;
+    use kernel::{
+        bindings,
+        ffi::c_void,
+        io::{
+            Io,
+            IoCapable, //
+        },
+    };
+
+    impl Io for IoMap {
+        #[inline]
+        fn addr(&self) -> usize {
+            self.cookie() as usize
+        }
+
+        #[inline]
+        fn maxsize(&self) -> usize {
+            self.size()
+        }
+    }
+
+    /// Implements [`IoCapable`] on [`IoMap`] for `$ty` with the iomap accessors `$read` and
+    /// `$write`.
+    macro_rules! impl_iomap_io_capable {
+        ($ty:ty, $read:ident, $write:ident) => {
+            impl IoCapable<$ty> for IoMap {
+                #[inline]
+                unsafe fn io_read(&self, address: usize) -> $ty {
+                    // SAFETY: By the trait's safety requirement `address` and the bytes after it
+                    // up to the access width lie inside the mapping, whose cookie the type
+                    // invariant of `IoMap` says is valid for iomap accessors. The accessor
+                    // returns the value zero-extended, so the cast keeps every bit read.
+                    unsafe { bindings::$read(address as *const c_void) as $ty }
+                }
+
+                #[inline]
+                unsafe fn io_write(&self, value: $ty, address: usize) {
+                    // SAFETY: As in `io_read`.
+                    unsafe { bindings::$write(value, address as *mut c_void) }
+                }
+            }
+        };
+    }
+
+    impl_iomap_io_capable!(u8, ioread8, iowrite8);
+    impl_iomap_io_capable!(u16, ioread16, iowrite16);
+    impl_iomap_io_capable!(u32, ioread32, iowrite32);
+    impl_iomap_io_capable!(u64, __ioread64_lo_hi, __iowrite64_lo_hi);
+}
+
+/// The kernel crate's I/O traits for [`IoMap`](crate::kernel_ext::iomap::IoMap), in 7.3's form.
+#[cfg(kernel_7_3)]
+mod io {
+    use crate::kernel_ext::iomap::IoMap;
+    use core::marker::PhantomData;
+    use kernel::{
+        bindings,
+        io::{
+            IoBackend,
+            IoBase,
+            IoCapable,
+            Region, //
+        },
+        ptr::KnownSize,
+    };
+
+    /// A typed part of an [`IoMap`], as 7.3's accessors project it.
+    ///
+    /// # Invariants
+    ///
+    /// The address of `ptr` is an iomap cookie valid for `ioread*` and `iowrite*` for the size of
+    /// `ptr`'s target, for `'a`.
+    pub(crate) struct IoMapView<'a, T: ?Sized> {
+        ptr: *mut T,
+        _map: PhantomData<&'a IoMap>,
+    }
+
+    impl<T: ?Sized> Clone for IoMapView<'_, T> {
+        #[inline]
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+
+    impl<T: ?Sized> Copy for IoMapView<'_, T> {}
+
+    impl<'a, T: ?Sized + KnownSize> IoBase<'a> for IoMapView<'a, T> {
+        type Backend = IoMapBackend;
+        type Target = T;
+
+        #[inline]
+        fn as_view(self) -> Self {
+            self
+        }
+    }
+
+    impl<'a> IoBase<'a> for &'a IoMap {
+        type Backend = IoMapBackend;
+        type Target = Region;
+
+        #[inline]
+        fn as_view(self) -> IoMapView<'a, Region> {
+            // INVARIANT: By the type invariant of `IoMap`, its cookie is valid for its size for
+            // as long as it can be reached, so for `'a`.
+            IoMapView {
+                ptr: Region::ptr_from_raw_parts_mut(self.cookie().cast(), self.size()),
+                _map: PhantomData,
+            }
+        }
+    }
+
+    /// The I/O backend of [`IoMap`]: `ioread*()` and `iowrite*()` on its cookie.
+    pub(crate) struct IoMapBackend;
+
+    impl IoBackend for IoMapBackend {
+        type View<'a, T: ?Sized + KnownSize> = IoMapView<'a, T>;
+
+        #[inline]
+        fn as_ptr<'a, T: ?Sized + KnownSize>(view: Self::View<'a, T>) -> *mut T {
+            view.ptr
+        }
+
+        #[inline]
+        unsafe fn project_view<'a, T: ?Sized + KnownSize, U: ?Sized + KnownSize>(
+            _view: Self::View<'a, T>,
+            ptr: *mut U,
+        ) -> Self::View<'a, U> {
+            // INVARIANT: By the safety requirement `ptr` is a projection of `view`'s pointer, so
+            // it lies inside the same mapping.
+            IoMapView {
+                ptr,
+                _map: PhantomData,
+            }
+        }
+    }
+
+    /// Implements [`IoCapable`] on [`IoMapBackend`] for `$ty` with the iomap accessors `$read`
+    /// and `$write`.
+    macro_rules! impl_iomap_io_capable {
+        ($ty:ty, $read:ident, $write:ident) => {
+            impl IoCapable<$ty> for IoMapBackend {
+                #[inline]
+                fn io_read(view: IoMapView<'_, $ty>) -> $ty {
+                    // SAFETY: By the type invariant of `IoMapView` the address is a cookie valid
+                    // for iomap accessors of the view's width. The accessor returns the value
+                    // zero-extended, so the cast keeps every bit read.
+                    unsafe { bindings::$read(view.ptr.cast_const().cast()) as $ty }
+                }
+
+                #[inline]
+                fn io_write(view: IoMapView<'_, $ty>, value: $ty) {
+                    // SAFETY: As in `io_read`.
+                    unsafe { bindings::$write(value, view.ptr.cast()) }
+                }
+            }
+        };
+    }
+
+    impl_iomap_io_capable!(u8, ioread8, iowrite8);
+    impl_iomap_io_capable!(u16, ioread16, iowrite16);
+    impl_iomap_io_capable!(u32, ioread32, iowrite32);
+    impl_iomap_io_capable!(u64, __ioread64_lo_hi, __iowrite64_lo_hi);
 }

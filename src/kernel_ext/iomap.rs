@@ -18,13 +18,8 @@
 //! have no atomic 64-bit port or iomap access.
 
 use kernel::{
-    bindings,
     ffi::c_void,
-    io::{
-        Io,
-        IoCapable,
-        MmioRaw, //
-    },
+    io::Io,
     prelude::*, //
 };
 
@@ -43,25 +38,45 @@ pub(crate) enum Width {
 
 /// A range of device I/O (MMIO or I/O ports) reached through an iomap cookie.
 ///
+/// The accessors of the kernel crate's [`Io`] trait work on it (on a reference to it, with the
+/// 7.3 kernel crate); its implementations of the kernel crate's I/O traits are in
+/// `kernel_ext::compat`, as their shape differs between the kernels.
+///
 /// # Invariants
 ///
-/// The [`MmioRaw`] this is made from holds, as its address, an iomap cookie valid for `ioread*`
-/// and `iowrite*` at every offset below its size, for as long as the reference lives.
-#[repr(transparent)]
-pub(crate) struct IoMap(MmioRaw);
+/// `cookie` is an iomap cookie valid for `ioread*` and `iowrite*` at every offset below `size`,
+/// for as long as the value can be reached (its owner unmaps it only when it drops it).
+pub(crate) struct IoMap {
+    cookie: usize,
+    size: usize,
+}
 
 impl IoMap {
-    /// Views `raw` as a mapping.
+    /// Wraps the cookie of a mapping of `size` bytes.
     ///
     /// # Safety
     ///
-    /// `raw.addr()` must be an iomap cookie (as `pci_iomap()`, `pci_map_rom()` or `ioremap()`
-    /// return) valid for `raw.maxsize()` bytes for as long as the returned reference lives.
+    /// `cookie` must be an iomap cookie (as `pci_iomap()`, `pci_map_rom()` or `ioremap()`
+    /// return) valid for `size` bytes until the returned value is dropped.
     #[inline]
-    pub(in crate::kernel_ext) unsafe fn from_raw(raw: &MmioRaw) -> &Self {
-        // SAFETY: `IoMap` is a transparent wrapper of `MmioRaw`.
+    pub(in crate::kernel_ext) unsafe fn new(cookie: *mut c_void, size: usize) -> Self {
         // INVARIANT: By the safety requirement.
-        unsafe { &*core::ptr::from_ref(raw).cast() }
+        Self {
+            cookie: cookie as usize,
+            size,
+        }
+    }
+
+    /// The cookie, for the owner to unmap it.
+    #[inline]
+    pub(in crate::kernel_ext) fn cookie(&self) -> *mut c_void {
+        self.cookie as *mut c_void
+    }
+
+    /// The size of the mapping in bytes.
+    #[inline]
+    pub(crate) fn size(&self) -> usize {
+        self.size
     }
 
     /// Reads `width` bytes at `offset`: `EINVAL` unless the access lies inside the mapping and
@@ -91,42 +106,3 @@ impl IoMap {
         }
     }
 }
-
-impl Io for IoMap {
-    #[inline]
-    fn addr(&self) -> usize {
-        self.0.addr()
-    }
-
-    #[inline]
-    fn maxsize(&self) -> usize {
-        self.0.maxsize()
-    }
-}
-
-/// Implements [`IoCapable`] on [`IoMap`] for `$ty` with the iomap accessors `$read` and `$write`.
-macro_rules! impl_iomap_io_capable {
-    ($ty:ty, $read:ident, $write:ident) => {
-        impl IoCapable<$ty> for IoMap {
-            #[inline]
-            unsafe fn io_read(&self, address: usize) -> $ty {
-                // SAFETY: By the trait's safety requirement `address` and the bytes after it up
-                // to the access width lie inside the mapping, whose cookie the type invariant
-                // says is valid for iomap accessors. The accessor returns the value zero-extended,
-                // so the cast keeps every bit read.
-                unsafe { bindings::$read(address as *const c_void) as $ty }
-            }
-
-            #[inline]
-            unsafe fn io_write(&self, value: $ty, address: usize) {
-                // SAFETY: As in `io_read`.
-                unsafe { bindings::$write(value, address as *mut c_void) }
-            }
-        }
-    };
-}
-
-impl_iomap_io_capable!(u8, ioread8, iowrite8);
-impl_iomap_io_capable!(u16, ioread16, iowrite16);
-impl_iomap_io_capable!(u32, ioread32, iowrite32);
-impl_iomap_io_capable!(u64, __ioread64_lo_hi, __iowrite64_lo_hi);

@@ -27,10 +27,8 @@ use kernel::{
     bindings,
     ffi::{
         c_int,
-        c_ulong,
-        c_void, //
+        c_ulong, //
     },
-    io::MmioRaw,
     page::{
         PAGE_SHIFT,
         PAGE_SIZE, //
@@ -44,12 +42,12 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// `io.addr()` is the `pci_iomap()` cookie of the whole of BAR `bar` of `pdev`, `io.maxsize()`
+/// `io.cookie()` is the `pci_iomap()` cookie of the whole of BAR `bar` of `pdev`, `io.size()`
 /// bytes long, and this object holds the claim on the BAR's region.
 pub(crate) struct BarMapping {
     pdev: OwnedDevice,
     bar: u8,
-    io: MmioRaw,
+    io: IoMap,
 }
 
 impl BarMapping {
@@ -74,19 +72,15 @@ impl BarMapping {
         // SAFETY: `pdev` is valid and `bar` is one of its standard BARs (checked above), which is
         // now claimed; a length of 0 maps the whole BAR.
         let ptr = unsafe { bindings::pci_iomap(raw_of(pdev), c_int::from(bar), 0) };
-        let io = match MmioRaw::new(ptr as usize, len) {
-            Ok(io) if !ptr.is_null() => io,
-            _ => {
-                if !ptr.is_null() {
-                    // SAFETY: Mapped just above, not used.
-                    unsafe { bindings::pci_iounmap(raw_of(pdev), ptr) };
-                }
-                // SAFETY: Claimed just above, no longer mapped.
-                unsafe { bindings::pci_release_selected_regions(raw_of(pdev), mask) };
-                return Err(ENOMEM);
-            }
-        };
-        // INVARIANT: `pci_iomap()` with length 0 mapped the `len` bytes of the claimed BAR.
+        if ptr.is_null() {
+            // SAFETY: Claimed just above, not mapped.
+            unsafe { bindings::pci_release_selected_regions(raw_of(pdev), mask) };
+            return Err(ENOMEM);
+        }
+        // SAFETY: `pci_iomap()` with length 0 mapped the `len` bytes of the claimed BAR, until
+        // `drop` unmaps it.
+        let io = unsafe { IoMap::new(ptr, len) };
+        // INVARIANT: As just said.
         Ok(Self {
             pdev: pdev.clone(),
             bar,
@@ -100,9 +94,7 @@ impl Deref for BarMapping {
 
     #[inline]
     fn deref(&self) -> &IoMap {
-        // SAFETY: By the type invariant `io` is a `pci_iomap()` cookie of `io.maxsize()` bytes,
-        // mapped until `self` is dropped.
-        unsafe { IoMap::from_raw(&self.io) }
+        &self.io
     }
 }
 
@@ -111,7 +103,7 @@ impl Drop for BarMapping {
         // SAFETY: By the type invariant `io` maps BAR `bar` of `pdev`, whose region we claimed;
         // neither is used again.
         unsafe {
-            bindings::pci_iounmap(raw_of(&self.pdev), self.io.addr() as *mut c_void);
+            bindings::pci_iounmap(raw_of(&self.pdev), self.io.cookie());
             bindings::pci_release_selected_regions(raw_of(&self.pdev), 1 << self.bar);
         }
     }

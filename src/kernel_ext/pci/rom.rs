@@ -17,8 +17,6 @@ use crate::kernel_ext::pci::raw_of;
 use core::ops::Deref;
 use kernel::{
     bindings,
-    ffi::c_void,
-    io::MmioRaw,
     prelude::*, //
 };
 
@@ -35,11 +33,11 @@ enum RomSource {
 ///
 /// # Invariants
 ///
-/// `io.addr()` is a mapping of `io.maxsize()` bytes of the ROM image of `pdev`, made as `source`
+/// `io.cookie()` is a mapping of `io.size()` bytes of the ROM image of `pdev`, made as `source`
 /// says, and mapped until dropped.
 pub(crate) struct RomMapping<'a> {
     pdev: &'a OwnedDevice,
-    io: MmioRaw,
+    io: IoMap,
     source: RomSource,
 }
 
@@ -54,12 +52,10 @@ impl OwnedDevice {
         if ptr.is_null() {
             return Err(ENOMEM);
         }
-        let Ok(io) = MmioRaw::new(ptr as usize, image_len) else {
-            // SAFETY: Mapped just above, not used.
-            unsafe { bindings::pci_unmap_rom(raw_of(self.pci_device()), ptr) };
-            return Err(ENOMEM);
-        };
-        // INVARIANT: `pci_map_rom()` mapped the ROM, whose image is `image_len` bytes long.
+        // SAFETY: `pci_map_rom()` mapped the ROM, whose image is `image_len` bytes long, until
+        // `drop` unmaps it; its address is a valid iomap cookie.
+        let io = unsafe { IoMap::new(ptr, image_len) };
+        // INVARIANT: As just said.
         Ok(RomMapping {
             pdev: self,
             io,
@@ -77,12 +73,10 @@ impl OwnedDevice {
         if ptr.is_null() {
             return Err(ENOMEM);
         }
-        let Ok(io) = MmioRaw::new(ptr as usize, len) else {
-            // SAFETY: Mapped just above, not used.
-            unsafe { bindings::iounmap(ptr) };
-            return Err(ENOMEM);
-        };
-        // INVARIANT: `ioremap()` mapped the `len` bytes of the copy.
+        // SAFETY: `ioremap()` mapped the `len` bytes of the copy, until `drop` unmaps it; an
+        // `ioremap()` address is a valid iomap cookie.
+        let io = unsafe { IoMap::new(ptr, len) };
+        // INVARIANT: As just said.
         Ok(RomMapping {
             pdev: self,
             io,
@@ -96,15 +90,13 @@ impl Deref for RomMapping<'_> {
 
     #[inline]
     fn deref(&self) -> &IoMap {
-        // SAFETY: By the type invariant `io` maps `io.maxsize()` bytes until `self` is dropped;
-        // an `ioremap()` address is a valid iomap cookie, as is a `pci_map_rom()` one.
-        unsafe { IoMap::from_raw(&self.io) }
+        &self.io
     }
 }
 
 impl Drop for RomMapping<'_> {
     fn drop(&mut self) {
-        let io = self.io.addr() as *mut c_void;
+        let io = self.io.cookie();
         // SAFETY: By the type invariant `io` was mapped as `source` says, and is unmapped once,
         // here.
         unsafe {
