@@ -39,23 +39,26 @@ use kernel::{
 /// private to its driver: an arbitrary cap on what one user can make the kernel allocate).
 pub(crate) const MAX_IOEVENTFDS: usize = 1000;
 
-/// The width of an ioeventfd's write. vfio-pci accepts exactly one size bit in the flags and
-/// refuses 8-byte writes, so a 64-bit ioeventfd cannot exist.
+/// The width of an ioeventfd's write. vfio-pci accepts exactly one size bit in the flags; the
+/// 8-byte size only where the kernel's vfio-pci takes it ([`vfio::IOEVENTFD_64`]: 7.3 on).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Size {
     B1,
     B2,
     B4,
+    B8,
 }
 
 impl Size {
     /// The size the `VFIO_DEVICE_IOEVENTFD_*` bits of `flags` select; `EINVAL` for unknown
-    /// flags, for anything but exactly one size bit, and for the 8-byte size.
+    /// flags, for anything but exactly one size bit, and for the 8-byte size where vfio-pci
+    /// refuses it.
     fn from_flags(flags: u32) -> Result<Self> {
         match flags {
             vfio::VFIO_DEVICE_IOEVENTFD_8 => Ok(Self::B1),
             vfio::VFIO_DEVICE_IOEVENTFD_16 => Ok(Self::B2),
             vfio::VFIO_DEVICE_IOEVENTFD_32 => Ok(Self::B4),
+            vfio::VFIO_DEVICE_IOEVENTFD_64 if vfio::IOEVENTFD_64 => Ok(Self::B8),
             _ => Err(EINVAL),
         }
     }
@@ -71,6 +74,7 @@ impl From<Size> for Width {
             Size::B1 => Width::W1,
             Size::B2 => Width::W2,
             Size::B4 => Width::W4,
+            Size::B8 => Width::W8,
         }
     }
 }

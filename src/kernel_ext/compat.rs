@@ -17,6 +17,9 @@
 //! - bindgen: 7.3 generates `enum irqreturn` as a newtype (`struct irqreturn(c_uint)`, with
 //!   associated constants) instead of a `c_uint` alias, so an IRQ handler's C return value is
 //!   built differently.
+//! - vfio-pci: 7.3's `vfio_pci_ioeventfd()` (`drivers/vfio/pci/vfio_pci_rdwr.c`) no longer
+//!   refuses 8-byte ioeventfds (7.2's returned `EINVAL` for them), so this driver takes them
+//!   on 7.3 only ([`IOEVENTFD_64`]), to answer as the kernel's own vfio-pci does.
 //! - `kernel::io`: 7.2's `Io` trait is implemented by a mapping itself (`addr()`, `maxsize()`,
 //!   and `IoCapable<T>::io_read(&self, address)` per width); 7.3's splits it into a backend
 //!   (`IoBackend`, whose `View<'a, T>` is a typed, projectable pointer into the mapping, and
@@ -62,6 +65,9 @@ pub(crate) fn irqreturn(ret: kernel::irq::IrqReturn) -> bindings::irqreturn_t {
     let ret = bindings::irqreturn_t(value);
     ret
 }
+
+/// Whether `VFIO_DEVICE_IOEVENTFD` takes 8-byte writes, as the kernel's vfio-pci does.
+pub(crate) const IOEVENTFD_64: bool = cfg!(kernel_7_3);
 
 /// The kernel crate's I/O traits for [`IoMap`](crate::kernel_ext::iomap::IoMap), in 7.2's form.
 #[cfg(not(kernel_7_3))]

@@ -324,6 +324,9 @@ fn attribute_parsing() -> CaseResult {
     c.eq("driver_override set", sysfs::parse_driver_override("vfio-pci-rs\n"), Some("vfio-pci-rs".to_string()));
     c.eq("dev", sysfs::parse_dev("240:3\n"), Some((240, 3)));
     c.eq("bad dev", sysfs::parse_dev("240\n"), None);
+    c.eq("kernel release", sysfs::parse_kernel_release("7.3.4\n"), Some((7, 3)));
+    c.eq("kernel release -rc", sysfs::parse_kernel_release("7.2.12-rc1"), Some((7, 2)));
+    c.eq("kernel release garbage", sysfs::parse_kernel_release("x"), None);
     c.that("bdf", sysfs::is_bdf("0000:01:00.0"));
     c.that("bdf hex", sysfs::is_bdf("0000:0a:1f.7"));
     c.that("not bdf: upper case", !sysfs::is_bdf("0000:0A:00.0"));

@@ -267,6 +267,20 @@ pub fn parse_driver_override(text: &str) -> Option<String> {
     }
 }
 
+/// The running kernel's version as (major, minor), from `/proc/sys/kernel/osrelease`: some
+/// rules of the C vfio-pci (the reference) differ between the kernels the suite runs on.
+pub fn kernel_version() -> Option<(u32, u32)> {
+    parse_kernel_release(&fs::read_to_string("/proc/sys/kernel/osrelease").ok()?)
+}
+
+/// (major, minor) of a kernel release string such as `7.3.4` or `7.2.12-rc1`.
+pub fn parse_kernel_release(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.trim().split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// Ask the bus to probe `bdf` again (honours driver_override).
 pub fn drivers_probe(bdf: &str) -> Result<(), Fail> {
     write_attr(Path::new(PCI_DRIVERS_PROBE), bdf)
