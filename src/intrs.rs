@@ -147,7 +147,7 @@ impl IrqState {
                 let flags = pdev.read_config_word(u32::from(cap) + regs::PCI_MSIX_FLAGS);
                 (u32::from(flags) & regs::PCI_MSIX_FLAGS_QSIZE) + 1
             }
-            ERR => u32::from(pdev.is_pcie()),
+            ERR => u32::from(vfio::err_irq_offered(pdev)),
             REQ => 1,
             _ => 0,
         }
@@ -238,7 +238,7 @@ pub(crate) fn get_irq_info(
     if (argsz as usize) < MINSZ || index >= NUM_IRQS {
         return Err(EINVAL);
     }
-    if index == ERR && !pdev.is_pcie() {
+    if index == ERR && !vfio::err_irq_offered(pdev) {
         return Err(EINVAL);
     }
     let (count, dynamic_msix) = {
@@ -362,7 +362,7 @@ fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) ->
         (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, dev.pdev(), &req),
         (INTX, Some(Action::Trigger)) => intx_trigger(state, dev, &req),
         (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, dev, &req),
-        (ERR, Some(Action::Trigger)) if dev.pdev().is_pcie() => {
+        (ERR, Some(Action::Trigger)) if vfio::err_irq_offered(dev.pdev()) => {
             single_trigger(&mut state.err_trigger, &req).map(|()| 0)
         }
         (REQ, Some(Action::Trigger)) => single_trigger(&mut state.req_trigger, &req).map(|()| 0),

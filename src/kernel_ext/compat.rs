@@ -20,6 +20,9 @@
 //! - vfio-pci: 7.3's `vfio_pci_ioeventfd()` (`drivers/vfio/pci/vfio_pci_rdwr.c`) no longer
 //!   refuses 8-byte ioeventfds (7.2's returned `EINVAL` for them), so this driver takes them
 //!   on 7.3 only ([`IOEVENTFD_64`]), to answer as the kernel's own vfio-pci does.
+//! - vfio-pci: 7.3 offers the ERR IRQ index (AER error reports) on every function, 7.2 on PCI
+//!   Express functions only (`vfio_pci_get_irq_count()`, `vfio_pci_ioctl_get_irq_info()`,
+//!   `vfio_pci_set_irqs_ioctl()`); [`ERR_IRQ_ON_CONVENTIONAL_PCI`].
 //! - `kernel::io`: 7.2's `Io` trait is implemented by a mapping itself (`addr()`, `maxsize()`,
 //!   and `IoCapable<T>::io_read(&self, address)` per width); 7.3's splits it into a backend
 //!   (`IoBackend`, whose `View<'a, T>` is a typed, projectable pointer into the mapping, and
@@ -68,6 +71,10 @@ pub(crate) fn irqreturn(ret: kernel::irq::IrqReturn) -> bindings::irqreturn_t {
 
 /// Whether `VFIO_DEVICE_IOEVENTFD` takes 8-byte writes, as the kernel's vfio-pci does.
 pub(crate) const IOEVENTFD_64: bool = cfg!(kernel_7_3);
+
+/// Whether the kernel's vfio-pci offers the ERR IRQ index on functions that are not PCI
+/// Express.
+pub(crate) const ERR_IRQ_ON_CONVENTIONAL_PCI: bool = cfg!(kernel_7_3);
 
 /// The kernel crate's I/O traits for [`IoMap`](crate::kernel_ext::iomap::IoMap), in 7.2's form.
 #[cfg(not(kernel_7_3))]

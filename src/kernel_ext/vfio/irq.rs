@@ -4,8 +4,8 @@
 //! vfio-pci IRQ indexes, the `GET_IRQ_INFO`, `SET_IRQS` and `IOEVENTFD` flags, and the VFIO
 //! core's `SET_IRQS` header check.
 
-use crate::kernel_ext::bindings;
-use kernel::{error::to_result, ffi::c_int, prelude::*};
+use crate::kernel_ext::{bindings, compat, pci::intx::PciIntxExt};
+use kernel::{error::to_result, ffi::c_int, pci, prelude::*};
 
 #[allow(unused_imports)] // The whole of this part of the uAPI, used or not.
 pub(crate) use bindings::{
@@ -21,6 +21,13 @@ pub(crate) use bindings::{
 /// kernel the module is built for, as that kernel's vfio-pci does: 7.2's refuses them, 7.3's
 /// accepts them.
 pub(crate) use crate::kernel_ext::compat::IOEVENTFD_64;
+
+/// Whether the ERR IRQ index (AER error reports) is offered on `pdev`, as the kernel's vfio-pci
+/// offers it: on PCI Express functions only in 7.2, on every function from 7.3 on.
+#[inline]
+pub(crate) fn err_irq_offered(pdev: &pci::Device) -> bool {
+    compat::ERR_IRQ_ON_CONVENTIONAL_PCI || pdev.is_pcie()
+}
 
 /// The vfio-pci IRQ indexes (`VFIO_PCI_*_IRQ_INDEX`) and their count.
 pub(crate) const VFIO_PCI_INTX_IRQ_INDEX: u32 = bindings::VFIO_PCI_INTX_IRQ_INDEX;
