@@ -130,10 +130,30 @@ pub fn scenarios() -> Vec<Scenario> {
             run: irq_race,
             expect: expect_irq_race,
         },
+        Scenario {
+            name: "irq_err_conventional",
+            rule: "on a function that is not PCI Express, the ERR index: GET_IRQ_INFO is EINVAL before 7.3; from 7.3 (vfio-pci offers ERR on every function) it is EVENTFD|NORESIZE with count 1 and SET_IRQS can set and remove its eventfd",
+            loads_module: false,
+            applies: conventional_pci,
+            run: irq_err_conventional,
+            expect: expect_irq_err_conventional,
+        },
     ]
 }
 
 // ----------------------------------------------------------- applicability
+
+/// One function without a PCI Express capability (sysfs shows link attributes only for PCIe
+/// functions): the OHCI of "subpage".
+fn conventional_pci(site: &Site) -> Result<(), String> {
+    let [f] = &site.functions[..] else {
+        return Err("runs on a single conventional PCI function".into());
+    };
+    if sysfs::device_dir(f).join("current_link_speed").exists() {
+        return Err("the function is PCI Express".into());
+    }
+    Ok(())
+}
 
 /// The root ports of the topologies these scenarios run on: "slot" (e1000e)
 /// and "sriov" (igb).
@@ -371,6 +391,31 @@ pub(crate) fn bar0_write(d: &Device, offset: u64, value: u32) -> Result<(), Fail
         return Err(Fail::other(format!("short BAR0 write: {n} bytes")));
     }
     Ok(())
+}
+
+// ----------------------------------------------------- irq_err_conventional
+
+fn irq_err_conventional(c: &Ctx) -> Transcript {
+    with_group_device(c, |t, d| {
+        t.step("GET_IRQ_INFO ERR", get_irq_info(d, ERR, IRQ_INFO_MINSZ), info_fields);
+        let err = eventfd(t, "ERR eventfd")?;
+        t.step("ERR set", set_fds(d, ERR, 0, &[err.as_raw_fd()]), ret);
+        t.step("ERR remove (DATA_NONE count 0)", set_none(d, ACTION_TRIGGER, ERR, 0, 0), ret);
+        Ok(())
+    })
+}
+
+fn expect_irq_err_conventional(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    if sysfs::kernel_version().is_some_and(|v| v >= (7, 3)) {
+        e.bits("GET_IRQ_INFO ERR", "flags", INFO_EVENTFD | INFO_NORESIZE);
+        e.num("GET_IRQ_INFO ERR", "count", 1);
+        e.num("ERR set", "ret", 0);
+        e.num("ERR remove (DATA_NONE count 0)", "ret", 0);
+    } else {
+        e.err("GET_IRQ_INFO ERR", Errno::EINVAL);
+    }
+    e.finish()
 }
 
 // ----------------------------------------------------------------- irq_info
