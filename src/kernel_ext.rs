@@ -33,7 +33,7 @@
 //!
 //! The bindgen output (`bindings`) and `helpers.c` serve only this layer.
 
-pub(crate) mod bindings;
+mod bindings;
 pub(crate) mod eventfd;
 pub(crate) mod iomap;
 pub(crate) mod iommufd;

@@ -115,7 +115,9 @@ impl EventFdSlot {
         quiesce();
         // Readers are a handful of instructions around one `eventfd_signal`, and `quiesce`
         // normally waited for all of them already.
-        while self.readers.load(Ordering::Acquire) != 0 {
+        // `SeqCst`, as the readers' increment and load: with the swap above this is the
+        // store-buffering pattern, where weaker orderings let both sides miss each other.
+        while self.readers.load(Ordering::SeqCst) != 0 {
             spin_loop();
         }
         // INVARIANT: `old` was the slot's reference and no reader announced before the swap

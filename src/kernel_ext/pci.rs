@@ -46,6 +46,11 @@ pub(in crate::kernel_ext) fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_de
     core::ptr::from_ref(pdev).cast_mut().cast()
 }
 
+/// The length of the array at `_array`, known from its type alone (no reference is made).
+const fn array_len<T, const N: usize>(_array: *const [T; N]) -> usize {
+    N
+}
+
 /// The embedded `struct device` of `pdev`.
 pub(in crate::kernel_ext) fn device_raw_of(pdev: &pci::Device) -> *mut bindings::device {
     // SAFETY: `raw_of` is a valid `pci_dev` (type invariant of `pci::Device`).
@@ -208,7 +213,8 @@ pub(crate) trait PciDeviceExt {
 
     /// The bus the function sits on (whether or not it can be reset).
     fn bus(&self) -> BusRef<'_> {
-        // SAFETY: See `bus_raw`: never null for an enumerated function.
+        // SAFETY: The PCI core sets `bus` before it publishes a function and never clears it,
+        // so it is not null for any function we can be handed.
         let bus = unsafe { NonNull::new_unchecked(bus_raw_of(self.pci_device())) };
         // INVARIANT: A bus outlives the functions on it, so it is valid while `self` is
         // borrowed.
@@ -309,21 +315,27 @@ pub(crate) trait PciDeviceExt {
     /// assigned it; an unassigned or out-of-range one is empty. Resources are assigned before a
     /// driver binds and do not move while one is bound.
     fn resource(&self, index: usize) -> PciResource {
+        let raw = raw_of(self.pci_device());
         // SAFETY: Valid by the type invariant; the resource array is part of the function.
-        let res = unsafe { (*raw_of(self.pci_device())).resource.get(index).copied() };
-        let Some(res) = res else {
-            return PciResource::default();
+        // Only the three fields are read, through a raw place: the PCI core writes others
+        // (the resource tree links) under `resource_lock` while we look.
+        let (start, end, flags) = unsafe {
+            if index >= array_len(&raw const (*raw).resource) {
+                return PciResource::default();
+            }
+            let res = &raw const (*raw).resource[index];
+            ((*res).start, (*res).end, (*res).flags)
         };
         // As `pci_resource_len`: an unassigned resource (end 0) has no length.
-        let len = if res.end == 0 {
+        let len = if end == 0 {
             0
         } else {
-            res.end.wrapping_sub(res.start).wrapping_add(1)
+            end.wrapping_sub(start).wrapping_add(1)
         };
         PciResource {
-            start: res.start,
+            start,
             len,
-            flags: res.flags as u64,
+            flags: flags as u64,
         }
     }
 
@@ -342,13 +354,18 @@ pub(crate) trait PciDeviceExt {
         if unsafe { bindings::pci_dev_trylock(raw) } == 0 {
             return None;
         }
-        // SAFETY: `raw` is `self`, valid for the guard's lifetime.
-        Some(PciDeviceLock(unsafe { device_from_raw(raw) }))
+        // INVARIANT: The lock was just taken by the current task.
+        Some(PciDeviceLock(
+            self.pci_device(),
+            kernel::types::NotThreadSafe,
+        ))
     }
 
     /// Calls `f` on every function a reset of this one touches: the functions in its slot when
     /// `slot`, else every function on its bus and the buses below. Stops at the first error.
-    /// The functions are lent for inspection only: they may belong to other drivers.
+    /// The functions are lent for inspection only: they may belong to other drivers. `f` runs
+    /// with the PCI bus semaphore held for reading: it must not add or remove functions (for
+    /// example enable or disable SR-IOV), which takes it for writing.
     fn for_each_in_reset_scope(
         &self,
         slot: bool,
@@ -361,7 +378,13 @@ pub(crate) trait PciDeviceExt {
             result: Result,
         }
 
-        extern "C" fn visit(pdev: *mut bindings::pci_dev, data: *mut c_void) -> c_int {
+        /// The `pci_walk_bus()` callback.
+        ///
+        /// # Safety
+        ///
+        /// `pdev` must be a function on the walked bus, kept valid by the walk for the call,
+        /// and `data` the `Walk` the walk was started with, not otherwise borrowed.
+        unsafe extern "C" fn visit(pdev: *mut bindings::pci_dev, data: *mut c_void) -> c_int {
             // SAFETY: `data` is the `Walk` below, alive and exclusively ours during the walk.
             let walk = unsafe { &mut *data.cast::<Walk<'_>>() };
             // SAFETY: `pci_walk_bus` holds the bus semaphore, so `pdev` stays valid during the
@@ -374,8 +397,7 @@ pub(crate) trait PciDeviceExt {
             c_int::from(walk.result.is_err())
         }
 
-        // SAFETY: `as_raw` is `self`, valid for as long as `self` is borrowed.
-        let scope = unsafe { device_from_raw(raw_of(self.pci_device())) };
+        let scope = self.pci_device();
         let mut walk = Walk {
             scope,
             slot,
@@ -656,7 +678,12 @@ impl PciDriverRef<'_> {
 
 /// Proof that a function's device lock and config-access lock are held (`pci_dev_trylock`);
 /// released on drop.
-pub(crate) struct PciDeviceLock<'a>(&'a pci::Device);
+///
+/// # Invariants
+///
+/// The device lock of the function `self.0` is held by the current task, which alone releases
+/// it (the guard is not `Send`: a mutex is released by its owner).
+pub(crate) struct PciDeviceLock<'a>(&'a pci::Device, kernel::types::NotThreadSafe);
 
 impl Drop for PciDeviceLock<'_> {
     fn drop(&mut self) {

@@ -62,7 +62,9 @@ impl OwnedDevice {
 
     /// Frees the vectors [`Self::alloc_irq_vectors`] allocated (`pci_free_irq_vectors`); a
     /// function without vectors is left alone. Every IRQ requested on them must be freed
-    /// first (the PCI core BUGs otherwise).
+    /// first: the PCI core frees the IRQ descriptors with any action still attached, and
+    /// nothing in the types enforces the order yet: the interrupt code keeps it under its
+    /// state's lock.
     pub(crate) fn free_irq_vectors(&self) {
         // SAFETY: Valid by the type invariant; the PCI core checks what is enabled.
         unsafe { bindings::pci_free_irq_vectors(raw_of(self.pci_device())) };

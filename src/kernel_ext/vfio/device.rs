@@ -18,7 +18,7 @@ use super::{
     dev_set::{self, SetLocked},
     DevSetKey, LockedDevSet,
 };
-use crate::kernel_ext::bindings;
+use crate::kernel_ext::{bindings, pci::OwnedDevice};
 use core::{
     mem::{size_of, MaybeUninit},
     ops::Deref,
@@ -262,13 +262,22 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         },
     };
 
-    /// Allocates a VFIO device for `parent`, initialises its state with `init` and puts it in
-    /// the dev_set keyed by `set`.
+    /// Allocates a VFIO device for `parent`, a function this driver was probed with,
+    /// initialises its state with `init` and puts it in the dev_set keyed by `set`. The result
+    /// can be registered once ([`Self::register`]).
+    #[expect(
+        clippy::new_ret_no_self,
+        reason = "the device exists from here on; only its registration is still to come"
+    )]
     pub(crate) fn new(
-        parent: &kernel::pci::Device,
+        parent: &OwnedDevice,
         set: DevSetKey<'_>,
         init: impl PinInit<T, Error>,
-    ) -> Result<ARef<Self>> {
+    ) -> Result<Unregistered<T>> {
+        // The core allocates with `kvzalloc`, which aligns to `ARCH_KMALLOC_MINALIGN` only.
+        const {
+            assert!(core::mem::align_of::<Self>() <= kernel::bindings::ARCH_KMALLOC_MINALIGN);
+        }
         // SAFETY: `parent`'s device is valid while `parent` lives; the size covers `Self`,
         // whose first field is the core's struct; `OPS` is 'static.
         let raw = unsafe {
@@ -296,7 +305,8 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         unsafe { (*raw).data_ready = true };
         // INVARIANT: Assigned once, here, before the device is registered.
         dev_set::assign(&this, set)?;
-        Ok(this)
+        // INVARIANT: `this` is the only reference to the new device.
+        Ok(Unregistered(this))
     }
 
     /// The core's `struct vfio_device`.
@@ -317,8 +327,10 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
 
     /// Registers the device with the VFIO core as a physical device with an IOMMU group.
     /// The returned guard unregisters it when dropped.
-    pub(crate) fn register(this: ARef<Self>) -> Result<Registration<T>> {
-        // SAFETY: `this` is a fully initialised VFIO device with physical iommufd ops.
+    pub(crate) fn register(this: Unregistered<T>) -> Result<Registration<T>> {
+        let this = this.0;
+        // SAFETY: `this` is a fully initialised VFIO device with physical iommufd ops, never
+        // registered before (type invariant of `Unregistered`, which was consumed).
         to_result(unsafe { bindings::vfio_register_group_dev(this.as_raw()) })?;
         Ok(Registration(this))
     }
@@ -553,6 +565,23 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
         T::request(this, count)
+    }
+}
+
+/// A VFIO device made by [`VfioDevice::new`] and not registered yet.
+///
+/// # Invariants
+///
+/// The reference is the only one to a device that was never registered: the type is neither
+/// `Clone` nor gives out the `ARef`, so [`VfioDevice::register`], which consumes it, registers
+/// a device at most once.
+pub(crate) struct Unregistered<T: VfioDeviceOps>(ARef<VfioDevice<T>>);
+
+impl<T: VfioDeviceOps> Deref for Unregistered<T> {
+    type Target = VfioDevice<T>;
+
+    fn deref(&self) -> &VfioDevice<T> {
+        &self.0
     }
 }
 
