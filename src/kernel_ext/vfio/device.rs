@@ -193,6 +193,16 @@ impl<T: VfioDeviceOps> Deref for VfioDevice<T> {
     }
 }
 
+/// The callback `op` when the driver implements it (`present`, a `HAS_*` constant of its
+/// `#[vtable]`), else none: the core then takes its default.
+const fn optional<F: Copy>(present: bool, op: F) -> Option<F> {
+    if present {
+        Some(op)
+    } else {
+        None
+    }
+}
+
 impl<T: VfioDeviceOps> VfioDevice<T> {
     const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
         name: kernel::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
@@ -204,62 +214,18 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
         pasid_attach_ioas: Some(bindings::vfio_iommufd_physical_pasid_attach_ioas),
         pasid_detach_ioas: Some(bindings::vfio_iommufd_physical_pasid_detach_ioas),
-        open_device: if T::HAS_OPEN_DEVICE {
-            Some(Self::open_device_callback)
-        } else {
-            None
-        },
-        close_device: if T::HAS_CLOSE_DEVICE {
-            Some(Self::close_device_callback)
-        } else {
-            None
-        },
-        read: if T::HAS_READ {
-            Some(Self::read_callback)
-        } else {
-            None
-        },
-        write: if T::HAS_WRITE {
-            Some(Self::write_callback)
-        } else {
-            None
-        },
-        ioctl: if T::HAS_IOCTL {
-            Some(Self::ioctl_callback)
-        } else {
-            None
-        },
-        get_region_info_caps: if T::HAS_REGION_INFO {
-            Some(Self::region_info_callback)
-        } else {
-            None
-        },
-        mmap: if T::HAS_MMAP {
-            Some(Self::mmap_callback)
-        } else {
-            None
-        },
-        request: if T::HAS_REQUEST {
-            Some(Self::request_callback)
-        } else {
-            None
-        },
-        match_: if T::HAS_MATCH_NAME {
-            Some(Self::match_callback)
-        } else {
-            None
-        },
-        match_token_uuid: if T::HAS_MATCH_TOKEN {
-            Some(Self::match_token_callback)
-        } else {
-            None
-        },
+        open_device: optional(T::HAS_OPEN_DEVICE, Self::open_device_callback),
+        close_device: optional(T::HAS_CLOSE_DEVICE, Self::close_device_callback),
+        read: optional(T::HAS_READ, Self::read_callback),
+        write: optional(T::HAS_WRITE, Self::write_callback),
+        ioctl: optional(T::HAS_IOCTL, Self::ioctl_callback),
+        get_region_info_caps: optional(T::HAS_REGION_INFO, Self::region_info_callback),
+        mmap: optional(T::HAS_MMAP, Self::mmap_callback),
+        request: optional(T::HAS_REQUEST, Self::request_callback),
+        match_: optional(T::HAS_MATCH_NAME, Self::match_callback),
+        match_token_uuid: optional(T::HAS_MATCH_TOKEN, Self::match_token_callback),
         dma_unmap: None,
-        device_feature: if T::HAS_DEVICE_FEATURE {
-            Some(Self::device_feature_callback)
-        } else {
-            None
-        },
+        device_feature: optional(T::HAS_DEVICE_FEATURE, Self::device_feature_callback),
     };
 
     /// Allocates a VFIO device for `parent`, a function this driver was probed with,
