@@ -227,7 +227,8 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
         let member_dev = member.device();
         // Taking several of these locks in a row could deadlock against another hot reset
         // of the same set in another order; back off on contention instead.
-        let access = memory::try_lock_and_zap(member_dev).ok_or(EBUSY)?;
+        let access =
+            memory::try_lock_and_zap(member_dev.memory(), member_dev.mappings()).ok_or(EBUSY)?;
         blocked.push(access, GFP_KERNEL)?;
     }
 

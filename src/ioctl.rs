@@ -24,10 +24,14 @@ pub(crate) fn dispatch(dev: &VfioDevice<VfioPciDevice>, cmd: u32, arg: usize) ->
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
             intrs::get_irq_info(dev.irqs(), dev.pdev(), arg)
         }
-        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => {
+            intrs::set_irqs(dev.irqs(), dev.memory(), dev.pdev(), dev.config(), arg)
+        }
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => hot_reset::get_info(dev, arg),
         uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
-        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => ioeventfd::ioctl(dev, arg),
+        uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => {
+            ioeventfd::ioctl(dev, dev.ioeventfds(), dev.msix_table(), arg)
+        }
         _ => Err(ENOTTY),
     }
 }
@@ -55,7 +59,7 @@ fn reset(dev: &VfioDevice<VfioPciDevice>) -> Result<isize> {
     if !dev.reset_works() {
         return Err(EINVAL);
     }
-    let _blocked = memory::lock_and_zap(dev);
+    let _blocked = memory::lock_and_zap(dev.memory(), dev.mappings());
     dev.pdev().set_power_d0();
     dev.pdev().try_reset_function().map(|()| 0)
 }
