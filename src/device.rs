@@ -15,7 +15,7 @@ use crate::{
     feature, hot_reset, intrs,
     intrs::IrqState,
     ioctl, ioeventfd,
-    ioeventfd::{IoeventfdDevice, Ioeventfds},
+    ioeventfd::Ioeventfds,
     kernel_ext::{
         eventfd::EventFd,
         mm::{FaultResult, PfnFaultHandler, VmFault},
@@ -25,7 +25,7 @@ use crate::{
             uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps,
         },
     },
-    memory::{self, MemoryGate},
+    memory::{self, GatedFunction, MemoryGate},
     mmap,
     rdwr::{self, Transfer},
     regions::{self, Region},
@@ -47,8 +47,8 @@ pub(crate) struct OpenState {
 
 /// The driver's state of one bound function.
 ///
-/// Its parts are private: concern modules are handed the parts they need through the
-/// accessors below, and this module, [`crate::ioctl`] and [`crate::hot_reset`] do the wiring.
+/// Its parts are private: this module does the wiring, handing each concern module the parts
+/// it needs (the function, its config space, its interrupts, its memory gate...).
 #[pin_data]
 pub(crate) struct VfioPciDevice {
     pdev: OwnedDevice,
@@ -93,12 +93,6 @@ impl VfioPciDevice {
         &self.irqs
     }
 
-    /// Where the MSI-X table is, if the function has one.
-    #[inline]
-    pub(crate) fn msix_table(&self) -> Option<MsixTable> {
-        self.msix_table
-    }
-
     /// How the function takes part in the VF token protocol.
     #[inline]
     pub(crate) fn token_role(&self) -> &TokenRole {
@@ -109,12 +103,6 @@ impl VfioPciDevice {
     #[inline]
     pub(crate) fn memory(&self) -> &RwSem<MemoryGate> {
         &self.memory
-    }
-
-    /// The armed `VFIO_DEVICE_IOEVENTFD`s.
-    #[inline]
-    pub(crate) fn ioeventfds(&self) -> &Mutex<Ioeventfds<Self>> {
-        &self.ioeventfds
     }
 
     /// What a config write acts on besides config space, for the device file `file`.
@@ -248,8 +236,31 @@ impl VfioDeviceOps for VfioPciDevice {
         hot_reset::reset_dirty_set(set);
     }
 
+    /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
     fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
-        ioctl::dispatch(dev, cmd, arg)
+        let arg = UserPtr::from_addr(arg);
+        match cmd {
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => {
+                ioctl::get_info(arg, || dev.reset_works())
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => {
+                ioctl::reset(dev.reset_works(), &dev.pdev, &dev.memory, dev.mappings())
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
+                intrs::get_irq_info(&dev.irqs, &dev.pdev, arg)
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => {
+                intrs::set_irqs(&dev.irqs, &dev.memory, &dev.pdev, &dev.config, arg)
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
+                hot_reset::get_info(dev, arg)
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => {
+                ioeventfd::ioctl(dev, &dev.ioeventfds, dev.msix_table, arg)
+            }
+            _ => Err(ENOTTY),
+        }
     }
 
     fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
@@ -348,7 +359,7 @@ impl PfnFaultHandler for VfioDevice<VfioPciDevice> {
     }
 }
 
-impl IoeventfdDevice for VfioPciDevice {
+impl GatedFunction for VfioPciDevice {
     #[inline]
     fn pdev(&self) -> &OwnedDevice {
         &self.pdev

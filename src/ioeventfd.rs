@@ -20,12 +20,11 @@ use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
     bars::MsixTable,
     kernel_ext::pci::{bar::BarMapping, OwnedDevice},
-    kernel_ext::sync::RwSem,
     kernel_ext::vfio::irq as vfio,
     kernel_ext::vfio::uapi::{self, vfio_device_ioeventfd},
     kernel_ext::vfio::virqfd::{Virqfd, VirqfdHandler},
-    kernel_ext::vfio::{VfioDevice, VfioDeviceOps},
-    memory::MemoryGate,
+    kernel_ext::vfio::VfioDevice,
+    memory::{GatedFunction, MemoryGate},
     rdwr::Width,
     regions::{self, Region},
 };
@@ -35,17 +34,6 @@ use kernel::{
     sync::{aref::ARef, Mutex},
     uaccess::UserPtr,
 };
-
-/// The driver state of a device ioeventfds write to, as they see it: an armed ioeventfd holds a
-/// reference to the VFIO device (keeping it alive), and reaches the function and its memory
-/// gate through it. Implemented by the wiring ([`crate::device`]).
-pub(crate) trait IoeventfdDevice: VfioDeviceOps {
-    /// The PCI function.
-    fn pdev(&self) -> &OwnedDevice;
-
-    /// The function's memory gate.
-    fn memory(&self) -> &RwSem<MemoryGate>;
-}
 
 /// How many ioeventfds one function may have armed (vfio-pci's `VFIO_PCI_IOEVENTFD_MAX`,
 /// private to its driver: an arbitrary cap on what one user can make the kernel allocate).
@@ -141,7 +129,7 @@ impl Target {
 ///
 /// The device reference keeps the device alive while the ioeventfd is armed; the device's
 /// [`Ioeventfds`] list owns the ioeventfd and empties at the last close.
-struct IoeventfdWrite<T: IoeventfdDevice> {
+struct IoeventfdWrite<T: GatedFunction> {
     dev: ARef<VfioDevice<T>>,
     target: Target,
     /// Whether the BAR decodes memory, so that the write needs the function to decode it.
@@ -152,7 +140,7 @@ struct IoeventfdWrite<T: IoeventfdDevice> {
 /// disarms the virqfd, waiting for its callbacks.
 type Ioeventfd<T> = Virqfd<IoeventfdWrite<T>>;
 
-impl<T: IoeventfdDevice> IoeventfdWrite<T> {
+impl<T: GatedFunction> IoeventfdWrite<T> {
     fn new(dev: &VfioDevice<T>, target: Target) -> Self {
         let test_mem = dev.pdev().resource(usize::from(target.bar)).is_mem();
         Self {
@@ -181,7 +169,7 @@ fn bar_write(mapping: &BarMapping, target: &Target) {
     let _ = mapping.write_width(target.size.into(), target.offset, target.data);
 }
 
-impl<T: IoeventfdDevice> VirqfdHandler for IoeventfdWrite<T> {
+impl<T: GatedFunction> VirqfdHandler for IoeventfdWrite<T> {
     /// Writes now if the gate is free (atomic context), else has [`Self::thread`] do it.
     fn handler(&self) -> bool {
         match self.dev.memory().try_read() {
@@ -208,11 +196,11 @@ enum Request {
 }
 
 /// The ioeventfds armed on one function, owned by its driver state `T`.
-pub(crate) struct Ioeventfds<T: IoeventfdDevice> {
+pub(crate) struct Ioeventfds<T: GatedFunction> {
     armed: KVec<Pin<KBox<Ioeventfd<T>>>>,
 }
 
-impl<T: IoeventfdDevice> Ioeventfds<T> {
+impl<T: GatedFunction> Ioeventfds<T> {
     /// No ioeventfds (a function that is not open has none).
     pub(crate) const fn new() -> Self {
         Self { armed: KVec::new() }
@@ -256,7 +244,7 @@ impl<T: IoeventfdDevice> Ioeventfds<T> {
 /// `VFIO_DEVICE_IOEVENTFD`: arms (`fd >= 0`) or disarms (`fd == -1`) a write of `data` at
 /// file offset `offset`, of the width the flags select, on `dev`, whose armed ioeventfds are
 /// `ioeventfds` and whose MSI-X table is `msix_table`.
-pub(crate) fn ioctl<T: IoeventfdDevice>(
+pub(crate) fn ioctl<T: GatedFunction>(
     dev: &VfioDevice<T>,
     ioeventfds: &Mutex<Ioeventfds<T>>,
     msix_table: Option<MsixTable>,
@@ -278,7 +266,7 @@ pub(crate) fn ioctl<T: IoeventfdDevice>(
 }
 
 /// Disarms every ioeventfd of a function (last close), waiting for writes in flight.
-pub(crate) fn teardown<T: IoeventfdDevice>(ioeventfds: &Mutex<Ioeventfds<T>>) {
+pub(crate) fn teardown<T: GatedFunction>(ioeventfds: &Mutex<Ioeventfds<T>>) {
     let armed = core::mem::replace(&mut ioeventfds.lock().armed, KVec::new());
     drop(armed);
 }

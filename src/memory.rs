@@ -28,7 +28,10 @@ use crate::{
         VFIO_PCI_BAR0_REGION_INDEX,
         VFIO_PCI_ROM_REGION_INDEX, //
     },
-    kernel_ext::vfio::FileMappings, //
+    kernel_ext::vfio::{
+        FileMappings,
+        VfioDeviceOps, //
+    },
 };
 use kernel::prelude::*;
 
@@ -121,6 +124,17 @@ impl MemoryGate {
     pub(crate) fn set_decode_enabled(&mut self, enabled: bool) {
         self.decode_enabled = enabled;
     }
+}
+
+/// The driver state of a VFIO device as code that holds the device itself sees it (an armed
+/// ioeventfd keeps it alive, a hot reset goes through every device of a dev_set): the PCI
+/// function and its memory gate. Implemented by the wiring ([`crate::device`]).
+pub(crate) trait GatedFunction: VfioDeviceOps {
+    /// The PCI function.
+    fn pdev(&self) -> &OwnedDevice;
+
+    /// The function's memory gate.
+    fn memory(&self) -> &RwSem<MemoryGate>;
 }
 
 /// The gate held exclusive: no BAR access through this device file can start while it lives.
