@@ -21,9 +21,7 @@ use crate::{
         mm::{FaultResult, PfnFaultHandler, VmFault},
         pci::{regs, OwnedDevice, PciDeviceExt, SavedState},
         sync::{new_rwsem, RwSem},
-        vfio::{
-            uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps,
-        },
+        vfio::{uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps},
     },
     memory::{self, GatedFunction, MemoryGate},
     mmap,

@@ -103,7 +103,11 @@ fn check_bar_range(
 /// Inserts the faulting page of a BAR mapping of `pdev`, whose memory gate is `memory`, or
 /// `SIGBUS` if memory access is off.
 #[inline]
-pub(crate) fn bar_fault(memory: &RwSem<MemoryGate>, pdev: &OwnedDevice, fault: &VmFault<'_>) -> FaultResult {
+pub(crate) fn bar_fault(
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    fault: &VmFault<'_>,
+) -> FaultResult {
     let vma = fault.vma();
     let (index, first_page) = split_pgoff(vma.pgoff() as u64);
     let page = first_page + ((fault.address() - vma.start()) >> PAGE_SHIFT) as u64;
