@@ -103,16 +103,6 @@ impl VfioPciDevice {
         &self.memory
     }
 
-    /// What a config write acts on besides config space, for the device file `file`.
-    fn config_write_parts<'a>(&'a self, file: &'a VfioDevice<Self>) -> config::WriteParts<'a> {
-        config::WriteParts {
-            pdev: &self.pdev,
-            irqs: &self.irqs,
-            memory: &self.memory,
-            mappings: file.mappings(),
-        }
-    }
-
     /// Whether a function-level reset worked at the current open.
     pub(crate) fn reset_works(&self) -> bool {
         self.open_state.lock().reset_works
@@ -338,7 +328,12 @@ fn rw(
     };
     let done = match region {
         Region::Config if write => {
-            let parts = dev.config_write_parts(dev);
+            let parts = config::WriteParts {
+                pdev: &dev.pdev,
+                irqs: &dev.irqs,
+                memory: &dev.memory,
+                mappings: dev.mappings(),
+            };
             config::write(&dev.config, &parts, buf, count, offset)?
         }
         Region::Config => config::read(&dev.config, &dev.pdev, buf, count, offset)?,
