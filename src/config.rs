@@ -14,8 +14,8 @@
 //!
 //! Locking: reads take no lock, as in vfio-pci: the bytes and owners they use are atomics (see
 //! [`shadow`]) that only the holder of the config lock changes. Everything else (writes, BAR
-//! reads, which may first answer pending sizing writes) holds the lock of
-//! [`VfioPciDevice::config`]. Order: interrupts (`irqs`), then config, then the memory gate.
+//! reads, which may first answer pending sizing writes) holds the lock inside
+//! [`ConfigSpace`]. Order: interrupts (`irqs`), then config, then the memory gate.
 //! Config code never calls into [`crate::intrs`] with the config lock held, so interrupt code
 //! may read or update config state (INTx virtually disabled, MSI queue size) while it holds its
 //! own lock.
