@@ -7,4 +7,4 @@ mod irqlock;
 mod rwsem;
 
 pub(crate) use irqlock::{new_irqsave_spinlock, IrqSaveSpinLock};
-pub(crate) use rwsem::{new_rwsem, ReadGuard, RwSem, WriteGuard};
+pub(crate) use rwsem::{new_rwsem, RwSem, WriteGuard};

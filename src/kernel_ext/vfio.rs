@@ -12,4 +12,4 @@ pub(crate) mod uapi;
 pub(crate) mod virqfd;
 
 pub(crate) use dev_set::{DevSetKey, LockedDevSet, SetMember};
-pub(crate) use device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps};
+pub(crate) use device::{FileMappings, InfoCaps, Registration, VfioDevice, VfioDeviceOps};

@@ -510,15 +510,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         from_result(|| T::device_feature(this, flags, UserPtr::from_ptr(arg), argsz).map(|()| 0))
     }
 
-    /// Removes every user mapping of the device file's bytes `[start, start + len)`, so that
-    /// the next access faults (and goes through the driver's fault handler again).
-    pub(crate) fn zap_mappings(&self, start: u64, len: u64) {
-        // SAFETY: `self.as_raw()` is valid; the core sets `inode` at allocation (every open
-        // file of the device shares it) and keeps it until release.
-        unsafe {
-            let inode = (*self.as_raw()).inode;
-            kernel::bindings::unmap_mapping_range((*inode).i_mapping, start as i64, len as i64, 1);
-        }
+    /// The user mappings of the device's file, lent to code that removes them.
+    #[inline]
+    pub(crate) fn mappings(&self) -> &FileMappings {
+        // SAFETY: `FileMappings` is a `repr(transparent)` wrapper of the `Opaque` core struct
+        // that `self.core` is, so the cast reference is valid for as long as `self` is.
+        unsafe { &*core::ptr::from_ref(&self.core).cast::<FileMappings>() }
     }
 
     /// The `request` op.
@@ -548,6 +545,26 @@ impl<T: VfioDeviceOps> Deref for Unregistered<T> {
 
     fn deref(&self) -> &VfioDevice<T> {
         &self.0
+    }
+}
+
+/// The user mappings of a VFIO device's file (every open file of the device shares them, through
+/// the inode the core allocates for the device), as [`VfioDevice::mappings`] lends them: code
+/// that must take them away (a reset, memory decode turned off) gets this, not the device.
+#[repr(transparent)]
+pub(crate) struct FileMappings(Opaque<bindings::vfio_device>);
+
+impl FileMappings {
+    /// Removes every user mapping of the device file's bytes `[start, start + len)`, so that
+    /// the next access faults (and goes through the driver's fault handler again).
+    pub(crate) fn zap(&self, start: u64, len: u64) {
+        // SAFETY: `self.0` is the core struct of a live `VfioDevice` (only
+        // `VfioDevice::mappings` makes a `FileMappings`); the core sets `inode` at allocation
+        // (every open file of the device shares it) and keeps it until release.
+        unsafe {
+            let inode = (*self.0.get()).inode;
+            kernel::bindings::unmap_mapping_range((*inode).i_mapping, start as i64, len as i64, 1);
+        }
     }
 }
 

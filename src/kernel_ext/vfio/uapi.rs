@@ -42,6 +42,8 @@ macro_rules! impl_uapi_struct {
 impl_uapi_struct!(
     vfio_device_info,
     vfio_device_ioeventfd,
+    vfio_irq_info,
+    vfio_irq_set,
     vfio_pci_dependent_device,
     vfio_pci_hot_reset,
     vfio_pci_hot_reset_info,
@@ -60,6 +62,8 @@ macro_rules! impl_argsz {
 impl_argsz!(
     vfio_device_info,
     vfio_device_ioeventfd,
+    vfio_irq_info,
+    vfio_irq_set,
     vfio_pci_hot_reset,
     vfio_pci_hot_reset_info
 );
