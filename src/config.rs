@@ -26,20 +26,35 @@ mod perms;
 mod shadow;
 
 use crate::{
-    intrs::{self, IrqState, MsiQueueLimit},
+    intrs::{
+        self,
+        IrqState,
+        MsiQueueLimit, //
+    },
     kernel_ext::pci::{
-        config::{regs, PowerState},
-        OwnedDevice, PciDeviceExt, SavedState,
+        config::{
+            regs,
+            PowerState, //
+        },
+        OwnedDevice,
+        PciDeviceExt,
+        SavedState, //
     },
     kernel_ext::sync::RwSem,
     kernel_ext::vfio::FileMappings,
-    memory::{MemoryAccess, MemoryGate},
+    memory::{
+        MemoryAccess,
+        MemoryGate, //
+    }, //
 };
 use kernel::{
     new_mutex,
     prelude::*,
     sync::Mutex,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 use layout::Owner;
 use perms::Policy;

@@ -10,27 +10,77 @@
 
 use crate::{
     bars::MsixTable,
-    config::{self, ConfigSpace},
-    dev_set::{NeedsReset, ResetScope, SetState},
-    feature, hot_reset, intrs,
+    config::{
+        self,
+        ConfigSpace, //
+    },
+    dev_set::{
+        NeedsReset,
+        ResetScope,
+        SetState, //
+    },
+    feature,
+    hot_reset,
+    intrs,
     intrs::IrqState,
-    ioctl, ioeventfd,
+    ioctl,
+    ioeventfd,
     ioeventfd::Ioeventfds,
     kernel_ext::{
         eventfd::EventFd,
-        mm::{FaultResult, PfnFaultHandler, VmFault},
-        pci::{regs, OwnedDevice, PciDeviceExt, SavedState},
-        sync::{new_rwsem, RwSem},
-        vfio::{uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps},
+        mm::{
+            FaultResult,
+            PfnFaultHandler,
+            VmFault, //
+        },
+        pci::{
+            regs,
+            OwnedDevice,
+            PciDeviceExt,
+            SavedState, //
+        },
+        sync::{
+            new_rwsem,
+            RwSem, //
+        },
+        vfio::{
+            uapi,
+            InfoCaps,
+            LockedDevSet,
+            Registration,
+            SetMember,
+            VfioDevice,
+            VfioDeviceOps, //
+        }, //
     },
-    memory::{self, GatedFunction, MemoryGate},
+    memory::{
+        self,
+        GatedFunction,
+        MemoryGate, //
+    },
     mmap,
-    rdwr::{self, Transfer},
-    regions::{self, Region},
-    sriov, vf_token,
-    vf_token::{TokenRole, VfUser},
+    rdwr::{
+        self,
+        Transfer, //
+    },
+    regions::{
+        self,
+        Region, //
+    },
+    sriov,
+    vf_token,
+    vf_token::{
+        TokenRole,
+        VfUser, //
+    }, //
 };
-use kernel::{mm::virt::VmaNew, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr};
+use kernel::{
+    mm::virt::VmaNew,
+    new_mutex,
+    prelude::*,
+    sync::Mutex,
+    uaccess::UserPtr, //
+};
 
 /// The state of a function while user space has it open.
 #[derive(Default)]

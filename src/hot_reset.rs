@@ -11,23 +11,42 @@
 //! (in this dev_set), so that nothing else is using it while it is reset.
 
 use crate::{
-    dev_set::{probe_hot_reset, NeedsReset, SetState},
+    dev_set::{
+        probe_hot_reset,
+        NeedsReset,
+        SetState, //
+    },
     kernel_ext::{
         iommufd::GroupFile,
-        pci::{OwnedDevice, PciDeviceExt},
-        vfio::{
-            uapi::{self, VFIO_PCI_DEVID_NOT_OWNED, VFIO_PCI_DEVID_OWNED},
-            LockedDevSet, SetMember, VfioDevice,
+        pci::{
+            OwnedDevice,
+            PciDeviceExt, //
         },
+        vfio::{
+            uapi::{
+                self,
+                VFIO_PCI_DEVID_NOT_OWNED,
+                VFIO_PCI_DEVID_OWNED, //
+            },
+            LockedDevSet,
+            SetMember,
+            VfioDevice, //
+        }, //
     },
-    memory::{self, GatedFunction},
+    memory::{
+        self,
+        GatedFunction, //
+    }, //
 };
 use core::mem::size_of;
 use kernel::{
     fs::LocalFile,
     prelude::*,
     transmute::AsBytes,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
 /// The functions a hot reset goes through: each one's PCI function and memory gate, and the

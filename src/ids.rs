@@ -13,7 +13,7 @@ use crate::{
         DynamicId,
         DynamicIds, //
     },
-    params,
+    params, //
 };
 use kernel::prelude::*;
 

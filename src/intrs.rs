@@ -21,20 +21,46 @@ mod msi;
 use crate::quirks::has_broken_intx;
 use crate::{
     kernel_ext::eventfd::EventFd,
-    kernel_ext::pci::{intx::PciIntxExt, msi::PciMsiExt, regs, OwnedDevice, PciDeviceExt},
+    kernel_ext::pci::{
+        intx::PciIntxExt,
+        msi::PciMsiExt,
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
-    kernel_ext::vfio::irq::{self as vfio, SetIrqsHeader},
-    kernel_ext::vfio::uapi::{self, vfio_irq_info, vfio_irq_set},
-    memory::MemoryGate,
+    kernel_ext::vfio::irq::{
+        self as vfio,
+        SetIrqsHeader, //
+    },
+    kernel_ext::vfio::uapi::{
+        self,
+        vfio_irq_info,
+        vfio_irq_set, //
+    },
+    memory::MemoryGate, //
 };
-use core::mem::{offset_of, size_of};
-use intx::{IntxLine, IntxMasking};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
+use intx::{
+    IntxLine,
+    IntxMasking, //
+};
 use kernel::{
     prelude::*,
     sync::Mutex,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
-use msi::{Allocation, MsiKind, MsiVectors};
+use msi::{
+    Allocation,
+    MsiKind,
+    MsiVectors, //
+};
 
 /// The uAPI indexes.
 const INTX: u32 = vfio::VFIO_PCI_INTX_IRQ_INDEX;

@@ -12,12 +12,24 @@ use crate::{
     kernel_ext::{
         pci::OwnedDevice,
         sync::RwSem,
-        vfio::{uapi, FileMappings},
+        vfio::{
+            uapi,
+            FileMappings, //
+        }, //
     },
-    memory::{self, MemoryGate},
+    memory::{
+        self,
+        MemoryGate, //
+    }, //
 };
-use core::mem::{offset_of, size_of};
-use kernel::{prelude::*, uaccess::UserPtr};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
+use kernel::{
+    prelude::*,
+    uaccess::UserPtr, //
+};
 
 /// `VFIO_DEVICE_GET_INFO`: the device's flags and its numbers of regions and interrupts;
 /// `reset_works` says (once the argument is in) whether a function-level reset worked at open.

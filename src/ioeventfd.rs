@@ -19,20 +19,41 @@
 use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
     bars::MsixTable,
-    kernel_ext::pci::{bar::BarMapping, OwnedDevice},
+    kernel_ext::pci::{
+        bar::BarMapping,
+        OwnedDevice, //
+    },
     kernel_ext::vfio::irq as vfio,
-    kernel_ext::vfio::uapi::{self, vfio_device_ioeventfd},
-    kernel_ext::vfio::virqfd::{Virqfd, VirqfdHandler},
+    kernel_ext::vfio::uapi::{
+        self,
+        vfio_device_ioeventfd, //
+    },
+    kernel_ext::vfio::virqfd::{
+        Virqfd,
+        VirqfdHandler, //
+    },
     kernel_ext::vfio::VfioDevice,
-    memory::{GatedFunction, MemoryGate},
+    memory::{
+        GatedFunction,
+        MemoryGate, //
+    },
     rdwr::Width,
-    regions::{self, Region},
+    regions::{
+        self,
+        Region, //
+    }, //
 };
-use core::mem::{offset_of, size_of};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
 use kernel::{
     prelude::*,
-    sync::{aref::ARef, Mutex},
-    uaccess::UserPtr,
+    sync::{
+        aref::ARef,
+        Mutex, //
+    },
+    uaccess::UserPtr, //
 };
 
 /// How many ioeventfds one function may have armed (vfio-pci's `VFIO_PCI_IOEVENTFD_MAX`,

@@ -31,7 +31,7 @@ use crate::{
     kernel_ext::vfio::{
         FileMappings,
         VfioDeviceOps, //
-    },
+    }, //
 };
 use kernel::prelude::*;
 

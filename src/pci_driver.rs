@@ -14,20 +14,36 @@
 
 use crate::{
     device::VfioPciDevice,
-    ids, intrs,
+    ids,
+    intrs,
     kernel_ext::{
         pci::{
             self,
-            driver::{DynamicIds, ErsResult},
-            notifier::{BusEvent, BusListener, BusNotifier},
-            OwnedDevice, PciDeviceExt,
+            driver::{
+                DynamicIds,
+                ErsResult, //
+            },
+            notifier::{
+                BusEvent,
+                BusListener,
+                BusNotifier, //
+            },
+            OwnedDevice,
+            PciDeviceExt, //
         },
-        vfio::{Registration, VfioDeviceOps},
+        vfio::{
+            Registration,
+            VfioDeviceOps, //
+        }, //
     },
-    params, sriov,
+    params,
+    sriov, //
 };
 use core::pin::Pin;
-use kernel::{device, prelude::*};
+use kernel::{
+    device,
+    prelude::*, //
+};
 
 /// The PCI driver name, as in `/sys/bus/pci/drivers/` and `driver_override`: the name of the
 /// VFIO device ops, as in vfio-pci, whose bus notifier steers VFs to the ops' name.

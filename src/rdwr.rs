@@ -28,7 +28,7 @@ use kernel::{
         UserSlice,
         UserSliceReader,
         UserSliceWriter, //
-    },
+    }, //
 };
 
 pub(crate) use crate::kernel_ext::iomap::Width;

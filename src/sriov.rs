@@ -24,16 +24,28 @@
 //! leaf, never held across a call into the PCI core.
 
 use crate::{
-    config::{self, ConfigSpace},
+    config::{
+        self,
+        ConfigSpace, //
+    },
     kernel_ext::{
         lazy_lock::lazy_global_lock,
-        pci::{OwnedDevice, PciDeviceExt},
-        sync::RwSem,
+        pci::{
+            OwnedDevice,
+            PciDeviceExt, //
+        },
+        sync::RwSem, //
     },
     memory::MemoryGate,
-    vf_token::{TokenRole, VfToken},
+    vf_token::{
+        TokenRole,
+        VfToken, //
+    }, //
 };
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 /// A PF whose SR-IOV this driver enabled, and its token.
 struct SriovPf {

@@ -27,11 +27,23 @@
 //! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
 use crate::kernel_ext::{
-    pci::{OwnedDevice, PciDeviceExt},
+    pci::{
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     print::dev_info_ratelimited,
-    uuid::{Uuid, UUID_STRING_LEN},
+    uuid::{
+        Uuid,
+        UUID_STRING_LEN, //
+    }, //
 };
-use kernel::{new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    sync::Mutex, //
+};
 
 /// The option that carries a token in a device name.
 const VF_TOKEN_ARG: &[u8] = b"vf_token=";

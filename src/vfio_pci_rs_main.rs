@@ -16,7 +16,10 @@
 
 #![deny(unsafe_code)]
 
-use kernel::{driver, prelude::*};
+use kernel::{
+    driver,
+    prelude::*, //
+};
 
 mod bars;
 mod config;

@@ -4,18 +4,35 @@
 //! beyond storing bits (the [`Hook`]s).
 
 use super::{
-    perms::{Hook, PermTable, Policy},
-    shadow::{low_bytes, Shadow},
-    Chunk, OpenConfig, VirtualConfig,
+    perms::{
+        Hook,
+        PermTable,
+        Policy, //
+    },
+    shadow::{
+        low_bytes,
+        Shadow, //
+    },
+    Chunk,
+    OpenConfig,
+    VirtualConfig, //
 };
 use crate::{
     kernel_ext::pci::{
-        config::{regs, PowerState},
-        OwnedDevice, PciDeviceExt,
+        config::{
+            regs,
+            PowerState, //
+        },
+        OwnedDevice,
+        PciDeviceExt, //
     },
     kernel_ext::sync::RwSem,
     kernel_ext::vfio::FileMappings,
-    memory::{self, MemoryAccess, MemoryGate},
+    memory::{
+        self,
+        MemoryAccess,
+        MemoryGate, //
+    }, //
 };
 use kernel::prelude::*;
 

@@ -5,13 +5,21 @@
 //! from both chains.
 
 use super::{
-    perms::{self, CapLen},
+    perms::{
+        self,
+        CapLen, //
+    },
     shadow::Shadow,
-    OpenConfig, VirtualConfig,
+    OpenConfig,
+    VirtualConfig, //
 };
 use crate::{
-    kernel_ext::pci::{config::regs, OwnedDevice, PciDeviceExt},
-    quirks,
+    kernel_ext::pci::{
+        config::regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    quirks, //
 };
 use kernel::prelude::*;
 

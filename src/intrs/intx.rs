@@ -12,14 +12,36 @@
 //! [`IntxLine`] owns the request: it exists only while the IRQ is requested, and dropping it
 //! stops the unmask eventfd, frees the IRQ, and only then frees what the handler touches.
 
-use crate::kernel_ext::sync::{new_irqsave_spinlock, IrqSaveSpinLock};
-use crate::kernel_ext::{
-    eventfd::{EventFd, EventFdSlot},
-    irq::{self, Flags, IrqReturn, Registration, RequestedIrq, StatusFlags},
-    pci::{OwnedDevice, PciDeviceExt},
-    vfio::virqfd::{Virqfd, VirqfdHandler},
+use crate::kernel_ext::sync::{
+    new_irqsave_spinlock,
+    IrqSaveSpinLock, //
 };
-use kernel::{prelude::*, str::CString};
+use crate::kernel_ext::{
+    eventfd::{
+        EventFd,
+        EventFdSlot, //
+    },
+    irq::{
+        self,
+        Flags,
+        IrqReturn,
+        Registration,
+        RequestedIrq,
+        StatusFlags, //
+    },
+    pci::{
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    vfio::virqfd::{
+        Virqfd,
+        VirqfdHandler, //
+    }, //
+};
+use kernel::{
+    prelude::*,
+    str::CString, //
+};
 
 /// How a function's INTx is masked, decided at open.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -13,12 +13,25 @@
 
 use crate::{
     kernel_ext::eventfd::EventFd,
-    kernel_ext::irq::{self, Flags, IrqReturn, Registration, RequestedIrq},
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::irq::{
+        self,
+        Flags,
+        IrqReturn,
+        Registration,
+        RequestedIrq, //
+    },
+    kernel_ext::pci::{
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
-    memory::MemoryGate,
+    memory::MemoryGate, //
 };
-use kernel::{pci::IrqType, prelude::*, str::CString};
+use kernel::{
+    pci::IrqType,
+    prelude::*,
+    str::CString, //
+};
 
 /// Runs `f` with the function's memory decoding on and the memory gate held, as the MSI-X
 /// table lives in a BAR; restores the command register afterwards. Lock order: the interrupt

@@ -6,10 +6,21 @@
 
 use core::{
     hint::spin_loop,
-    ptr::{null_mut, NonNull},
-    sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
+    ptr::{
+        null_mut,
+        NonNull, //
+    },
+    sync::atomic::{
+        AtomicPtr,
+        AtomicUsize,
+        Ordering, //
+    }, //
 };
-use kernel::{bindings, error::from_err_ptr, prelude::*};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    prelude::*, //
+};
 
 /// A counted reference to an `eventfd_ctx`.
 ///

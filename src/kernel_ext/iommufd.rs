@@ -13,10 +13,21 @@
 
 use crate::kernel_ext::{
     bindings,
-    vfio::{SetMember, VfioDevice, VfioDeviceOps},
+    vfio::{
+        SetMember,
+        VfioDevice,
+        VfioDeviceOps, //
+    }, //
 };
-use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{fs::LocalFile, prelude::*, sync::aref::ARef};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
+use kernel::{
+    fs::LocalFile,
+    prelude::*,
+    sync::aref::ARef, //
+};
 
 /// A borrowed `struct iommufd_ctx`, valid for `'a`.
 ///

@@ -17,9 +17,14 @@ use core::marker::PhantomPinned;
 use kernel::{
     bindings,
     error::to_result,
-    ffi::{c_int, c_uint, c_ulong, c_void},
+    ffi::{
+        c_int,
+        c_uint,
+        c_ulong,
+        c_void, //
+    },
     prelude::*,
-    str::CString,
+    str::CString, //
 };
 
 pub(crate) use kernel::irq::IrqReturn;

@@ -19,15 +19,22 @@ use crate::kernel_ext::bindings as vfio;
 use core::{
     marker::PhantomData,
     ops::Deref,
-    ptr::{addr_of_mut, NonNull},
+    ptr::{
+        addr_of_mut,
+        NonNull, //
+    }, //
 };
 use kernel::{
-    bindings, device,
+    bindings,
+    device,
     error::to_result,
-    ffi::{c_int, c_void},
+    ffi::{
+        c_int,
+        c_void, //
+    },
     pci,
     prelude::*,
-    sync::aref::ARef,
+    sync::aref::ARef, //
 };
 
 pub(crate) mod bar;

@@ -14,10 +14,10 @@
 //! `iowrite*()` accessors decode MMIO and port cookies alike.
 
 use super::{
+    raw_of,
     OwnedDevice,
     PciDeviceExt, //
 };
-use crate::kernel_ext::pci::raw_of;
 use crate::kernel_ext::{
     iomap::IoMap,
     mm::IoPfn, //

@@ -19,15 +19,24 @@
 //! data: probe stores it, every other callback borrows it, and the driver core drops it after
 //! the function is unbound.
 
-use core::{marker::PhantomData, mem::offset_of, pin::Pin};
+use core::{
+    marker::PhantomData,
+    mem::offset_of,
+    pin::Pin, //
+};
 use kernel::{
-    bindings, device, driver,
-    error::{from_result, to_result},
+    bindings,
+    device,
+    driver,
+    error::{
+        from_result,
+        to_result, //
+    },
     ffi::c_int,
     pci,
     prelude::*,
     types::Opaque,
-    ThisModule,
+    ThisModule, //
 };
 
 /// What an AER `error_detected` handler asks of the recovery that follows.

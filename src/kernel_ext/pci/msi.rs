@@ -8,10 +8,17 @@
 //! where it holds no bound device, so these are methods of [`OwnedDevice`] instead, taking the
 //! kernel crate's [`pci::IrqType`].
 
-use super::{OwnedDevice, PciDeviceExt};
+use super::{
+    raw_of,
+    OwnedDevice,
+    PciDeviceExt, //
+};
 use crate::kernel_ext::bindings as vfio;
-use crate::kernel_ext::pci::raw_of;
-use kernel::{bindings, pci, prelude::*};
+use kernel::{
+    bindings,
+    pci,
+    prelude::*, //
+};
 
 /// Inspection of a function's MSI and MSI-X capabilities.
 pub(crate) trait PciMsiExt: PciDeviceExt {

@@ -16,14 +16,30 @@
 //! [`SetMember`], which only a [`LockedDevSet`] hands out: holding the set's lock is checked by
 //! the compiler, not by a comment.
 
-use super::{VfioDevice, VfioDeviceOps};
+use super::{
+    VfioDevice,
+    VfioDeviceOps, //
+};
 use crate::kernel_ext::pci::device_raw_of;
 use crate::kernel_ext::{
     bindings,
-    pci::{BusRef, SlotRef},
+    pci::{
+        BusRef,
+        SlotRef, //
+    }, //
 };
-use core::{cell::UnsafeCell, marker::PhantomData, mem::offset_of, ptr::NonNull};
-use kernel::{error::to_result, ffi::c_void, pci, prelude::*};
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomData,
+    mem::offset_of,
+    ptr::NonNull, //
+};
+use kernel::{
+    error::to_result,
+    ffi::c_void,
+    pci,
+    prelude::*, //
+};
 
 /// What a device's dev_set is keyed by.
 #[derive(Clone, Copy, Debug)]

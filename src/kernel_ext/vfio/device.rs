@@ -15,23 +15,51 @@
 //! holds locked around them.
 
 use super::{
-    dev_set::{self, SetLocked},
-    DevSetKey, LockedDevSet,
+    dev_set::{
+        self,
+        SetLocked, //
+    },
+    DevSetKey,
+    LockedDevSet, //
 };
-use crate::kernel_ext::{bindings, pci::OwnedDevice};
+use crate::kernel_ext::{
+    bindings,
+    pci::OwnedDevice, //
+};
 use core::{
-    mem::{size_of, MaybeUninit},
+    mem::{
+        size_of,
+        MaybeUninit, //
+    },
     ops::Deref,
-    ptr::{addr_of_mut, NonNull},
+    ptr::{
+        addr_of_mut,
+        NonNull, //
+    }, //
 };
 use kernel::{
-    error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
-    ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
+    error::{
+        from_err_ptr,
+        from_result,
+        to_result,
+        VTABLE_DEFAULT_ERROR, //
+    },
+    ffi::{
+        c_char,
+        c_int,
+        c_long,
+        c_uint,
+        c_ulong,
+        c_void, //
+    },
     mm::virt::VmaNew,
     prelude::*,
-    sync::aref::{ARef, AlwaysRefCounted},
+    sync::aref::{
+        ARef,
+        AlwaysRefCounted, //
+    },
     types::Opaque,
-    uaccess::UserPtr,
+    uaccess::UserPtr, //
 };
 
 /// The callbacks a driver implements for its VFIO devices (`struct vfio_device_ops`).

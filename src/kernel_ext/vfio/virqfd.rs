@@ -12,9 +12,12 @@ use crate::kernel_ext::bindings as vfio;
 use core::ptr::null_mut;
 use kernel::{
     error::to_result,
-    ffi::{c_int, c_void},
+    ffi::{
+        c_int,
+        c_void, //
+    },
     prelude::*,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// What a virqfd does when its eventfd is signalled.
