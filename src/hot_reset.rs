@@ -73,7 +73,7 @@ fn write_header(arg: UserPtr, hdr: &uapi::vfio_pci_hot_reset_info) -> Result {
 /// with it). Functions bound to another driver, or to none, make this `None`.
 fn resettable<'a, T: ResetTarget>(set: &'a LockedDevSet<'_, T>) -> Option<&'a OwnedDevice> {
     let first = set.members().next()?;
-    let pdev: &OwnedDevice = first.device().pdev();
+    let pdev: &OwnedDevice = first.data().pdev();
     let slot = probe_hot_reset(pdev).ok()?;
     pdev.for_each_in_reset_scope(slot, &mut |other| set.find(other).map(|_| ()).ok_or(ENODEV))
         .ok()?;
@@ -177,7 +177,7 @@ impl Ownership {
     /// Whether this proof covers `member`, a member of the set of `this`, the calling device.
     fn covers<T: ResetTarget>(&self, this: &SetMember<'_, T>, member: &SetMember<'_, T>) -> bool {
         match self {
-            Self::Groups(files) => files.iter().any(|file| file.has_dev(member.device())),
+            Self::Groups(files) => files.iter().any(|file| file.has_dev(member)),
             // A cdev-opened device is always bound to a ctx.
             Self::Iommufd => match this
                 .iommufd_ctx()
@@ -244,18 +244,17 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
         if !proof.covers(&this, &member) {
             return Err(EINVAL);
         }
-        let member_dev = member.device();
         // Taking several of these locks in a row could deadlock against another hot reset
         // of the same set in another order; back off on contention instead.
         let access =
-            memory::try_lock_and_zap(member_dev.memory(), member_dev.mappings()).ok_or(EBUSY)?;
+            memory::try_lock_and_zap(member.data().memory(), member.mappings()).ok_or(EBUSY)?;
         blocked.push(access, GFP_KERNEL)?;
     }
 
     // The reset brings every function to D0 itself, behind our back; do it first so devices
     // that lose their config on D3->D0 (NoSoftRst-) are not left unrestored.
     for member in set.members() {
-        member.device().pdev().set_power_d0();
+        member.data().pdev().set_power_d0();
     }
     target.reset_bus()
 }

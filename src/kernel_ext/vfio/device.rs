@@ -199,10 +199,14 @@ unsafe impl<T: VfioDeviceOps> Send for VfioDevice<T> {}
 unsafe impl<T: VfioDeviceOps> Sync for VfioDevice<T> {}
 
 // SAFETY: The object is reference counted through its embedded `struct device`, and the core
-// frees it (after `release`) only when that count reaches zero.
+// frees it (after `release`) only when that count reaches zero. Every `&VfioDevice` this layer
+// lends outside itself is backed by a reference: an `ARef`, a registration, or a core callback
+// on an open or registered device. The one place a device may be reached with its count at
+// zero, a dev_set member whose release waits for the set lock, lends only its driver state
+// (`SetMember::data`), never the device.
 unsafe impl<T: VfioDeviceOps> AlwaysRefCounted for VfioDevice<T> {
     fn inc_ref(&self) {
-        // SAFETY: The shared reference proves the count is non-zero.
+        // SAFETY: The shared reference proves the count is non-zero (see above).
         unsafe { kernel::bindings::get_device(addr_of_mut!((*self.as_raw()).device)) };
     }
 
