@@ -437,13 +437,8 @@ impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
 /// Resets a closing function alone, without touching the state loaded for restore, when its
 /// device lock and its upstream bridge's are free; a success clears its needs-reset mark.
 fn reset_function_for_close(pdev: &OwnedDevice, member: &SetMember<'_, VfioPciDevice>) {
-    let bridge = pdev.upstream_bridge();
-    let bridge_lock = match bridge {
-        Some(bridge) => match bridge.try_lock() {
-            Some(lock) => Some(lock),
-            None => return,
-        },
-        None => None,
+    let Ok(bridge_lock) = pdev.try_lock_upstream_bridge() else {
+        return;
     };
     if let Some(lock) = pdev.try_lock() {
         if pdev.reset_function_locked(&lock).is_ok() {

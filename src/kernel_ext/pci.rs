@@ -354,20 +354,6 @@ pub(crate) trait PciDeviceExt {
         (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then_some(irq)
     }
 
-    /// Takes the function's device and config-access locks, if uncontended.
-    fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
-        let raw = raw_of(self.pci_device());
-        // SAFETY: Valid by the type invariant.
-        if unsafe { bindings::pci_dev_trylock(raw) } == 0 {
-            return None;
-        }
-        // INVARIANT: The lock was just taken by the current task.
-        Some(PciDeviceLock(
-            self.pci_device(),
-            kernel::types::NotThreadSafe,
-        ))
-    }
-
     /// Calls `f` on every function a reset of this one touches: the functions in its slot when
     /// `slot`, else every function on its bus and the buses below. Stops at the first error.
     /// The functions are lent for inspection only: they may belong to other drivers. `f` runs
@@ -431,6 +417,16 @@ impl PciDeviceExt for pci::Device {
     fn as_device(&self) -> &device::Device {
         self.as_ref()
     }
+}
+
+/// Takes `pdev`'s device and config-access locks, if uncontended.
+fn try_lock(pdev: &pci::Device) -> Option<PciDeviceLock<'_>> {
+    // SAFETY: `pdev` is valid by the type invariant of `pci::Device`.
+    if unsafe { bindings::pci_dev_trylock(raw_of(pdev)) } == 0 {
+        return None;
+    }
+    // INVARIANT: The lock was just taken by the current task.
+    Some(PciDeviceLock(pdev, kernel::types::NotThreadSafe))
 }
 
 /// Whether `pdev` is in, or below a bridge in, the slot of `scope`.
@@ -509,6 +505,22 @@ impl OwnedDevice {
         let pdev: &pci::Device = pdev;
         // INVARIANT: `pdev` is the function of a probe.
         Self(pdev.into())
+    }
+
+    /// Takes the function's device and config-access locks, if uncontended.
+    pub(crate) fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
+        try_lock(self)
+    }
+
+    /// Takes the device lock of the bridge directly upstream, for a reset of this function
+    /// alone that must not race with one of the bridge: `Ok(None)` when there is no bridge,
+    /// `EBUSY` when its lock is contended. The bridge belongs to another driver (the PCIe port
+    /// driver); it is only locked, never changed.
+    pub(crate) fn try_lock_upstream_bridge(&self) -> Result<Option<PciDeviceLock<'_>>> {
+        match self.upstream_bridge() {
+            None => Ok(None),
+            Some(bridge) => try_lock(bridge).map(Some).ok_or(EBUSY),
+        }
     }
 
     /// Enables I/O and memory decoding (`pci_enable_device`).
