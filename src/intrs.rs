@@ -152,7 +152,7 @@ impl IrqState {
         let intx_visible = intx != IntxSupport::Hidden
             && !pdev.is_virtfn()
             && pdev.intx_pin() != 0
-            && pdev.intx_irq().is_some();
+            && pdev.intx_line().is_some();
         let dynamic_msix = pdev.msix_cap().is_some() && pdev.msix_can_alloc_dyn();
         self.caps = Some(IrqCaps {
             intx,

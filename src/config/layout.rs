@@ -118,7 +118,7 @@ impl VirtualConfig<'_> {
             let cmd = self.get(regs::PCI_COMMAND as usize, 2) | regs::PCI_COMMAND_MEMORY;
             self.set(regs::PCI_COMMAND as usize, 2, cmd);
         }
-        if quirks::has_broken_intx(pdev) || pdev.intx_irq().is_none() {
+        if quirks::has_broken_intx(pdev) || pdev.intx_line().is_none() {
             self.set(pin, 1, 0);
         }
 

@@ -24,6 +24,7 @@ use crate::kernel_ext::{
     irq::{
         self,
         Flags,
+        IrqLine,
         IrqReturn,
         Registration,
         RequestedIrq,
@@ -168,7 +169,7 @@ impl VirqfdHandler for Registration<IntxShared> {
 /// `reg` is `Some` until `drop`.
 pub(crate) struct IntxLine {
     reg: Option<Pin<KBox<IntxRegistration>>>,
-    irq: u32,
+    irq: IrqLine,
     masking: IntxMasking,
 }
 
@@ -181,7 +182,7 @@ impl IntxLine {
         virq_disabled: bool,
         trigger: Option<EventFd>,
     ) -> Result<Self> {
-        let irq = pdev.intx_irq().ok_or(ENODEV)?;
+        let irq = pdev.intx_line().ok_or(ENODEV)?;
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_device().name()))?;
         // Room first, so that nothing below fails for want of memory.
         let reg = KBox::<IntxRegistration>::new_uninit(GFP_KERNEL)?;

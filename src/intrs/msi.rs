@@ -16,6 +16,7 @@ use crate::{
     kernel_ext::irq::{
         self,
         Flags,
+        IrqLine,
         IrqReturn,
         Registration,
         RequestedIrq, //
@@ -64,7 +65,7 @@ impl irq::Handler for MsiTrigger {
 
 /// One vector with an eventfd attached: its IRQ requested, signalling the eventfd.
 struct MsiVector {
-    irq: u32,
+    irq: IrqLine,
     reg: Pin<KBox<Registration<MsiTrigger>>>,
 }
 
@@ -229,7 +230,7 @@ impl MsiVectors {
     }
 
     /// The Linux IRQ of `vector`, allocating it when dynamic MSI-X allows.
-    fn vector_irq(&self, memory: &RwSem<MemoryGate>, vector: u32) -> Result<u32> {
+    fn vector_irq(&self, memory: &RwSem<MemoryGate>, vector: u32) -> Result<IrqLine> {
         match self.pdev.irq_vector(vector) {
             Ok(irq) => return Ok(irq),
             Err(e) if self.kind != MsiKind::Msix || !self.dynamic => return Err(e),

@@ -15,7 +15,10 @@
 //!   operations that change a function (enable, reset, save and restore its state, SR-IOV).
 //!   It can only be made from the `pci::Device<Core>` of a probe.
 
-use crate::kernel_ext::bindings as vfio;
+use crate::kernel_ext::{
+    bindings as vfio,
+    irq::IrqLine, //
+};
 use core::{
     marker::PhantomData,
     ops::Deref,
@@ -346,14 +349,6 @@ pub(crate) trait PciDeviceExt {
         }
     }
 
-    /// The interrupt line the function's INTx is routed to, if it has one (not 0, not
-    /// `IRQ_NOTCONNECTED`).
-    fn intx_irq(&self) -> Option<u32> {
-        // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
-        let irq = unsafe { (*raw_of(self.pci_device())).irq };
-        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then_some(irq)
-    }
-
     /// Calls `f` on every function a reset of this one touches: the functions in its slot when
     /// `slot`, else every function on its bus and the buses below. Stops at the first error.
     /// The functions are lent for inspection only: they may belong to other drivers. `f` runs
@@ -505,6 +500,14 @@ impl OwnedDevice {
         let pdev: &pci::Device = pdev;
         // INVARIANT: `pdev` is the function of a probe.
         Self(pdev.into())
+    }
+
+    /// The interrupt line the function's INTx is routed to, if it has one (not 0, not
+    /// `IRQ_NOTCONNECTED`).
+    pub(crate) fn intx_line(&self) -> Option<IrqLine> {
+        // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
+        let irq = unsafe { (*raw_of(self)).irq };
+        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then(|| IrqLine::new(irq))
     }
 
     /// Takes the function's device and config-access locks, if uncontended.
