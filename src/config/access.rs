@@ -378,7 +378,7 @@ impl VirtualConfig<'_> {
         let at = self.shadow.cap_start(chunk.pos) + flags_offset;
         let mut flags = self.get(at, 2);
         // MSI is enabled through VFIO_DEVICE_SET_IRQS only.
-        if ctx.irq_type != Some(regs::VFIO_PCI_MSI_IRQ_INDEX) {
+        if ctx.irq_type != Some(crate::kernel_ext::vfio::irq::VFIO_PCI_MSI_IRQ_INDEX) {
             flags &= !regs::PCI_MSI_FLAGS_ENABLE;
         }
         let qmax = u32::from(ctx.msi_qmax);

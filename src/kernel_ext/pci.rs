@@ -547,10 +547,7 @@ impl OwnedDevice {
     /// Brings the function to D0; failures are left for the next access to report, as in
     /// vfio-pci.
     pub(crate) fn set_power_d0(&self) {
-        // SAFETY: Valid by the type invariant of `pci::Device`.
-        let _ = unsafe {
-            bindings::pci_set_power_state(raw_of(self.pci_device()), vfio::VFIO_PCI_RS_PCI_D0)
-        };
+        let _ = self.set_power_state(config::PowerState::D0);
     }
 
     /// Writes a 16-bit config register.
@@ -584,15 +581,7 @@ impl OwnedDevice {
     /// Whether the ROM BAR holds a valid ROM image (maps and unmaps it; memory decode must
     /// be on).
     pub(crate) fn rom_has_image(&self) -> bool {
-        let mut size = 0usize;
-        // SAFETY: Valid by the type invariant; `size` is a valid output location.
-        let io = unsafe { bindings::pci_map_rom(raw_of(self.pci_device()), &mut size) };
-        if io.is_null() {
-            return false;
-        }
-        // SAFETY: `io` was just returned by `pci_map_rom` for this function.
-        unsafe { bindings::pci_unmap_rom(raw_of(self.pci_device()), io) };
-        true
+        self.map_rom().is_ok()
     }
 
     /// Runs `f` with the function's memory decoding on (for accesses to a BAR or the ROM
