@@ -6,7 +6,8 @@
 #
 #   fmt        rustfmt --check with the kernel tree's .rustfmt.toml on every .rs under src/
 #              (what `make rustfmtcheck` does for the tree, which has no M= form), and with
-#              tests/rustfmt.toml on the in-guest test program.
+#              tests/rustfmt.toml on the in-guest test program; and the kernel's vertical
+#              import style on src/ (scripts/vertical-imports.py --check).
 #   clippy     `make M=... CLIPPY=1` of the module: clippy-driver with the kernel's lint set
 #              (the -W/-A clippy:: flags of the top-level Makefile); any warning is a finding.
 #   rustdoc    rustdoc of the crate with no warnings. Kbuild has no rustdoc target for external
@@ -79,6 +80,11 @@ check_fmt() {
 		cat "$out/fmt.txt"
 		n=$(count_lines '^(Diff in|Error)' "$out/fmt.txt")
 		[ "$n" != 0 ] || n=1
+	fi
+	# The kernel's import style, which rustfmt keeps but does not impose.
+	if ! python3 "$REPO/scripts/vertical-imports.py" --check "${files[@]}" > "$out/imports.txt"; then
+		cat "$out/imports.txt"
+		n=$((n + $(count_lines . "$out/imports.txt")))
 	fi
 	mapfile -t files < <(find tests/src -type f -name '*.rs' | sort)
 	if ! in_root rustfmt --edition 2021 --config-path "$REPO/tests/rustfmt.toml" --check "${files[@]}" > "$out/fmt-tests.txt" 2>&1; then

@@ -14,8 +14,8 @@
 //!
 //! Locking: reads take no lock, as in vfio-pci: the bytes and owners they use are atomics (see
 //! [`shadow`]) that only the holder of the config lock changes. Everything else (writes, BAR
-//! reads, which may first answer pending sizing writes) holds the lock of
-//! [`VfioPciDevice::config`]. Order: interrupts (`irqs`), then config, then the memory gate.
+//! reads, which may first answer pending sizing writes) holds the lock inside
+//! [`ConfigSpace`]. Order: interrupts (`irqs`), then config, then the memory gate.
 //! Config code never calls into [`crate::intrs`] with the config lock held, so interrupt code
 //! may read or update config state (INTx virtually disabled, MSI queue size) while it holds its
 //! own lock.
@@ -26,23 +26,50 @@ mod perms;
 mod shadow;
 
 use crate::{
-    device::VfioPciDevice,
-    kernel_ext::pci::{
-        config::{regs, PowerState},
-        OwnedDevice, PciDeviceExt, SavedState,
+    intrs::{
+        self,
+        IrqState,
+        MsiQueueLimit, //
     },
-    kernel_ext::vfio::VfioDevice,
-    memory::{self, MemoryAccess},
+    kernel_ext::pci::{
+        config::{
+            regs,
+            PowerState, //
+        },
+        OwnedDevice,
+        PciDeviceExt,
+        SavedState, //
+    },
+    kernel_ext::sync::RwSem,
+    kernel_ext::vfio::FileMappings,
+    memory::{
+        MemoryAccess,
+        MemoryGate, //
+    }, //
 };
 use kernel::{
     new_mutex,
     prelude::*,
     sync::Mutex,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 use layout::Owner;
 use perms::Policy;
 use shadow::Shadow;
+
+/// What a config write acts on besides config space, lent by the wiring ([`crate::device`]):
+/// the function, its interrupts (INTx masking follows the virtual INTx-disable bit) and its
+/// memory gate with the device file's mappings (memory decode and resets block BAR access).
+#[derive(Clone, Copy)]
+pub(crate) struct WriteParts<'a> {
+    pub(crate) pdev: &'a OwnedDevice,
+    pub(crate) irqs: &'a Mutex<IrqState>,
+    pub(crate) memory: &'a RwSem<MemoryGate>,
+    pub(crate) mappings: &'a FileMappings,
+}
 
 /// The config space of a bound function, as user space sees it.
 #[pin_data]
@@ -190,10 +217,8 @@ struct Chunk {
 }
 
 /// Builds the virtual config space at first open (after the function's reset and state save)
-/// and opens the memory gate as its command register says.
-pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
-    let pdev = dev.pdev();
-    let config = dev.config();
+/// and opens the memory gate `memory` of `pdev` as its command register says.
+pub(crate) fn open(config: &ConfigSpace, pdev: &OwnedDevice, memory: &RwSem<MemoryGate>) -> Result {
     let mut state = config.state.lock();
     let mut open = OpenConfig::build(&config.shadow, pdev)?;
     let virt = VirtualConfig {
@@ -202,7 +227,7 @@ pub(crate) fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
     };
     let enabled = virt.memory_enabled(pdev);
     state.open = Some(open);
-    memory::lock(dev).set_decode_enabled(enabled);
+    memory.write().set_decode_enabled(enabled);
     Ok(())
 }
 
@@ -218,45 +243,71 @@ pub(crate) fn close(config: &ConfigSpace, pdev: &OwnedDevice) {
 }
 
 /// Brings the function to D0, with the state it lost if user space had left it in D3hot
-/// through its PM capability, and returns its memory gate, locked since before the change.
-pub(crate) fn wake_to_d0(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    let mut state = dev.config().state.lock();
-    let gate = memory::lock(dev);
+/// through its PM capability, and returns its memory gate `memory`, locked since before the
+/// change.
+pub(crate) fn wake_to_d0<'a>(
+    config: &ConfigSpace,
+    pdev: &OwnedDevice,
+    memory: &'a RwSem<MemoryGate>,
+) -> MemoryAccess<'a> {
+    let mut state = config.state.lock();
+    let gate = memory.write();
     match state.open.as_mut() {
         Some(open) => {
-            let _ = open.set_power_state(dev.pdev(), PowerState::D0);
+            let _ = open.set_power_state(pdev, PowerState::D0);
         }
-        None => dev.pdev().set_power_d0(),
+        None => pdev.set_power_d0(),
     }
     gate
 }
 
-/// Records the MSI queue size (log2 of the vectors) the interrupt code enabled; writes to the
-/// MSI control register cannot ask for more. Callers may hold the interrupt lock.
-pub(crate) fn set_msi_qmax(dev: &VfioDevice<VfioPciDevice>, qmax: u8) {
-    dev.config().state.lock().msi_qmax = qmax;
+impl MsiQueueLimit for ConfigSpace {
+    /// Records the MSI queue size (log2 of the vectors) the interrupt code enabled; writes to
+    /// the MSI control register cannot ask for more. Callers may hold the interrupt lock.
+    fn set_msi_qmax(&self, qmax: u8) {
+        self.state.lock().msi_qmax = qmax;
+    }
 }
 
-/// Reads or writes up to `count` bytes of config space at `offset`; returns how many moved.
+/// Reads up to `count` bytes of the config space `config` of `pdev` at `offset` into user
+/// memory at `buf`; returns how many moved.
 ///
 /// Like vfio-pci, an access that does not fit in config space fails (`EFAULT`), as does one
 /// that faults on the user buffer; an error after some chunks moved is still an error.
-pub(crate) fn rw(
-    dev: &VfioDevice<VfioPciDevice>,
+#[inline]
+pub(crate) fn read(
+    config: &ConfigSpace,
+    pdev: &OwnedDevice,
     buf: UserPtr,
     count: usize,
     offset: u64,
-    write: bool,
 ) -> Result<usize> {
     let mut pos = usize::try_from(offset).map_err(|_| EFAULT)?;
     let mut done = 0;
     while done < count {
         let user = buf.wrapping_byte_add(done);
-        let moved = if write {
-            write_chunk(dev, user, count - done, pos)?
-        } else {
-            read_chunk(dev.config(), dev.pdev(), user, count - done, pos)?
-        };
+        let moved = read_chunk(config, pdev, user, count - done, pos)?;
+        done += moved;
+        pos += moved;
+    }
+    Ok(done)
+}
+
+/// Writes up to `count` bytes from user memory at `buf` to the config space `config` at
+/// `offset`, acting on `parts` as the bytes written ask; returns how many moved. Fails as
+/// [`read`] does.
+pub(crate) fn write(
+    config: &ConfigSpace,
+    parts: &WriteParts<'_>,
+    buf: UserPtr,
+    count: usize,
+    offset: u64,
+) -> Result<usize> {
+    let mut pos = usize::try_from(offset).map_err(|_| EFAULT)?;
+    let mut done = 0;
+    while done < count {
+        let user = buf.wrapping_byte_add(done);
+        let moved = write_chunk(config, parts, user, count - done, pos)?;
         done += moved;
         pos += moved;
     }
@@ -293,15 +344,15 @@ fn read_chunk(
 
 /// Writes the first chunk of `count` bytes at `pos` from user memory at `user`.
 fn write_chunk(
-    dev: &VfioDevice<VfioPciDevice>,
+    config: &ConfigSpace,
+    parts: &WriteParts<'_>,
     user: UserPtr,
     count: usize,
     pos: usize,
 ) -> Result<usize> {
     // Asked before taking the config lock: see the lock order in the module comment.
-    let irq_type = crate::intrs::active_irq_type(dev.irqs());
+    let irq_type = intrs::active_irq_type(parts.irqs);
     let (len, intx) = {
-        let config = dev.config();
         let mut state = config.state.lock();
         let msi_qmax = state.msi_qmax;
         let open = state.open.as_mut().ok_or(ENODEV)?;
@@ -320,7 +371,9 @@ fn write_chunk(
         UserSlice::new(user, chunk.len).reader().read_slice(data)?;
         let val = u32::from_le_bytes(bytes);
         let ctx = access::WriteCtx {
-            dev,
+            pdev: parts.pdev,
+            memory: parts.memory,
+            mappings: parts.mappings,
             irq_type,
             msi_qmax,
         };
@@ -328,9 +381,9 @@ fn write_chunk(
     };
     match intx {
         Some(access::IntxChange::Mask) => {
-            crate::intrs::intx_mask(dev.irqs(), dev.pdev());
+            intrs::intx_mask(parts.irqs, parts.pdev);
         }
-        Some(access::IntxChange::Unmask) => crate::intrs::intx_unmask(dev.irqs(), dev.pdev()),
+        Some(access::IntxChange::Unmask) => intrs::intx_unmask(parts.irqs, parts.pdev),
         None => {}
     }
     Ok(len)

@@ -13,8 +13,17 @@
 //! holding the set's lock is checked by the compiler, not by a comment.
 
 use crate::kernel_ext::{
-    pci::{BusRef, OwnedDevice, PciDeviceExt, SlotRef},
-    vfio::{DevSetKey, SetMember, VfioDeviceOps},
+    pci::{
+        BusRef,
+        OwnedDevice,
+        PciDeviceExt,
+        SlotRef, //
+    },
+    vfio::{
+        DevSetKey,
+        SetMember,
+        VfioDeviceOps, //
+    }, //
 };
 use kernel::prelude::*;
 

@@ -10,23 +10,77 @@
 
 use crate::{
     bars::MsixTable,
-    config::{self, ConfigSpace},
-    dev_set::{NeedsReset, ResetScope, SetState},
-    feature, hot_reset, intrs,
+    config::{
+        self,
+        ConfigSpace, //
+    },
+    dev_set::{
+        NeedsReset,
+        ResetScope,
+        SetState, //
+    },
+    feature,
+    hot_reset,
+    intrs,
     intrs::IrqState,
-    ioctl, ioeventfd,
+    ioctl,
+    ioeventfd,
     ioeventfd::Ioeventfds,
     kernel_ext::{
         eventfd::EventFd,
-        pci::{regs, OwnedDevice, PciDeviceExt, SavedState},
-        sync::{new_rwsem, RwSem},
-        vfio::{uapi, InfoCaps, LockedDevSet, Registration, SetMember, VfioDevice, VfioDeviceOps},
+        mm::{
+            FaultResult,
+            PfnFaultHandler,
+            VmFault, //
+        },
+        pci::{
+            regs,
+            OwnedDevice,
+            PciDeviceExt,
+            SavedState, //
+        },
+        sync::{
+            new_rwsem,
+            RwSem, //
+        },
+        vfio::{
+            uapi,
+            InfoCaps,
+            LockedDevSet,
+            Registration,
+            SetMember,
+            VfioDevice,
+            VfioDeviceOps, //
+        }, //
     },
-    memory::{self, MemoryGate},
-    mmap, regions, vf_token,
-    vf_token::{TokenRole, VfUser},
+    memory::{
+        self,
+        GatedFunction,
+        MemoryGate, //
+    },
+    mmap,
+    rdwr::{
+        self,
+        Transfer, //
+    },
+    regions::{
+        self,
+        Region, //
+    },
+    sriov,
+    vf_token,
+    vf_token::{
+        TokenRole,
+        VfUser, //
+    }, //
 };
-use kernel::{mm::virt::VmaNew, new_mutex, prelude::*, sync::Mutex, uaccess::UserPtr};
+use kernel::{
+    mm::virt::VmaNew,
+    new_mutex,
+    prelude::*,
+    sync::Mutex,
+    uaccess::UserPtr, //
+};
 
 /// The state of a function while user space has it open.
 #[derive(Default)]
@@ -41,8 +95,8 @@ pub(crate) struct OpenState {
 
 /// The driver's state of one bound function.
 ///
-/// Its parts are private: concern modules are handed the parts they need through the
-/// accessors below, and this module, [`crate::ioctl`] and [`crate::hot_reset`] do the wiring.
+/// Its parts are private: this module does the wiring, handing each concern module the parts
+/// it needs (the function, its config space, its interrupts, its memory gate...).
 #[pin_data]
 pub(crate) struct VfioPciDevice {
     pdev: OwnedDevice,
@@ -65,7 +119,7 @@ pub(crate) struct VfioPciDevice {
     memory: RwSem<MemoryGate>,
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
-    ioeventfds: Mutex<Ioeventfds>,
+    ioeventfds: Mutex<Ioeventfds<Self>>,
 }
 
 impl VfioPciDevice {
@@ -87,12 +141,6 @@ impl VfioPciDevice {
         &self.irqs
     }
 
-    /// Where the MSI-X table is, if the function has one.
-    #[inline]
-    pub(crate) fn msix_table(&self) -> Option<MsixTable> {
-        self.msix_table
-    }
-
     /// How the function takes part in the VF token protocol.
     #[inline]
     pub(crate) fn token_role(&self) -> &TokenRole {
@@ -103,12 +151,6 @@ impl VfioPciDevice {
     #[inline]
     pub(crate) fn memory(&self) -> &RwSem<MemoryGate> {
         &self.memory
-    }
-
-    /// The armed `VFIO_DEVICE_IOEVENTFD`s.
-    #[inline]
-    pub(crate) fn ioeventfds(&self) -> &Mutex<Ioeventfds> {
-        &self.ioeventfds
     }
 
     /// Whether a function-level reset worked at the current open.
@@ -135,7 +177,7 @@ impl VfioPciDevice {
                 config <- ConfigSpace::new(pdev),
                 irqs <- new_mutex!(IrqState::closed()),
                 msix_table: MsixTable::of(pdev),
-                token_role: TokenRole::of(pdev)?,
+                token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
             }),
@@ -149,7 +191,8 @@ impl VfioPciDevice {
 
 #[vtable]
 impl VfioDeviceOps for VfioPciDevice {
-    const NAME: &'static CStr = crate::pci_driver::DRIVER_NAME;
+    /// Also the PCI driver's name ([`crate::pci_driver::DRIVER_NAME`]).
+    const NAME: &'static CStr = c"vfio-pci-rs";
 
     type SetState = SetState;
 
@@ -173,7 +216,11 @@ impl VfioDeviceOps for VfioPciDevice {
         dev.memory.write().open(pdev);
         // Interrupt setup may change the command register (INTx disable), which the virtual
         // config space then starts from.
-        let opened = dev.irqs.lock().open(pdev).and_then(|()| config::open(dev));
+        let opened = dev
+            .irqs
+            .lock()
+            .open(pdev)
+            .and_then(|()| config::open(&dev.config, pdev, &dev.memory));
         if let Err(e) = opened {
             config::close(&dev.config, &dev.pdev);
             dev.memory.write().close();
@@ -227,20 +274,44 @@ impl VfioDeviceOps for VfioPciDevice {
         hot_reset::reset_dirty_set(set);
     }
 
+    /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
     fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
-        ioctl::dispatch(dev, cmd, arg)
+        let arg = UserPtr::from_addr(arg);
+        match cmd {
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => {
+                ioctl::get_info(arg, || dev.reset_works())
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => {
+                ioctl::reset(dev.reset_works(), &dev.pdev, &dev.memory, dev.mappings())
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
+                intrs::get_irq_info(&dev.irqs, &dev.pdev, arg)
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => {
+                intrs::set_irqs(&dev.irqs, &dev.memory, &dev.pdev, &dev.config, arg)
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
+                hot_reset::get_info(dev, arg)
+            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => {
+                ioeventfd::ioctl(dev, &dev.ioeventfds, dev.msix_table, arg)
+            }
+            _ => Err(ENOTTY),
+        }
     }
 
     fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        regions::rw(dev, buf, count, pos, false)
+        rw(dev, buf, count, pos, false)
     }
 
     fn write(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
-        regions::rw(dev, buf, count, pos, true)
+        rw(dev, buf, count, pos, true)
     }
 
     fn mmap(dev: &VfioDevice<Self>, vma: &VmaNew) -> Result {
-        mmap::mmap(dev, vma)
+        mmap::check(&dev.memory, &dev.pdev, vma)?;
+        dev.init_pfnmap(vma)
     }
 
     fn region_info(
@@ -248,7 +319,7 @@ impl VfioDeviceOps for VfioPciDevice {
         info: &mut uapi::vfio_region_info,
         caps: &mut InfoCaps<'_>,
     ) -> Result {
-        regions::info(dev, info, caps)
+        regions::info(&dev.memory, &dev.pdev, dev.msix_table, info, caps)
     }
 
     fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
@@ -256,11 +327,11 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 
     fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool> {
-        vf_token::match_name(dev, name)
+        vf_token::match_name(&dev.pdev, &dev.token_role, name)
     }
 
     fn match_token(dev: &VfioDevice<Self>, token: Option<&[u8; 16]>) -> Result {
-        vf_token::match_token(dev, token)
+        vf_token::match_token(&dev.pdev, &dev.token_role, token)
     }
 
     fn request(dev: &VfioDevice<Self>, count: u32) {
@@ -283,13 +354,73 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 }
 
+/// `read(2)`/`write(2)` on the device file: the region at `*pos` moves up to `count` bytes.
+fn rw(
+    dev: &VfioDevice<VfioPciDevice>,
+    buf: UserPtr,
+    count: usize,
+    pos: &mut i64,
+    write: bool,
+) -> Result<usize> {
+    if count == 0 {
+        return Ok(0);
+    }
+    let (index, offset) = regions::split_offset(*pos as u64);
+    let region = u32::try_from(index)
+        .ok()
+        .and_then(Region::from_index)
+        .ok_or(EINVAL)?;
+    let xfer = Transfer {
+        buf,
+        count,
+        offset,
+        write,
+    };
+    let done = match region {
+        Region::Config if write => {
+            let parts = config::WriteParts {
+                pdev: &dev.pdev,
+                irqs: &dev.irqs,
+                memory: &dev.memory,
+                mappings: dev.mappings(),
+            };
+            config::write(&dev.config, &parts, buf, count, offset)?
+        }
+        Region::Config => config::read(&dev.config, &dev.pdev, buf, count, offset)?,
+        Region::Bar(bar) => rdwr::bar_rw(&dev.memory, &dev.pdev, dev.msix_table, bar, xfer)?,
+        Region::Rom => rdwr::rom_read(&dev.memory, &dev.pdev, xfer)?,
+        Region::Vga => return Err(EINVAL),
+    };
+    *pos += done as i64;
+    Ok(done)
+}
+
+impl PfnFaultHandler for VfioDevice<VfioPciDevice> {
+    #[inline]
+    fn fault(&self, fault: &VmFault<'_>) -> FaultResult {
+        mmap::bar_fault(&self.memory, &self.pdev, fault)
+    }
+}
+
+impl GatedFunction for VfioPciDevice {
+    #[inline]
+    fn pdev(&self) -> &OwnedDevice {
+        &self.pdev
+    }
+
+    #[inline]
+    fn memory(&self) -> &RwSem<MemoryGate> {
+        &self.memory
+    }
+}
+
 impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
     fn enter_low_power(&self, wake: Option<EventFd>) -> Result {
-        memory::lock_and_zap(self).enter_low_power(wake)
+        memory::lock_and_zap(&self.memory, self.mappings()).enter_low_power(wake)
     }
 
     fn exit_low_power(&self) {
-        memory::lock(self).exit_low_power();
+        self.memory.write().exit_low_power();
     }
 
     fn has_vf_token(&self) -> bool {
@@ -306,13 +437,8 @@ impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
 /// Resets a closing function alone, without touching the state loaded for restore, when its
 /// device lock and its upstream bridge's are free; a success clears its needs-reset mark.
 fn reset_function_for_close(pdev: &OwnedDevice, member: &SetMember<'_, VfioPciDevice>) {
-    let bridge = pdev.upstream_bridge();
-    let bridge_lock = match bridge {
-        Some(bridge) => match bridge.try_lock() {
-            Some(lock) => Some(lock),
-            None => return,
-        },
-        None => None,
+    let Ok(bridge_lock) = pdev.try_lock_upstream_bridge() else {
+        return;
     };
     if let Some(lock) = pdev.try_lock() {
         if pdev.reset_function_locked(&lock).is_ok() {

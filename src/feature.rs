@@ -11,10 +11,16 @@
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
 //! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
-use crate::kernel_ext::{eventfd::EventFd, vfio::uapi};
+use crate::kernel_ext::{
+    eventfd::EventFd,
+    vfio::uapi, //
+};
 use kernel::{
     prelude::*,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
 /// The GET and SET bits of a feature request.

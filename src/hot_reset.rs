@@ -11,25 +11,49 @@
 //! (in this dev_set), so that nothing else is using it while it is reset.
 
 use crate::{
-    dev_set::{probe_hot_reset, NeedsReset},
-    device::VfioPciDevice,
+    dev_set::{
+        probe_hot_reset,
+        NeedsReset,
+        SetState, //
+    },
     kernel_ext::{
         iommufd::GroupFile,
-        pci::{OwnedDevice, PciDeviceExt},
-        vfio::{
-            uapi::{self, VFIO_PCI_DEVID_NOT_OWNED, VFIO_PCI_DEVID_OWNED},
-            LockedDevSet, SetMember, VfioDevice,
+        pci::{
+            OwnedDevice,
+            PciDeviceExt, //
         },
+        vfio::{
+            uapi::{
+                self,
+                VFIO_PCI_DEVID_NOT_OWNED,
+                VFIO_PCI_DEVID_OWNED, //
+            },
+            LockedDevSet,
+            SetMember,
+            VfioDevice, //
+        }, //
     },
-    memory,
+    memory::{
+        self,
+        GatedFunction, //
+    }, //
 };
 use core::mem::size_of;
 use kernel::{
     fs::LocalFile,
     prelude::*,
     transmute::AsBytes,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
+
+/// The functions a hot reset goes through: each one's PCI function and memory gate, and the
+/// dev_set state of the driver ([`crate::device`] implements it).
+pub(crate) trait ResetTarget: GatedFunction<SetState = SetState> {}
+
+impl<T: GatedFunction<SetState = SetState>> ResetTarget for T {}
 
 /// The fixed part of both ioctls' arguments: `argsz`, `flags`, `count`.
 const HEADER_SIZE: usize = 3 * size_of::<u32>();
@@ -47,9 +71,9 @@ fn write_header(arg: UserPtr, hdr: &uapi::vfio_pci_hot_reset_info) -> Result {
 /// The function through which a reset of the whole set is done, if such a reset is possible
 /// now and touches only functions in this set (so all of them are ours and can coordinate
 /// with it). Functions bound to another driver, or to none, make this `None`.
-fn resettable<'a>(set: &'a LockedDevSet<'_, VfioPciDevice>) -> Option<&'a OwnedDevice> {
+fn resettable<'a, T: ResetTarget>(set: &'a LockedDevSet<'_, T>) -> Option<&'a OwnedDevice> {
     let first = set.members().next()?;
-    let pdev: &OwnedDevice = first.device().pdev();
+    let pdev: &OwnedDevice = first.data().pdev();
     let slot = probe_hot_reset(pdev).ok()?;
     pdev.for_each_in_reset_scope(slot, &mut |other| set.find(other).map(|_| ()).ok_or(ENODEV))
         .ok()?;
@@ -68,7 +92,7 @@ fn count_affected(pdev: &OwnedDevice, slot: bool) -> Result<usize> {
 }
 
 /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: the functions a hot reset of this one would touch.
-pub(crate) fn get_info(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Result<isize> {
     let mut hdr = read_header(arg)?;
     hdr.flags = 0;
     let pdev: &OwnedDevice = dev.pdev();
@@ -151,13 +175,9 @@ enum Ownership {
 
 impl Ownership {
     /// Whether this proof covers `member`, a member of the set of `this`, the calling device.
-    fn covers(
-        &self,
-        this: &SetMember<'_, VfioPciDevice>,
-        member: &SetMember<'_, VfioPciDevice>,
-    ) -> bool {
+    fn covers<T: ResetTarget>(&self, this: &SetMember<'_, T>, member: &SetMember<'_, T>) -> bool {
         match self {
-            Self::Groups(files) => files.iter().any(|file| file.has_dev(member.device())),
+            Self::Groups(files) => files.iter().any(|file| file.has_dev(member)),
             // A cdev-opened device is always bound to a ctx.
             Self::Iommufd => match this
                 .iommufd_ctx()
@@ -173,7 +193,7 @@ impl Ownership {
 
 /// `VFIO_DEVICE_PCI_HOT_RESET`: resets the slot or bus of this function, if the caller proves
 /// it owns every function there.
-pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+pub(crate) fn hot_reset<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Result<isize> {
     let hdr = read_header(arg)?;
     if hdr.flags != 0 {
         return Err(EINVAL);
@@ -213,7 +233,7 @@ pub(crate) fn hot_reset(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result
 
 /// Resets the slot or bus of `dev`'s dev_set after checking `proof` covers every function,
 /// with every function's memory access blocked for the duration.
-fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
+fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Result {
     let set = LockedDevSet::lock(dev);
     let target = resettable(&set).ok_or(EINVAL)?;
 
@@ -224,17 +244,17 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
         if !proof.covers(&this, &member) {
             return Err(EINVAL);
         }
-        let member_dev = member.device();
         // Taking several of these locks in a row could deadlock against another hot reset
         // of the same set in another order; back off on contention instead.
-        let access = memory::try_lock_and_zap(member_dev).ok_or(EBUSY)?;
+        let access =
+            memory::try_lock_and_zap(member.data().memory(), member.mappings()).ok_or(EBUSY)?;
         blocked.push(access, GFP_KERNEL)?;
     }
 
     // The reset brings every function to D0 itself, behind our back; do it first so devices
     // that lose their config on D3->D0 (NoSoftRst-) are not left unrestored.
     for member in set.members() {
-        member.device().pdev().set_power_d0();
+        member.data().pdev().set_power_d0();
     }
     target.reset_bus()
 }
@@ -242,7 +262,7 @@ fn reset_dev_set(dev: &VfioDevice<VfioPciDevice>, proof: &Ownership) -> Result {
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other
 /// function of it is open (the one closing now still counts as open), as vfio-pci does on
 /// last close.
-pub(crate) fn reset_dirty_set(set: &LockedDevSet<'_, VfioPciDevice>) {
+pub(crate) fn reset_dirty_set<T: ResetTarget>(set: &LockedDevSet<'_, T>) {
     if set.open_count() > 1 || !set.members().any(|m| m.needs_reset()) {
         return;
     }

@@ -8,22 +8,17 @@
 //! reported and skipped, missing fields match anything. Each entry becomes a dynamic ID of the
 //! driver, so matching functions that have no driver bind at once.
 
-use crate::{kernel_ext::pci::driver::DynamicIds, params};
+use crate::{
+    kernel_ext::pci::driver::{
+        DynamicId,
+        DynamicIds, //
+    },
+    params, //
+};
 use kernel::prelude::*;
 
 /// `PCI_ANY_ID`: the value that matches every vendor, device or subsystem ID.
 const PCI_ANY_ID: u32 = !0;
-
-/// One entry of the `ids=` list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct DynamicId {
-    vendor: u32,
-    device: u32,
-    subvendor: u32,
-    subdevice: u32,
-    class: u32,
-    class_mask: u32,
-}
 
 impl DynamicId {
     /// Parses one entry; `None` when it has fewer than the two mandatory fields.
@@ -109,14 +104,7 @@ pub(crate) fn add_from_param(driver: &DynamicIds<'_>) {
             );
             continue;
         };
-        let ret = match driver.add(
-            id.vendor,
-            id.device,
-            id.subvendor,
-            id.subdevice,
-            id.class,
-            id.class_mask,
-        ) {
+        let ret = match driver.add(&id) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         };

@@ -20,22 +20,47 @@ mod msi;
 
 use crate::quirks::has_broken_intx;
 use crate::{
-    device::VfioPciDevice,
     kernel_ext::eventfd::EventFd,
-    kernel_ext::pci::{intx::PciIntxExt, msi::PciMsiExt, regs, OwnedDevice, PciDeviceExt},
+    kernel_ext::pci::{
+        intx::PciIntxExt,
+        msi::PciMsiExt,
+        regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
-    kernel_ext::vfio::irq::{self as vfio, SetIrqsHeader},
-    kernel_ext::vfio::VfioDevice,
-    memory::MemoryGate,
+    kernel_ext::vfio::irq::{
+        self as vfio,
+        SetIrqsHeader, //
+    },
+    kernel_ext::vfio::uapi::{
+        self,
+        vfio_irq_info,
+        vfio_irq_set, //
+    },
+    memory::MemoryGate, //
 };
-use core::mem::size_of;
-use intx::{IntxLine, IntxMasking};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
+use intx::{
+    IntxLine,
+    IntxMasking, //
+};
 use kernel::{
     prelude::*,
     sync::Mutex,
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
-use msi::{Allocation, MsiKind, MsiVectors};
+use msi::{
+    Allocation,
+    MsiKind,
+    MsiVectors, //
+};
 
 /// The uAPI indexes.
 const INTX: u32 = vfio::VFIO_PCI_INTX_IRQ_INDEX;
@@ -69,6 +94,14 @@ enum IrqMode {
     Disabled,
     Intx(IntxLine),
     Msi(MsiVectors),
+}
+
+/// Where the MSI queue size the interrupt code enables is recorded: the virtual config space
+/// (see [`crate::config`]), whose MSI control register cannot ask for more. Lent by the wiring
+/// ([`crate::ioctl`]) to `SET_IRQS`, which calls it with the interrupt state locked.
+pub(crate) trait MsiQueueLimit {
+    /// Records `qmax`, the log2 of the MSI vectors just enabled.
+    fn set_msi_qmax(&self, qmax: u8);
 }
 
 /// The interrupt state of a function.
@@ -119,7 +152,7 @@ impl IrqState {
         let intx_visible = intx != IntxSupport::Hidden
             && !pdev.is_virtfn()
             && pdev.intx_pin() != 0
-            && pdev.intx_irq().is_some();
+            && pdev.intx_line().is_some();
         let dynamic_msix = pdev.msix_cap().is_some() && pdev.msix_can_alloc_dyn();
         self.caps = Some(IrqCaps {
             intx,
@@ -232,10 +265,10 @@ pub(crate) fn get_irq_info(
     pdev: &OwnedDevice,
     arg: UserPtr,
 ) -> Result<isize> {
-    /// `offsetofend(struct vfio_irq_info, count)`: argsz, flags, index, count.
-    const MINSZ: usize = 4 * size_of::<u32>();
-    let [argsz, _flags, index, _count] = UserSlice::new(arg, MINSZ).reader().read::<[u32; 4]>()?;
-    if (argsz as usize) < MINSZ || index >= NUM_IRQS {
+    const MINSZ: usize = offset_of!(vfio_irq_info, count) + size_of::<u32>();
+    let mut info: vfio_irq_info = uapi::copy_in(arg, MINSZ)?;
+    let index = info.index;
+    if index >= NUM_IRQS {
         return Err(EINVAL);
     }
     if index == ERR && !vfio::err_irq_offered(pdev) {
@@ -252,9 +285,9 @@ pub(crate) fn get_irq_info(
     } else if index != MSIX || !dynamic_msix {
         flags |= vfio::VFIO_IRQ_INFO_NORESIZE;
     }
-    UserSlice::new(arg, MINSZ)
-        .writer()
-        .write(&[argsz, flags, index, count])?;
+    info.flags = flags;
+    info.count = count;
+    uapi::copy_out(arg, &info, MINSZ)?;
     Ok(0)
 }
 
@@ -299,21 +332,34 @@ struct SetIrqs {
     data: IrqData,
 }
 
-/// `VFIO_DEVICE_SET_IRQS`.
-pub(crate) fn set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
-    let request = read_set_irqs(dev, arg)?;
-    let mut state = dev.irqs().lock();
-    apply(&mut state, dev, request)
+/// `VFIO_DEVICE_SET_IRQS` on `pdev`, whose interrupt state is `irqs` and memory gate
+/// `memory` (MSI-X vectors live in a BAR); the MSI queue size enabled is recorded in `limit`.
+pub(crate) fn set_irqs(
+    irqs: &Mutex<IrqState>,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    limit: &impl MsiQueueLimit,
+    arg: UserPtr,
+) -> Result<isize> {
+    let request = read_set_irqs(irqs, pdev, arg)?;
+    let mut state = irqs.lock();
+    apply(&mut state, memory, pdev, limit, request)
 }
 
 /// Copies in and validates a `SET_IRQS` header (through the VFIO core's
 /// `vfio_set_irqs_validate_and_prepare`, as vfio-pci does) and its data.
-fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrqs> {
-    /// `offsetofend(struct vfio_irq_set, count)`.
-    const MINSZ: usize = 5 * size_of::<u32>();
-    let [argsz, flags, index, start, count] =
-        UserSlice::new(arg, MINSZ).reader().read::<[u32; 5]>()?;
-    let max = dev.irqs().lock().count(dev.pdev(), index);
+fn read_set_irqs(irqs: &Mutex<IrqState>, pdev: &OwnedDevice, arg: UserPtr) -> Result<SetIrqs> {
+    const MINSZ: usize = offset_of!(vfio_irq_set, count) + size_of::<u32>();
+    let hdr: vfio_irq_set = uapi::copy_in(arg, MINSZ)?;
+    let vfio_irq_set {
+        argsz,
+        flags,
+        index,
+        start,
+        count,
+        ..
+    } = hdr;
+    let max = irqs.lock().count(pdev, index);
     let header = SetIrqsHeader {
         argsz,
         flags,
@@ -356,13 +402,19 @@ fn read_set_irqs(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<SetIrq
 }
 
 /// Acts on a validated request; `ENOTTY` for what the index does not support.
-fn apply(state: &mut IrqState, dev: &VfioDevice<VfioPciDevice>, req: SetIrqs) -> Result<isize> {
+fn apply(
+    state: &mut IrqState,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    limit: &impl MsiQueueLimit,
+    req: SetIrqs,
+) -> Result<isize> {
     match (req.index, req.action) {
-        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, dev.pdev(), &req),
-        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, dev.pdev(), &req),
-        (INTX, Some(Action::Trigger)) => intx_trigger(state, dev, &req),
-        (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, dev, &req),
-        (ERR, Some(Action::Trigger)) if vfio::err_irq_offered(dev.pdev()) => {
+        (INTX, Some(Action::Mask)) => intx_mask_ioctl(state, pdev, &req),
+        (INTX, Some(Action::Unmask)) => intx_unmask_ioctl(state, pdev, &req),
+        (INTX, Some(Action::Trigger)) => intx_trigger(state, memory, pdev, &req),
+        (MSI | MSIX, Some(Action::Trigger)) => msi_trigger(state, memory, pdev, limit, &req),
+        (ERR, Some(Action::Trigger)) if vfio::err_irq_offered(pdev) => {
             single_trigger(&mut state.err_trigger, &req).map(|()| 0)
         }
         (REQ, Some(Action::Trigger)) => single_trigger(&mut state.req_trigger, &req).map(|()| 0),
@@ -409,12 +461,13 @@ fn intx_unmask_ioctl(state: &IrqState, pdev: &OwnedDevice, req: &SetIrqs) -> Res
 /// `DATA_NONE` and count 0, or signal the trigger (loopback).
 fn intx_trigger(
     state: &mut IrqState,
-    dev: &VfioDevice<VfioPciDevice>,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
     req: &SetIrqs,
 ) -> Result<isize> {
     let is_intx = matches!(state.mode, IrqMode::Intx(_));
     if is_intx && req.count == 0 && matches!(req.data, IrqData::None) {
-        state.disable(dev.memory(), dev.pdev());
+        state.disable(memory, pdev);
         return Ok(0);
     }
     let is_disabled = matches!(state.mode, IrqMode::Disabled);
@@ -432,7 +485,7 @@ fn intx_trigger(
             line.set_trigger(trigger);
         } else {
             let masking = state.intx_masking().ok_or(ENODEV)?;
-            let line = IntxLine::enable(dev.pdev(), masking, state.virq_disabled, trigger)?;
+            let line = IntxLine::enable(pdev, masking, state.virq_disabled, trigger)?;
             state.mode = IrqMode::Intx(line);
         }
         return Ok(0);
@@ -450,7 +503,9 @@ fn intx_trigger(
 /// `DATA_NONE` and count 0, or signal vectors' eventfds (loopback).
 fn msi_trigger(
     state: &mut IrqState,
-    dev: &VfioDevice<VfioPciDevice>,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    limit: &impl MsiQueueLimit,
     req: &SetIrqs,
 ) -> Result<isize> {
     let kind = if req.index == MSIX {
@@ -460,7 +515,7 @@ fn msi_trigger(
     };
     let is_this = state.irq_type() == Some(req.index);
     if is_this && req.count == 0 && matches!(req.data, IrqData::None) {
-        state.disable(dev.memory(), dev.pdev());
+        state.disable(memory, pdev);
         return Ok(0);
     }
     if !(is_this || matches!(state.mode, IrqMode::Disabled)) {
@@ -468,12 +523,12 @@ fn msi_trigger(
     }
     if let IrqData::EventFd(fds) = &req.data {
         if let IrqMode::Msi(vectors) = &mut state.mode {
-            vectors.set_block(dev.memory(), req.start, req.count, Some(fds))?;
+            vectors.set_block(memory, req.start, req.count, Some(fds))?;
             return Ok(0);
         }
         let nvec = req.start.saturating_add(req.count);
         let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        let mut vectors = match MsiVectors::enable(dev.memory(), dev.pdev(), nvec, kind, dynamic)? {
+        let mut vectors = match MsiVectors::enable(memory, pdev, nvec, kind, dynamic)? {
             Allocation::All(vectors) => vectors,
             Allocation::Fewer(available) => return Ok(available as isize),
         };
@@ -481,12 +536,12 @@ fn msi_trigger(
             // The log2 of the vectors, rounded up: the virtual Multiple Message Capable.
             let highest = nvec.saturating_mul(2).saturating_sub(1);
             state.msi_qmax = (u32::BITS - highest.leading_zeros()).saturating_sub(1) as u8;
-            crate::config::set_msi_qmax(dev, state.msi_qmax);
+            limit.set_msi_qmax(state.msi_qmax);
         }
-        let attached = vectors.set_block(dev.memory(), req.start, req.count, Some(fds));
+        let attached = vectors.set_block(memory, req.start, req.count, Some(fds));
         state.mode = IrqMode::Msi(vectors);
         if let Err(e) = attached {
-            state.disable(dev.memory(), dev.pdev());
+            state.disable(memory, pdev);
             return Err(e);
         }
         return Ok(0);
@@ -604,8 +659,8 @@ pub(crate) fn signal_request(irqs: &Mutex<IrqState>) -> bool {
 
 /// Signals the ERR eventfd (AER reported an error on the function); false when user space
 /// registered none.
-pub(crate) fn signal_error(dev: &VfioDevice<VfioPciDevice>) -> bool {
-    match &dev.irqs().lock().err_trigger {
+pub(crate) fn signal_error(irqs: &Mutex<IrqState>) -> bool {
+    match &irqs.lock().err_trigger {
         Some(trigger) => {
             trigger.signal();
             true

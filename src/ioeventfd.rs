@@ -18,21 +18,42 @@
 
 use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
-    device::VfioPciDevice,
-    kernel_ext::pci::bar::BarMapping,
+    bars::MsixTable,
+    kernel_ext::pci::{
+        bar::BarMapping,
+        OwnedDevice, //
+    },
     kernel_ext::vfio::irq as vfio,
-    kernel_ext::vfio::uapi::{self, vfio_device_ioeventfd},
-    kernel_ext::vfio::virqfd::{Virqfd, VirqfdHandler},
+    kernel_ext::vfio::uapi::{
+        self,
+        vfio_device_ioeventfd, //
+    },
+    kernel_ext::vfio::virqfd::{
+        Virqfd,
+        VirqfdHandler, //
+    },
     kernel_ext::vfio::VfioDevice,
-    memory::{self, MemoryGate},
+    memory::{
+        GatedFunction,
+        MemoryGate, //
+    },
     rdwr::Width,
-    regions::{self, Region},
+    regions::{
+        self,
+        Region, //
+    }, //
 };
-use core::mem::{offset_of, size_of};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
 use kernel::{
     prelude::*,
-    sync::{aref::ARef, Mutex},
-    uaccess::UserPtr,
+    sync::{
+        aref::ARef,
+        Mutex, //
+    },
+    uaccess::UserPtr, //
 };
 
 /// How many ioeventfds one function may have armed (vfio-pci's `VFIO_PCI_IOEVENTFD_MAX`,
@@ -95,20 +116,26 @@ struct Target {
 }
 
 impl Target {
-    /// The target at file offset `pos` of `dev`; `EINVAL` unless it is inside a BAR and
-    /// clear of the MSI-X table.
-    fn new(dev: &VfioDevice<VfioPciDevice>, pos: u64, size: Size, data: u64) -> Result<Self> {
+    /// The target at file offset `pos` of the file of `pdev`; `EINVAL` unless it is inside a
+    /// BAR and clear of `msix_table`.
+    fn new(
+        pdev: &OwnedDevice,
+        msix_table: Option<MsixTable>,
+        pos: u64,
+        size: Size,
+        data: u64,
+    ) -> Result<Self> {
         let (index, offset) = regions::split_offset(pos);
         let bar = match u32::try_from(index).ok().and_then(Region::from_index) {
             Some(Region::Bar(bar)) => bar,
             _ => return Err(EINVAL),
         };
         let end = offset + size.bytes();
-        if end > dev.pdev().resource(usize::from(bar)).len {
+        if end > pdev.resource(usize::from(bar)).len {
             return Err(EINVAL);
         }
         // Writing the MSI-X table would work around SET_IRQS.
-        if let Some((start, stop)) = dev.msix_table().and_then(|t| t.excluded_in(bar)) {
+        if let Some((start, stop)) = msix_table.and_then(|t| t.excluded_in(bar)) {
             if end > start && offset < stop {
                 return Err(EINVAL);
             }
@@ -127,8 +154,8 @@ impl Target {
 ///
 /// The device reference keeps the device alive while the ioeventfd is armed; the device's
 /// [`Ioeventfds`] list owns the ioeventfd and empties at the last close.
-struct IoeventfdWrite {
-    dev: ARef<VfioDevice<VfioPciDevice>>,
+struct IoeventfdWrite<T: GatedFunction> {
+    dev: ARef<VfioDevice<T>>,
     target: Target,
     /// Whether the BAR decodes memory, so that the write needs the function to decode it.
     test_mem: bool,
@@ -136,10 +163,10 @@ struct IoeventfdWrite {
 
 /// One armed ioeventfd: the eventfd's virqfd around what its signal writes. Dropping it
 /// disarms the virqfd, waiting for its callbacks.
-type Ioeventfd = Virqfd<IoeventfdWrite>;
+type Ioeventfd<T> = Virqfd<IoeventfdWrite<T>>;
 
-impl IoeventfdWrite {
-    fn new(dev: &VfioDevice<VfioPciDevice>, target: Target) -> Self {
+impl<T: GatedFunction> IoeventfdWrite<T> {
+    fn new(dev: &VfioDevice<T>, target: Target) -> Self {
         let test_mem = dev.pdev().resource(usize::from(target.bar)).is_mem();
         Self {
             dev: dev.into(),
@@ -167,7 +194,7 @@ fn bar_write(mapping: &BarMapping, target: &Target) {
     let _ = mapping.write_width(target.size.into(), target.offset, target.data);
 }
 
-impl VirqfdHandler for IoeventfdWrite {
+impl<T: GatedFunction> VirqfdHandler for IoeventfdWrite<T> {
     /// Writes now if the gate is free (atomic context), else has [`Self::thread`] do it.
     fn handler(&self) -> bool {
         match self.dev.memory().try_read() {
@@ -181,7 +208,7 @@ impl VirqfdHandler for IoeventfdWrite {
 
     /// Waits for the gate, then writes.
     fn thread(&self) {
-        self.write(&memory::read(&self.dev));
+        self.write(&self.dev.memory().read());
     }
 }
 
@@ -193,12 +220,12 @@ enum Request {
     Deassign,
 }
 
-/// The ioeventfds armed on one function, owned by its [`VfioPciDevice`].
-pub(crate) struct Ioeventfds {
-    armed: KVec<Pin<KBox<Ioeventfd>>>,
+/// The ioeventfds armed on one function, owned by its driver state `T`.
+pub(crate) struct Ioeventfds<T: GatedFunction> {
+    armed: KVec<Pin<KBox<Ioeventfd<T>>>>,
 }
 
-impl Ioeventfds {
+impl<T: GatedFunction> Ioeventfds<T> {
     /// No ioeventfds (a function that is not open has none).
     pub(crate) const fn new() -> Self {
         Self { armed: KVec::new() }
@@ -206,12 +233,7 @@ impl Ioeventfds {
 
     /// Arms or disarms the ioeventfd of `target`: a target already armed is `EEXIST` to arm
     /// again; disarming one that is not is `ENODEV`; past [`MAX_IOEVENTFDS`] `ENOSPC`.
-    fn apply(
-        &mut self,
-        dev: &VfioDevice<VfioPciDevice>,
-        target: Target,
-        request: Request,
-    ) -> Result {
+    fn apply(&mut self, dev: &VfioDevice<T>, target: Target, request: Request) -> Result {
         if self
             .armed
             .iter()
@@ -245,8 +267,14 @@ impl Ioeventfds {
 }
 
 /// `VFIO_DEVICE_IOEVENTFD`: arms (`fd >= 0`) or disarms (`fd == -1`) a write of `data` at
-/// file offset `offset`, of the width the flags select.
-pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isize> {
+/// file offset `offset`, of the width the flags select, on `dev`, whose armed ioeventfds are
+/// `ioeventfds` and whose MSI-X table is `msix_table`.
+pub(crate) fn ioctl<T: GatedFunction>(
+    dev: &VfioDevice<T>,
+    ioeventfds: &Mutex<Ioeventfds<T>>,
+    msix_table: Option<MsixTable>,
+    arg: UserPtr,
+) -> Result<isize> {
     const MINSZ: usize = offset_of!(vfio_device_ioeventfd, fd) + size_of::<i32>();
     let req: vfio_device_ioeventfd = uapi::copy_in(arg, MINSZ)?;
     let size = Size::from_flags(req.flags)?;
@@ -255,18 +283,15 @@ pub(crate) fn ioctl(dev: &VfioDevice<VfioPciDevice>, arg: UserPtr) -> Result<isi
         fd if fd >= 0 => Request::Assign(fd),
         _ => return Err(EINVAL),
     };
-    let target = Target::new(dev, req.offset, size, req.data)?;
+    let target = Target::new(dev.pdev(), msix_table, req.offset, size, req.data)?;
     // A BAR that could not be claimed or mapped at open refuses with the errno it got then
     // (vfio-pci maps it here, with the same errnos).
-    memory::read(dev).bars()?.mapping(target.bar)?;
-    dev.ioeventfds()
-        .lock()
-        .apply(dev, target, request)
-        .map(|()| 0)
+    dev.memory().read().bars()?.mapping(target.bar)?;
+    ioeventfds.lock().apply(dev, target, request).map(|()| 0)
 }
 
 /// Disarms every ioeventfd of a function (last close), waiting for writes in flight.
-pub(crate) fn teardown(ioeventfds: &Mutex<Ioeventfds>) {
+pub(crate) fn teardown<T: GatedFunction>(ioeventfds: &Mutex<Ioeventfds<T>>) {
     let armed = core::mem::replace(&mut ioeventfds.lock().armed, KVec::new());
     drop(armed);
 }

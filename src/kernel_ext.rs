@@ -35,7 +35,7 @@
 //!
 //! The bindgen output (`bindings`) and `helpers.c` serve only this layer.
 
-pub(crate) mod bindings;
+mod bindings;
 mod compat;
 pub(crate) mod eventfd;
 pub(crate) mod iomap;

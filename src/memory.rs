@@ -5,15 +5,14 @@
 //!
 //! User space may reach the BARs only while the function decodes memory (the virtual command
 //! register says so) and no reset is in progress. Every access holds the gate shared for the
-//! duration of the access ([`read`]), so accesses from several threads run side by side, as
+//! duration of the access ([`RwSem::read`]), so accesses from several threads run side by side, as
 //! under vfio-pci's `memory_lock`; a reset or a change of the memory-decode bit holds it
-//! exclusive across the change ([`lock`]), after removing every mmap of the BARs so that the
+//! exclusive across the change ([`RwSem::write`], [`lock_and_zap`]), after removing every mmap of the BARs so that the
 //! next touch faults back into the driver (and is refused or remapped). Lock order: virtual
 //! config, then this gate; the mmap lock of a faulting process, then this gate.
 
 use crate::{
     bars::OpenBars,
-    device::VfioPciDevice,
     kernel_ext::eventfd::EventFd,
     kernel_ext::pci::{
         regs,
@@ -21,11 +20,18 @@ use crate::{
         PciDeviceExt, //
     },
     kernel_ext::sync::{
-        ReadGuard,
+        RwSem,
         WriteGuard, //
     },
-    kernel_ext::vfio::VfioDevice,
-    regions::Region, //
+    kernel_ext::vfio::region::{
+        vfio_pci_index_to_offset,
+        VFIO_PCI_BAR0_REGION_INDEX,
+        VFIO_PCI_ROM_REGION_INDEX, //
+    },
+    kernel_ext::vfio::{
+        FileMappings,
+        VfioDeviceOps, //
+    }, //
 };
 use kernel::prelude::*;
 
@@ -120,40 +126,45 @@ impl MemoryGate {
     }
 }
 
+/// The driver state of a VFIO device as code that holds the device itself sees it (an armed
+/// ioeventfd keeps it alive, a hot reset goes through every device of a dev_set): the PCI
+/// function and its memory gate. Implemented by the wiring ([`crate::device`]).
+pub(crate) trait GatedFunction: VfioDeviceOps {
+    /// The PCI function.
+    fn pdev(&self) -> &OwnedDevice;
+
+    /// The function's memory gate.
+    fn memory(&self) -> &RwSem<MemoryGate>;
+}
+
 /// The gate held exclusive: no BAR access through this device file can start while it lives.
 pub(crate) type MemoryAccess<'a> = WriteGuard<'a, MemoryGate>;
 
-/// The gate held shared, for one access to the function's memory.
-pub(crate) type MemoryRead<'a> = ReadGuard<'a, MemoryGate>;
-
-/// Holds `dev`'s gate shared, for an access to the function's memory or a look at its state.
-pub(crate) fn read(dev: &VfioDevice<VfioPciDevice>) -> MemoryRead<'_> {
-    dev.memory().read()
-}
-
-/// Holds `dev`'s gate exclusive, to change what it guards.
-pub(crate) fn lock(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    dev.memory().write()
-}
-
-/// Locks `dev`'s gate and removes every user mapping of its BARs: after this, user space can
-/// touch the function's memory only through the driver, which waits for the gate.
-pub(crate) fn lock_and_zap(dev: &VfioDevice<VfioPciDevice>) -> MemoryAccess<'_> {
-    let access = dev.memory().write();
-    zap_bars(dev);
+/// Locks the gate `memory` and removes every user mapping of the BARs from the device file's
+/// `mappings`: after this, user space can touch the function's memory only through the
+/// driver, which waits for the gate.
+pub(crate) fn lock_and_zap<'a>(
+    memory: &'a RwSem<MemoryGate>,
+    mappings: &FileMappings,
+) -> MemoryAccess<'a> {
+    let access = memory.write();
+    zap_bars(mappings);
     access
 }
 
 /// As [`lock_and_zap`], but gives up (`None`) when the gate is held by someone else.
-pub(crate) fn try_lock_and_zap(dev: &VfioDevice<VfioPciDevice>) -> Option<MemoryAccess<'_>> {
-    let access = dev.memory().try_write()?;
-    zap_bars(dev);
+pub(crate) fn try_lock_and_zap<'a>(
+    memory: &'a RwSem<MemoryGate>,
+    mappings: &FileMappings,
+) -> Option<MemoryAccess<'a>> {
+    let access = memory.try_write()?;
+    zap_bars(mappings);
     Some(access)
 }
 
-/// Removes every user mapping of the BAR regions of `dev`'s file.
-fn zap_bars(dev: &VfioDevice<VfioPciDevice>) {
-    let start = Region::Bar(0).file_offset();
-    let end = Region::Rom.file_offset();
-    dev.zap_mappings(start, end - start);
+/// Removes every user mapping of the BAR regions (BAR 0 up to the ROM) of a device file.
+fn zap_bars(mappings: &FileMappings) {
+    let start = vfio_pci_index_to_offset(VFIO_PCI_BAR0_REGION_INDEX);
+    let end = vfio_pci_index_to_offset(VFIO_PCI_ROM_REGION_INDEX);
+    mappings.zap(start, end - start);
 }

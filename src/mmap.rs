@@ -9,10 +9,8 @@
 //! memory-decode off) removes every inserted page, so the next touch comes back here.
 
 use crate::{
-    device::VfioPciDevice,
     kernel_ext::mm::{
         FaultResult,
-        PfnFaultHandler,
         VmFault,
         VmaRefExt, //
     },
@@ -25,7 +23,6 @@ use crate::{
         VFIO_PCI_NUM_REGIONS,
         VFIO_PCI_ROM_REGION_INDEX, //
     },
-    kernel_ext::vfio::VfioDevice,
     memory::MemoryGate,
     regions::OFFSET_SHIFT, //
 };
@@ -53,8 +50,10 @@ fn split_pgoff(pgoff: u64) -> (u64, u64) {
     )
 }
 
-/// Sets up a new mapping of a BAR.
-pub(crate) fn mmap(dev: &VfioDevice<VfioPciDevice>, vma: &VmaNew) -> Result {
+/// Checks a new mapping `vma` of a BAR of `pdev`, whose memory gate is `memory`: `EINVAL`
+/// unless it is a shared mapping inside an mmappable BAR. The wiring ([`crate::device`]) then
+/// makes it a PFN mapping whose faults come to [`bar_fault`].
+pub(crate) fn check(memory: &RwSem<MemoryGate>, pdev: &OwnedDevice, vma: &VmaNew) -> Result {
     let (index, page) = split_pgoff(vma.pgoff() as u64);
     if index >= u64::from(VFIO_PCI_NUM_REGIONS) {
         return Err(EINVAL);
@@ -69,8 +68,7 @@ pub(crate) fn mmap(dev: &VfioDevice<VfioPciDevice>, vma: &VmaNew) -> Result {
         return Err(EINVAL);
     }
     let req_len = (vma.end() - vma.start()) as u64;
-    check_bar_range(dev.memory(), dev.pdev(), index as u8, page, req_len)?;
-    dev.init_pfnmap(vma)
+    check_bar_range(memory, pdev, index as u8, page, req_len)
 }
 
 /// Whether `req_len` bytes from page `page` of BAR `bar` may be mapped: `EINVAL` unless the BAR
@@ -102,16 +100,14 @@ fn check_bar_range(
     Ok(())
 }
 
-impl PfnFaultHandler for VfioDevice<VfioPciDevice> {
-    #[inline]
-    fn fault(&self, fault: &VmFault<'_>) -> FaultResult {
-        bar_fault(self.memory(), self.pdev(), fault)
-    }
-}
-
-/// Inserts the faulting page of a BAR mapping, or `SIGBUS` if memory access is off.
+/// Inserts the faulting page of a BAR mapping of `pdev`, whose memory gate is `memory`, or
+/// `SIGBUS` if memory access is off.
 #[inline]
-fn bar_fault(memory: &RwSem<MemoryGate>, pdev: &OwnedDevice, fault: &VmFault<'_>) -> FaultResult {
+pub(crate) fn bar_fault(
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    fault: &VmFault<'_>,
+) -> FaultResult {
     let vma = fault.vma();
     let (index, first_page) = split_pgoff(vma.pgoff() as u64);
     let page = first_page + ((fault.address() - vma.start()) >> PAGE_SHIFT) as u64;

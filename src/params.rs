@@ -13,7 +13,10 @@
 //! parameters before `init` runs; `ids` has no sysfs file, so it no longer changes once the
 //! module runs.
 
-use crate::kernel_ext::module_param::{module_param_bool, module_param_string};
+use crate::kernel_ext::module_param::{
+    module_param_bool,
+    module_param_string, //
+};
 
 // The buffer is 1024 bytes, terminating NUL included, as vfio-pci's.
 module_param_string!(

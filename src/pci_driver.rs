@@ -9,26 +9,45 @@
 //! the flag before the driver is visible, has no ID table, keeps the kernel crate's
 //! driver-data handling, lets us add the `ids=` entries once the driver is registered, as
 //! vfio-pci does, and offers `sriov_configure` (see [`crate::sriov`]) and the AER
-//! `error_detected`, which the kernel crate has no hook for.
+//! `error_detected`, which the kernel crate has no hook for. The PCI bus notifier that steers
+//! the VFs of this driver's PFs here ([`VfNotifier`]) is on this side too.
 
 use crate::{
     device::VfioPciDevice,
-    ids, intrs,
+    ids,
+    intrs,
     kernel_ext::{
         pci::{
             self,
-            driver::{DynamicIds, ErsResult},
+            driver::{
+                DynamicIds,
+                ErsResult, //
+            },
+            notifier::{
+                BusEvent,
+                BusListener,
+                BusNotifier, //
+            },
             OwnedDevice,
+            PciDeviceExt, //
         },
-        vfio::Registration,
+        vfio::{
+            Registration,
+            VfioDeviceOps, //
+        }, //
     },
-    params, sriov,
+    params,
+    sriov, //
 };
 use core::pin::Pin;
-use kernel::{device, prelude::*};
+use kernel::{
+    device,
+    prelude::*, //
+};
 
-/// The PCI driver name, as in `/sys/bus/pci/drivers/` and `driver_override`.
-pub(crate) const DRIVER_NAME: &CStr = c"vfio-pci-rs";
+/// The PCI driver name, as in `/sys/bus/pci/drivers/` and `driver_override`: the name of the
+/// VFIO device ops, as in vfio-pci, whose bus notifier steers VFs to the ops' name.
+pub(crate) const DRIVER_NAME: &CStr = <VfioPciDevice as VfioDeviceOps>::NAME;
 
 /// The vfio-pci-rs PCI driver.
 pub(crate) struct VfioPciDriver;
@@ -45,23 +64,85 @@ impl pci::driver::Driver for VfioPciDriver {
         // A PF takes its VFs with it, before it goes itself (as vfio-pci does). Then the driver
         // core drops the function's driver data (see `driver::Registration`), and dropping the
         // VFIO registration unregisters the device, waiting for its users to close it.
-        sriov::disable(&registration);
+        sriov::disable(registration.pdev(), registration.memory());
     }
 
     fn sriov_configure(registration: Pin<&Self::Data>, num_vfs: i32) -> Result<i32> {
         if !params::enable_sriov() {
             return Err(ENOENT);
         }
-        sriov::configure(&registration, num_vfs)
+        sriov::configure(
+            registration.pdev(),
+            registration.token_role(),
+            registration.config(),
+            registration.memory(),
+            num_vfs,
+        )
     }
 
     /// vfio-pci's AER handling: only tell user space (the ERR eventfd) and let recovery go on.
     fn error_detected(registration: Pin<&Self::Data>) -> ErsResult {
-        intrs::signal_error(&registration);
+        intrs::signal_error(registration.irqs());
         ErsResult::CanRecover
     }
 
     fn registered(dynamic_ids: &DynamicIds<'_>) {
         ids::add_from_param(dynamic_ids);
+    }
+}
+
+/// The PCI bus listener that steers the VFs of this driver's PFs to this driver, as
+/// vfio-pci's bus notifier does for its own.
+pub(crate) struct VfSteering;
+
+/// The registered [`VfSteering`].
+pub(crate) type VfNotifier = BusNotifier<VfSteering>;
+
+impl BusListener for VfSteering {
+    fn notify(event: BusEvent<'_>) {
+        let pdev = match &event {
+            BusEvent::AddDevice(added) => added.device(),
+            BusEvent::BoundDriver(bound) => bound.device(),
+        };
+        if !pdev.is_virtfn() {
+            return;
+        }
+        let pf = pdev.physfn();
+        if sriov::token_of_pf(pf).is_none() {
+            return;
+        }
+        match event {
+            BusEvent::AddDevice(added) => {
+                dev_info!(
+                    pf.as_device(),
+                    "Captured SR-IOV VF {} driver_override\n",
+                    pdev.as_device().name()
+                );
+                if let Err(e) = added.set_driver_override(DRIVER_NAME) {
+                    dev_warn!(
+                        pf.as_device(),
+                        "Cannot set driver_override of VF {}: {:?}\n",
+                        pdev.as_device().name(),
+                        e
+                    );
+                }
+            }
+            BusEvent::BoundDriver(bound) => {
+                // The PF is on the list, so it is bound to this driver, and it cannot be
+                // unbound before this VF is removed, which waits for the VF's device lock,
+                // held while its binding is notified.
+                if let Some(vf_driver) = bound.driver() {
+                    if vf_driver.name() != DRIVER_NAME {
+                        dev_warn!(
+                            pf.as_device(),
+                            "VF {} bound to driver {} while PF bound to driver {}\n",
+                            pdev.as_device().name(),
+                            vf_driver.name(),
+                            DRIVER_NAME
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -27,7 +27,7 @@ use kernel::{
         UserSlice,
         UserSliceReader,
         UserSliceWriter, //
-    },
+    }, //
 };
 
 pub(crate) use crate::kernel_ext::iomap::Width;

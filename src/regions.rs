@@ -5,11 +5,10 @@
 //!
 //! Like vfio-pci, region `i` starts at file offset `i << 40`; user space learns the offsets
 //! from the region info, never from this constant. `read(2)`/`write(2)` at a file offset are
-//! routed here to the region's handler.
+//! routed to the region's handler by [`crate::device`].
 
 use crate::{
-    config,
-    device::VfioPciDevice,
+    bars::MsixTable,
     kernel_ext::pci::{
         regs,
         OwnedDevice,
@@ -17,9 +16,11 @@ use crate::{
     },
     kernel_ext::sync::RwSem,
     kernel_ext::vfio::region::{
+        vfio_pci_index_to_offset,
         VFIO_PCI_BAR0_REGION_INDEX,
         VFIO_PCI_BAR5_REGION_INDEX,
         VFIO_PCI_CONFIG_REGION_INDEX,
+        VFIO_PCI_OFFSET_SHIFT,
         VFIO_PCI_ROM_REGION_INDEX,
         VFIO_PCI_VGA_REGION_INDEX,
         VFIO_REGION_INFO_FLAG_MMAP,
@@ -28,22 +29,14 @@ use crate::{
     },
     kernel_ext::vfio::{
         uapi,
-        InfoCaps,
-        VfioDevice, //
+        InfoCaps, //
     },
-    memory::MemoryGate,
-    rdwr::{
-        self,
-        Transfer, //
-    },
+    memory::MemoryGate, //
 };
-use kernel::{
-    prelude::*,
-    uaccess::UserPtr, //
-};
+use kernel::prelude::*;
 
 /// Bits of a file offset that address bytes inside one region.
-pub(crate) const OFFSET_SHIFT: u32 = 40;
+pub(crate) const OFFSET_SHIFT: u32 = VFIO_PCI_OFFSET_SHIFT;
 
 /// One region of a device file, by its uAPI index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +77,7 @@ impl Region {
 
     /// The file offset at which the region starts.
     pub(crate) fn file_offset(self) -> u64 {
-        u64::from(self.index()) << OFFSET_SHIFT
+        vfio_pci_index_to_offset(self.index())
     }
 }
 
@@ -93,43 +86,14 @@ pub(crate) fn split_offset(pos: u64) -> (u64, u64) {
     (pos >> OFFSET_SHIFT, pos & ((1u64 << OFFSET_SHIFT) - 1))
 }
 
-/// `read(2)`/`write(2)` on the device file: the region at `*pos` moves up to `count` bytes.
-pub(crate) fn rw(
-    dev: &VfioDevice<VfioPciDevice>,
-    buf: UserPtr,
-    count: usize,
-    pos: &mut i64,
-    write: bool,
-) -> Result<usize> {
-    if count == 0 {
-        return Ok(0);
-    }
-    let (index, offset) = split_offset(*pos as u64);
-    let region = u32::try_from(index)
-        .ok()
-        .and_then(Region::from_index)
-        .ok_or(EINVAL)?;
-    let xfer = Transfer {
-        buf,
-        count,
-        offset,
-        write,
-    };
-    let done = match region {
-        Region::Config => config::rw(dev, buf, count, offset, write)?,
-        Region::Bar(bar) => rdwr::bar_rw(dev.memory(), dev.pdev(), dev.msix_table(), bar, xfer)?,
-        Region::Rom => rdwr::rom_read(dev.memory(), dev.pdev(), xfer)?,
-        Region::Vga => return Err(EINVAL),
-    };
-    *pos += done as i64;
-    Ok(done)
-}
-
 /// `VFIO_DEVICE_GET_REGION_INFO` for `info.index`: where the region is in the file, how big
 /// it is, what may be done with it, and (for the BAR holding the MSI-X table) that the table
-/// may be mmapped too, as vfio-pci says on platforms that remap interrupts.
+/// may be mmapped too, as vfio-pci says on platforms that remap interrupts. `memory` is the
+/// memory gate of `pdev`, `msix_table` where its MSI-X table is.
 pub(crate) fn info(
-    dev: &VfioDevice<VfioPciDevice>,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+    msix_table: Option<MsixTable>,
     info: &mut uapi::vfio_region_info,
     caps: &mut InfoCaps<'_>,
 ) -> Result {
@@ -138,7 +102,6 @@ pub(crate) fn info(
     const MMAP: u32 = VFIO_REGION_INFO_FLAG_MMAP;
 
     let region = Region::from_index(info.index).ok_or(EINVAL)?;
-    let pdev: &OwnedDevice = dev.pdev();
     let (size, flags) = match region {
         Region::Config => (u64::from(pdev.cfg_size()), READ | WRITE),
         Region::Bar(bar) => {
@@ -146,10 +109,10 @@ pub(crate) fn info(
             if len == 0 {
                 (0, 0)
             } else {
-                let gate = dev.memory().read();
+                let gate = memory.read();
                 let bars = gate.bars()?;
                 if bars.mmappable(bar) {
-                    if dev.msix_table().is_some_and(|table| table.bar == bar) {
+                    if msix_table.is_some_and(|table| table.bar == bar) {
                         caps.add_msix_mappable()?;
                     }
                     (len, READ | WRITE | MMAP)
@@ -158,7 +121,7 @@ pub(crate) fn info(
                 }
             }
         }
-        Region::Rom => rom_info(dev.memory(), dev.pdev())?,
+        Region::Rom => rom_info(memory, pdev)?,
         // No VGA support: vfio-pci refuses the index on functions without VGA.
         Region::Vga => return Err(EINVAL),
     };

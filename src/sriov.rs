@@ -13,8 +13,9 @@
 //!   brought to D0 and marked in its memory gate: while it has VFs, user space cannot move it
 //!   out of D0. It leaves the list once its VFs are gone (or failed to appear).
 //! - A VF added to the PCI bus whose PF is on the list gets `driver_override` set to this
-//!   driver, so it binds here and nowhere else by default ([`VfNotifier`], vfio-pci's bus
-//!   notifier); binding one to another driver anyway is logged as a warning.
+//!   driver, so it binds here and nowhere else by default (the PCI driver's
+//!   [`crate::pci_driver::VfNotifier`], vfio-pci's bus notifier); binding one to another
+//!   driver anyway is logged as a warning.
 //! - A VF bound to this driver looks its PF up on the list at bind: found, it shares the PF's
 //!   token; not found (the PF is unbound, or bound to another driver — the C vfio-pci keeps
 //!   its own list, so mixed bindings see each other as foreign), it has no token.
@@ -23,20 +24,28 @@
 //! leaf, never held across a call into the PCI core.
 
 use crate::{
-    config,
-    device::VfioPciDevice,
+    config::{
+        self,
+        ConfigSpace, //
+    },
     kernel_ext::{
         lazy_lock::lazy_global_lock,
         pci::{
-            notifier::{BusEvent, BusListener, BusNotifier},
-            OwnedDevice, PciDeviceExt,
+            OwnedDevice,
+            PciDeviceExt, //
         },
-        vfio::VfioDevice,
+        sync::RwSem, //
     },
-    pci_driver::DRIVER_NAME,
-    vf_token::VfToken,
+    memory::MemoryGate,
+    vf_token::{
+        TokenRole,
+        VfToken, //
+    }, //
 };
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 /// A PF whose SR-IOV this driver enabled, and its token.
 struct SriovPf {
@@ -58,17 +67,23 @@ pub(crate) fn token_of_pf(pf: &kernel::pci::Device) -> Option<Arc<VfToken>> {
         .map(|entry| entry.token.clone())
 }
 
-/// `sriov_configure`: enables `count` VFs on the PF `dev` (returning how many), or disables
-/// them when `count` is 0. The caller has checked `enable_sriov` and holds the PF's device
-/// lock.
-pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i32> {
+/// `sriov_configure`: enables `count` VFs on the PF `pdev` (returning how many), or disables
+/// them when `count` is 0. `role` is the PF's part in the VF token protocol, `config` its
+/// config space and `memory` its memory gate. The caller has checked `enable_sriov` and holds
+/// the PF's device lock.
+pub(crate) fn configure(
+    pdev: &OwnedDevice,
+    role: &TokenRole,
+    config: &ConfigSpace,
+    memory: &RwSem<MemoryGate>,
+    count: i32,
+) -> Result<i32> {
     if count == 0 {
-        disable(dev);
+        disable(pdev, memory);
         return Ok(0);
     }
-    let pdev: &OwnedDevice = dev.pdev();
     // The PCI core offers this callback only for PFs, which all have a token.
-    let token = dev.token_role().pf_token().ok_or(EINVAL)?.clone();
+    let token = role.pf_token().ok_or(EINVAL)?.clone();
     {
         let mut pfs = SRIOV_PFS.lock();
         // Enabled once, until disabled again.
@@ -88,93 +103,37 @@ pub(crate) fn configure(dev: &VfioDevice<VfioPciDevice>, count: i32) -> Result<i
     }
     // A PF in a low power state would take its VFs with it: bring it to D0 first, and keep
     // it there while it has VFs.
-    config::wake_to_d0(dev).set_sriov_active(true);
+    config::wake_to_d0(config, pdev, memory).set_sriov_active(true);
     if let Err(e) = pdev.enable_sriov(count) {
-        forget(dev);
+        forget(pdev, memory);
         return Err(e);
     }
     Ok(count)
 }
 
-/// Removes the VFs of the PF `dev`, if it has any, and takes it off the list. Called with the
+/// Removes the VFs of the PF `pdev` (whose memory gate is `memory`), if it has any, and takes it off the list. Called with the
 /// PF's device lock held: from `sriov_configure`, and when the PF is unbound.
 ///
 /// As in vfio-pci, an unbind through sysfs `unbind` or driver unregistration reaches here
 /// without `pci_rescan_remove_lock`, which 7.2's `pci_stop_and_remove_bus_device()` asserts
 /// (a lockdep warning, for vfio-pci too); it cannot be taken here, since a removal (sysfs
 /// `remove`, hot-unplug) calls the remove callback with it already held.
-pub(crate) fn disable(dev: &VfioDevice<VfioPciDevice>) {
-    if dev.pdev().num_vfs() != 0 {
-        dev.pdev().disable_sriov();
+pub(crate) fn disable(pdev: &OwnedDevice, memory: &RwSem<MemoryGate>) {
+    if pdev.num_vfs() != 0 {
+        pdev.disable_sriov();
     }
-    forget(dev);
+    forget(pdev, memory);
 }
 
-/// Takes the PF `dev` off the list and lets it leave D0 again.
-fn forget(dev: &VfioDevice<VfioPciDevice>) {
-    crate::memory::lock(dev).set_sriov_active(false);
+/// Takes the PF `pdev` off the list and lets it leave D0 again.
+fn forget(pdev: &OwnedDevice, memory: &RwSem<MemoryGate>) {
+    memory.write().set_sriov_active(false);
     let mut pfs = SRIOV_PFS.lock();
     let at = pfs
         .iter()
-        .position(|entry| core::ptr::eq::<kernel::pci::Device>(&*entry.pf, &**dev.pdev()));
+        .position(|entry| core::ptr::eq::<kernel::pci::Device>(&*entry.pf, &**pdev));
     let entry = at.and_then(|i| pfs.remove(i).ok());
     // The entry goes after the lock is released: it may hold the last reference to the PF.
     drop(pfs);
     drop(entry);
-}
-
-/// The PCI bus listener that steers the VFs of this driver's PFs to this driver, as
-/// vfio-pci's bus notifier does for its own.
-pub(crate) struct VfSteering;
-
-/// The registered [`VfSteering`].
-pub(crate) type VfNotifier = BusNotifier<VfSteering>;
-
-impl BusListener for VfSteering {
-    fn notify(event: BusEvent<'_>) {
-        let pdev = match &event {
-            BusEvent::AddDevice(added) => added.device(),
-            BusEvent::BoundDriver(bound) => bound.device(),
-        };
-        if !pdev.is_virtfn() {
-            return;
-        }
-        let pf = pdev.physfn();
-        if token_of_pf(pf).is_none() {
-            return;
-        }
-        match event {
-            BusEvent::AddDevice(added) => {
-                dev_info!(
-                    pf.as_device(),
-                    "Captured SR-IOV VF {} driver_override\n",
-                    pdev.as_device().name()
-                );
-                if let Err(e) = added.set_driver_override(DRIVER_NAME) {
-                    dev_warn!(
-                        pf.as_device(),
-                        "Cannot set driver_override of VF {}: {:?}\n",
-                        pdev.as_device().name(),
-                        e
-                    );
-                }
-            }
-            BusEvent::BoundDriver(bound) => {
-                // The PF is on the list, so it is bound to this driver, and it cannot be
-                // unbound before this VF is removed, which waits for the VF's device lock,
-                // held while its binding is notified.
-                if let Some(vf_driver) = bound.driver() {
-                    if vf_driver.name() != DRIVER_NAME {
-                        dev_warn!(
-                            pf.as_device(),
-                            "VF {} bound to driver {} while PF bound to driver {}\n",
-                            pdev.as_device().name(),
-                            vf_driver.name(),
-                            DRIVER_NAME
-                        );
-                    }
-                }
-            }
-        }
-    }
 }

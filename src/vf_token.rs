@@ -26,17 +26,24 @@
 //! Which of these a function is, is fixed at bind ([`TokenRole`]); the count of open VFs is
 //! kept by [`VfUser`] values, one per open VF, so it cannot drift from the opens and closes.
 
-use crate::{
-    device::VfioPciDevice,
-    kernel_ext::{
-        pci::{OwnedDevice, PciDeviceExt},
-        print::dev_info_ratelimited,
-        uuid::{Uuid, UUID_STRING_LEN},
-        vfio::VfioDevice,
+use crate::kernel_ext::{
+    pci::{
+        OwnedDevice,
+        PciDeviceExt, //
     },
-    sriov,
+    print::dev_info_ratelimited,
+    uuid::{
+        Uuid,
+        UUID_STRING_LEN, //
+    }, //
 };
-use kernel::{new_mutex, prelude::*, str::CStr, sync::Arc, sync::Mutex};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    sync::Mutex, //
+};
 
 /// The option that carries a token in a device name.
 const VF_TOKEN_ARG: &[u8] = b"vf_token=";
@@ -89,10 +96,14 @@ pub(crate) enum TokenRole {
 }
 
 impl TokenRole {
-    /// The role of `pdev`, being bound now.
-    pub(crate) fn of(pdev: &OwnedDevice) -> Result<Self> {
+    /// The role of `pdev`, being bound now; `token_of_pf` gives the token a PF shares with
+    /// its VFs if this driver enabled its SR-IOV (see [`crate::sriov::token_of_pf`]).
+    pub(crate) fn of(
+        pdev: &OwnedDevice,
+        token_of_pf: impl FnOnce(&kernel::pci::Device) -> Option<Arc<VfToken>>,
+    ) -> Result<Self> {
         if pdev.is_virtfn() {
-            return Ok(match sriov::token_of_pf(pdev.physfn()) {
+            return Ok(match token_of_pf(pdev.physfn()) {
                 Some(token) => Self::Vf(token),
                 None => Self::ForeignVf,
             });
@@ -143,14 +154,14 @@ fn parse_uuid(text: &[u8]) -> Result<[u8; 16]> {
     Ok(Uuid::parse(text)?.0)
 }
 
-/// Whether `name` (from `VFIO_GROUP_GET_DEVICE_FD`) names `dev`: its PCI name, optionally
-/// followed by ` vf_token=<uuid>`, which is then checked against the token rules.
-pub(crate) fn match_name(dev: &VfioDevice<VfioPciDevice>, name: &CStr) -> Result<bool> {
-    let own = dev.pdev().as_device().name().to_bytes();
+/// Whether `name` (from `VFIO_GROUP_GET_DEVICE_FD`) names `pdev`: its PCI name, optionally
+/// followed by ` vf_token=<uuid>`, which is then checked against the token rules for `role`.
+pub(crate) fn match_name(pdev: &OwnedDevice, role: &TokenRole, name: &CStr) -> Result<bool> {
+    let own = pdev.as_device().name().to_bytes();
     let Some(token) = parse_name(own, name.to_bytes())? else {
         return Ok(false);
     };
-    match_token(dev, token.as_ref())?;
+    match_token(pdev, role, token.as_ref())?;
     Ok(true)
 }
 
@@ -221,11 +232,16 @@ impl Refusal {
     }
 }
 
-/// Checks a token offered (or not) when opening `dev`, as vfio-pci does (see the module
-/// doc): a VF of ours needs its PF's token; a PF with VFs in use needs its current token,
-/// one without takes an offered token as its new one; any other function refuses a token.
-pub(crate) fn match_token(dev: &VfioDevice<VfioPciDevice>, offered: Option<&[u8; 16]>) -> Result {
-    check(dev.token_role(), offered).map_err(|refusal| refusal.report(dev.pdev()))
+/// Checks a token offered (or not) when opening `pdev`, whose part in the protocol is `role`,
+/// as vfio-pci does (see the module doc): a VF of ours needs its PF's token; a PF with VFs in
+/// use needs its current token, one without takes an offered token as its new one; any other
+/// function refuses a token.
+pub(crate) fn match_token(
+    pdev: &OwnedDevice,
+    role: &TokenRole,
+    offered: Option<&[u8; 16]>,
+) -> Result {
+    check(role, offered).map_err(|refusal| refusal.report(pdev))
 }
 
 fn check(role: &TokenRole, offered: Option<&[u8; 16]>) -> Result<(), Refusal> {

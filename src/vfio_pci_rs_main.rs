@@ -16,7 +16,10 @@
 
 #![deny(unsafe_code)]
 
-use kernel::{driver, prelude::*};
+use kernel::{
+    driver,
+    prelude::*, //
+};
 
 mod bars;
 mod config;
@@ -59,13 +62,13 @@ struct VfioPciRsModule {
     #[pin]
     driver: driver::Registration<kernel_ext::pci::driver::Adapter<pci_driver::VfioPciDriver>>,
     #[pin]
-    vf_notifier: sriov::VfNotifier,
+    vf_notifier: pci_driver::VfNotifier,
 }
 
 impl kernel::InPlaceModule for VfioPciRsModule {
     fn init(module: &'static kernel::ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            vf_notifier <- sriov::VfNotifier::register(),
+            vf_notifier <- pci_driver::VfNotifier::register(),
             driver <- driver::Registration::new(pci_driver::DRIVER_NAME, module),
         })
     }

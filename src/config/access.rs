@@ -4,28 +4,60 @@
 //! beyond storing bits (the [`Hook`]s).
 
 use super::{
-    perms::{Hook, PermTable, Policy},
-    shadow::{low_bytes, Shadow},
-    Chunk, OpenConfig, VirtualConfig,
+    perms::{
+        Hook,
+        PermTable,
+        Policy, //
+    },
+    shadow::{
+        low_bytes,
+        Shadow, //
+    },
+    Chunk,
+    OpenConfig,
+    VirtualConfig, //
 };
 use crate::{
-    device::VfioPciDevice,
     kernel_ext::pci::{
-        config::{regs, PowerState},
-        OwnedDevice, PciDeviceExt,
+        config::{
+            regs,
+            PowerState, //
+        },
+        OwnedDevice,
+        PciDeviceExt, //
     },
-    kernel_ext::vfio::VfioDevice,
-    memory,
+    kernel_ext::sync::RwSem,
+    kernel_ext::vfio::FileMappings,
+    memory::{
+        self,
+        MemoryAccess,
+        MemoryGate, //
+    }, //
 };
 use kernel::prelude::*;
 
 /// What a write needs to know beyond the config state.
 pub(super) struct WriteCtx<'a> {
-    pub(super) dev: &'a VfioDevice<VfioPciDevice>,
+    pub(super) pdev: &'a OwnedDevice,
+    /// The function's memory gate.
+    pub(super) memory: &'a RwSem<MemoryGate>,
+    /// The device file's mappings, zapped when BAR access is cut.
+    pub(super) mappings: &'a FileMappings,
     /// The interrupt type in use (uAPI index), if any.
     pub(super) irq_type: Option<u32>,
     /// The largest MSI queue size user space may program.
     pub(super) msi_qmax: u8,
+}
+
+impl WriteCtx<'_> {
+    /// Locks the memory gate, first removing the BARs' user mappings if `zap`.
+    fn lock_memory(&self, zap: bool) -> MemoryAccess<'_> {
+        if zap {
+            memory::lock_and_zap(self.memory, self.mappings)
+        } else {
+            self.memory.write()
+        }
+    }
 }
 
 /// A change of the virtual INTx-disable bit, to apply once the config lock is dropped.
@@ -149,7 +181,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &OwnedDevice = ctx.dev.pdev();
+        let pdev: &OwnedDevice = ctx.pdev;
         let (table, hook) = match chunk.policy {
             Policy::Raw | Policy::Direct { raw_write: true } => {
                 pdev.user_write_config(chunk.pos, chunk.len, val)?;
@@ -159,18 +191,18 @@ impl VirtualConfig<'_> {
             Policy::Table(table, hook) => (table, hook),
         };
         match hook {
-            Hook::Header => return self.write_header(ctx.dev, table, chunk, val),
+            Hook::Header => return self.write_header(ctx, table, chunk, val),
             Hook::None => self.table_write(pdev, table, chunk, val)?,
             Hook::Msi => self.write_msi(ctx, table, chunk, val)?,
             Hook::Pm => {
                 self.table_write(pdev, table, chunk, val)?;
                 if chunk.offset == regs::PCI_PM_CTRL as usize {
-                    self.user_set_power_state(ctx.dev, PowerState::from_pmcsr(val));
+                    self.user_set_power_state(ctx, PowerState::from_pmcsr(val));
                 }
             }
             Hook::Vpd => self.write_vpd(pdev, table, chunk, val)?,
-            Hook::Exp => self.write_exp(ctx.dev, table, chunk, val)?,
-            Hook::Af => self.write_af(ctx.dev, table, chunk, val)?,
+            Hook::Exp => self.write_exp(ctx, table, chunk, val)?,
+            Hook::Af => self.write_af(ctx, table, chunk, val)?,
         }
         Ok(None)
     }
@@ -178,12 +210,12 @@ impl VirtualConfig<'_> {
     /// The standard header: command register (memory gate, BAR restore), INTx disable, BARs.
     fn write_header(
         &mut self,
-        dev: &VfioDevice<VfioPciDevice>,
+        ctx: &WriteCtx<'_>,
         table: &PermTable,
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &OwnedDevice = dev.pdev();
+        let pdev: &OwnedDevice = ctx.pdev;
         let command = regs::PCI_COMMAND as usize;
         let decode = regs::PCI_COMMAND_MEMORY | regs::PCI_COMMAND_IO;
         if chunk.offset == command {
@@ -193,11 +225,7 @@ impl VirtualConfig<'_> {
             let is_set = |cmd: u32, bit: u32| cmd & bit != 0;
             let new_mem = is_set(new_cmd, regs::PCI_COMMAND_MEMORY);
             let new_io = is_set(new_cmd, regs::PCI_COMMAND_IO);
-            let mut gate = if new_mem {
-                memory::lock(dev)
-            } else {
-                memory::lock_and_zap(dev)
-            };
+            let mut gate = ctx.lock_memory(!new_mem);
             // Decode enabled as far as we know but off in hardware: the function was reset
             // behind our back and lost its BARs.
             let lost_mem = new_mem
@@ -341,7 +369,7 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &OwnedDevice = ctx.dev.pdev();
+        let pdev: &OwnedDevice = ctx.pdev;
         self.table_write(pdev, table, chunk, val)?;
         let flags_offset = regs::PCI_MSI_FLAGS as usize;
         if chunk.offset > flags_offset || chunk.offset + chunk.len < flags_offset {
@@ -350,7 +378,7 @@ impl VirtualConfig<'_> {
         let at = self.shadow.cap_start(chunk.pos) + flags_offset;
         let mut flags = self.get(at, 2);
         // MSI is enabled through VFIO_DEVICE_SET_IRQS only.
-        if ctx.irq_type != Some(regs::VFIO_PCI_MSI_IRQ_INDEX) {
+        if ctx.irq_type != Some(crate::kernel_ext::vfio::irq::VFIO_PCI_MSI_IRQ_INDEX) {
             flags &= !regs::PCI_MSI_FLAGS_ENABLE;
         }
         let qmax = u32::from(ctx.msi_qmax);
@@ -362,13 +390,9 @@ impl VirtualConfig<'_> {
     }
 
     /// Power state change user space asked for through PMCSR.
-    fn user_set_power_state(&mut self, dev: &VfioDevice<VfioPciDevice>, state: PowerState) {
-        let pdev: &OwnedDevice = dev.pdev();
-        let mut gate = if state == PowerState::D3Hot {
-            memory::lock_and_zap(dev)
-        } else {
-            memory::lock(dev)
-        };
+    fn user_set_power_state(&mut self, ctx: &WriteCtx<'_>, state: PowerState) {
+        let pdev: &OwnedDevice = ctx.pdev;
+        let mut gate = ctx.lock_memory(state == PowerState::D3Hot);
         // A PF with VFs stays in D0 (vfio-pci refuses with EBUSY, which a PMCSR write ignores).
         if state == PowerState::D0 || gate.may_leave_d0() {
             let _ = self.open.set_power_state(pdev, state);
@@ -413,12 +437,12 @@ impl VirtualConfig<'_> {
     /// MRRS goes to the device, but never below the configured MPS.
     fn write_exp(
         &mut self,
-        dev: &VfioDevice<VfioPciDevice>,
+        ctx: &WriteCtx<'_>,
         table: &PermTable,
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &OwnedDevice = dev.pdev();
+        let pdev: &OwnedDevice = ctx.pdev;
         let start = chunk.pos - chunk.offset;
         let ctrl_at = start + regs::PCI_EXP_DEVCTL as usize;
         let readrq_before = self.get(ctrl_at, 2) & regs::PCI_EXP_DEVCTL_READRQ;
@@ -429,7 +453,7 @@ impl VirtualConfig<'_> {
             self.set(ctrl_at, 2, ctrl & !regs::PCI_EXP_DEVCTL_BCR_FLR);
             let devcap = pdev.user_read_config(start + regs::PCI_EXP_DEVCAP as usize, 4);
             if devcap.is_ok_and(|cap| cap & regs::PCI_EXP_DEVCAP_FLR != 0) {
-                self.reset_function(dev);
+                self.reset_function(ctx);
             }
         }
 
@@ -445,12 +469,12 @@ impl VirtualConfig<'_> {
     /// Transactions Pending) and reads back 0.
     fn write_af(
         &mut self,
-        dev: &VfioDevice<VfioPciDevice>,
+        ctx: &WriteCtx<'_>,
         table: &PermTable,
         chunk: Chunk,
         val: u32,
     ) -> Result {
-        let pdev: &OwnedDevice = dev.pdev();
+        let pdev: &OwnedDevice = ctx.pdev;
         self.table_write(pdev, table, chunk, val)?;
         let start = chunk.pos - chunk.offset;
         let ctrl_at = start + regs::PCI_AF_CTRL as usize;
@@ -460,7 +484,7 @@ impl VirtualConfig<'_> {
             let needed = regs::PCI_AF_CAP_FLR | regs::PCI_AF_CAP_TP;
             let cap = pdev.user_read_config(start + regs::PCI_AF_CAP as usize, 1);
             if cap.is_ok_and(|cap| cap & needed == needed) {
-                self.reset_function(dev);
+                self.reset_function(ctx);
             }
         }
         Ok(())
@@ -468,10 +492,10 @@ impl VirtualConfig<'_> {
 
     /// A function reset user space asked for, with its BAR mappings zapped and BAR access
     /// blocked meanwhile.
-    fn reset_function(&self, dev: &VfioDevice<VfioPciDevice>) {
-        let mut gate = memory::lock_and_zap(dev);
-        let _ = dev.pdev().try_reset_function();
-        gate.set_decode_enabled(self.memory_enabled(dev.pdev()));
+    fn reset_function(&self, ctx: &WriteCtx<'_>) {
+        let mut gate = ctx.lock_memory(true);
+        let _ = ctx.pdev.try_reset_function();
+        gate.set_decode_enabled(self.memory_enabled(ctx.pdev));
     }
 }
 

@@ -5,13 +5,21 @@
 //! from both chains.
 
 use super::{
-    perms::{self, CapLen},
+    perms::{
+        self,
+        CapLen, //
+    },
     shadow::Shadow,
-    OpenConfig, VirtualConfig,
+    OpenConfig,
+    VirtualConfig, //
 };
 use crate::{
-    kernel_ext::pci::{config::regs, OwnedDevice, PciDeviceExt},
-    quirks,
+    kernel_ext::pci::{
+        config::regs,
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    quirks, //
 };
 use kernel::prelude::*;
 
@@ -110,7 +118,7 @@ impl VirtualConfig<'_> {
             let cmd = self.get(regs::PCI_COMMAND as usize, 2) | regs::PCI_COMMAND_MEMORY;
             self.set(regs::PCI_COMMAND as usize, 2, cmd);
         }
-        if quirks::has_broken_intx(pdev) || pdev.intx_irq().is_none() {
+        if quirks::has_broken_intx(pdev) || pdev.intx_line().is_none() {
             self.set(pin, 1, 0);
         }
 

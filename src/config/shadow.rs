@@ -10,10 +10,17 @@
 //! space, while no file exists to read through): writers' read-modify-write sequences never
 //! interleave, and a reader racing a writer sees each dword either before or after, as with C.
 
-use super::{layout::Owner, perms, OpenConfig};
+use super::{
+    layout::Owner,
+    perms,
+    OpenConfig, //
+};
 use kernel::{
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    }, //
 };
 
 /// Encoded [`Owner`]s, 16 bits each: a tag in the high bits, the capability id in the low ones.

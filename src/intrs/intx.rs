@@ -12,14 +12,37 @@
 //! [`IntxLine`] owns the request: it exists only while the IRQ is requested, and dropping it
 //! stops the unmask eventfd, frees the IRQ, and only then frees what the handler touches.
 
-use crate::kernel_ext::sync::{new_irqsave_spinlock, IrqSaveSpinLock};
-use crate::kernel_ext::{
-    eventfd::{EventFd, EventFdSlot},
-    irq::{self, Flags, IrqReturn, Registration, RequestedIrq, StatusFlags},
-    pci::{OwnedDevice, PciDeviceExt},
-    vfio::virqfd::{Virqfd, VirqfdHandler},
+use crate::kernel_ext::sync::{
+    new_irqsave_spinlock,
+    IrqSaveSpinLock, //
 };
-use kernel::{prelude::*, str::CString};
+use crate::kernel_ext::{
+    eventfd::{
+        EventFd,
+        EventFdSlot, //
+    },
+    irq::{
+        self,
+        Flags,
+        IrqLine,
+        IrqReturn,
+        Registration,
+        RequestedIrq,
+        StatusFlags, //
+    },
+    pci::{
+        OwnedDevice,
+        PciDeviceExt, //
+    },
+    vfio::virqfd::{
+        Virqfd,
+        VirqfdHandler, //
+    }, //
+};
+use kernel::{
+    prelude::*,
+    str::CString, //
+};
 
 /// How a function's INTx is masked, decided at open.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,7 +169,7 @@ impl VirqfdHandler for Registration<IntxShared> {
 /// `reg` is `Some` until `drop`.
 pub(crate) struct IntxLine {
     reg: Option<Pin<KBox<IntxRegistration>>>,
-    irq: u32,
+    irq: IrqLine,
     masking: IntxMasking,
 }
 
@@ -159,7 +182,7 @@ impl IntxLine {
         virq_disabled: bool,
         trigger: Option<EventFd>,
     ) -> Result<Self> {
-        let irq = pdev.intx_irq().ok_or(ENODEV)?;
+        let irq = pdev.intx_line().ok_or(ENODEV)?;
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_device().name()))?;
         // Room first, so that nothing below fails for want of memory.
         let reg = KBox::<IntxRegistration>::new_uninit(GFP_KERNEL)?;

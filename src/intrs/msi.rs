@@ -13,12 +13,26 @@
 
 use crate::{
     kernel_ext::eventfd::EventFd,
-    kernel_ext::irq::{self, Flags, IrqReturn, Registration, RequestedIrq},
-    kernel_ext::pci::{OwnedDevice, PciDeviceExt},
+    kernel_ext::irq::{
+        self,
+        Flags,
+        IrqLine,
+        IrqReturn,
+        Registration,
+        RequestedIrq, //
+    },
+    kernel_ext::pci::{
+        OwnedDevice,
+        PciDeviceExt, //
+    },
     kernel_ext::sync::RwSem,
-    memory::MemoryGate,
+    memory::MemoryGate, //
 };
-use kernel::{pci::IrqType, prelude::*, str::CString};
+use kernel::{
+    pci::IrqType,
+    prelude::*,
+    str::CString, //
+};
 
 /// Runs `f` with the function's memory decoding on and the memory gate held, as the MSI-X
 /// table lives in a BAR; restores the command register afterwards. Lock order: the interrupt
@@ -51,7 +65,7 @@ impl irq::Handler for MsiTrigger {
 
 /// One vector with an eventfd attached: its IRQ requested, signalling the eventfd.
 struct MsiVector {
-    irq: u32,
+    irq: IrqLine,
     reg: Pin<KBox<Registration<MsiTrigger>>>,
 }
 
@@ -216,7 +230,7 @@ impl MsiVectors {
     }
 
     /// The Linux IRQ of `vector`, allocating it when dynamic MSI-X allows.
-    fn vector_irq(&self, memory: &RwSem<MemoryGate>, vector: u32) -> Result<u32> {
+    fn vector_irq(&self, memory: &RwSem<MemoryGate>, vector: u32) -> Result<IrqLine> {
         match self.pdev.irq_vector(vector) {
             Ok(irq) => return Ok(irq),
             Err(e) if self.kind != MsiKind::Msix || !self.dynamic => return Err(e),

@@ -34,7 +34,11 @@
 //!   offset; the same for every cookie this driver maps (BARs and ROMs are aligned to their
 //!   size, I/O port cookies to the port BAR's).
 
-use kernel::{bindings, ffi::c_uint, prelude::*};
+use kernel::{
+    bindings,
+    ffi::c_uint,
+    prelude::*, //
+};
 
 /// Runs `init` on `slot`, initialising the value in place.
 ///
@@ -86,7 +90,7 @@ mod io {
         io::{
             Io,
             IoCapable, //
-        },
+        }, //
     };
 
     impl Io for IoMap {
@@ -143,7 +147,7 @@ mod io {
             IoCapable,
             Region, //
         },
-        ptr::KnownSize,
+        ptr::KnownSize, //
     };
 
     /// A typed part of an [`IoMap`], as 7.3's accessors project it.

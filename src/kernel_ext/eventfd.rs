@@ -6,10 +6,21 @@
 
 use core::{
     hint::spin_loop,
-    ptr::{null_mut, NonNull},
-    sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
+    ptr::{
+        null_mut,
+        NonNull, //
+    },
+    sync::atomic::{
+        AtomicPtr,
+        AtomicUsize,
+        Ordering, //
+    }, //
 };
-use kernel::{bindings, error::from_err_ptr, prelude::*};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    prelude::*, //
+};
 
 /// A counted reference to an `eventfd_ctx`.
 ///
@@ -115,7 +126,9 @@ impl EventFdSlot {
         quiesce();
         // Readers are a handful of instructions around one `eventfd_signal`, and `quiesce`
         // normally waited for all of them already.
-        while self.readers.load(Ordering::Acquire) != 0 {
+        // `SeqCst`, as the readers' increment and load: with the swap above this is the
+        // store-buffering pattern, where weaker orderings let both sides miss each other.
+        while self.readers.load(Ordering::SeqCst) != 0 {
             spin_loop();
         }
         // INVARIANT: `old` was the slot's reference and no reader announced before the swap

@@ -13,10 +13,20 @@
 
 use crate::kernel_ext::{
     bindings,
-    vfio::{SetMember, VfioDevice, VfioDeviceOps},
+    vfio::{
+        SetMember,
+        VfioDeviceOps, //
+    }, //
 };
-use core::{marker::PhantomData, ptr::NonNull};
-use kernel::{fs::LocalFile, prelude::*, sync::aref::ARef};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
+use kernel::{
+    fs::LocalFile,
+    prelude::*,
+    sync::aref::ARef, //
+};
 
 /// A borrowed `struct iommufd_ctx`, valid for `'a`.
 ///
@@ -70,10 +80,10 @@ impl GroupFile {
         is_group.then_some(Self(file))
     }
 
-    /// Whether `dev` is a device of this group.
-    pub(crate) fn has_dev<T: VfioDeviceOps>(&self, dev: &VfioDevice<T>) -> bool {
-        // SAFETY: The file is a VFIO group file (type invariant) we hold a reference to; `dev`
-        // is a live VFIO device.
-        unsafe { bindings::vfio_file_has_dev(self.0.as_ptr(), dev.as_raw()) }
+    /// Whether the device of `member` is a device of this group.
+    pub(crate) fn has_dev<T: VfioDeviceOps>(&self, member: &SetMember<'_, T>) -> bool {
+        // SAFETY: The file is a VFIO group file (type invariant) we hold a reference to; the
+        // member's device is valid while its set is locked.
+        unsafe { bindings::vfio_file_has_dev(self.0.as_ptr(), member.device().as_raw()) }
     }
 }

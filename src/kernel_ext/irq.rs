@@ -18,9 +18,13 @@ use core::marker::PhantomPinned;
 use kernel::{
     bindings,
     error::to_result,
-    ffi::{c_int, c_ulong, c_void},
+    ffi::{
+        c_int,
+        c_ulong,
+        c_void, //
+    },
     prelude::*,
-    str::CString,
+    str::CString, //
 };
 
 pub(crate) use kernel::irq::IrqReturn;
@@ -52,12 +56,30 @@ impl StatusFlags {
         StatusFlags(bindings::IRQ_DISABLE_UNLAZY as c_ulong);
 }
 
+/// A Linux IRQ number of an interrupt of a function bound to this driver: its INTx line or
+/// one of its MSI/MSI-X vectors. Only the PCI layer makes one, from an `OwnedDevice`, so the
+/// IRQ functions here never act on the line of a function another driver owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IrqLine(u32);
+
+impl IrqLine {
+    /// The line numbered `irq`, found on a function this driver owns.
+    pub(in crate::kernel_ext) fn new(irq: u32) -> Self {
+        Self(irq)
+    }
+
+    /// The Linux IRQ number, for the calls of this layer.
+    pub(in crate::kernel_ext) fn number(self) -> u32 {
+        self.0
+    }
+}
+
 /// Clears `clear` and sets `set` in the status of IRQ line `irq` (`irq_modify_status`); an
 /// IRQ number without a descriptor is ignored.
-pub(crate) fn modify_status(irq: u32, clear: StatusFlags, set: StatusFlags) {
+pub(crate) fn modify_status(irq: IrqLine, clear: StatusFlags, set: StatusFlags) {
     // SAFETY: `irq_modify_status` looks the descriptor up and returns if there is none; it
     // takes the descriptor's lock itself.
-    unsafe { bindings::irq_modify_status(irq, clear.0, set.0) };
+    unsafe { bindings::irq_modify_status(irq.0, clear.0, set.0) };
 }
 
 /// A handler of a requested IRQ line, called in hard-IRQ context.
@@ -123,13 +145,13 @@ unsafe impl<T: Handler> Sync for Registration<T> {}
 impl<T: Handler> Registration<T> {
     /// Requests `irq` with `flags`, named `name`, for the handler `handler` initialises.
     pub(crate) fn new(
-        irq: u32,
+        irq: IrqLine,
         flags: Flags,
         name: CString,
         handler: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
-            line: RequestedIrq { irq },
+            line: RequestedIrq { irq: irq.0 },
             name,
             handler <- handler,
             _pin: PhantomPinned,
@@ -139,7 +161,7 @@ impl<T: Handler> Registration<T> {
                 // `drop` frees the IRQ. The callback matches the IRQ core's signature.
                 to_result(unsafe {
                     bindings::request_threaded_irq(
-                        irq,
+                        irq.0,
                         Some(Self::handle_irq_callback),
                         None,
                         flags.0,

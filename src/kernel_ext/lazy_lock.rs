@@ -8,8 +8,15 @@
 //! which initialises it exactly once, on the first [`LazyGlobalLock::lock`], so every use of
 //! it is safe, whatever runs first.
 
-use core::sync::atomic::{AtomicU8, Ordering};
-use kernel::sync::lock::{GlobalGuard, GlobalLock, GlobalLockBackend};
+use core::sync::atomic::{
+    AtomicU8,
+    Ordering, //
+};
+use kernel::sync::lock::{
+    GlobalGuard,
+    GlobalLock,
+    GlobalLockBackend, //
+};
 
 /// `state`: nobody has started to initialise the lock.
 const UNINIT: u8 = 0;

@@ -15,9 +15,16 @@
 use core::{
     cell::UnsafeCell,
     ptr::addr_of,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{
+        AtomicBool,
+        Ordering, //
+    }, //
 };
-use kernel::{bindings, module_param::KernelParam, str::CStr};
+use kernel::{
+    bindings,
+    module_param::KernelParam,
+    str::CStr, //
+};
 
 /// A string parameter (see [`module_param_string!`]): a buffer of `N` bytes, terminating NUL
 /// included, that the module loader copies the argument into.

@@ -15,19 +15,29 @@
 //!   operations that change a function (enable, reset, save and restore its state, SR-IOV).
 //!   It can only be made from the `pci::Device<Core>` of a probe.
 
-use crate::kernel_ext::bindings as vfio;
+use crate::kernel_ext::{
+    bindings as vfio,
+    irq::IrqLine, //
+};
 use core::{
     marker::PhantomData,
     ops::Deref,
-    ptr::{addr_of_mut, NonNull},
+    ptr::{
+        addr_of_mut,
+        NonNull, //
+    }, //
 };
 use kernel::{
-    bindings, device,
+    bindings,
+    device,
     error::to_result,
-    ffi::{c_int, c_void},
+    ffi::{
+        c_int,
+        c_void, //
+    },
     pci,
     prelude::*,
-    sync::aref::ARef,
+    sync::aref::ARef, //
 };
 
 pub(crate) mod bar;
@@ -44,6 +54,11 @@ pub(in crate::kernel_ext) fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_de
     // CAST: `pci::Device` is a `repr(transparent)` wrapper of `Opaque<pci_dev>`, whose
     // interior mutability makes handing out a mutable pointer sound.
     core::ptr::from_ref(pdev).cast_mut().cast()
+}
+
+/// The length of the array at `_array`, known from its type alone (no reference is made).
+const fn array_len<T, const N: usize>(_array: *const [T; N]) -> usize {
+    N
 }
 
 /// The embedded `struct device` of `pdev`.
@@ -208,7 +223,8 @@ pub(crate) trait PciDeviceExt {
 
     /// The bus the function sits on (whether or not it can be reset).
     fn bus(&self) -> BusRef<'_> {
-        // SAFETY: See `bus_raw`: never null for an enumerated function.
+        // SAFETY: The PCI core sets `bus` before it publishes a function and never clears it,
+        // so it is not null for any function we can be handed.
         let bus = unsafe { NonNull::new_unchecked(bus_raw_of(self.pci_device())) };
         // INVARIANT: A bus outlives the functions on it, so it is valid while `self` is
         // borrowed.
@@ -309,46 +325,35 @@ pub(crate) trait PciDeviceExt {
     /// assigned it; an unassigned or out-of-range one is empty. Resources are assigned before a
     /// driver binds and do not move while one is bound.
     fn resource(&self, index: usize) -> PciResource {
+        let raw = raw_of(self.pci_device());
         // SAFETY: Valid by the type invariant; the resource array is part of the function.
-        let res = unsafe { (*raw_of(self.pci_device())).resource.get(index).copied() };
-        let Some(res) = res else {
-            return PciResource::default();
+        // Only the three fields are read, through a raw place: the PCI core writes others
+        // (the resource tree links) under `resource_lock` while we look.
+        let (start, end, flags) = unsafe {
+            if index >= array_len(&raw const (*raw).resource) {
+                return PciResource::default();
+            }
+            let res = &raw const (*raw).resource[index];
+            ((*res).start, (*res).end, (*res).flags)
         };
         // As `pci_resource_len`: an unassigned resource (end 0) has no length.
-        let len = if res.end == 0 {
+        let len = if end == 0 {
             0
         } else {
-            res.end.wrapping_sub(res.start).wrapping_add(1)
+            end.wrapping_sub(start).wrapping_add(1)
         };
         PciResource {
-            start: res.start,
+            start,
             len,
-            flags: res.flags as u64,
+            flags: flags as u64,
         }
-    }
-
-    /// The interrupt line the function's INTx is routed to, if it has one (not 0, not
-    /// `IRQ_NOTCONNECTED`).
-    fn intx_irq(&self) -> Option<u32> {
-        // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
-        let irq = unsafe { (*raw_of(self.pci_device())).irq };
-        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then_some(irq)
-    }
-
-    /// Takes the function's device and config-access locks, if uncontended.
-    fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
-        let raw = raw_of(self.pci_device());
-        // SAFETY: Valid by the type invariant.
-        if unsafe { bindings::pci_dev_trylock(raw) } == 0 {
-            return None;
-        }
-        // SAFETY: `raw` is `self`, valid for the guard's lifetime.
-        Some(PciDeviceLock(unsafe { device_from_raw(raw) }))
     }
 
     /// Calls `f` on every function a reset of this one touches: the functions in its slot when
     /// `slot`, else every function on its bus and the buses below. Stops at the first error.
-    /// The functions are lent for inspection only: they may belong to other drivers.
+    /// The functions are lent for inspection only: they may belong to other drivers. `f` runs
+    /// with the PCI bus semaphore held for reading: it must not add or remove functions (for
+    /// example enable or disable SR-IOV), which takes it for writing.
     fn for_each_in_reset_scope(
         &self,
         slot: bool,
@@ -361,7 +366,13 @@ pub(crate) trait PciDeviceExt {
             result: Result,
         }
 
-        extern "C" fn visit(pdev: *mut bindings::pci_dev, data: *mut c_void) -> c_int {
+        /// The `pci_walk_bus()` callback.
+        ///
+        /// # Safety
+        ///
+        /// `pdev` must be a function on the walked bus, kept valid by the walk for the call,
+        /// and `data` the `Walk` the walk was started with, not otherwise borrowed.
+        unsafe extern "C" fn visit(pdev: *mut bindings::pci_dev, data: *mut c_void) -> c_int {
             // SAFETY: `data` is the `Walk` below, alive and exclusively ours during the walk.
             let walk = unsafe { &mut *data.cast::<Walk<'_>>() };
             // SAFETY: `pci_walk_bus` holds the bus semaphore, so `pdev` stays valid during the
@@ -374,8 +385,7 @@ pub(crate) trait PciDeviceExt {
             c_int::from(walk.result.is_err())
         }
 
-        // SAFETY: `as_raw` is `self`, valid for as long as `self` is borrowed.
-        let scope = unsafe { device_from_raw(raw_of(self.pci_device())) };
+        let scope = self.pci_device();
         let mut walk = Walk {
             scope,
             slot,
@@ -402,6 +412,16 @@ impl PciDeviceExt for pci::Device {
     fn as_device(&self) -> &device::Device {
         self.as_ref()
     }
+}
+
+/// Takes `pdev`'s device and config-access locks, if uncontended.
+fn try_lock(pdev: &pci::Device) -> Option<PciDeviceLock<'_>> {
+    // SAFETY: `pdev` is valid by the type invariant of `pci::Device`.
+    if unsafe { bindings::pci_dev_trylock(raw_of(pdev)) } == 0 {
+        return None;
+    }
+    // INVARIANT: The lock was just taken by the current task.
+    Some(PciDeviceLock(pdev, kernel::types::NotThreadSafe))
 }
 
 /// Whether `pdev` is in, or below a bridge in, the slot of `scope`.
@@ -482,6 +502,30 @@ impl OwnedDevice {
         Self(pdev.into())
     }
 
+    /// The interrupt line the function's INTx is routed to, if it has one (not 0, not
+    /// `IRQ_NOTCONNECTED`).
+    pub(crate) fn intx_line(&self) -> Option<IrqLine> {
+        // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
+        let irq = unsafe { (*raw_of(self)).irq };
+        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then(|| IrqLine::new(irq))
+    }
+
+    /// Takes the function's device and config-access locks, if uncontended.
+    pub(crate) fn try_lock(&self) -> Option<PciDeviceLock<'_>> {
+        try_lock(self)
+    }
+
+    /// Takes the device lock of the bridge directly upstream, for a reset of this function
+    /// alone that must not race with one of the bridge: `Ok(None)` when there is no bridge,
+    /// `EBUSY` when its lock is contended. The bridge belongs to another driver (the PCIe port
+    /// driver); it is only locked, never changed.
+    pub(crate) fn try_lock_upstream_bridge(&self) -> Result<Option<PciDeviceLock<'_>>> {
+        match self.upstream_bridge() {
+            None => Ok(None),
+            Some(bridge) => try_lock(bridge).map(Some).ok_or(EBUSY),
+        }
+    }
+
     /// Enables I/O and memory decoding (`pci_enable_device`).
     pub(crate) fn enable(&self) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.
@@ -503,10 +547,7 @@ impl OwnedDevice {
     /// Brings the function to D0; failures are left for the next access to report, as in
     /// vfio-pci.
     pub(crate) fn set_power_d0(&self) {
-        // SAFETY: Valid by the type invariant of `pci::Device`.
-        let _ = unsafe {
-            bindings::pci_set_power_state(raw_of(self.pci_device()), vfio::VFIO_PCI_RS_PCI_D0)
-        };
+        let _ = self.set_power_state(config::PowerState::D0);
     }
 
     /// Writes a 16-bit config register.
@@ -540,15 +581,7 @@ impl OwnedDevice {
     /// Whether the ROM BAR holds a valid ROM image (maps and unmaps it; memory decode must
     /// be on).
     pub(crate) fn rom_has_image(&self) -> bool {
-        let mut size = 0usize;
-        // SAFETY: Valid by the type invariant; `size` is a valid output location.
-        let io = unsafe { bindings::pci_map_rom(raw_of(self.pci_device()), &mut size) };
-        if io.is_null() {
-            return false;
-        }
-        // SAFETY: `io` was just returned by `pci_map_rom` for this function.
-        unsafe { bindings::pci_unmap_rom(raw_of(self.pci_device()), io) };
-        true
+        self.map_rom().is_ok()
     }
 
     /// Runs `f` with the function's memory decoding on (for accesses to a BAR or the ROM
@@ -656,7 +689,12 @@ impl PciDriverRef<'_> {
 
 /// Proof that a function's device lock and config-access lock are held (`pci_dev_trylock`);
 /// released on drop.
-pub(crate) struct PciDeviceLock<'a>(&'a pci::Device);
+///
+/// # Invariants
+///
+/// The device lock of the function `self.0` is held by the current task, which alone releases
+/// it (the guard is not `Send`: a mutex is released by its owner).
+pub(crate) struct PciDeviceLock<'a>(&'a pci::Device, kernel::types::NotThreadSafe);
 
 impl Drop for PciDeviceLock<'_> {
     fn drop(&mut self) {

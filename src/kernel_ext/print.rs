@@ -6,7 +6,10 @@ use crate::kernel_ext::bindings as helpers;
 use crate::kernel_ext::pci::device_raw_of;
 use kernel::{
     pci,
-    str::{CStr, CStrExt},
+    str::{
+        CStr,
+        CStrExt, //
+    }, //
 };
 
 /// Logs `msg` and a newline at `KERN_INFO` for the function `pdev`, rate-limited

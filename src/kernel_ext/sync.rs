@@ -6,5 +6,12 @@
 mod irqlock;
 mod rwsem;
 
-pub(crate) use irqlock::{new_irqsave_spinlock, IrqSaveSpinLock};
-pub(crate) use rwsem::{new_rwsem, ReadGuard, RwSem, WriteGuard};
+pub(crate) use irqlock::{
+    new_irqsave_spinlock,
+    IrqSaveSpinLock, //
+};
+pub(crate) use rwsem::{
+    new_rwsem,
+    RwSem,
+    WriteGuard, //
+};

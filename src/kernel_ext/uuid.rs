@@ -2,7 +2,10 @@
 
 //! UUIDs (`uuid_t`, C header `include/linux/uuid.h`): random ones and the text form.
 
-use kernel::{bindings, prelude::*};
+use kernel::{
+    bindings,
+    prelude::*, //
+};
 
 /// Length of a UUID's text form (`8-4-4-4-12` hexadecimal digits, `UUID_STRING_LEN`).
 pub(crate) const UUID_STRING_LEN: usize = 36;

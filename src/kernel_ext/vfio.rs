@@ -11,5 +11,15 @@ pub(crate) mod region;
 pub(crate) mod uapi;
 pub(crate) mod virqfd;
 
-pub(crate) use dev_set::{DevSetKey, LockedDevSet, SetMember};
-pub(crate) use device::{InfoCaps, Registration, VfioDevice, VfioDeviceOps};
+pub(crate) use dev_set::{
+    DevSetKey,
+    LockedDevSet,
+    SetMember, //
+};
+pub(crate) use device::{
+    FileMappings,
+    InfoCaps,
+    Registration,
+    VfioDevice,
+    VfioDeviceOps, //
+};

@@ -14,10 +14,10 @@
 //! `iowrite*()` accessors decode MMIO and port cookies alike.
 
 use super::{
+    raw_of,
     OwnedDevice,
     PciDeviceExt, //
 };
-use crate::kernel_ext::pci::raw_of;
 use crate::kernel_ext::{
     iomap::IoMap,
     mm::IoPfn, //
@@ -144,9 +144,8 @@ impl BarWindowReservation {
         let end = start.checked_add(len - 1).ok_or(EINVAL)?;
         // SAFETY: `pdev` is valid (type invariant of `pci::Device`); `parent` is the window the
         // PCI core placed the BAR in, or null, and does not change while a driver is bound.
-        let parent = unsafe { (*raw_of(pdev)).resource.get(usize::from(bar)) }
-            .map(|res| res.parent)
-            .ok_or(EINVAL)?;
+        // The `parent` field is read through a raw place, as `PciDeviceExt::resource` does.
+        let parent = unsafe { (*raw_of(pdev)).resource[usize::from(bar)].parent };
         if parent.is_null() {
             return Err(ENOENT);
         }
@@ -186,7 +185,10 @@ impl OwnedDevice {
             return None;
         }
         let res = self.resource(usize::from(bar));
-        if !res.is_mem() || page >= res.len.div_ceil(PAGE_SIZE as u64) {
+        // An unassigned BAR (no address, or `IORESOURCE_UNSET`) has no frames of its own: its
+        // start is not an address in a host bridge window.
+        let unset = res.flags & u64::from(bindings::IORESOURCE_UNSET) != 0;
+        if !res.is_mem() || unset || res.start == 0 || page >= res.len.div_ceil(PAGE_SIZE as u64) {
             return None;
         }
         let pfn = usize::try_from((res.start >> PAGE_SHIFT) + page).ok()?;

@@ -19,15 +19,24 @@
 //! data: probe stores it, every other callback borrows it, and the driver core drops it after
 //! the function is unbound.
 
-use core::{marker::PhantomData, mem::offset_of, pin::Pin};
+use core::{
+    marker::PhantomData,
+    mem::offset_of,
+    pin::Pin, //
+};
 use kernel::{
-    bindings, device, driver,
-    error::{from_result, to_result},
+    bindings,
+    device,
+    driver,
+    error::{
+        from_result,
+        to_result, //
+    },
     ffi::c_int,
     pci,
     prelude::*,
     types::Opaque,
-    ThisModule,
+    ThisModule, //
 };
 
 /// What an AER `error_detected` handler asks of the recovery that follows.
@@ -77,32 +86,35 @@ pub(crate) trait Driver: 'static {
 pub(crate) struct DynamicIds<'a>(&'a Opaque<bindings::pci_driver>);
 
 impl DynamicIds<'_> {
-    /// Adds an ID to the driver (`pci_add_dynid`), as writing it to `new_id` does; matching
-    /// functions that have no driver are bound at once. `u32::MAX` (`PCI_ANY_ID`) in the first
-    /// four fields matches anything.
-    pub(crate) fn add(
-        &self,
-        vendor: u32,
-        device: u32,
-        subvendor: u32,
-        subdevice: u32,
-        class: u32,
-        class_mask: u32,
-    ) -> Result {
+    /// Adds `id` to the driver (`pci_add_dynid`), as writing it to `new_id` does; matching
+    /// functions that have no driver are bound at once.
+    pub(crate) fn add(&self, id: &DynamicId) -> Result {
         // SAFETY: The driver is registered, by the type invariant.
         to_result(unsafe {
             bindings::pci_add_dynid(
                 self.0.get(),
-                vendor,
-                device,
-                subvendor,
-                subdevice,
-                class,
-                class_mask,
+                id.vendor,
+                id.device,
+                id.subvendor,
+                id.subdevice,
+                id.class,
+                id.class_mask,
                 0,
             )
         })
     }
+}
+
+/// One dynamic ID, the fields of a `new_id` line: `u32::MAX` (`PCI_ANY_ID`) in the first four
+/// matches anything; the class matches under its mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DynamicId {
+    pub(crate) vendor: u32,
+    pub(crate) device: u32,
+    pub(crate) subvendor: u32,
+    pub(crate) subdevice: u32,
+    pub(crate) class: u32,
+    pub(crate) class_mask: u32,
 }
 
 /// Registers a [`Driver`] through [`driver::Registration`].

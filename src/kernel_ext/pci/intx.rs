@@ -4,9 +4,15 @@
 //! ([`PciIntxExt`]), and masking it with the command register's DisINTx bit
 //! (`impl OwnedDevice`).
 
-use super::{OwnedDevice, PciDeviceExt};
-use crate::kernel_ext::pci::raw_of;
-use kernel::{bindings, pci};
+use super::{
+    raw_of,
+    OwnedDevice,
+    PciDeviceExt, //
+};
+use kernel::{
+    bindings,
+    pci, //
+};
 
 /// Inspection of a function's INTx and the capabilities interrupt handling depends on.
 pub(crate) trait PciIntxExt: PciDeviceExt {

@@ -8,10 +8,20 @@
 //! where it holds no bound device, so these are methods of [`OwnedDevice`] instead, taking the
 //! kernel crate's [`pci::IrqType`].
 
-use super::{OwnedDevice, PciDeviceExt};
-use crate::kernel_ext::bindings as vfio;
-use crate::kernel_ext::pci::raw_of;
-use kernel::{bindings, pci, prelude::*};
+use super::{
+    raw_of,
+    OwnedDevice,
+    PciDeviceExt, //
+};
+use crate::kernel_ext::{
+    bindings as vfio,
+    irq::IrqLine, //
+};
+use kernel::{
+    bindings,
+    pci,
+    prelude::*, //
+};
 
 /// Inspection of a function's MSI and MSI-X capabilities.
 pub(crate) trait PciMsiExt: PciDeviceExt {
@@ -62,7 +72,9 @@ impl OwnedDevice {
 
     /// Frees the vectors [`Self::alloc_irq_vectors`] allocated (`pci_free_irq_vectors`); a
     /// function without vectors is left alone. Every IRQ requested on them must be freed
-    /// first (the PCI core BUGs otherwise).
+    /// first: the PCI core frees the IRQ descriptors with any action still attached, and
+    /// nothing in the types enforces the order yet: the interrupt code keeps it under its
+    /// state's lock.
     pub(crate) fn free_irq_vectors(&self) {
         // SAFETY: Valid by the type invariant; the PCI core checks what is enabled.
         unsafe { bindings::pci_free_irq_vectors(raw_of(self.pci_device())) };
@@ -70,19 +82,19 @@ impl OwnedDevice {
 
     /// The Linux IRQ of vector `index` (`pci_irq_vector`); `EINVAL` for a vector that is not
     /// allocated.
-    pub(crate) fn irq_vector(&self, index: u32) -> Result<u32> {
+    pub(crate) fn irq_vector(&self, index: u32) -> Result<IrqLine> {
         // SAFETY: Valid by the type invariant; the PCI core checks `index`.
         let irq = unsafe { bindings::pci_irq_vector(raw_of(self.pci_device()), index) };
         match irq {
             0 => Err(EINVAL),
             irq if irq < 0 => Err(Error::from_errno(irq)),
-            irq => Ok(irq as u32),
+            irq => Ok(IrqLine::new(irq as u32)),
         }
     }
 
     /// Allocates MSI-X vector `index` while MSI-X is enabled (`pci_msix_alloc_irq_at`), when
     /// [`PciMsiExt::msix_can_alloc_dyn`]; returns its Linux IRQ.
-    pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> Result<u32> {
+    pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> Result<IrqLine> {
         // SAFETY: Valid by the type invariant; a null affinity is allowed, and the PCI core
         // checks that dynamic allocation is possible.
         let map = unsafe {
@@ -91,7 +103,7 @@ impl OwnedDevice {
         if map.index < 0 {
             return Err(Error::from_errno(map.index));
         }
-        Ok(map.virq as u32)
+        Ok(IrqLine::new(map.virq as u32))
     }
 
     /// Writes the cached message of MSI-X vector `index` to the function's MSI-X table again
@@ -104,7 +116,7 @@ impl OwnedDevice {
         if unsafe { bindings::pci_dev::msix_enabled_raw(raw_of(self.pci_device())) } == 0 {
             return Err(EINVAL);
         }
-        let irq = self.irq_vector(index)?;
+        let irq = self.irq_vector(index)?.number();
         let mut msg: bindings::msi_msg = pin_init::zeroed();
         // SAFETY: With MSI-X enabled, `irq` is the Linux IRQ of an allocated MSI-X vector of
         // the function, so it has an MSI descriptor; `msg` is a local.

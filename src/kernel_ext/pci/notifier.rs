@@ -8,16 +8,26 @@
 //! function for inspection; a newly added one also offers the single change a listener may
 //! make before drivers see it: its `driver_override`.
 
-use super::{PciDeviceExt, PciDriverRef};
-use crate::kernel_ext::pci::device_raw_of;
-use core::{marker::PhantomData, ptr::NonNull};
+use super::{
+    device_raw_of,
+    PciDeviceExt,
+    PciDriverRef, //
+};
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
 use kernel::{
     bindings,
     error::to_result,
-    ffi::{c_int, c_ulong, c_void},
+    ffi::{
+        c_int,
+        c_ulong,
+        c_void, //
+    },
     pci,
     prelude::*,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// A function just added to the PCI bus: no driver has seen it yet.

@@ -9,11 +9,11 @@
 //! the image's: bytes past the image (up to the size of the ROM BAR) are not reachable.
 
 use super::{
+    raw_of,
     OwnedDevice,
     PciDeviceExt, //
 };
 use crate::kernel_ext::iomap::IoMap;
-use crate::kernel_ext::pci::raw_of;
 use core::ops::Deref;
 use kernel::{
     bindings,

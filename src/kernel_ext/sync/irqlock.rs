@@ -10,8 +10,14 @@
 
 use kernel::{
     bindings,
-    ffi::{c_char, c_ulong},
-    sync::lock::{Backend, Lock},
+    ffi::{
+        c_char,
+        c_ulong, //
+    },
+    sync::lock::{
+        Backend,
+        Lock, //
+    }, //
 };
 
 use crate::kernel_ext::bindings as vfio;

@@ -8,13 +8,21 @@
 //! or a change of the memory-decode bit takes it exclusive. [`RwSem`] gives the same lock to
 //! Rust: [`RwSem::read`] hands out `&T`, [`RwSem::write`] `&mut T`, and the guards release it.
 
-use core::{cell::UnsafeCell, marker::PhantomPinned, ops::Deref, ops::DerefMut};
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomPinned,
+    ops::Deref,
+    ops::DerefMut, //
+};
 use kernel::{
     bindings,
     prelude::*,
     str::CStr,
     sync::LockClassKey,
-    types::{NotThreadSafe, Opaque},
+    types::{
+        NotThreadSafe,
+        Opaque, //
+    }, //
 };
 
 /// Creates an [`RwSem`] initialiser with a lock class of its own (as `new_mutex!` does).

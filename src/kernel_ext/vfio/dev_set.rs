@@ -16,14 +16,30 @@
 //! [`SetMember`], which only a [`LockedDevSet`] hands out: holding the set's lock is checked by
 //! the compiler, not by a comment.
 
-use super::{VfioDevice, VfioDeviceOps};
+use super::{
+    VfioDevice,
+    VfioDeviceOps, //
+};
 use crate::kernel_ext::pci::device_raw_of;
 use crate::kernel_ext::{
     bindings,
-    pci::{BusRef, SlotRef},
+    pci::{
+        BusRef,
+        SlotRef, //
+    }, //
 };
-use core::{cell::UnsafeCell, marker::PhantomData, mem::offset_of, ptr::NonNull};
-use kernel::{error::to_result, ffi::c_void, pci, prelude::*};
+use core::{
+    cell::UnsafeCell,
+    marker::PhantomData,
+    mem::offset_of,
+    ptr::NonNull, //
+};
+use kernel::{
+    error::to_result,
+    ffi::c_void,
+    pci,
+    prelude::*, //
+};
 
 /// What a device's dev_set is keyed by.
 #[derive(Clone, Copy, Debug)]
@@ -188,9 +204,22 @@ pub(crate) struct SetMember<'g, T: VfioDeviceOps> {
 }
 
 impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
-    /// The device.
-    pub(crate) fn device(&self) -> &'g VfioDevice<T> {
+    /// The device, for this layer only: a member may be on its way out (its last reference
+    /// dropped, its release waiting for the set lock we hold), so it must not be lent where
+    /// an `ARef` could be taken of it.
+    pub(in crate::kernel_ext) fn device(&self) -> &'g VfioDevice<T> {
         self.dev
+    }
+
+    /// The driver's state of the device, valid while the set is locked (a release waits for
+    /// the lock before it drops the state).
+    pub(crate) fn data(&self) -> &'g T {
+        self.dev
+    }
+
+    /// The user mappings of the device's file.
+    pub(crate) fn mappings(&self) -> &'g super::FileMappings {
+        self.dev.mappings()
     }
 
     /// The device's set state.

@@ -15,23 +15,52 @@
 //! holds locked around them.
 
 use super::{
-    dev_set::{self, SetLocked},
-    DevSetKey, LockedDevSet,
+    dev_set::{
+        self,
+        SetLocked, //
+    },
+    DevSetKey,
+    LockedDevSet, //
 };
-use crate::kernel_ext::{bindings, compat};
+use crate::kernel_ext::{
+    bindings,
+    compat,
+    pci::OwnedDevice, //
+};
 use core::{
-    mem::{size_of, MaybeUninit},
+    mem::{
+        size_of,
+        MaybeUninit, //
+    },
     ops::Deref,
-    ptr::{addr_of_mut, NonNull},
+    ptr::{
+        addr_of_mut,
+        NonNull, //
+    }, //
 };
 use kernel::{
-    error::{from_err_ptr, from_result, to_result, VTABLE_DEFAULT_ERROR},
-    ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void},
+    error::{
+        from_err_ptr,
+        from_result,
+        to_result,
+        VTABLE_DEFAULT_ERROR, //
+    },
+    ffi::{
+        c_char,
+        c_int,
+        c_long,
+        c_uint,
+        c_ulong,
+        c_void, //
+    },
     mm::virt::VmaNew,
     prelude::*,
-    sync::aref::{ARef, AlwaysRefCounted},
+    sync::aref::{
+        ARef,
+        AlwaysRefCounted, //
+    },
     types::Opaque,
-    uaccess::UserPtr,
+    uaccess::UserPtr, //
 };
 
 /// The callbacks a driver implements for its VFIO devices (`struct vfio_device_ops`).
@@ -171,10 +200,14 @@ unsafe impl<T: VfioDeviceOps> Send for VfioDevice<T> {}
 unsafe impl<T: VfioDeviceOps> Sync for VfioDevice<T> {}
 
 // SAFETY: The object is reference counted through its embedded `struct device`, and the core
-// frees it (after `release`) only when that count reaches zero.
+// frees it (after `release`) only when that count reaches zero. Every `&VfioDevice` this layer
+// lends outside itself is backed by a reference: an `ARef`, a registration, or a core callback
+// on an open or registered device. The one place a device may be reached with its count at
+// zero, a dev_set member whose release waits for the set lock, lends only its driver state
+// (`SetMember::data`), never the device.
 unsafe impl<T: VfioDeviceOps> AlwaysRefCounted for VfioDevice<T> {
     fn inc_ref(&self) {
-        // SAFETY: The shared reference proves the count is non-zero.
+        // SAFETY: The shared reference proves the count is non-zero (see above).
         unsafe { kernel::bindings::get_device(addr_of_mut!((*self.as_raw()).device)) };
     }
 
@@ -193,6 +226,16 @@ impl<T: VfioDeviceOps> Deref for VfioDevice<T> {
     }
 }
 
+/// The callback `op` when the driver implements it (`present`, a `HAS_*` constant of its
+/// `#[vtable]`), else none: the core then takes its default.
+const fn optional<F: Copy>(present: bool, op: F) -> Option<F> {
+    if present {
+        Some(op)
+    } else {
+        None
+    }
+}
+
 impl<T: VfioDeviceOps> VfioDevice<T> {
     const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
         name: kernel::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
@@ -204,71 +247,36 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         detach_ioas: Some(bindings::vfio_iommufd_physical_detach_ioas),
         pasid_attach_ioas: Some(bindings::vfio_iommufd_physical_pasid_attach_ioas),
         pasid_detach_ioas: Some(bindings::vfio_iommufd_physical_pasid_detach_ioas),
-        open_device: if T::HAS_OPEN_DEVICE {
-            Some(Self::open_device_callback)
-        } else {
-            None
-        },
-        close_device: if T::HAS_CLOSE_DEVICE {
-            Some(Self::close_device_callback)
-        } else {
-            None
-        },
-        read: if T::HAS_READ {
-            Some(Self::read_callback)
-        } else {
-            None
-        },
-        write: if T::HAS_WRITE {
-            Some(Self::write_callback)
-        } else {
-            None
-        },
-        ioctl: if T::HAS_IOCTL {
-            Some(Self::ioctl_callback)
-        } else {
-            None
-        },
-        get_region_info_caps: if T::HAS_REGION_INFO {
-            Some(Self::region_info_callback)
-        } else {
-            None
-        },
-        mmap: if T::HAS_MMAP {
-            Some(Self::mmap_callback)
-        } else {
-            None
-        },
-        request: if T::HAS_REQUEST {
-            Some(Self::request_callback)
-        } else {
-            None
-        },
-        match_: if T::HAS_MATCH_NAME {
-            Some(Self::match_callback)
-        } else {
-            None
-        },
-        match_token_uuid: if T::HAS_MATCH_TOKEN {
-            Some(Self::match_token_callback)
-        } else {
-            None
-        },
+        open_device: optional(T::HAS_OPEN_DEVICE, Self::open_device_callback),
+        close_device: optional(T::HAS_CLOSE_DEVICE, Self::close_device_callback),
+        read: optional(T::HAS_READ, Self::read_callback),
+        write: optional(T::HAS_WRITE, Self::write_callback),
+        ioctl: optional(T::HAS_IOCTL, Self::ioctl_callback),
+        get_region_info_caps: optional(T::HAS_REGION_INFO, Self::region_info_callback),
+        mmap: optional(T::HAS_MMAP, Self::mmap_callback),
+        request: optional(T::HAS_REQUEST, Self::request_callback),
+        match_: optional(T::HAS_MATCH_NAME, Self::match_callback),
+        match_token_uuid: optional(T::HAS_MATCH_TOKEN, Self::match_token_callback),
         dma_unmap: None,
-        device_feature: if T::HAS_DEVICE_FEATURE {
-            Some(Self::device_feature_callback)
-        } else {
-            None
-        },
+        device_feature: optional(T::HAS_DEVICE_FEATURE, Self::device_feature_callback),
     };
 
-    /// Allocates a VFIO device for `parent`, initialises its state with `init` and puts it in
-    /// the dev_set keyed by `set`.
+    /// Allocates a VFIO device for `parent`, a function this driver was probed with,
+    /// initialises its state with `init` and puts it in the dev_set keyed by `set`. The result
+    /// can be registered once ([`Self::register`]).
+    #[expect(
+        clippy::new_ret_no_self,
+        reason = "the device exists from here on; only its registration is still to come"
+    )]
     pub(crate) fn new(
-        parent: &kernel::pci::Device,
+        parent: &OwnedDevice,
         set: DevSetKey<'_>,
         init: impl PinInit<T, Error>,
-    ) -> Result<ARef<Self>> {
+    ) -> Result<Unregistered<T>> {
+        // The core allocates with `kvzalloc`, which aligns to `ARCH_KMALLOC_MINALIGN` only.
+        const {
+            assert!(core::mem::align_of::<Self>() <= kernel::bindings::ARCH_KMALLOC_MINALIGN);
+        }
         // SAFETY: `parent`'s device is valid while `parent` lives; the size covers `Self`,
         // whose first field is the core's struct; `OPS` is 'static.
         let raw = unsafe {
@@ -296,7 +304,8 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         unsafe { (*raw).data_ready = true };
         // INVARIANT: Assigned once, here, before the device is registered.
         dev_set::assign(&this, set)?;
-        Ok(this)
+        // INVARIANT: `this` is the only reference to the new device.
+        Ok(Unregistered(this))
     }
 
     /// The core's `struct vfio_device`.
@@ -317,8 +326,10 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
 
     /// Registers the device with the VFIO core as a physical device with an IOMMU group.
     /// The returned guard unregisters it when dropped.
-    pub(crate) fn register(this: ARef<Self>) -> Result<Registration<T>> {
-        // SAFETY: `this` is a fully initialised VFIO device with physical iommufd ops.
+    pub(crate) fn register(this: Unregistered<T>) -> Result<Registration<T>> {
+        let this = this.0;
+        // SAFETY: `this` is a fully initialised VFIO device with physical iommufd ops, never
+        // registered before (type invariant of `Unregistered`, which was consumed).
         to_result(unsafe { bindings::vfio_register_group_dev(this.as_raw()) })?;
         Ok(Registration(this))
     }
@@ -532,15 +543,12 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         from_result(|| T::device_feature(this, flags, UserPtr::from_ptr(arg), argsz).map(|()| 0))
     }
 
-    /// Removes every user mapping of the device file's bytes `[start, start + len)`, so that
-    /// the next access faults (and goes through the driver's fault handler again).
-    pub(crate) fn zap_mappings(&self, start: u64, len: u64) {
-        // SAFETY: `self.as_raw()` is valid; the core sets `inode` at allocation (every open
-        // file of the device shares it) and keeps it until release.
-        unsafe {
-            let inode = (*self.as_raw()).inode;
-            kernel::bindings::unmap_mapping_range((*inode).i_mapping, start as i64, len as i64, 1);
-        }
+    /// The user mappings of the device's file, lent to code that removes them.
+    #[inline]
+    pub(crate) fn mappings(&self) -> &FileMappings {
+        // SAFETY: `FileMappings` is a `repr(transparent)` wrapper of the `Opaque` core struct
+        // that `self.core` is, so the cast reference is valid for as long as `self` is.
+        unsafe { &*core::ptr::from_ref(&self.core).cast::<FileMappings>() }
     }
 
     /// The `request` op.
@@ -553,6 +561,43 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
         T::request(this, count)
+    }
+}
+
+/// A VFIO device made by [`VfioDevice::new`] and not registered yet.
+///
+/// # Invariants
+///
+/// The reference is the only one to a device that was never registered: the type is neither
+/// `Clone` nor gives out the `ARef`, so [`VfioDevice::register`], which consumes it, registers
+/// a device at most once.
+pub(crate) struct Unregistered<T: VfioDeviceOps>(ARef<VfioDevice<T>>);
+
+impl<T: VfioDeviceOps> Deref for Unregistered<T> {
+    type Target = VfioDevice<T>;
+
+    fn deref(&self) -> &VfioDevice<T> {
+        &self.0
+    }
+}
+
+/// The user mappings of a VFIO device's file (every open file of the device shares them, through
+/// the inode the core allocates for the device), as [`VfioDevice::mappings`] lends them: code
+/// that must take them away (a reset, memory decode turned off) gets this, not the device.
+#[repr(transparent)]
+pub(crate) struct FileMappings(Opaque<bindings::vfio_device>);
+
+impl FileMappings {
+    /// Removes every user mapping of the device file's bytes `[start, start + len)`, so that
+    /// the next access faults (and goes through the driver's fault handler again).
+    pub(crate) fn zap(&self, start: u64, len: u64) {
+        // SAFETY: `self.0` is the core struct of a live `VfioDevice` (only
+        // `VfioDevice::mappings` makes a `FileMappings`); the core sets `inode` at allocation
+        // (every open file of the device shares it) and keeps it until release.
+        unsafe {
+            let inode = (*self.0.get()).inode;
+            kernel::bindings::unmap_mapping_range((*inode).i_mapping, start as i64, len as i64, 1);
+        }
     }
 }
 

@@ -4,17 +4,36 @@
 //! vfio-pci IRQ indexes, the `GET_IRQ_INFO`, `SET_IRQS` and `IOEVENTFD` flags, and the VFIO
 //! core's `SET_IRQS` header check.
 
-use crate::kernel_ext::{bindings, compat, pci::intx::PciIntxExt};
-use kernel::{error::to_result, ffi::c_int, pci, prelude::*};
+use crate::kernel_ext::{
+    bindings,
+    compat,
+    pci::intx::PciIntxExt, //
+};
+use kernel::{
+    error::to_result,
+    ffi::c_int,
+    pci,
+    prelude::*, //
+};
 
 #[allow(unused_imports)] // The whole of this part of the uAPI, used or not.
 pub(crate) use bindings::{
-    VFIO_DEVICE_IOEVENTFD_16, VFIO_DEVICE_IOEVENTFD_32, VFIO_DEVICE_IOEVENTFD_64,
-    VFIO_DEVICE_IOEVENTFD_8, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD,
-    VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_SET_ACTION_MASK,
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK,
-    VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-    VFIO_IRQ_SET_DATA_TYPE_MASK,
+    VFIO_DEVICE_IOEVENTFD_16,
+    VFIO_DEVICE_IOEVENTFD_32,
+    VFIO_DEVICE_IOEVENTFD_64,
+    VFIO_DEVICE_IOEVENTFD_8,
+    VFIO_IRQ_INFO_AUTOMASKED,
+    VFIO_IRQ_INFO_EVENTFD,
+    VFIO_IRQ_INFO_MASKABLE,
+    VFIO_IRQ_INFO_NORESIZE,
+    VFIO_IRQ_SET_ACTION_MASK,
+    VFIO_IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_ACTION_TYPE_MASK,
+    VFIO_IRQ_SET_ACTION_UNMASK,
+    VFIO_IRQ_SET_DATA_BOOL,
+    VFIO_IRQ_SET_DATA_EVENTFD,
+    VFIO_IRQ_SET_DATA_NONE,
+    VFIO_IRQ_SET_DATA_TYPE_MASK, //
 };
 
 /// Whether `VFIO_DEVICE_IOEVENTFD` takes 8-byte writes (`VFIO_DEVICE_IOEVENTFD_64`) on the

@@ -25,6 +25,16 @@ pub(crate) use bindings::{
     VFIO_REGION_INFO_FLAG_WRITE, //
 };
 
+/// vfio-pci's layout of a device file (`include/linux/vfio_pci_core.h`): region `index` starts
+/// at file offset `index << VFIO_PCI_OFFSET_SHIFT`.
+pub(crate) const VFIO_PCI_OFFSET_SHIFT: u32 = 40;
+
+/// The file offset at which region `index` starts (`VFIO_PCI_INDEX_TO_OFFSET`).
+#[inline]
+pub(crate) const fn vfio_pci_index_to_offset(index: u32) -> u64 {
+    (index as u64) << VFIO_PCI_OFFSET_SHIFT
+}
+
 // SAFETY: Two `u16` and a `u32`, no padding: every byte is initialised.
 unsafe impl AsBytes for bindings::vfio_info_cap_header {}
 

@@ -11,15 +11,29 @@
 use crate::kernel_ext::bindings;
 use kernel::{
     prelude::*,
-    transmute::{AsBytes, FromBytes},
-    uaccess::{UserPtr, UserSlice},
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
 #[allow(unused_imports)] // The whole uAPI, whether or not the driver uses each part yet.
 pub(crate) use bindings::{
-    vfio_device_feature, vfio_device_info, vfio_device_ioeventfd,
-    vfio_device_low_power_entry_with_wakeup, vfio_info_cap_header, vfio_irq_info, vfio_irq_set,
-    vfio_pci_dependent_device, vfio_pci_hot_reset, vfio_pci_hot_reset_info, vfio_region_info,
+    vfio_device_feature,
+    vfio_device_info,
+    vfio_device_ioeventfd,
+    vfio_device_low_power_entry_with_wakeup,
+    vfio_info_cap_header,
+    vfio_irq_info,
+    vfio_irq_set,
+    vfio_pci_dependent_device,
+    vfio_pci_hot_reset,
+    vfio_pci_hot_reset_info,
+    vfio_region_info, //
 };
 
 /// An ioctl argument whose first field is `argsz`.
@@ -42,6 +56,8 @@ macro_rules! impl_uapi_struct {
 impl_uapi_struct!(
     vfio_device_info,
     vfio_device_ioeventfd,
+    vfio_irq_info,
+    vfio_irq_set,
     vfio_pci_dependent_device,
     vfio_pci_hot_reset,
     vfio_pci_hot_reset_info,
@@ -60,6 +76,8 @@ macro_rules! impl_argsz {
 impl_argsz!(
     vfio_device_info,
     vfio_device_ioeventfd,
+    vfio_irq_info,
+    vfio_irq_set,
     vfio_pci_hot_reset,
     vfio_pci_hot_reset_info
 );
@@ -93,16 +111,27 @@ pub(crate) fn copy_out<T: AsBytes>(arg: UserPtr, val: &T, argsz: usize) -> Resul
 // and the hot-reset entries.
 
 pub(crate) use bindings::{
-    VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
-    VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
-    VFIO_DEVICE_FEATURE_MASK, VFIO_DEVICE_FEATURE_PCI_VF_TOKEN, VFIO_DEVICE_FEATURE_PROBE,
-    VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET,
-    VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_NUM_IRQS,
-    VFIO_PCI_NUM_REGIONS, VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO,
+    VFIO_DEVICE_FEATURE_GET,
+    VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+    VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+    VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+    VFIO_DEVICE_FEATURE_MASK,
+    VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
+    VFIO_DEVICE_FEATURE_PROBE,
+    VFIO_DEVICE_FEATURE_SET,
+    VFIO_DEVICE_FLAGS_PCI,
+    VFIO_DEVICE_FLAGS_RESET,
+    VFIO_PCI_HOT_RESET_FLAG_DEV_ID,
+    VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED,
+    VFIO_PCI_NUM_IRQS,
+    VFIO_PCI_NUM_REGIONS,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO,
     VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO,
-    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD,
-    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET, VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET,
-    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET,
+    VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS, //
 };
 
 /// `VFIO_PCI_DEVID_OWNED` as it is stored in a `vfio_pci_dependent_device`'s `devid`.

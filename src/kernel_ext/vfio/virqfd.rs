@@ -12,9 +12,12 @@ use crate::kernel_ext::bindings as vfio;
 use core::ptr::null_mut;
 use kernel::{
     error::to_result,
-    ffi::{c_int, c_void},
+    ffi::{
+        c_int,
+        c_void, //
+    },
     prelude::*,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// What a virqfd does when its eventfd is signalled.
@@ -39,7 +42,9 @@ pub(crate) trait VirqfdHandler: Sync {
 #[pin_data(PinnedDrop)]
 pub(crate) struct Virqfd<T: VirqfdHandler> {
     /// The core's virqfd; the VFIO core reads and writes the pointer under its own lock, this
-    /// type only hands out its address.
+    /// type only hands out its address. Pinned, so a `Virqfd` is never `Unpin`: the core keeps
+    /// the addresses of the slot and of the object while it is armed.
+    #[pin]
     raw: Opaque<*mut vfio::virqfd>,
     #[pin]
     owner: T,
