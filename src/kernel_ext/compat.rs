@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The differences between the kernel crates of the supported kernels (7.2 and 7.3), in one
-//! place.
+//! The differences between the supported kernels (7.2 and 7.3), in one place: the APIs of
+//! their kernel crates and bindings, and the rules their own vfio-pci changed, which this
+//! driver follows on each kernel.
 //!
-//! Every item has the same signature on both kernels; only its body differs, under
-//! `cfg(kernel_7_3)`, which Kbuild sets for a tree of version 7.3 or later. The rest of the
-//! layer calls these items instead of the differing kernel-crate or binding items, and
-//! nothing outside this file names the cfg: supporting another kernel means editing this
-//! file (and Kbuild's version test) alone.
+//! Every item the rest of the layer uses has the same signature on both kernels; only its
+//! body (or, for the `kernel::io` traits, the implementation) differs, under
+//! `cfg(kernel_7_3)`, which Kbuild sets for a tree of version 7.3 or later. Nothing outside
+//! this file names the cfg, and the driver logic never sees a version: supporting another
+//! kernel means editing this file (and Kbuild's version test) alone.
 //!
 //! What differs:
 //!
