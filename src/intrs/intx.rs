@@ -193,7 +193,7 @@ impl IntxLine {
                 Flags::SHARED
             }
             IntxMasking::IrqChip => {
-                irq::modify_status(irq, StatusFlags::NONE, StatusFlags::DISABLE_UNLAZY);
+                irq::modify_status(&irq, StatusFlags::NONE, StatusFlags::DISABLE_UNLAZY);
                 if virq_disabled {
                     Flags::NO_AUTOEN
                 } else {
@@ -213,12 +213,16 @@ impl IntxLine {
             ),
             trigger: EventFdSlot::new(trigger),
         }? Error);
-        let reg = match reg.write_pin_init(Virqfd::new(Registration::new(irq, flags, name, shared)))
-        {
+        let reg = match reg.write_pin_init(Virqfd::new(Registration::new(
+            irq.clone(),
+            flags,
+            name,
+            shared,
+        ))) {
             Ok(reg) => reg,
             Err(e) => {
                 if masking == IntxMasking::IrqChip {
-                    irq::modify_status(irq, StatusFlags::DISABLE_UNLAZY, StatusFlags::NONE);
+                    irq::modify_status(&irq, StatusFlags::DISABLE_UNLAZY, StatusFlags::NONE);
                 }
                 return Err(e);
             }
@@ -298,7 +302,7 @@ impl Drop for IntxLine {
         // Disables the unmask eventfd, frees the IRQ, then releases the trigger and the name.
         drop(self.reg.take());
         if self.masking == IntxMasking::IrqChip {
-            irq::modify_status(self.irq, StatusFlags::DISABLE_UNLAZY, StatusFlags::NONE);
+            irq::modify_status(&self.irq, StatusFlags::DISABLE_UNLAZY, StatusFlags::NONE);
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::{
         RequestedIrq, //
     },
     kernel_ext::pci::{
+        msi::IrqVectors,
         OwnedDevice,
         PciDeviceExt, //
     },
@@ -78,10 +79,6 @@ pub(crate) enum Allocation {
 }
 
 /// MSI or MSI-X enabled: the function's vectors allocated, some with eventfds attached.
-///
-/// # Invariants
-///
-/// The function's vectors are allocated (`pci_alloc_irq_vectors`) while this value exists.
 pub(crate) struct MsiVectors {
     pdev: OwnedDevice,
     kind: MsiKind,
@@ -89,6 +86,9 @@ pub(crate) struct MsiVectors {
     dynamic: bool,
     /// The attached vectors, by vector number.
     vectors: KVec<Option<MsiVector>>,
+    /// The vectors' allocation; declared after `vectors`, so their IRQs are freed first (each
+    /// also keeps the allocation alive on its own).
+    allocation: IrqVectors,
 }
 
 impl MsiVectors {
@@ -104,24 +104,25 @@ impl MsiVectors {
             MsiKind::Msi => IrqType::Msi,
             MsiKind::Msix => IrqType::MsiX,
         };
-        let got = with_memory_enabled(memory, pdev, || {
-            let got = pdev.alloc_irq_vectors(1, nvec, irq_type);
-            if let Ok(got) = got {
-                if got > 0 && got < nvec {
-                    pdev.free_irq_vectors();
-                }
+        let allocation = with_memory_enabled(memory, pdev, || {
+            let allocation = IrqVectors::alloc(pdev, 1, nvec, irq_type)?;
+            let got = allocation.count();
+            if got < nvec {
+                // Dropping the allocation frees the vectors again, with memory decoding on.
+                return Ok(Err(got));
             }
-            got
+            Ok::<_, Error>(Ok(allocation))
         })?;
-        if got < nvec {
-            return Ok(Allocation::Fewer(got as i32));
-        }
-        // INVARIANT: `nvec` vectors are allocated.
+        let allocation = match allocation {
+            Ok(allocation) => allocation,
+            Err(got) => return Ok(Allocation::Fewer(got as i32)),
+        };
         Ok(Allocation::All(Self {
             pdev: pdev.clone(),
             kind,
             dynamic,
             vectors: KVec::new(),
+            allocation,
         }))
     }
 
@@ -182,7 +183,7 @@ impl MsiVectors {
     fn set_vector(&mut self, memory: &RwSem<MemoryGate>, vector: u32, fd: i32) -> Result {
         let index = vector as usize;
         let old = self.vectors.get_mut(index).and_then(Option::take);
-        let known_irq = old.as_ref().map(|old| old.irq);
+        let known_irq = old.as_ref().map(|old| old.irq.clone());
         if old.is_some() {
             with_memory_enabled(memory, &self.pdev, || drop(old));
         }
@@ -209,14 +210,16 @@ impl MsiVectors {
         let trigger = EventFd::from_fd(fd)?;
         let kind = self.kind;
         let pdev = &self.pdev;
+        let allocation = &self.allocation;
+        let line = irq.clone();
         let reg = with_memory_enabled(memory, pdev, || {
             if kind == MsiKind::Msix {
                 // The vector may have been allocated before and its message lost since (a
                 // reset behind our back): write it again before enabling.
-                pdev.msix_rewrite_msg(vector)?;
+                allocation.msix_rewrite_msg(vector)?;
             }
             KBox::pin_init(
-                Registration::new(irq, Flags::NONE, name, Ok::<_, Error>(MsiTrigger(trigger))),
+                Registration::new(line, Flags::NONE, name, Ok::<_, Error>(MsiTrigger(trigger))),
                 GFP_KERNEL,
             )
         })?;
@@ -231,20 +234,21 @@ impl MsiVectors {
 
     /// The Linux IRQ of `vector`, allocating it when dynamic MSI-X allows.
     fn vector_irq(&self, memory: &RwSem<MemoryGate>, vector: u32) -> Result<IrqLine> {
-        match self.pdev.irq_vector(vector) {
+        match self.allocation.irq_vector(vector) {
             Ok(irq) => return Ok(irq),
             Err(e) if self.kind != MsiKind::Msix || !self.dynamic => return Err(e),
             Err(_) => {}
         }
-        with_memory_enabled(memory, &self.pdev, || self.pdev.msix_alloc_irq_at(vector))
+        with_memory_enabled(memory, &self.pdev, || {
+            self.allocation.msix_alloc_irq_at(vector)
+        })
     }
 }
 
 impl Drop for MsiVectors {
     fn drop(&mut self) {
-        // Free every requested IRQ before the vectors they use.
+        // Free every requested IRQ before the vectors they use (the allocation goes with the
+        // last reference, after the fields of this value).
         self.vectors.clear();
-        // INVARIANT: the vectors are freed as this value goes.
-        self.pdev.free_irq_vectors();
     }
 }

@@ -14,6 +14,7 @@
 //! `IRQ_DISABLE_UNLAZY` status.
 
 use crate::kernel_ext::compat;
+use crate::kernel_ext::pci::msi::IrqVectorsAllocation;
 use core::marker::PhantomPinned;
 use kernel::{
     bindings,
@@ -25,6 +26,7 @@ use kernel::{
     },
     prelude::*,
     str::CString, //
+    sync::Arc,    //
 };
 
 pub(crate) use kernel::irq::IrqReturn;
@@ -59,27 +61,47 @@ impl StatusFlags {
 /// A Linux IRQ number of an interrupt of a function bound to this driver: its INTx line or
 /// one of its MSI/MSI-X vectors. Only the PCI layer makes one, from an `OwnedDevice`, so the
 /// IRQ functions here never act on the line of a function another driver owns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct IrqLine(u32);
+///
+/// # Invariants
+///
+/// A vector's line holds a reference to the vector allocation it belongs to, which therefore
+/// stays allocated while the line (or a registration made with it) exists.
+#[derive(Clone)]
+pub(crate) struct IrqLine {
+    irq: u32,
+    _vectors: Option<Arc<IrqVectorsAllocation>>,
+}
 
 impl IrqLine {
-    /// The line numbered `irq`, found on a function this driver owns.
-    pub(in crate::kernel_ext) fn new(irq: u32) -> Self {
-        Self(irq)
+    /// The INTx line numbered `irq`, found on a function this driver owns.
+    pub(in crate::kernel_ext) fn intx(irq: u32) -> Self {
+        Self {
+            irq,
+            _vectors: None,
+        }
+    }
+
+    /// The line numbered `irq`, a vector of `vectors`.
+    pub(in crate::kernel_ext) fn vector(irq: u32, vectors: &Arc<IrqVectorsAllocation>) -> Self {
+        // INVARIANT: The line holds a reference to its allocation.
+        Self {
+            irq,
+            _vectors: Some(vectors.clone()),
+        }
     }
 
     /// The Linux IRQ number, for the calls of this layer.
-    pub(in crate::kernel_ext) fn number(self) -> u32 {
-        self.0
+    pub(in crate::kernel_ext) fn number(&self) -> u32 {
+        self.irq
     }
 }
 
 /// Clears `clear` and sets `set` in the status of IRQ line `irq` (`irq_modify_status`); an
 /// IRQ number without a descriptor is ignored.
-pub(crate) fn modify_status(irq: IrqLine, clear: StatusFlags, set: StatusFlags) {
+pub(crate) fn modify_status(irq: &IrqLine, clear: StatusFlags, set: StatusFlags) {
     // SAFETY: `irq_modify_status` looks the descriptor up and returns if there is none; it
     // takes the descriptor's lock itself.
-    unsafe { bindings::irq_modify_status(irq.0, clear.0, set.0) };
+    unsafe { bindings::irq_modify_status(irq.irq, clear.0, set.0) };
 }
 
 /// A handler of a requested IRQ line, called in hard-IRQ context.
@@ -95,6 +117,8 @@ pub(crate) trait Handler: Sync {
 /// `irq` is requested by the registration that lends this value, for as long as it is lent.
 pub(crate) struct RequestedIrq {
     irq: u32,
+    /// Keeps a vector's allocation alive until the IRQ is freed.
+    _line: IrqLine,
 }
 
 impl RequestedIrq {
@@ -151,7 +175,10 @@ impl<T: Handler> Registration<T> {
         handler: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
-            line: RequestedIrq { irq: irq.0 },
+            line: RequestedIrq {
+                irq: irq.irq,
+                _line: irq.clone(),
+            },
             name,
             handler <- handler,
             _pin: PhantomPinned,
@@ -161,7 +188,7 @@ impl<T: Handler> Registration<T> {
                 // `drop` frees the IRQ. The callback matches the IRQ core's signature.
                 to_result(unsafe {
                     bindings::request_threaded_irq(
-                        irq.0,
+                        irq.irq,
                         Some(Self::handle_irq_callback),
                         None,
                         flags.0,

@@ -507,7 +507,7 @@ impl OwnedDevice {
     pub(crate) fn intx_line(&self) -> Option<IrqLine> {
         // SAFETY: Valid by the type invariant; `irq` is set at enumeration.
         let irq = unsafe { (*raw_of(self)).irq };
-        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then(|| IrqLine::new(irq))
+        (irq != 0 && irq != bindings::IRQ_NOTCONNECTED).then(|| IrqLine::intx(irq))
     }
 
     /// Takes the function's device and config-access locks, if uncontended.

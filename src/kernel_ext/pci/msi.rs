@@ -5,8 +5,9 @@
 //!
 //! The kernel crate's `pci::Device<Bound>::alloc_irq_vectors` frees the vectors through
 //! Devres at unbind; a VFIO driver allocates and frees them at the user's request, in ioctls
-//! where it holds no bound device, so these are methods of [`OwnedDevice`] instead, taking the
-//! kernel crate's [`pci::IrqType`].
+//! where it holds no bound device, so [`IrqVectors`] owns them instead: they are freed when
+//! the last reference to the allocation goes, and every IRQ line of a vector holds one, so no
+//! vector is freed under a requested IRQ.
 
 use super::{
     raw_of,
@@ -20,7 +21,8 @@ use crate::kernel_ext::{
 use kernel::{
     bindings,
     pci,
-    prelude::*, //
+    prelude::*,
+    sync::Arc, //
 };
 
 /// Inspection of a function's MSI and MSI-X capabilities.
@@ -51,75 +53,107 @@ fn irq_type_flag(kind: pci::IrqType) -> u32 {
     }
 }
 
-impl OwnedDevice {
-    /// Allocates between `min` and `max` vectors of `kind` (`pci_alloc_irq_vectors`); returns
-    /// how many it got.
-    pub(crate) fn alloc_irq_vectors(&self, min: u32, max: u32, kind: pci::IrqType) -> Result<u32> {
+/// The MSI or MSI-X vectors of a function of ours, from `pci_alloc_irq_vectors` until the
+/// last reference goes (`pci_free_irq_vectors`, which also writes the MSI-X table: memory
+/// decoding must be on then).
+///
+/// # Invariants
+///
+/// The function's vectors are allocated while this object exists. Every [`IrqLine`] of one of
+/// its vectors, and so every IRQ requested on one, holds a reference to it: the vectors are
+/// never freed under a requested IRQ.
+pub(crate) struct IrqVectorsAllocation {
+    pdev: OwnedDevice,
+}
+
+impl Drop for IrqVectorsAllocation {
+    fn drop(&mut self) {
+        // SAFETY: Valid by the type invariant of `pci::Device`. No IRQ is requested on the
+        // vectors any more (type invariant: each would hold a reference to `self`).
+        unsafe { bindings::pci_free_irq_vectors(raw_of(self.pdev.pci_device())) };
+    }
+}
+
+/// The vectors a user enabled: a reference to their allocation, through which their IRQ lines
+/// are found, added (dynamic MSI-X) and their messages rewritten.
+pub(crate) struct IrqVectors {
+    allocation: Arc<IrqVectorsAllocation>,
+    count: u32,
+}
+
+impl IrqVectors {
+    /// Allocates between `min` and `max` vectors of `kind` on `pdev` (`pci_alloc_irq_vectors`).
+    pub(crate) fn alloc(
+        pdev: &OwnedDevice,
+        min: u32,
+        max: u32,
+        kind: pci::IrqType,
+    ) -> Result<Self> {
+        // Allocated first, so that no failure can come between the vectors and their owner;
+        // dropped without vectors, it frees none (`pci_free_irq_vectors` checks).
+        let allocation = Arc::new(IrqVectorsAllocation { pdev: pdev.clone() }, GFP_KERNEL)?;
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        let got = unsafe {
-            bindings::pci_alloc_irq_vectors(
-                raw_of(self.pci_device()),
-                min,
-                max,
-                irq_type_flag(kind),
-            )
-        };
+        let got =
+            unsafe { bindings::pci_alloc_irq_vectors(raw_of(pdev), min, max, irq_type_flag(kind)) };
         if got < 0 {
             return Err(Error::from_errno(got));
         }
-        Ok(got as u32)
+        // INVARIANT: `got` vectors are allocated, owned by `allocation`.
+        Ok(Self {
+            allocation,
+            count: got as u32,
+        })
     }
 
-    /// Frees the vectors [`Self::alloc_irq_vectors`] allocated (`pci_free_irq_vectors`); a
-    /// function without vectors is left alone. Every IRQ requested on them must be freed
-    /// first: the PCI core frees the IRQ descriptors with any action still attached, and
-    /// nothing in the types enforces the order yet: the interrupt code keeps it under its
-    /// state's lock.
-    pub(crate) fn free_irq_vectors(&self) {
-        // SAFETY: Valid by the type invariant; the PCI core checks what is enabled.
-        unsafe { bindings::pci_free_irq_vectors(raw_of(self.pci_device())) };
+    /// How many vectors were allocated.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
     }
 
     /// The Linux IRQ of vector `index` (`pci_irq_vector`); `EINVAL` for a vector that is not
     /// allocated.
     pub(crate) fn irq_vector(&self, index: u32) -> Result<IrqLine> {
+        let pdev = &self.allocation.pdev;
         // SAFETY: Valid by the type invariant; the PCI core checks `index`.
-        let irq = unsafe { bindings::pci_irq_vector(raw_of(self.pci_device()), index) };
+        let irq = unsafe { bindings::pci_irq_vector(raw_of(pdev), index) };
         match irq {
             0 => Err(EINVAL),
             irq if irq < 0 => Err(Error::from_errno(irq)),
-            irq => Ok(IrqLine::new(irq as u32)),
+            irq => Ok(IrqLine::vector(irq as u32, &self.allocation)),
         }
     }
 
     /// Allocates MSI-X vector `index` while MSI-X is enabled (`pci_msix_alloc_irq_at`), when
     /// [`PciMsiExt::msix_can_alloc_dyn`]; returns its Linux IRQ.
     pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> Result<IrqLine> {
+        let pdev = &self.allocation.pdev;
         // SAFETY: Valid by the type invariant; a null affinity is allowed, and the PCI core
-        // checks that dynamic allocation is possible.
-        let map = unsafe {
-            bindings::pci_msix_alloc_irq_at(raw_of(self.pci_device()), index, core::ptr::null())
-        };
+        // checks that dynamic allocation is possible (MSI-X enabled: this allocation).
+        let map =
+            unsafe { bindings::pci_msix_alloc_irq_at(raw_of(pdev), index, core::ptr::null()) };
         if map.index < 0 {
             return Err(Error::from_errno(map.index));
         }
-        Ok(IrqLine::new(map.virq as u32))
+        Ok(IrqLine::vector(map.virq as u32, &self.allocation))
     }
 
     /// Writes the cached message of MSI-X vector `index` to the function's MSI-X table again
     /// (`get_cached_msi_msg`, `pci_write_msi_msg`), for a table a reset may have cleared.
-    /// `EINVAL` if MSI-X is not enabled or the vector not allocated. The table is in a BAR:
-    /// memory decoding must be on.
+    /// `EINVAL` if these are not MSI-X vectors or the vector is not allocated. The table is in
+    /// a BAR: memory decoding must be on.
     pub(crate) fn msix_rewrite_msg(&self, index: u32) -> Result {
-        // SAFETY: Valid by the type invariant; `msix_enabled` changes only in the MSI-X
-        // enable and disable calls of this function's driver, which is us.
-        if unsafe { bindings::pci_dev::msix_enabled_raw(raw_of(self.pci_device())) } == 0 {
+        let pdev = &self.allocation.pdev;
+        // SAFETY: Valid by the type invariant; `msix_enabled` changes only when vectors are
+        // allocated or freed, and this allocation lives while `self` is borrowed.
+        if unsafe { bindings::pci_dev::msix_enabled_raw(raw_of(pdev)) } == 0 {
             return Err(EINVAL);
         }
-        let irq = self.irq_vector(index)?.number();
+        let line = self.irq_vector(index)?;
+        let irq = line.number();
         let mut msg: bindings::msi_msg = pin_init::zeroed();
         // SAFETY: With MSI-X enabled, `irq` is the Linux IRQ of an allocated MSI-X vector of
-        // the function, so it has an MSI descriptor; `msg` is a local.
+        // the function, which `line` keeps allocated, so it has an MSI descriptor; `msg` is a
+        // local.
         unsafe {
             vfio::get_cached_msi_msg(irq, &mut msg);
             vfio::pci_write_msi_msg(irq, &mut msg);
