@@ -8,8 +8,9 @@
 //! address itself; a driver that must never share a set with it (the C driver would take its
 //! devices for its own) keys its sets one byte into the slot or bus object instead, where no
 //! object of anyone else's can start ([`DevSetKey`]). Hence every device in a set keyed by a
-//! slot or a bus is a [`VfioDevice<T>`] of the one driver of this module, and the members of
-//! a locked set can be handed out as such.
+//! slot or a bus is a [`VfioDevice`] of this layer; each records its driver type, which the
+//! set's walks check before they lend a member as a [`VfioDevice<T>`] (a device of another
+//! driver type of this layer, were there one, is not lent).
 //!
 //! Per-device state that belongs to the set (for vfio-pci: whether a function still needs a
 //! reset) lives in a [`SetLocked`] cell of every [`VfioDevice`], reachable only through a
@@ -20,10 +21,10 @@ use super::{
     VfioDevice,
     VfioDeviceOps, //
 };
-use crate::kernel_ext::pci::device_raw_of;
 use crate::kernel_ext::{
     bindings,
     pci::{
+        device_raw_of,
         BusRef,
         SlotRef, //
     }, //
@@ -92,7 +93,7 @@ unsafe impl<S: Send> Send for SetLocked<S> {}
 ///
 /// `set` is the dev_set of `dev`, a registered or being-opened/closed device, its mutex is
 /// held for the lifetime of this value, and (see the module doc) every device in it is a
-/// `VfioDevice<T>`.
+/// `VfioDevice<U>` of this layer for some `U`.
 pub(crate) struct LockedDevSet<'a, T: VfioDeviceOps> {
     /// The device whose set this is.
     dev: &'a VfioDevice<T>,
@@ -165,15 +166,15 @@ impl<'a, T: VfioDeviceOps> LockedDevSet<'a, T> {
         let set = self.set.as_ptr();
         // SAFETY: The set is valid and locked by the type invariant; `pdev` is valid.
         let found = unsafe { bindings::vfio_find_device_in_devset(set, device_raw_of(pdev)) };
-        NonNull::new(found).map(|d| {
-            // SAFETY: Every device in the set is a `VfioDevice<T>` (type invariant), alive
-            // while it is in the set, which stays locked for `'_`.
-            let dev = unsafe { VfioDevice::from_core(d.as_ptr()) };
-            // INVARIANT: `dev` is in the set, locked for as long as `self` is borrowed.
-            SetMember {
-                dev,
-                _set: PhantomData,
-            }
+        let found = NonNull::new(found)?;
+        // SAFETY: Every device in the set is a `VfioDevice<U>` of this layer (type invariant),
+        // alive while it is in the set, which stays locked for `'_`. One of another `U` is not
+        // a member we can lend.
+        let dev = unsafe { VfioDevice::<T>::from_core_of_type(found.as_ptr()) }?;
+        // INVARIANT: `dev` is in the set, locked for as long as `self` is borrowed.
+        Some(SetMember {
+            dev,
+            _set: PhantomData,
         })
     }
 
@@ -253,9 +254,20 @@ impl<'g, T: VfioDeviceOps> Iterator for Members<'g, T> {
     type Item = SetMember<'g, T>;
 
     fn next(&mut self) -> Option<SetMember<'g, T>> {
-        if self.next == self.head {
-            return None;
+        loop {
+            if self.next == self.head {
+                return None;
+            }
+            if let Some(member) = self.step() {
+                return Some(member);
+            }
         }
+    }
+}
+
+impl<'g, T: VfioDeviceOps> Members<'g, T> {
+    /// Moves past the next device of the list; lends it if it is a `VfioDevice<T>`.
+    fn step(&mut self) -> Option<SetMember<'g, T>> {
         let entry = self.next;
         // SAFETY: `entry` is a node of the locked set's device list, so it is the
         // `dev_set_list` field of a `vfio_device` in the set.
@@ -266,11 +278,12 @@ impl<'g, T: VfioDeviceOps> Iterator for Members<'g, T> {
                 .sub(offset_of!(bindings::vfio_device, dev_set_list))
                 .cast::<bindings::vfio_device>()
         };
+        // SAFETY: Every device of the set is a `VfioDevice<U>` of this layer that stays in
+        // the set, alive, while its lock is held; one of another `U` is skipped.
+        let dev = unsafe { VfioDevice::<T>::from_core_of_type(core) }?;
         // INVARIANT: The device is in the set, locked for `'g` (invariant of `Members`).
         Some(SetMember {
-            // SAFETY: Every device of the set is a `VfioDevice<T>` that stays in the set,
-            // alive, while its lock is held.
-            dev: unsafe { VfioDevice::from_core(core) },
+            dev,
             _set: PhantomData,
         })
     }

@@ -28,6 +28,7 @@ use crate::kernel_ext::{
     pci::OwnedDevice, //
 };
 use core::{
+    any::TypeId,
     mem::{
         size_of,
         MaybeUninit, //
@@ -68,7 +69,7 @@ use kernel::{
 /// Every op is optional: one the implementation leaves out is `NULL` in the ops table, and
 /// the core then does what it does for a C driver without it.
 #[vtable]
-pub(crate) trait VfioDeviceOps: Sized + Send + Sync {
+pub(crate) trait VfioDeviceOps: Sized + Send + Sync + 'static {
     /// The driver name the VFIO core reports (`vfio_device_ops.name`).
     const NAME: &'static CStr;
 
@@ -187,6 +188,9 @@ impl InfoCaps<'_> {
 #[repr(C)]
 pub(crate) struct VfioDevice<T: VfioDeviceOps> {
     core: Opaque<bindings::vfio_device>,
+    /// `TypeId::of::<T>()`, right after `core`, so at the same offset whatever `T` is: a
+    /// dev_set walk checks it before it takes a member for a `VfioDevice<T>`.
+    driver_type: TypeId,
     /// Whether `data` holds a value; the core zeroes the allocation, so it starts false.
     data_ready: bool,
     /// The state of the device its dev_set's lock protects.
@@ -295,6 +299,8 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         // SAFETY: `set_state` is uninitialised memory inside the allocation that no one else
         // can reach yet; it needs no drop, being `Copy`.
         unsafe { addr_of_mut!((*raw).set_state).write(SetLocked::new()) };
+        // SAFETY: As above, the field is ours to initialise.
+        unsafe { addr_of_mut!((*raw).driver_type).write(TypeId::of::<T>()) };
         // SAFETY: `data` is uninitialised memory inside the allocation that no one else can
         // reach yet (the device is not registered); the core never moves the object, so
         // in-place (pinned) initialisation is sound.
@@ -306,6 +312,23 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
         dev_set::assign(&this, set)?;
         // INVARIANT: `this` is the only reference to the new device.
         Ok(Unregistered(this))
+    }
+
+    /// The device `core` is the `vfio_device` of, if it is a `VfioDevice<T>`.
+    ///
+    /// # Safety
+    ///
+    /// `core` must be the `vfio_device` of a live `VfioDevice<U>`, for some `U`, made by
+    /// [`Self::new`] (every device in a dev_set this layer keys is), live for `'a`.
+    pub(in crate::kernel_ext) unsafe fn from_core_of_type<'a>(
+        core: *mut bindings::vfio_device,
+    ) -> Option<&'a Self> {
+        // SAFETY: `VfioDevice<U>` is `repr(C)` and starts with `core` and `driver_type`, whose
+        // offset does not depend on `U`; `new` initialised it before the device could be in a
+        // set.
+        let driver_type = unsafe { (*core.cast::<Self>()).driver_type };
+        // SAFETY: The same type as ours: `core` is a `VfioDevice<T>` by the safety requirement.
+        (driver_type == TypeId::of::<T>()).then(|| unsafe { Self::from_core(core) })
     }
 
     /// The core's `struct vfio_device`.
