@@ -51,11 +51,11 @@ impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
     /// The device's id in `ictx` (`> 0`) if it is bound to it; `ENOENT` when it is not bound
     /// to `ictx` but its IOMMU group is owned by `ictx`; another error otherwise.
     pub(crate) fn dev_id_in(&self, ictx: IommufdCtx<'_>) -> Result<u32> {
+        let dev = self.device().as_raw();
         // SAFETY: The device is valid and its iommufd binding stable while the set is locked
         // (see `iommufd_ctx`); `ictx` is a live context by the type invariant of `IommufdCtx`
         // (never null: the core would take a null one for the binding of an unbound device).
-        let id =
-            unsafe { bindings::vfio_iommufd_get_dev_id(self.device().as_raw(), ictx.0.as_ptr()) };
+        let id = unsafe { bindings::vfio_iommufd_get_dev_id(dev, ictx.0.as_ptr()) };
         match id {
             1.. => Ok(id as u32),
             0 => Err(EINVAL),

@@ -92,9 +92,9 @@ impl IrqVectors {
         // Allocated first, so that no failure can come between the vectors and their owner;
         // dropped without vectors, it frees none (`pci_free_irq_vectors` checks).
         let allocation = Arc::new(IrqVectorsAllocation { pdev: pdev.clone() }, GFP_KERNEL)?;
+        let flags = irq_type_flag(kind);
         // SAFETY: Valid by the type invariant of `pci::Device`.
-        let got =
-            unsafe { bindings::pci_alloc_irq_vectors(raw_of(pdev), min, max, irq_type_flag(kind)) };
+        let got = unsafe { bindings::pci_alloc_irq_vectors(raw_of(pdev), min, max, flags) };
         if got < 0 {
             return Err(Error::from_errno(got));
         }
@@ -126,11 +126,10 @@ impl IrqVectors {
     /// Allocates MSI-X vector `index` while MSI-X is enabled (`pci_msix_alloc_irq_at`), when
     /// [`PciMsiExt::msix_can_alloc_dyn`]; returns its Linux IRQ.
     pub(crate) fn msix_alloc_irq_at(&self, index: u32) -> Result<IrqLine> {
-        let pdev = &self.allocation.pdev;
+        let pdev = raw_of(&self.allocation.pdev);
         // SAFETY: Valid by the type invariant; a null affinity is allowed, and the PCI core
         // checks that dynamic allocation is possible (MSI-X enabled: this allocation).
-        let map =
-            unsafe { bindings::pci_msix_alloc_irq_at(raw_of(pdev), index, core::ptr::null()) };
+        let map = unsafe { bindings::pci_msix_alloc_irq_at(pdev, index, core::ptr::null()) };
         if map.index < 0 {
             return Err(Error::from_errno(map.index));
         }
