@@ -48,17 +48,17 @@ fi
 log "building vfio_pci_rs.ko"
 (cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
 
-log "building the in-guest test binary"
+log "building the in-guest test binaries"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
-# building at once never swap binaries; by default one per kernel (common.sh).
+# building at once never swap binaries; by default one per kernel (common.sh). The crates
+# are fetched once into the cache, the build is offline (scripts/tests-build.sh).
 tests_target=$TESTS_TARGET
-tests_bin=$tests_target/release/vfio-pci-rs-tests
-# From inside tests/, so cargo reads tests/.cargo/config.toml (static linking).
-if ! (cd "$REPO/tests" && in_root cargo build -q --release --offline \
-	--manifest-path "$REPO/tests/Cargo.toml" --target-dir "$tests_target") >&2; then
+tests_out=$tests_target/x86_64-unknown-linux-gnu/release
+if ! tests_out=$("$REPO/scripts/tests-build.sh" "$tests_target" -q); then
 	[ "$mode" = run ] || die "the test binary does not build"
-	rm -f "$tests_bin"
+	rm -f "$tests_out/vfio-pci-rs-tests"
 fi
+tests_bin=$tests_out/vfio-pci-rs-tests
 
 # The real clients: the kernel tree's VFIO selftests (static binaries, into the initramfs).
 # A failed build does not stop the run: the clients cases then report the binaries missing.
@@ -83,6 +83,8 @@ cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
 cp "$REPO/vfio_pci_rs.ko" "$ir/lib/modules/vfio_pci_rs.ko"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
+# The vfio-ioctls client, next to the test program that runs it (tests/src/vmm_client.rs).
+[ -f "$tests_out/vfio-ioctls-client" ] && cp "$tests_out/vfio-ioctls-client" "$ir/bin/vfio-ioctls-client"
 if [ -n "$clients_bin" ]; then
 	mkdir -p "$ir/opt/vfio-selftests"
 	cp "$clients_bin"/* "$ir/opt/vfio-selftests/"

@@ -37,6 +37,7 @@ mod sysfs;
 mod transcript;
 mod uapi;
 mod vfio;
+mod vmm_client;
 
 use driver::{Driver, World, REFERENCE_NAME, RUST_NAME};
 use harness::Case;

@@ -73,6 +73,10 @@ pub fn cases() -> Vec<Case<'static>> {
         ),
         Case::new("clients: QEMU hot-reset traces are found, normalised and compared", clients_qemu_rule),
         Case::new("clients: the monitor's echo is shown as the command", clients_echo),
+        Case::new(
+            "clients: the vfio-ioctls client's observations are compared line by line",
+            crate::vmm_client::check_compare,
+        ),
         Case::new("bench: the device-init selftest's times are read test by test", bench_init_times),
         Case::new("kunit: KTAP suites of the module are read case by case from the log", kunit_log),
         Case::new("kunit: missing, unplanned, crashed and misnamed suites fail", kunit_judge),
