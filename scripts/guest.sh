@@ -53,10 +53,10 @@ log "building the in-guest test binaries"
 # building at once never swap binaries; by default one per kernel (common.sh). The crates
 # are fetched once into the cache, the build is offline (scripts/tests-build.sh).
 tests_target=$TESTS_TARGET
-tests_out=$tests_target/x86_64-unknown-linux-gnu/release
-if ! tests_out=$("$REPO/scripts/tests-build.sh" "$tests_target" -q); then
+tests_out=$tests_target/x86_64-unknown-linux-gnu/release # what tests-build.sh prints
+if ! "$REPO/scripts/tests-build.sh" "$tests_target" -q > /dev/null; then
 	[ "$mode" = run ] || die "the test binary does not build"
-	rm -f "$tests_out/vfio-pci-rs-tests"
+	rm -f "$tests_out/vfio-pci-rs-tests" "$tests_out/vfio-ioctls-client"
 fi
 tests_bin=$tests_out/vfio-pci-rs-tests
 
