@@ -228,7 +228,7 @@ fn sysfs_hex(bdf: &str, attr: &str) -> Result<u32, String> {
 /// The vendor and device IDs through the config region, against sysfs.
 fn config_read(dev: &VfioDevice, bdf: &str) -> Result<Vec<String>, Vec<String>> {
     let id = read32(dev, VFIO_PCI_CONFIG_REGION_INDEX, 0);
-    let want = sysfs_hex(bdf, "vendor").and_then(|v| sysfs_hex(bdf, "device").map(|d| d << 16 | v));
+    let want = sysfs_hex(bdf, "vendor").and_then(|v| sysfs_hex(bdf, "device").map(|d| (d << 16) | v));
     let line = format!("config dword 0: {id:#010x}");
     match want {
         Ok(w) if w == id => Ok(vec![line]),
