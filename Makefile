@@ -36,7 +36,7 @@ modules_install: kdir
 	@test -f $(CURDIR)/vfio_pci_rs.ko || { echo "vfio_pci_rs.ko is not built: run make first" >&2; exit 1; }
 	$(kbuild) $(if $(INSTALL_MOD_PATH),INSTALL_MOD_PATH=$(abspath $(INSTALL_MOD_PATH))) modules_install
 	@if [ ! -r $(KDIR)/System.map ]; then \
-		release=$${KERNELRELEASE:-$$(cat $(KDIR)/include/config/kernel.release)}; \
+		release=$(or $(KERNELRELEASE),$$(cat $(KDIR)/include/config/kernel.release)); \
 		map=$(if $(INSTALL_MOD_PATH),$(abspath $(INSTALL_MOD_PATH)))/boot/System.map-$$release; \
 		set -- -a; \
 		[ -r "$$map" ] && set -- "$$@" -e -F "$$map"; \

@@ -27,8 +27,8 @@ echo "$info" | sed 's/^/# modinfo: /'
 field() { echo "$info" | sed -n "s/^$1: *//p" | head -n1; }
 check "modinfo vfio_pci_rs finds $installed" test "$(field filename)" = "$installed"
 check "modinfo: vermagic is for $kver" test "$(field vermagic | cut -d' ' -f1)" = "$kver"
-check "modinfo: license GPL, the IOMMUFD namespace, the ids and enable_sriov parameters" \
-	sh -c 'echo "$1" | grep -q "^license: *GPL$" && echo "$1" | grep -q "^import_ns: *IOMMUFD$" &&
+check "modinfo: license GPL, its description, the ids and enable_sriov parameters" \
+	sh -c 'echo "$1" | grep -q "^license: *GPL$" && echo "$1" | grep -q "^description: *VFIO PCI driver in Rust" &&
 		echo "$1" | grep -q "^parm: *ids:" && echo "$1" | grep -q "^parm: *enable_sriov:"' sh "$info"
 
 check "modprobe vfio_pci_rs" modprobe vfio_pci_rs

@@ -116,14 +116,17 @@ dkms_root() {
 		exec "$@"
 	' dkms-root "$tmp" "$@"
 }
-make_log=$tmp/dkms/$pkg/$version/build/make.log
+# dkms's build log: in build/ while it builds, kept under RELEASE/ARCH/log/ after.
+make_log() { find "$tmp/dkms/$pkg/$version" -name make.log 2> /dev/null | head -n1; }
 run "dkms add $src (to /usr/src/$pkg-$version)" dkms_root dkms add "$src" || finish
 if ! run "dkms build $pkg/$version -k $kver --kernelsourcedir $KDIR" \
 	dkms_root dkms build "$pkg/$version" -k "$kver" --kernelsourcedir "$KDIR"; then
-	[ -f "$make_log" ] && tail -n 40 "$make_log" | sed 's/^/# make.log: /'
+	mlog=$(make_log)
+	[ -n "$mlog" ] && tail -n 40 "$mlog" | sed 's/^/# make.log: /'
 	finish
 fi
-grep -E '^# (command|KERNELRELEASE)' "$make_log" 2> /dev/null | sed 's/^/# dkms /' || true
+# What dkms's make ran (the Makefile's kbuild command line): LLVM=1, as dkms saw a clang kernel.
+grep -m1 -E '^make .*-C ' "$(make_log)" 2> /dev/null | sed 's/^/# dkms built with: /' || true
 run "dkms install $pkg/$version -k $kver --kernelsourcedir $KDIR" \
 	dkms_root dkms install "$pkg/$version" -k "$kver" --kernelsourcedir "$KDIR" || finish
 status=$(dkms_root dkms status "$pkg/$version" -k "$kver" 2>&1 || true)
