@@ -38,6 +38,7 @@ log "install test: $pkg $version for the test kernel $kver ($KDIR)"
 mkdir -p "$WORK"
 tmp=$(mktemp -d "$WORK/install-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 passed=0 failed=0
 ok() { echo "ok - $1"; passed=$((passed + 1)); }
