@@ -25,6 +25,12 @@
 # machine with 2 or more cores), each running an interleaved share of the cases; their
 # counts are summed into the one closing line.
 #
+# VFIO_PCI_RS_MODULE=FILE puts that vfio_pci_rs.ko into the guest instead of building the
+# checkout's, and VFIO_PCI_RS_MODROOT=DIR gives the guest DIR/lib/modules/RELEASE (an installed
+# module tree: the kernel's modules plus vfio_pci_rs.ko where an install put it, and depmod's
+# files) instead of the test kernel's own modules: scripts/install-test.sh boots the guest with
+# the module DKMS installed.
+#
 # VFIO_PCI_RS_GUEST_ICOUNT=shift=0,sleep=off makes guest time count instructions (for
 # repeatable benchmarks). One vCPU by default (VFIO_PCI_RS_GUEST_SMP to change it): with two, QEMU's TCG froze the
 # whole guest (no console output, not even the hung-task detector) twice in a few hundred
@@ -40,17 +46,26 @@ timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-900}
 KDIR=$("$REPO/scripts/kernel.sh")
 kver=$(cat "$KDIR/include/config/kernel.release")
 
-# Kernel modules, installed once per kernel build.
-modroot=$MODROOT
-if [ ! -f "$modroot/.stamp" ] || [ "$(cat "$modroot/.stamp")" != "$(cat "$KDIR/.vfio-pci-rs-stamp")" ]; then
+# Kernel modules, installed once per kernel build (unless VFIO_PCI_RS_MODROOT gives a tree).
+modroot=${VFIO_PCI_RS_MODROOT:-$MODROOT}
+if [ -n "${VFIO_PCI_RS_MODROOT:-}" ]; then
+	[ -d "$modroot/lib/modules/$kver" ] || die "VFIO_PCI_RS_MODROOT=$modroot has no lib/modules/$kver"
+elif [ ! -f "$modroot/.stamp" ] || [ "$(cat "$modroot/.stamp")" != "$(cat "$KDIR/.vfio-pci-rs-stamp")" ]; then
 	log "installing the test kernel's modules"
 	rm -rf "$modroot"
 	(cd "$KDIR" && in_root make -s LLVM=1 INSTALL_MOD_PATH="$modroot" modules_install >/dev/null)
 	cp "$KDIR/.vfio-pci-rs-stamp" "$modroot/.stamp"
 fi
 
-log "building vfio_pci_rs.ko"
-(cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
+module=${VFIO_PCI_RS_MODULE:-}
+if [ -n "$module" ]; then
+	[ -f "$module" ] || die "VFIO_PCI_RS_MODULE=$module does not exist"
+	log "vfio_pci_rs.ko: $module"
+else
+	log "building vfio_pci_rs.ko"
+	(cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
+	module=$REPO/vfio_pci_rs.ko
+fi
 
 log "building the in-guest test binary"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
@@ -85,7 +100,7 @@ ln -s busybox "$ir/bin/sh"
 cp "$REPO/harness/init" "$ir/init"
 cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
-cp "$REPO/vfio_pci_rs.ko" "$ir/lib/modules/vfio_pci_rs.ko"
+cp "$module" "$ir/lib/modules/vfio_pci_rs.ko"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
 if [ -n "$clients_bin" ]; then
 	mkdir -p "$ir/opt/vfio-selftests"
