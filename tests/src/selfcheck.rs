@@ -640,11 +640,7 @@ fn cli() -> CaseResult {
     c.that("--filter without a value", parse(&["--filter"]).is_err());
     c.that("--timeout with junk", parse(&["--timeout", "soon"]).is_err());
     c.that("unknown flag", parse(&["--frobnicate"]).is_err());
-    c.eq(
-        "shard",
-        parse(&["--shard", "1/2"]).map(|a| a.shard),
-        Ok(Some(harness::Shard { index: 1, count: 2 })),
-    );
+    c.eq("shard", parse(&["--shard", "1/2"]).map(|a| a.shard), Ok(Some(harness::Shard { index: 1, count: 2 })));
     c.that("--shard 2/2", parse(&["--shard", "2/2"]).is_err());
     c.that("--shard junk", parse(&["--shard", "a/b"]).is_err());
     c.that("--shard without a value", parse(&["--shard"]).is_err());
