@@ -123,6 +123,10 @@ pub const PLAN: &[(&str, Client)] = &[
     ("multifunction", Client::Qemu(QemuMode::Iommufd)),
     ("multifunction", Client::VfioIoctls(VmmMode::Cdev)),
     ("multifunction", Client::VfioIoctls(VmmMode::Group)),
+    // Two IOMMU groups under one bus reset: one iommufd owns both (cdev), or
+    // one container holds both groups.
+    ("multigroup", Client::VfioIoctls(VmmMode::Cdev)),
+    ("multigroup", Client::VfioIoctls(VmmMode::Group)),
 ];
 
 /// Where one plan entry runs, as the suite discovered it.
