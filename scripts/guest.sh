@@ -223,6 +223,17 @@ for dir in "${guest_dirs[@]}"; do
 	passed=$((passed + p)) failed=$((failed + f))
 done
 
+# Where the time went: every case's milliseconds (the test binary's "HARNESS: time" lines),
+# slowest first, and each guest's sum.
+if [ "$mode" = tests ]; then
+	for dir in "${guest_dirs[@]}"; do
+		grep -a '^HARNESS: time ' "$dir/output.log" | cut -d' ' -f3- |
+			sed "s|^|${dir##*/} |" || true
+	done | sort -k2,2nr > "$run/logs/case-times.txt"
+	awk '{ t[$1] += $2 } END { for (g in t) printf "# guest %s: %d s of cases\n", g, t[g] / 1000 }' \
+		"$run/logs/case-times.txt" | sort
+fi
+
 fail=0
 if [ ${#problems[@]} -eq 0 ]; then
 	echo "# harness: guest(s) finished, dmesg clean (no WARN, BUG, Oops, lockdep, sleep-in-atomic, RCU stall, hung task)"

@@ -48,15 +48,27 @@ impl Shard {
     }
 }
 
-/// Keep the cases of one shard: every `count`-th case starting at `index`, so that each
-/// group of cases (which tend to cost alike) is spread over all shards.
+/// The scenario a case belongs to: its name up to the last `": "` (the runs of one scenario on
+/// each driver and their comparison share it, and the comparison reuses the runs).
+fn scenario(name: &str) -> &str {
+    name.rsplit_once(": ").map_or(name, |(scenario, _)| scenario)
+}
+
+/// Keep the cases of one shard: the scenarios, in the order they first appear, are dealt out
+/// to the shards in turn, so that a scenario's runs and comparison stay together (the
+/// comparison reuses the runs) and each group of scenarios, which tend to cost alike, is
+/// spread over all shards.
 pub fn shard<'a>(cases: Vec<Case<'a>>, shard: Option<Shard>) -> Vec<Case<'a>> {
-    match shard {
-        None => cases,
-        Some(Shard { index, count }) => {
-            cases.into_iter().enumerate().filter(|(i, _)| i % count == index).map(|(_, c)| c).collect()
-        }
-    }
+    let Some(Shard { index, count }) = shard else { return cases };
+    let mut ordinal: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    cases
+        .into_iter()
+        .filter(|c| {
+            let next = ordinal.len();
+            let n = *ordinal.entry(scenario(&c.name).to_string()).or_insert(next);
+            n % count == index
+        })
+        .collect()
 }
 
 /// Run one case, turning a panic into a failure.
@@ -98,13 +110,20 @@ pub fn run_all(cases: &[Case], timeout: Duration) -> i32 {
         let state = Arc::clone(&state);
         thread::spawn(move || watchdog(state, names, timeout));
     }
+    // scripts/guest.sh collects how long each case took (lines it does not show) to see where
+    // a run's time goes and how evenly its shards share it.
+    let times = std::env::var_os("VFIO_PCI_RS_CASE_TIMES").is_some();
     for (i, case) in cases.iter().enumerate() {
-        lock(&state).current = Some((i, Instant::now()));
+        let t0 = Instant::now();
+        lock(&state).current = Some((i, t0));
         let result = run_case(case);
         let mut st = lock(&state);
         st.current = None;
         // stdout gone: nothing sensible left to do but carry on.
         let _ = st.ktap.report(&case.name, &result);
+        if times {
+            let _ = st.ktap.raw_line(&format!("HARNESS: time {} {}", t0.elapsed().as_millis(), case.name));
+        }
     }
     let mut st = lock(&state);
     match st.ktap.finish() {

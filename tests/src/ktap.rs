@@ -102,6 +102,12 @@ impl<W: Write> Ktap<W> {
         self.out.flush()
     }
 
+    /// Write a line that is not KTAP (a harness annotation), as it is.
+    pub fn raw_line(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.out, "{line}")?;
+        self.out.flush()
+    }
+
     /// Write the summary line; returns whether the run passed (F == 0 and
     /// every planned test was reported).
     pub fn finish(&mut self) -> io::Result<bool> {
