@@ -14,7 +14,8 @@
 //!   (`pci::config`), INTx (`pci::intx`), MSI/MSI-X vectors (`pci::msi`), BAR claims and
 //!   sub-page reservations (`pci::bar`), the ROM (`pci::rom`), register constants
 //!   (`pci::regs`), the PCI driver trait the kernel crate's adapter lacks (`pci::driver`:
-//!   `driver_managed_dma`, `sriov_configure`, the AER handler, dynamic IDs) and the PCI bus
+//!   `driver_managed_dma`, `sriov_configure`, the AER handler, dynamic IDs, read-only sysfs
+//!   attributes of bound functions through `dev_groups`: `pci::sysfs`) and the PCI bus
 //!   notifier (`pci::notifier`).
 //! - [`vfio`]: the VFIO core: a device with the driver's state embedded, its ops as a
 //!   `#[vtable]` trait, registration, dev_sets, virqfds, PFN mappings of the device file, and

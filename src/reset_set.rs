@@ -41,7 +41,7 @@ use crate::{
             VfioDevice,
             VfioDeviceOps, //
         }, //
-    },
+    }, //
 };
 use core::fmt::{
     self,

@@ -379,7 +379,9 @@ fn expect_trace_events(c: &Ctx, t: &Transcript) -> Vec<String> {
     let want_method = observed(t, TR_METHOD).unwrap_or("?").to_string();
     match (&resets[..], ret_of(t, TC_RESET)) {
         ([r], Some(ret)) if field(r, "ret") == ret && field(r, "method") == want_method => {}
-        (v, ret) => f.push(format!("VFIO_DEVICE_RESET records: {v:?}, expected one with method={want_method} ret={ret:?}")),
+        (v, ret) => {
+            f.push(format!("VFIO_DEVICE_RESET records: {v:?}, expected one with method={want_method} ret={ret:?}"))
+        }
     }
     let hot = of("vfio_pci_rs_hot_reset", a);
     let proofs: Vec<String> = hot.iter().map(|r| field(r, "proof")).collect();
@@ -388,7 +390,10 @@ fn expect_trace_events(c: &Ctx, t: &Transcript) -> Vec<String> {
     }
     for (r, step) in hot.iter().zip([TC_HOT, TG_HOT]) {
         let scope = field(r, "scope");
-        if field(r, "members") != members || Some(field(r, "ret")) != ret_of(t, step) || !["slot", "bus"].contains(&scope.as_str()) {
+        if field(r, "members") != members
+            || Some(field(r, "ret")) != ret_of(t, step)
+            || !["slot", "bus"].contains(&scope.as_str())
+        {
             f.push(format!("{step}: record {r:?}, expected members={members} ret={:?}", ret_of(t, step)));
         }
     }
@@ -396,7 +401,9 @@ fn expect_trace_events(c: &Ctx, t: &Transcript) -> Vec<String> {
     let dirty_needed = records.iter().any(|r| r.event == "vfio_pci_rs_close" && field(r, "needs_reset") == "1");
     let dirty: Vec<&Record> = records.iter().filter(|r| r.event == "vfio_pci_rs_dirty_reset").collect();
     if dirty_needed != !dirty.is_empty() {
-        f.push(format!("dirty-set reset records {dirty:?}, but a close left a function needing a reset: {dirty_needed}"));
+        f.push(format!(
+            "dirty-set reset records {dirty:?}, but a close left a function needing a reset: {dirty_needed}"
+        ));
     }
     for r in dirty {
         if field(r, "members") != members || field(r, "ret") != "0" {

@@ -323,7 +323,13 @@ pub(crate) fn group_device(t: &mut Transcript, p: &str, lg: &Legacy, m: &Member)
 }
 
 /// Open `m`'s cdev and bind it to `ictx` (id space `space`).
-pub(crate) fn cdev_bound(t: &mut Transcript, p: &str, m: &Member, ictx: &Iommufd, space: &str) -> Result<Device, Abort> {
+pub(crate) fn cdev_bound(
+    t: &mut Transcript,
+    p: &str,
+    m: &Member,
+    ictx: &Iommufd,
+    space: &str,
+) -> Result<Device, Abort> {
     let d = t.need(&format!("{p}open the cdev of {}", m.label), Device::open_cdev(&m.cdev), none)?;
     t.need(&format!("{p}VFIO_DEVICE_BIND_IOMMUFD({}, {space})", m.label), d.bind_iommufd(ictx), |id, t| {
         vec![("out_devid", t.norm_id(space, (*id).into()))]

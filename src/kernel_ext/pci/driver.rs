@@ -161,7 +161,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
             (*drv).id_table = core::ptr::null();
             (*drv).err_handler = Self::err_handlers();
             (*drv).driver_managed_dma = true;
-            (*drv).driver.dev_groups = Self::dev_groups();
+            (*drv).dev_groups = Self::dev_groups();
         }
         // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`
         // (the safety requirement of this function).

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Read-only sysfs attributes a [`super::driver::Driver`] adds to every function bound to it,
-//! through its `device_driver.dev_groups`: the driver core creates them once probe has
-//! succeeded and removes them before `remove`, waiting for the readers in progress, so an
-//! attribute is only ever read while the function is bound and its driver data alive.
+//! through its `dev_groups` (`pci_driver.dev_groups`, copied to its `device_driver`): the driver
+//! core creates them once probe has succeeded and removes them before `remove`, waiting for the
+//! readers in progress, so an attribute is only ever read while the function is bound and its
+//! driver data alive.
 //!
 //! The attributes are in one directory of the function (`/sys/bus/pci/devices/BDF/NAME/`),
 //! named and listed by [`Driver::ATTRIBUTE_GROUP`] and [`Driver::ATTRIBUTES`]; a read is
@@ -104,14 +105,15 @@ impl<T: Driver> Adapter<T> {
 
     const GROUPS: [*const bindings::attribute_group; 2] = [&Self::GROUP, ptr::null()];
 
-    /// The `dev_groups` of the driver: its attribute group, null-terminated; null when it has
-    /// no attributes.
-    pub(super) const fn dev_groups() -> *const *const bindings::attribute_group {
+    /// The `dev_groups` of the driver (`pci_driver.dev_groups`, which the PCI core hands to the
+    /// driver core): its attribute group, null-terminated; null when it has no attributes. The
+    /// list is only read, despite the field's type.
+    pub(super) const fn dev_groups() -> *mut *const bindings::attribute_group {
         if T::ATTRIBUTES.is_empty() {
-            return ptr::null();
+            return ptr::null_mut();
         }
         let groups: &'static [*const bindings::attribute_group; 2] = &Self::GROUPS;
-        groups.as_ptr()
+        groups.as_ptr().cast_mut()
     }
 
     /// The `show` callback of every attribute.
