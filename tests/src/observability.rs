@@ -298,6 +298,8 @@ const TR_METHOD: &str = "A's first reset method (sysfs reset_method)";
 const TC_RESET: &str = "cdev path: VFIO_DEVICE_RESET(A)";
 const TC_HOT: &str = "cdev path: PCI_HOT_RESET zero-length";
 const TG_HOT: &str = "group path: PCI_HOT_RESET with every group";
+const TD_P: &str = "dirty: ";
+const TD_RESET: &str = "dirty: VFIO_DEVICE_RESET(A) without reset methods";
 
 fn trace_events(c: &Ctx) -> Transcript {
     scenario(|t| {
@@ -326,6 +328,24 @@ fn trace_events(c: &Ctx) -> Transcript {
             let lg = legacy(t, "group path: ", &all)?;
             let d = group_device(t, "group path: ", &lg, &set[0])?;
             t.step(TG_HOT, d.hot_reset_groups(&lg.all_fds()), none);
+        }
+        // Without a function-level reset every closing function stays dirty: the last close
+        // resets the set.
+        for m in &set {
+            let step = format!("{TD_P}disable {}'s reset methods", m.label);
+            t.step(&step, sysfs::write_attr(&reset_method_path(&m.bdf), "\n"), none);
+        }
+        {
+            let ictx = iommufd(t, "dirty: open /dev/iommu")?;
+            let mut devs = Vec::new();
+            for m in &set {
+                devs.push(cdev_bound(t, TD_P, m, &ictx, "ictx2")?);
+            }
+            t.step(TD_RESET, devs[0].reset(), none);
+        }
+        for m in &set {
+            let step = format!("{TD_P}restore {}'s reset methods", m.label);
+            t.step(&step, sysfs::write_attr(&reset_method_path(&m.bdf), "default"), none);
         }
         observe(t, c, TR_STOP, stop_tracing);
         unbind_site(t, &set);
@@ -362,26 +382,32 @@ fn expect_trace_events(c: &Ctx, t: &Transcript) -> Vec<String> {
         records.iter().filter(|r| r.event == event && r.fields.get("dev").map(String::as_str) == Some(dev)).collect()
     };
     let field = |r: &Record, k: &str| r.fields.get(k).cloned().unwrap_or_default();
-    // A was opened twice: through its cdev (bound to an iommufd), then its group (type1 container).
+    // A was opened three times: through its cdev (bound to an iommufd), its group (type1
+    // container), its cdev again.
     let opens = of("vfio_pci_rs_open", a);
     let iommufd: Vec<String> = opens.iter().map(|r| field(r, "iommufd")).collect();
-    if iommufd != ["1", "0"] || opens.iter().any(|r| field(r, "ret") != "0") {
-        f.push(format!("A's open records: {opens:?}, expected two, iommufd=1 then 0, ret=0"));
+    if iommufd != ["1", "0", "1"] || opens.iter().any(|r| field(r, "ret") != "0") {
+        f.push(format!("A's open records: {opens:?}, expected three, iommufd=1, 0, 1, ret=0"));
     }
     for dev in &s.functions {
         let opened = of("vfio_pci_rs_open", dev).len();
-        let closed = of("vfio_pci_rs_close", dev).len();
-        if opened != closed {
-            f.push(format!("{dev}: {opened} open records but {closed} close records"));
+        let closed = of("vfio_pci_rs_close", dev);
+        if opened != closed.len() {
+            f.push(format!("{dev}: {opened} open records but {} close records", closed.len()));
+        }
+        // The last close of each, without reset methods: not attempted, left dirty.
+        match closed.last() {
+            Some(r) if field(r, "reset") == "-25" && field(r, "needs_reset") == "1" => {}
+            r => f.push(format!("{dev}: last close record {r:?}, expected reset=-25 needs_reset=1")),
         }
     }
     let resets = of("vfio_pci_rs_reset", a);
     let want_method = observed(t, TR_METHOD).unwrap_or("?").to_string();
-    match (&resets[..], ret_of(t, TC_RESET)) {
-        ([r], Some(ret)) if field(r, "ret") == ret && field(r, "method") == want_method => {}
-        (v, ret) => {
-            f.push(format!("VFIO_DEVICE_RESET records: {v:?}, expected one with method={want_method} ret={ret:?}"))
-        }
+    let want = [(want_method, ret_of(t, TC_RESET)), ("none".to_string(), ret_of(t, TD_RESET))];
+    let got: Vec<(String, Option<String>)> =
+        resets.iter().map(|r| (field(r, "method"), Some(field(r, "ret")))).collect();
+    if got != want {
+        f.push(format!("VFIO_DEVICE_RESET records: {resets:?}, expected (method, ret) {want:?}"));
     }
     let hot = of("vfio_pci_rs_hot_reset", a);
     let proofs: Vec<String> = hot.iter().map(|r| field(r, "proof")).collect();
@@ -397,18 +423,11 @@ fn expect_trace_events(c: &Ctx, t: &Transcript) -> Vec<String> {
             f.push(format!("{step}: record {r:?}, expected members={members} ret={:?}", ret_of(t, step)));
         }
     }
-    // A close that leaves its function needing a reset makes the set's last close reset the set.
-    let dirty_needed = records.iter().any(|r| r.event == "vfio_pci_rs_close" && field(r, "needs_reset") == "1");
+    // The last close of the dirty set reset it, the event right after that close's.
     let dirty: Vec<&Record> = records.iter().filter(|r| r.event == "vfio_pci_rs_dirty_reset").collect();
-    if dirty_needed != !dirty.is_empty() {
-        f.push(format!(
-            "dirty-set reset records {dirty:?}, but a close left a function needing a reset: {dirty_needed}"
-        ));
-    }
-    for r in dirty {
-        if field(r, "members") != members || field(r, "ret") != "0" {
-            f.push(format!("dirty-set reset record {r:?}, expected members={members} ret=0"));
-        }
+    match (&dirty[..], records.last()) {
+        ([d], Some(last)) if std::ptr::eq(*d, last) && field(d, "members") == members && field(d, "ret") == "0" => {}
+        _ => f.push(format!("dirty-set reset records {dirty:?}, expected one, last, with members={members} ret=0")),
     }
     f
 }
