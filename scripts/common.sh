@@ -15,24 +15,28 @@ log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The test kernel: VFIO_PCI_RS_KERNEL picks the Debian source package and everything built
-# from it.  KERNELS are the ones supported (the toolchain root holds all their sources).
-# 7.2's cache names are those from before 7.3 was supported, so a cache built then stays
-# valid; every other kernel's carry its version.
+# from it.  KERNELS are the ones supported (the toolchain root holds all their sources); the
+# newest is the default.
 KERNELS=(7.2 7.3)
-KERNEL=${VFIO_PCI_RS_KERNEL:-7.2}
+KERNEL=${VFIO_PCI_RS_KERNEL:-7.3}
 case " ${KERNELS[*]} " in
 *" $KERNEL "*) ;;
 *) die "VFIO_PCI_RS_KERNEL=$KERNEL: supported kernels are ${KERNELS[*]}" ;;
 esac
-ksuffix=-$KERNEL
-[ "$KERNEL" = 7.2 ] && ksuffix=
 KVER_PKG=linux-source-$KERNEL                  # the source package (trixie-backports)
-KTREE=$WORK/linux$ksuffix                      # the built tree (scripts/kernel.sh)
-KBUILD_LOG=$WORK/kernel-build$ksuffix.log      # its build log
-MODROOT=$WORK/modroot$ksuffix                  # its modules, installed (scripts/guest.sh)
-CLIENTS_CACHE=$WORK/clients$ksuffix            # the VFIO selftests from its tree (scripts/clients.sh)
-TESTS_TARGET=${VFIO_PCI_RS_TESTS_TARGET:-$WORK/tests-target$ksuffix} # cargo's target dir for tests/
-unset ksuffix
+# The config fragments (tinyconfig + these, scripts/kernel.sh) and the build recipe's version:
+# bump KERNEL_RECIPE when an edit to kernel.sh changes how a tree is configured or built.
+KFRAGMENTS=("$REPO/kernel/vfio-pci-rs.config" "$REPO/kernel/vfio-pci-rs-$KERNEL.config")
+KERNEL_RECIPE=r1
+# A built tree is named by its version and a hash of what configures it, so checkouts with
+# different fragments (branches, older commits, CI) each find their own tree and never
+# reconfigure one another's.  kernel.sh seeds a new tree from a sibling to build incrementally.
+KCONFIG_ID=$({ cat "${KFRAGMENTS[@]}"; echo "$KERNEL_RECIPE"; } | sha256sum | cut -c1-12)
+KTREE=$WORK/linux-$KERNEL-$KCONFIG_ID          # the built tree (scripts/kernel.sh)
+KBUILD_LOG=$KTREE.build.log                    # its build log
+MODROOT=$KTREE.modroot                         # its modules, installed (scripts/guest.sh)
+CLIENTS_CACHE=$WORK/clients-$KERNEL            # the VFIO selftests from its source (scripts/clients.sh)
+TESTS_TARGET=${VFIO_PCI_RS_TESTS_TARGET:-$WORK/tests-target-$KERNEL} # cargo's target dir for tests/
 
 # The Debian mirror: taken from the host's own apt configuration unless
 # VFIO_PCI_RS_MIRROR says otherwise.

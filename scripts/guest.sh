@@ -21,6 +21,16 @@
 # passed-through function; /opt/vfio-selftests holds the kernel tree's VFIO selftests
 # (scripts/clients.sh).
 #
+# An unfiltered `tests` run boots VFIO_PCI_RS_GUEST_SHARDS guests at once (default 2 on a
+# machine with 2 or more cores), each running an interleaved share of the cases; their
+# counts are summed into the one closing line.
+#
+# VFIO_PCI_RS_MODULE=FILE puts that vfio_pci_rs.ko into the guest instead of building the
+# checkout's, and VFIO_PCI_RS_MODROOT=DIR gives the guest DIR/lib/modules/RELEASE (an installed
+# module tree: the kernel's modules plus vfio_pci_rs.ko where an install put it, and depmod's
+# files) instead of the test kernel's own modules: scripts/install-test.sh boots the guest with
+# the module DKMS installed.
+#
 # VFIO_PCI_RS_GUEST_ICOUNT=shift=0,sleep=off makes guest time count instructions (for
 # repeatable benchmarks). One vCPU by default (VFIO_PCI_RS_GUEST_SMP to change it): with two, QEMU's TCG froze the
 # whole guest (no console output, not even the hung-task detector) twice in a few hundred
@@ -36,17 +46,26 @@ timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-900}
 KDIR=$("$REPO/scripts/kernel.sh")
 kver=$(cat "$KDIR/include/config/kernel.release")
 
-# Kernel modules, installed once per kernel build.
-modroot=$MODROOT
-if [ ! -f "$modroot/.stamp" ] || [ "$(cat "$modroot/.stamp")" != "$(cat "$KDIR/.vfio-pci-rs-stamp")" ]; then
+# Kernel modules, installed once per kernel build (unless VFIO_PCI_RS_MODROOT gives a tree).
+modroot=${VFIO_PCI_RS_MODROOT:-$MODROOT}
+if [ -n "${VFIO_PCI_RS_MODROOT:-}" ]; then
+	[ -d "$modroot/lib/modules/$kver" ] || die "VFIO_PCI_RS_MODROOT=$modroot has no lib/modules/$kver"
+elif [ ! -f "$modroot/.stamp" ] || [ "$(cat "$modroot/.stamp")" != "$(cat "$KDIR/.vfio-pci-rs-stamp")" ]; then
 	log "installing the test kernel's modules"
 	rm -rf "$modroot"
 	(cd "$KDIR" && in_root make -s LLVM=1 INSTALL_MOD_PATH="$modroot" modules_install >/dev/null)
 	cp "$KDIR/.vfio-pci-rs-stamp" "$modroot/.stamp"
 fi
 
-log "building vfio_pci_rs.ko"
-(cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
+module=${VFIO_PCI_RS_MODULE:-}
+if [ -n "$module" ]; then
+	[ -f "$module" ] || die "VFIO_PCI_RS_MODULE=$module does not exist"
+	log "vfio_pci_rs.ko: $module"
+else
+	log "building vfio_pci_rs.ko"
+	(cd "$REPO" && in_root make -s -C "$KDIR" M="$REPO" LLVM=1 modules) >&2
+	module=$REPO/vfio_pci_rs.ko
+fi
 
 log "building the in-guest test binary"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
@@ -81,7 +100,7 @@ ln -s busybox "$ir/bin/sh"
 cp "$REPO/harness/init" "$ir/init"
 cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
-cp "$REPO/vfio_pci_rs.ko" "$ir/lib/modules/vfio_pci_rs.ko"
+cp "$module" "$ir/lib/modules/vfio_pci_rs.ko"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
 if [ -n "$clients_bin" ]; then
 	mkdir -p "$ir/opt/vfio-selftests"
@@ -98,68 +117,110 @@ mapfile -t topo_args < <(topology_qemu_args)
 append="console=ttyS0 panic=-1 intel_iommu=on pci=noari ignore_loglevel harness=$mode"
 [ -n "$filter" ] && append+=" harness.filter=$filter"
 
-serial_out="file:$run/logs/output.log"
-[ "$mode" = shell ] && serial_out=stdio
-log "booting the guest ($mode, timeout ${timeout_s}s, logs in $run/logs)"
+# The suite runs in SHARDS guests at once, each with the same topology and an interleaved
+# share of the cases (the test binary's --shard K/N), one per host core: TCG runs a one-vCPU
+# guest on one thread.  A filtered run, or a machine with one core, uses one guest.
+shards=${VFIO_PCI_RS_GUEST_SHARDS:-}
+if [ -z "$shards" ]; then
+	shards=1
+	[ "$mode" = tests ] && [ -z "$filter" ] && [ "$(nproc)" -ge 2 ] && shards=2
+fi
+[ "$mode" = tests ] || shards=1
+case "$shards" in '' | *[!0-9]* | 0) die "VFIO_PCI_RS_GUEST_SHARDS=$shards: need a number >= 1" ;; esac
+
+# boot_guest DIR APPEND: one guest, its console in DIR/console.log, its output (ttyS1) in
+# DIR/output.log (or the terminal in shell mode), QEMU's exit status in DIR/qemu_rc.
+boot_guest() {
+	local dir=$1 extra=$2 serial_out="file:$1/output.log" rc
+	mkdir -p "$dir"
+	[ "$mode" = shell ] && serial_out=stdio
+	set +e
+	in_root timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
+		-M q35,kernel-irqchip=split -accel tcg -cpu max -smp "${VFIO_PCI_RS_GUEST_SMP:-1}" -m 1G \
+		${VFIO_PCI_RS_GUEST_ICOUNT:+-icount "$VFIO_PCI_RS_GUEST_ICOUNT"} \
+		-nodefaults -display none -no-reboot -monitor none \
+		-serial "file:$dir/console.log" -serial "$serial_out" \
+		-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
+		-device intel-iommu,intremap=on,caching-mode=on \
+		"${topo_args[@]}" \
+		-fsdev local,id=toolusr,path=/usr,security_model=none,readonly=on \
+		-device virtio-9p-pci,fsdev=toolusr,mount_tag=toolusr,bus=pcie.0,addr=0a.0 \
+		-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio" \
+		-append "$append$extra" < /dev/null
+	rc=$?
+	set -e
+	echo "$rc" > "$dir/qemu_rc"
+}
+
+log "booting $shards guest(s) ($mode, timeout ${timeout_s}s, logs in $run/logs)"
 t0=$(date +%s)
-set +e
-in_root timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
-	-M q35,kernel-irqchip=split -accel tcg -cpu max -smp "${VFIO_PCI_RS_GUEST_SMP:-1}" -m 1G \
-	${VFIO_PCI_RS_GUEST_ICOUNT:+-icount "$VFIO_PCI_RS_GUEST_ICOUNT"} \
-	-nodefaults -display none -no-reboot -monitor none \
-	-serial "file:$run/logs/console.log" -serial "$serial_out" \
-	-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
-	-device intel-iommu,intremap=on,caching-mode=on \
-	"${topo_args[@]}" \
-	-fsdev local,id=toolusr,path=/usr,security_model=none,readonly=on \
-	-device virtio-9p-pci,fsdev=toolusr,mount_tag=toolusr,bus=pcie.0,addr=0a.0 \
-	-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio" \
-	-append "$append" < /dev/null
-qemu_rc=$?
-set -e
-log "guest ran $(( $(date +%s) - t0 )) s (qemu exit $qemu_rc)"
+guest_dirs=()
+if [ "$shards" = 1 ]; then
+	guest_dirs=("$run/logs")
+	boot_guest "$run/logs" ""
+else
+	pids=()
+	for ((k = 0; k < shards; k++)); do
+		guest_dirs+=("$run/logs/shard$k")
+		boot_guest "$run/logs/shard$k" " harness.shard=$k/$shards" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || true; done
+fi
+log "guest(s) ran $(( $(date +%s) - t0 )) s (qemu exit $(cat "${guest_dirs[@]/%//qemu_rc}" | paste -sd' '))"
 
 [ "$mode" = shell ] && exit 0
-# The serial line ends lines with CR LF.
-output=$run/logs/output.log
-[ -f "$output" ] && sed -i 's/\r$//' "$output"
-touch "$output"
 summary_re='^[0-9]+ passed, [0-9]+ failed'
-grep -av '^HARNESS: ' "$output" | grep -avE "$summary_re" || true
+splats='WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN|UBSAN|DEBUG_LOCKS_WARN_ON|sleeping function called from invalid context|detected stall|blocked for more than|soft lockup|hard LOCKUP|INFO: trying to register non-static key|refcount_t: |list_(add|del) corruption|lockdep is turned off|circular locking|possible recursive locking|inconsistent lock state'
+
+# Each guest's output, its problems (exit, time, dmesg) and its counts; the closing line sums
+# the guests' counts plus one line for the harness's own check of all of them.
+passed=0 failed=0
+problems=()
+for dir in "${guest_dirs[@]}"; do
+	name=
+	[ "$shards" = 1 ] || name="${dir##*/} of $shards: "
+	[ "$shards" = 1 ] || echo "# ---- ${dir##*/}/$shards: $dir"
+	output=$dir/output.log
+	# The serial line ends lines with CR LF.
+	[ -f "$output" ] && sed -i 's/\r$//' "$output"
+	touch "$output"
+	grep -av '^HARNESS: ' "$output" | grep -avE "$summary_re" || true
+
+	qemu_rc=$(cat "$dir/qemu_rc")
+	if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+		problems+=("${name}the guest did not finish within ${timeout_s}s")
+	fi
+	exit_line=$(grep -a '^HARNESS: exit ' "$output" | tail -n1 || true)
+	if [ -z "$exit_line" ]; then
+		problems+=("${name}the guest never reported an exit status (crash or hang)")
+		tail -n 40 "$dir/console.log" | sed 's/^/# console: /'
+	fi
+	guest_rc=${exit_line#HARNESS: exit }
+
+	# Kernel splats anywhere in the console log fail the run.
+	if grep -aEn "$splats" "$dir/console.log" > "$dir/splats.txt"; then
+		problems+=("${name}kernel splat in the guest's console log ($dir/console.log)")
+		head -n 20 "$dir/splats.txt" | sed 's/^/# splat: /'
+	fi
+
+	p=0 f=0
+	if summary=$(grep -aE "$summary_re" "$output" | tail -n1) && [ -n "$summary" ]; then
+		p=$(echo "$summary" | awk '{print $1}')
+		f=$(echo "$summary" | awk '{print $3}')
+	elif [ "$mode" = tests ]; then
+		problems+=("${name}the test binary printed no summary")
+	fi
+	# A failing guest command that reported no failure of its own is one.
+	if [ -n "$exit_line" ] && [ "$guest_rc" != 0 ] && [ "$f" = 0 ]; then
+		problems+=("${name}the guest command exited with status $guest_rc")
+	fi
+	passed=$((passed + p)) failed=$((failed + f))
+done
 
 fail=0
-problems=()
-if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
-	problems+=("the guest did not finish within ${timeout_s}s")
-fi
-exit_line=$(grep -a '^HARNESS: exit ' "$output" | tail -n1 || true)
-if [ -z "$exit_line" ]; then
-	problems+=("the guest never reported an exit status (crash or hang)")
-	tail -n 40 "$run/logs/console.log" | sed 's/^/# console: /'
-fi
-guest_rc=${exit_line#HARNESS: exit }
-
-# Kernel splats anywhere in the console log fail the run.
-splats='WARNING:|BUG:|Oops|general protection fault|Kernel panic|KASAN|UBSAN|DEBUG_LOCKS_WARN_ON|sleeping function called from invalid context|detected stall|blocked for more than|soft lockup|hard LOCKUP|INFO: trying to register non-static key|refcount_t: |list_(add|del) corruption|lockdep is turned off|circular locking|possible recursive locking|inconsistent lock state'
-if grep -aEn "$splats" "$run/logs/console.log" > "$run/logs/splats.txt"; then
-	problems+=("kernel splat in the guest's console log ($run/logs/console.log)")
-	head -n 20 "$run/logs/splats.txt" | sed 's/^/# splat: /'
-fi
-
-# The closing line: the guest's counts plus the harness's own check (exit, time, dmesg).
-passed=0 failed=0
-if summary=$(grep -aE "$summary_re" "$output" | tail -n1) && [ -n "$summary" ]; then
-	passed=$(echo "$summary" | awk '{print $1}')
-	failed=$(echo "$summary" | awk '{print $3}')
-elif [ "$mode" = tests ]; then
-	problems+=("the test binary printed no summary")
-fi
-# A failing guest command that reported no failure of its own is one.
-if [ -n "$exit_line" ] && [ "$guest_rc" != 0 ] && [ "$failed" = 0 ]; then
-	problems+=("the guest command exited with status $guest_rc")
-fi
 if [ ${#problems[@]} -eq 0 ]; then
-	echo "# harness: guest finished, dmesg clean (no WARN, BUG, Oops, lockdep, sleep-in-atomic, RCU stall, hung task)"
+	echo "# harness: guest(s) finished, dmesg clean (no WARN, BUG, Oops, lockdep, sleep-in-atomic, RCU stall, hung task)"
 	passed=$((passed + 1))
 else
 	for p in "${problems[@]}"; do echo "# harness: $p"; done
@@ -168,7 +229,7 @@ else
 fi
 [ "$failed" = 0 ] || fail=1
 if [ -n "${VFIO_PCI_RS_T0:-}" ]; then
-	echo "# total time $(( $(date +%s) - VFIO_PCI_RS_T0 )) s (${VFIO_PCI_RS_CACHE_STATE:-} cache)"
+	echo "# total time $(( $(date +%s) - VFIO_PCI_RS_T0 )) s (${VFIO_PCI_RS_CACHE_STATE:-} cache, $shards guest(s))"
 fi
 echo "$passed passed, $failed failed"
 exit "$fail"

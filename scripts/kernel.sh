@@ -2,34 +2,66 @@
 # Builds (once) the test kernel VFIO_PCI_RS_KERNEL selects (7.2 or 7.3, see
 # scripts/common.sh): linux-source-VERSION from the toolchain root, tinyconfig
 # plus kernel/vfio-pci-rs.config and kernel/vfio-pci-rs-VERSION.config, LLVM=1.
-# Rebuilt only when the source package version, the fragments or the recipe
-# (RECIPE below) change.  Prints the tree it leaves ready for
-# `make -C KDIR M=...`.
+# Each configuration gets its own tree, $WORK/linux-VERSION-ID (ID: a hash of the
+# fragments and KERNEL_RECIPE, see common.sh); a new one starts as a copy of the
+# newest built sibling of the same version, so a fragment change rebuilds only
+# what it touches and never disturbs the tree another checkout uses.  A tree is
+# rebuilt only when the source package version changes.  The three newest trees
+# of a version are kept.  Prints the tree it leaves ready for `make -C KDIR M=...`.
 
 . "$(dirname "$0")/common.sh"
 
 KDIR=$KTREE
-FRAGMENTS=("$REPO/kernel/vfio-pci-rs.config" "$REPO/kernel/vfio-pci-rs-$KERNEL.config")
+FRAGMENTS=("${KFRAGMENTS[@]}")
 STAMP=$KDIR/.vfio-pci-rs-stamp
 JOBS=${VFIO_PCI_RS_JOBS:-$(( $(nproc) + 1 ))}
-# The recipe's version: what this script does to a tree, besides the source version and
-# the fragments the stamp holds.  Bump it when an edit here changes how a tree is
-# configured or built; any other edit (comments, logging, another kernel's names) leaves
-# the built trees valid.
-RECIPE=r1
+KEEP_TREES=3
 
 "$REPO/scripts/toolchain.sh"
 
 srcver=$(in_root dpkg-query -W -f='${Version}' "$KVER_PKG")
-want="$srcver $(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-16) $RECIPE"
+want="$srcver $(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-16) $KERNEL_RECIPE"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -f "$KDIR/arch/x86/boot/bzImage" ]; then
-	log "test kernel $KERNEL is up to date ($want)"
+up_to_date() { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -f "$KDIR/arch/x86/boot/bzImage" ]; }
+
+if up_to_date; then
+	log "test kernel $KERNEL is up to date ($(basename "$KDIR"): $want)"
+	echo "$KDIR"
+	exit 0
+fi
+
+# One build per version at a time: two runs of the same configuration wait for each other
+# (the second then finds the tree built), and a tree is never copied while it is built.
+mkdir -p "$WORK"
+exec 9> "$WORK/.kernel-$KERNEL.lock"
+flock 9
+if up_to_date; then
+	log "test kernel $KERNEL was built meanwhile ($(basename "$KDIR"))"
 	echo "$KDIR"
 	exit 0
 fi
 
 t0=$(date +%s)
+# Seed a new configuration's tree from the newest built tree of the same source version
+# (including the names used before trees carried their configuration's ID).
+if [ ! -d "$KDIR" ]; then
+	legacy=$WORK/linux-$KERNEL
+	[ "$KERNEL" = 7.2 ] && legacy=$WORK/linux
+	seed=$(
+		for t in "$WORK/linux-$KERNEL"-* "$legacy"; do
+			[ -d "$t" ] && [ -f "$t/.vfio-pci-rs-stamp" ] && [ -f "$t/arch/x86/boot/bzImage" ] || continue
+			[ "$(cat "$t/.vfio-pci-rs-srcver" 2>/dev/null)" = "$srcver" ] || continue
+			printf '%s %s\n' "$(stat -c %Y "$t/.vfio-pci-rs-stamp")" "$t"
+		done | sort -rn | head -n1 | cut -d' ' -f2-
+	)
+	if [ -n "$seed" ]; then
+		log "new configuration $(basename "$KDIR"): seeding it from $(basename "$seed")"
+		rm -rf "$KDIR.tmp"
+		cp -a --reflink=auto "$seed" "$KDIR.tmp"
+		rm -f "$KDIR.tmp/.vfio-pci-rs-stamp"
+		mv "$KDIR.tmp" "$KDIR"
+	fi
+fi
 if [ ! -f "$KDIR/.vfio-pci-rs-srcver" ] || [ "$(cat "$KDIR/.vfio-pci-rs-srcver")" != "$srcver" ]; then
 	log "extracting $KVER_PKG $srcver into $KDIR"
 	rm -rf "$KDIR" "$WORK/$KVER_PKG"
@@ -63,5 +95,15 @@ if ! in_root make LLVM=1 -j"$JOBS" bzImage modules > "$KBUILD_LOG" 2>&1; then
 	die "kernel build failed"
 fi
 echo "$want" > "$STAMP"
+
+# Keep the KEEP_TREES newest configurations of this version (by their build time); older
+# ones go, with their installed modules and logs.
+for t in $(for t in "$WORK/linux-$KERNEL"-*; do
+		[ -f "$t/.vfio-pci-rs-stamp" ] && printf '%s %s\n' "$(stat -c %Y "$t/.vfio-pci-rs-stamp")" "$t"
+	done | sort -rn | tail -n +$((KEEP_TREES + 1)) | cut -d' ' -f2-); do
+	case "$t" in *.modroot | *.log | *.tmp) continue ;; esac
+	log "removing an old configuration's tree: $(basename "$t")"
+	rm -rf "$t" "$t.modroot" "$t.build.log"
+done
 log "test kernel $KERNEL built in $(( $(date +%s) - t0 )) s ($(du -h arch/x86/boot/bzImage | cut -f1) bzImage)"
 echo "$KDIR"

@@ -4,7 +4,9 @@
 # kernel build dependencies, QEMU, busybox-static and the sources of every
 # supported test kernel (linux-source-7.2, linux-source-7.3) from
 # trixie-backports.  Idempotent: a root whose stamp matches, or one made by
-# this recipe that has every package of the lists, is reused.
+# this recipe that has every package of the lists, is reused; an existing root
+# that lacks some (made from an older list: dkms came later) gets just those
+# installed, and nothing is ever removed from it.
 #
 #   scripts/toolchain.sh            create or check the root, print versions
 #   VFIO_PCI_RS_CACHE=/path ...     put the cache somewhere else
@@ -16,6 +18,7 @@ PACKAGES=(
 	rustc rust-src cargo rustfmt rust-clippy bindgen libclang-dev clang lld llvm
 	gcc libc6-dev make flex bison bc libelf-dev libssl-dev cpio kmod
 	python3 rsync xz-utils busybox-static qemu-system-x86 uuid-dev
+	dkms
 )
 # Every supported kernel's source (KERNELS in common.sh), so that VFIO_PCI_RS_KERNEL can
 # switch without touching the root.
@@ -54,7 +57,9 @@ if { [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ]; } || has_all_pack
 fi
 
 command -v unshare >/dev/null || die "unshare (util-linux) is required"
-if ! command -v debootstrap >/dev/null; then
+# debootstrap is needed only for a root that is not there yet.
+debootstrapped() { [ -x "$ROOT/usr/bin/apt-get" ] && [ -f "$ROOT/.debootstrap-done" ]; }
+if ! debootstrapped && ! command -v debootstrap >/dev/null; then
 	if command -v apt-get >/dev/null; then
 		log "installing debootstrap on the host"
 		apt-get update -qq >/dev/null || true
@@ -77,7 +82,7 @@ fi
 
 t0=$(date +%s)
 mkdir -p "$CACHE"
-if [ ! -x "$ROOT/usr/bin/apt-get" ] || [ ! -f "$ROOT/.debootstrap-done" ]; then
+if ! debootstrapped; then
 	log "debootstrap trixie into $ROOT"
 	rm -rf "$ROOT"
 	debootstrap --variant=minbase --include=ca-certificates trixie "$ROOT" "$MIRROR" \
@@ -91,7 +96,14 @@ deb $MIRROR trixie-backports main
 SOURCES
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
-log "installing packages into the root"
+if [ -f "$STAMP" ]; then
+	# An existing root: name what it lacks (apt-get installs only that).
+	missing=$(in_root dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' \
+		"${PACKAGES[@]}" "${BACKPORTS_PACKAGES[@]}" 2>&1 | awk '$1 != "ii" { print $NF }' | paste -sd' ') || true
+	log "installing the packages the root lacks: ${missing:-?}"
+else
+	log "installing packages into the root"
+fi
 VFIO_PCI_RS_ENV="DEBIAN_FRONTEND=noninteractive" in_root /bin/bash -ec "
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends ${PACKAGES[*]} >/dev/null

@@ -32,6 +32,33 @@ pub fn filter<'a>(cases: Vec<Case<'a>>, filter: Option<&str>) -> Vec<Case<'a>> {
     }
 }
 
+/// One of N interleaved shares of a case list: `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// `K/N` with `K < N`.
+    pub fn parse(s: &str) -> Option<Shard> {
+        let (k, n) = s.split_once('/')?;
+        let (index, count) = (k.parse().ok()?, n.parse().ok()?);
+        (index < count).then_some(Shard { index, count })
+    }
+}
+
+/// Keep the cases of one shard: every `count`-th case starting at `index`, so that each
+/// group of cases (which tend to cost alike) is spread over all shards.
+pub fn shard<'a>(cases: Vec<Case<'a>>, shard: Option<Shard>) -> Vec<Case<'a>> {
+    match shard {
+        None => cases,
+        Some(Shard { index, count }) => {
+            cases.into_iter().enumerate().filter(|(i, _)| i % count == index).map(|(_, c)| c).collect()
+        }
+    }
+}
+
 /// Run one case, turning a panic into a failure.
 pub fn run_case(case: &Case) -> CaseResult {
     match panic::catch_unwind(AssertUnwindSafe(|| (case.run)())) {

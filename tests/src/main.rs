@@ -7,7 +7,7 @@
 //! stdout, ending with a plain `P passed, F failed` line; the exit status is
 //! 0 iff nothing failed.
 //!
-//! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose]
+//! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose]
 //!        vfio-pci-rs-tests --self-check [--filter SUBSTR]
 //!        vfio-pci-rs-tests --demo BDF   (open a bound function both ways, step by step)
 //!        vfio-pci-rs-tests --bench      (hot-reset latency, vfio-pci-rs against vfio-pci)
@@ -55,6 +55,9 @@ use transcript::{compare, Outcome, Transcript};
 #[derive(Debug, PartialEq, Eq)]
 pub struct Args {
     pub filter: Option<String>,
+    /// `--shard K/N`: run only the K-th of N interleaved shares of the (filtered) cases, so
+    /// N guests can run the suite in parallel (scripts/guest.sh).
+    pub shard: Option<harness::Shard>,
     pub self_check: bool,
     pub list: bool,
     /// Show every transcript, not only those of failing runs.
@@ -70,6 +73,7 @@ pub struct Args {
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut a = Args {
         filter: None,
+        shard: None,
         self_check: false,
         list: false,
         verbose: false,
@@ -80,6 +84,10 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--filter" => a.filter = Some(args.next().ok_or("--filter needs a substring")?),
+            "--shard" => {
+                let v = args.next().ok_or("--shard needs K/N")?;
+                a.shard = Some(harness::Shard::parse(&v).ok_or_else(|| format!("--shard: {v:?} is not K/N with K < N"))?);
+            }
             "--timeout" => {
                 let v = args.next().ok_or("--timeout needs a number of seconds")?;
                 let s: u64 = v.parse().map_err(|_| format!("--timeout: {v:?} is not a number of seconds"))?;
@@ -98,7 +106,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
 }
 
 const USAGE: &str =
-    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--timeout SECS] [--list] [--verbose] [--self-check] | --demo BDF | --bench";
+    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] | --demo BDF | --bench";
 
 /// Where a topology's scenarios run.
 enum Target {
@@ -403,6 +411,6 @@ fn main() {
     }
     // The first load of the module, before any case: its KUnit suites run and are read back.
     suite.kunit = kunit::collect(&suite.rust);
-    let cases = harness::filter(suite.cases(), args.filter.as_deref());
+    let cases = harness::shard(harness::filter(suite.cases(), args.filter.as_deref()), args.shard);
     std::process::exit(harness::run_all(&cases, args.timeout));
 }

@@ -601,6 +601,12 @@ fn harness_filter() -> CaseResult {
     );
     c.eq("vfio-pci-rs", names(harness::filter(mk(), Some("vfio-pci-rs"))).len(), 1);
     c.eq("nothing", names(harness::filter(mk(), Some("nope"))).len(), 0);
+    let shard = |k, n| names(harness::shard(mk(), Some(harness::Shard { index: k, count: n })));
+    c.eq("shard 0/2", shard(0, 2), vec![names(mk())[0].clone(), names(mk())[2].clone()]);
+    c.eq("shard 1/2", shard(1, 2), vec![names(mk())[1].clone(), names(mk())[3].clone()]);
+    c.eq("shard 2/3", shard(2, 3), vec![names(mk())[2].clone()]);
+    c.eq("shards cover all", shard(0, 3).len() + shard(1, 3).len() + shard(2, 3).len(), 4);
+    c.eq("no shard", names(harness::shard(mk(), None)).len(), 4);
     c.done()
 }
 
@@ -630,6 +636,14 @@ fn cli() -> CaseResult {
     c.that("--filter without a value", parse(&["--filter"]).is_err());
     c.that("--timeout with junk", parse(&["--timeout", "soon"]).is_err());
     c.that("unknown flag", parse(&["--frobnicate"]).is_err());
+    c.eq(
+        "shard",
+        parse(&["--shard", "1/2"]).map(|a| a.shard),
+        Ok(Some(harness::Shard { index: 1, count: 2 })),
+    );
+    c.that("--shard 2/2", parse(&["--shard", "2/2"]).is_err());
+    c.that("--shard junk", parse(&["--shard", "a/b"]).is_err());
+    c.that("--shard without a value", parse(&["--shard"]).is_err());
     c.done()
 }
 
