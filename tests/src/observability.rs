@@ -19,6 +19,7 @@ use crate::sys::{Errno, Fail};
 use crate::sysfs;
 use crate::transcript::{Expect, Outcome, Transcript, Val};
 use crate::uapi::*;
+use crate::vfio::Device;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -465,8 +466,20 @@ fn refused<T>(t: &mut Transcript, c: &Ctx, name: &str, call: impl FnOnce() -> Re
     }
 }
 
+/// GET_PCI_HOT_RESET_INFO's errno with `argsz` (the reply's bytes are the
+/// hot-reset scenarios' business).
+fn info_result(d: &Device, argsz: u32) -> Result<(), Errno> {
+    match d.hot_reset_info(argsz) {
+        Ok(call) => call.result,
+        Err(e) => Err(e.errno().unwrap_or(Errno(0))),
+    }
+}
+
 const L_ON: &str = "dynamic debug on for module vfio_pci_rs";
 const L_OFF: &str = "dynamic debug off for module vfio_pci_rs";
+const L_OFF_MID: &str = "dynamic debug off for a while";
+const L_ON_AGAIN: &str = "dynamic debug on again";
+const LG_QUIET: &str = "group path: PCI_HOT_RESET argsz=11, dynamic debug off";
 const LI_ARGSZ: &str = "group path: GET_PCI_HOT_RESET_INFO argsz=11";
 const LI_ROOM: &str = "group path: GET_PCI_HOT_RESET_INFO argsz=16 (no room for entries)";
 const LG_ARGSZ: &str = "group path: PCI_HOT_RESET argsz=11";
@@ -492,10 +505,14 @@ fn refusal_logs(c: &Ctx) -> Transcript {
             let d = group_device(t, "group path: ", &lg, &set[0])?;
             let fds = lg.all_fds();
             let full = VFIO_PCI_HOT_RESET_MINSZ + 4 * fds.len() as u32;
-            refused(t, c, LI_ARGSZ, || d.hot_reset_info(11).map_err(|e| e.errno().unwrap_or(Errno(0))));
-            refused(t, c, LI_ROOM, || d.hot_reset_info(16).map_err(|e| e.errno().unwrap_or(Errno(0))));
+            refused(t, c, LI_ARGSZ, || info_result(&d, 11));
+            refused(t, c, LI_ROOM, || info_result(&d, 16));
             refused(t, c, LG_ARGSZ, || d.hot_reset(11, 0, &fds));
             refused(t, c, LG_FLAGS, || d.hot_reset(full, 1, &fds));
+            // Switched off, the same refusal logs nothing.
+            observe(t, c, L_OFF_MID, || dyndbg(false));
+            refused(t, c, LG_QUIET, || d.hot_reset(11, 0, &fds));
+            observe(t, c, L_ON_AGAIN, || dyndbg(true));
             refused(t, c, LG_COUNT0, || d.hot_reset_groups(&[]));
             if c.site.hot_reset {
                 let too_many: Vec<i32> = (0..=n).map(|i| fds[i % fds.len()]).collect();
@@ -573,6 +590,7 @@ fn expect_refusal_logs(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.err(LI_ROOM, if s.hot_reset { Errno::ENOSPC } else { Errno::ENODEV });
     e.err(LG_ARGSZ, Errno::EINVAL);
     e.err(LG_FLAGS, Errno::EINVAL);
+    e.err(LG_QUIET, Errno::EINVAL);
     e.err(LG_COUNT0, Errno::EINVAL);
     e.err(LC_COUNT1, Errno::EINVAL);
     let multigroup = s.distinct_groups().len() > 1;
@@ -609,6 +627,10 @@ fn expect_refusal_logs(c: &Ctx, t: &Transcript) -> Vec<String> {
     }
     expect_log(f, t, LG_ARGSZ, a, RESET, &["refused: argsz does not cover the 12-byte header"]);
     expect_log(f, t, LG_FLAGS, a, RESET, &["refused: flags 0x1, must be 0"]);
+    match observed(t, &format!("{LG_QUIET}: log")) {
+        Some("") => {}
+        other => f.push(format!("{LG_QUIET}: logged {other:?}, expected nothing")),
+    }
     expect_log(f, t, LG_COUNT0, a, RESET, &["refused: no group fds for a device opened through its group"]);
     expect_log(f, t, LC_COUNT1, a, RESET, &["refused: 1 group fds for a device opened through its cdev"]);
     if s.hot_reset {
