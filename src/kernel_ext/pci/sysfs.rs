@@ -27,6 +27,7 @@ use kernel::{
     page::PAGE_SIZE,
     str::{
         as_char_ptr_in_const_context,
+        CStr,
         CStrExt, //
     }, //
 };
@@ -134,12 +135,14 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: As above: the function is bound to this driver, its probe has succeeded and
         // its remove has not started, for the duration of the call.
         let data = unsafe { Self::data_of(super::raw_of(pdev)) };
-        // SAFETY: `attr` is one of `ATTRS`, valid for the call.
-        let name = unsafe { (*attr).attr.name };
-        let Some(index) = T::ATTRIBUTES.iter().position(|n| n.as_char_ptr() == name) else {
+        // SAFETY: `attr` is one of `ATTRS`, valid for the call, whose name is one of
+        // `T::ATTRIBUTES`: a NUL-terminated static string. (Names are compared by content: the
+        // copies of a constant need not share an address.)
+        let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
+        let Some(index) = T::ATTRIBUTES.iter().position(|n| *n == name) else {
             return 0;
         };
-        // INVARIANT: sysfs hands in a zeroed page, ours for the call.
+        // INVARIANT: sysfs hands in a page-sized buffer, ours for the call.
         let mut text = Text {
             buf: buf.cast(),
             len: 0,
