@@ -177,9 +177,8 @@ check_layer() {
 }
 
 check_selfcheck() {
-	local target=$TESTS_TARGET
-	if ! (cd tests && in_root cargo build -q --release --offline --manifest-path "$REPO/tests/Cargo.toml" \
-		--target-dir "$target") > "$out/cargo.txt" 2>&1; then
+	local target
+	if ! target=$("$REPO/scripts/tests-build.sh" "$TESTS_TARGET" -q 2> "$out/cargo.txt"); then
 		cat "$out/cargo.txt"
 		finding selfcheck 1
 		return
@@ -188,7 +187,7 @@ check_selfcheck() {
 	[ ! -s "$out/cargo.txt" ] || { cat "$out/cargo.txt"; n=$(count_lines '^(warning|error)' "$out/cargo.txt"); }
 	[ -f vfio_pci_rs.ko ] || build > /dev/null || true
 	if ! VFIO_PCI_RS_ENV="VFIO_PCI_RS_KO=$REPO/vfio_pci_rs.ko" in_root \
-		"$target/release/vfio-pci-rs-tests" --self-check > "$out/selfcheck.txt" 2>&1; then
+		"$target/vfio-pci-rs-tests" --self-check > "$out/selfcheck.txt" 2>&1; then
 		grep -B3 '^not ok' "$out/selfcheck.txt" || cat "$out/selfcheck.txt"
 	fi
 	n=$((n + $(count_lines '^not ok' "$out/selfcheck.txt")))

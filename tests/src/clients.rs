@@ -23,6 +23,11 @@
 //!   `Success` and QEMU exits 0; vfio-pci-rs passes when its run looks the
 //!   same: realized, the same hot-reset trace lines, the same exit status.
 //!
+//! - rust-vmm's vfio-ioctls, the library cloud-hypervisor uses, in a program
+//!   of the suite's (vmm_client.rs), through the IOMMUFD/cdev path and the
+//!   legacy container path; vfio-pci-rs passes when every step has the
+//!   verdict and the observations it has on vfio-pci.
+//!
 //! Every run has a deadline; a client still running then is killed and the
 //! case reported not ok, with the tail of the client's output.
 
@@ -31,6 +36,7 @@ use crate::harness::Case;
 use crate::ktap::CaseResult;
 use crate::scenarios::Site;
 use crate::sysfs;
+use crate::vmm_client::{self, VmmMode};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -71,6 +77,8 @@ pub enum Client {
     Selftest(&'static str),
     /// QEMU with the function as `-device vfio-pci`.
     Qemu(QemuMode),
+    /// The vfio-ioctls client on every function of the site.
+    VfioIoctls(VmmMode),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,6 +101,7 @@ impl Client {
             Client::Selftest(t) => t.to_string(),
             Client::Qemu(QemuMode::Group) => "qemu-group".into(),
             Client::Qemu(QemuMode::Iommufd) => "qemu-iommufd".into(),
+            Client::VfioIoctls(m) => m.name(),
         }
     }
 }
@@ -106,10 +115,18 @@ pub const PLAN: &[(&str, Client)] = &[
     ("slot", Client::Selftest("vfio_pci_device_init_perf_test")),
     ("slot", Client::Qemu(QemuMode::Group)),
     ("slot", Client::Qemu(QemuMode::Iommufd)),
+    ("slot", Client::VfioIoctls(VmmMode::Cdev)),
+    ("slot", Client::VfioIoctls(VmmMode::Group)),
     ("sriov", Client::Selftest("vfio_pci_device_test")),
     ("sriov", Client::Selftest("vfio_pci_sriov_uapi_test")),
     ("multifunction", Client::Qemu(QemuMode::Group)),
     ("multifunction", Client::Qemu(QemuMode::Iommufd)),
+    ("multifunction", Client::VfioIoctls(VmmMode::Cdev)),
+    ("multifunction", Client::VfioIoctls(VmmMode::Group)),
+    // Two IOMMU groups under one bus reset: one iommufd owns both (cdev), or
+    // one container holds both groups.
+    ("multigroup", Client::VfioIoctls(VmmMode::Cdev)),
+    ("multigroup", Client::VfioIoctls(VmmMode::Group)),
 ];
 
 /// Where one plan entry runs, as the suite discovered it.
@@ -653,7 +670,7 @@ pub(crate) fn compare_qemu(c: &QemuRun, r: &QemuRun) -> Vec<String> {
 // ----------------------------------------------------------------- runs
 
 /// Wait for `child` until `deadline`, then kill it.
-fn wait_deadline(child: &mut Child, deadline: Instant) -> Exit {
+pub(crate) fn wait_deadline(child: &mut Child, deadline: Instant) -> Exit {
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Exit::of(status),
@@ -668,7 +685,7 @@ fn wait_deadline(child: &mut Child, deadline: Instant) -> Exit {
 }
 
 /// A log file's text (lossy); empty when it cannot be read.
-fn read_log(path: &Path) -> String {
+pub(crate) fn read_log(path: &Path) -> String {
     fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
@@ -759,6 +776,7 @@ fn run_on(env: &Env, driver: &Driver, site: &Site, topo: &str, client: Client) -
         match client {
             Client::Selftest(t) => run_selftest(t, &[], Some(driver.name), bdf, &log).map(Outcome::Selftest),
             Client::Qemu(m) => run_qemu(m, bdf, &log).map(Outcome::Qemu),
+            Client::VfioIoctls(m) => vmm_client::run(m, &site.functions, &log).map(Outcome::Selftest),
         }
     })();
     let after = env.world.restore();
@@ -822,6 +840,9 @@ fn rust_case(env: &Env, site: &Site, topo: &str, client: Client) -> CaseResult {
                 failures.push(format!("nothing to compare against: no test results on {REFERENCE_NAME}"));
             }
             failures.extend(compare_selftest(cs, rs));
+            if let Client::VfioIoctls(_) = client {
+                failures.extend(vmm_client::compare_details(cs, rs));
+            }
             side_by_side = selftest_table(cs, rs, !failures.is_empty());
         }
         (Ok(Outcome::Qemu(cq)), Ok(Outcome::Qemu(rq))) => {

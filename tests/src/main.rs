@@ -38,6 +38,7 @@ mod sysfs;
 mod transcript;
 mod uapi;
 mod vfio;
+mod vmm_client;
 
 use driver::{Driver, World, REFERENCE_NAME, RUST_NAME};
 use harness::Case;
@@ -86,7 +87,8 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
             "--filter" => a.filter = Some(args.next().ok_or("--filter needs a substring")?),
             "--shard" => {
                 let v = args.next().ok_or("--shard needs K/N")?;
-                a.shard = Some(harness::Shard::parse(&v).ok_or_else(|| format!("--shard: {v:?} is not K/N with K < N"))?);
+                a.shard =
+                    Some(harness::Shard::parse(&v).ok_or_else(|| format!("--shard: {v:?} is not K/N with K < N"))?);
             }
             "--timeout" => {
                 let v = args.next().ok_or("--timeout needs a number of seconds")?;

@@ -73,6 +73,10 @@ pub fn cases() -> Vec<Case<'static>> {
         ),
         Case::new("clients: QEMU hot-reset traces are found, normalised and compared", clients_qemu_rule),
         Case::new("clients: the monitor's echo is shown as the command", clients_echo),
+        Case::new(
+            "clients: the vfio-ioctls client's observations are compared line by line",
+            crate::vmm_client::check_compare,
+        ),
         Case::new("bench: the device-init selftest's times are read test by test", bench_init_times),
         Case::new("kunit: KTAP suites of the module are read case by case from the log", kunit_log),
         Case::new("kunit: missing, unplanned, crashed and misnamed suites fail", kunit_judge),
@@ -636,11 +640,7 @@ fn cli() -> CaseResult {
     c.that("--filter without a value", parse(&["--filter"]).is_err());
     c.that("--timeout with junk", parse(&["--timeout", "soon"]).is_err());
     c.that("unknown flag", parse(&["--frobnicate"]).is_err());
-    c.eq(
-        "shard",
-        parse(&["--shard", "1/2"]).map(|a| a.shard),
-        Ok(Some(harness::Shard { index: 1, count: 2 })),
-    );
+    c.eq("shard", parse(&["--shard", "1/2"]).map(|a| a.shard), Ok(Some(harness::Shard { index: 1, count: 2 })));
     c.that("--shard 2/2", parse(&["--shard", "2/2"]).is_err());
     c.that("--shard junk", parse(&["--shard", "a/b"]).is_err());
     c.that("--shard without a value", parse(&["--shard"]).is_err());

@@ -1,12 +1,17 @@
 //! The thin layer under everything else: the libc entry points std does not
-//! wrap (`ioctl`, `syscall`), errno values and their names, the failure type
-//! the helpers return, and device-number arithmetic.
+//! wrap (`ioctl`, `syscall`, `mmap`, from the `libc` crate), errno values
+//! and their names, the failure type the helpers return, and device-number
+//! arithmetic.
 //!
 //! The calls into libc are confined to this file: the two ioctl helpers are
 //! `unsafe fn`s with a contract (the typed, safe wrappers that honour it live
 //! in vfio.rs), the two module syscalls take only slices and C strings and
 //! are safe, and `Mmio` owns a shared mapping of a device file (a BAR's
 //! sysfs `resourceN`) and only reads and writes inside it.
+//!
+//! Kept by hand: the errno names (libc has the numbers but not the names,
+//! and some of the values the suite may see are kernel-internal ones no
+//! libc knows: ERESTARTSYS, ENOIOCTLCMD, ENOTSUPP).
 
 use std::ffi::CStr;
 use std::fmt;
@@ -17,45 +22,28 @@ use std::os::raw::{c_char, c_int, c_long, c_ulong, c_void};
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("vfio-pci-rs-tests targets the x86_64 Linux guest only");
 
-extern "C" {
-    /// glibc: `int ioctl(int fd, unsigned long request, ...);`
-    fn ioctl(fd: c_int, request: c_ulong, ...) -> c_int;
-    /// glibc: `long syscall(long number, ...);`
-    fn syscall(number: c_long, ...) -> c_long;
-    /// glibc: `void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);`
-    fn mmap(addr: *mut c_void, len: usize, prot: c_int, flags: c_int, fd: c_int, off: i64) -> *mut c_void;
-    /// glibc: `int munmap(void *addr, size_t len);`
-    fn munmap(addr: *mut c_void, len: usize) -> c_int;
-    /// glibc: `ssize_t read(int fd, void *buf, size_t count);`
-    fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize;
-}
-
-/// x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
-const SYS_INIT_MODULE: c_long = 175;
-const SYS_DELETE_MODULE: c_long = 176;
-
 /// `O_NONBLOCK` for delete_module(2), as rmmod passes it.
-const O_NONBLOCK: c_long = 0o4000;
+const O_NONBLOCK: c_long = libc::O_NONBLOCK as c_long;
 
 /// An errno value as returned by a failed system call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub i32);
 
 impl Errno {
-    pub const EPERM: Errno = Errno(1);
-    pub const ENOENT: Errno = Errno(2);
-    pub const EIO: Errno = Errno(5);
-    pub const EBADF: Errno = Errno(9);
-    pub const EFAULT: Errno = Errno(14);
-    pub const EAGAIN: Errno = Errno(11);
-    pub const EACCES: Errno = Errno(13);
-    pub const EBUSY: Errno = Errno(16);
-    pub const EEXIST: Errno = Errno(17);
-    pub const ENODEV: Errno = Errno(19);
-    pub const EINVAL: Errno = Errno(22);
-    pub const ENOTTY: Errno = Errno(25);
-    pub const ENOSPC: Errno = Errno(28);
-    pub const ERANGE: Errno = Errno(34);
+    pub const EPERM: Errno = Errno(libc::EPERM);
+    pub const ENOENT: Errno = Errno(libc::ENOENT);
+    pub const EIO: Errno = Errno(libc::EIO);
+    pub const EBADF: Errno = Errno(libc::EBADF);
+    pub const EFAULT: Errno = Errno(libc::EFAULT);
+    pub const EAGAIN: Errno = Errno(libc::EAGAIN);
+    pub const EACCES: Errno = Errno(libc::EACCES);
+    pub const EBUSY: Errno = Errno(libc::EBUSY);
+    pub const EEXIST: Errno = Errno(libc::EEXIST);
+    pub const ENODEV: Errno = Errno(libc::ENODEV);
+    pub const EINVAL: Errno = Errno(libc::EINVAL);
+    pub const ENOTTY: Errno = Errno(libc::ENOTTY);
+    pub const ENOSPC: Errno = Errno(libc::ENOSPC);
+    pub const ERANGE: Errno = Errno(libc::ERANGE);
 
     /// The errno the last failed libc call left behind.
     pub fn last() -> Errno {
@@ -200,7 +188,7 @@ impl fmt::Display for Fail {
 pub unsafe fn ioctl_ptr(fd: &impl AsRawFd, request: c_ulong, arg: *mut c_void) -> Result<c_int, Errno> {
     // SAFETY: ioctl(2) itself only uses the integer fd and request; what it
     // does with `arg` is exactly what the caller vouched for above.
-    let ret = unsafe { ioctl(fd.as_raw_fd(), request, arg) };
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
     if ret < 0 {
         Err(Errno::last())
     } else {
@@ -218,7 +206,7 @@ pub unsafe fn ioctl_ptr(fd: &impl AsRawFd, request: c_ulong, arg: *mut c_void) -
 pub unsafe fn ioctl_val(fd: &impl AsRawFd, request: c_ulong, arg: c_ulong) -> Result<c_int, Errno> {
     // SAFETY: the caller guarantees the kernel treats `arg` as a plain
     // integer, so no memory of ours is read or written.
-    let ret = unsafe { ioctl(fd.as_raw_fd(), request, arg) };
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
     if ret < 0 {
         Err(Errno::last())
     } else {
@@ -236,7 +224,7 @@ pub fn init_module(image: &[u8], params: &CStr) -> Result<(), Errno> {
     // SAFETY: init_module(void *image, unsigned long len, const char *params)
     // reads `len` bytes at `image` (the whole slice) and the NUL-terminated
     // string `params`; both outlive the call and neither is written.
-    let ret = unsafe { syscall(SYS_INIT_MODULE, image, len, params) };
+    let ret = unsafe { libc::syscall(libc::SYS_init_module, image, len, params) };
     if ret < 0 {
         Err(Errno::last())
     } else {
@@ -246,15 +234,14 @@ pub fn init_module(image: &[u8], params: &CStr) -> Result<(), Errno> {
 
 /// eventfd2(2) with initial count 0 and no flags: a new eventfd.
 pub fn new_eventfd() -> Result<std::os::fd::OwnedFd, Errno> {
-    const SYS_EVENTFD2: c_long = 290;
-    // SAFETY: eventfd2(unsigned int initval, int flags) takes two integers
+    // SAFETY: eventfd(unsigned int initval, int flags) takes two integers
     // and returns a new file descriptor or -1.
-    let ret = unsafe { syscall(SYS_EVENTFD2, 0 as c_long, 0 as c_long) };
+    let ret = unsafe { libc::eventfd(0, 0) };
     if ret < 0 {
         return Err(Errno::last());
     }
-    // SAFETY: on success the syscall returned a new fd nothing else owns.
-    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret as c_int) })
+    // SAFETY: on success the call returned a new fd nothing else owns.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(ret) })
 }
 
 /// One read(2) of an 8-byte value, as an eventfd's counter is read (the read
@@ -263,7 +250,7 @@ pub fn read_u64(fd: &impl AsRawFd) -> Result<u64, Fail> {
     let mut value = 0u64;
     // SAFETY: read(2) writes at most 8 bytes into `value`, which is 8 bytes
     // long and lives across the call.
-    let n = unsafe { read(fd.as_raw_fd(), (&mut value as *mut u64).cast::<c_void>(), 8) };
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast::<c_void>(), 8) };
     match n {
         8 => Ok(value),
         n if n < 0 => Err(Fail::Os(Errno::last())),
@@ -276,7 +263,7 @@ pub fn delete_module(name: &CStr) -> Result<(), Errno> {
     let name: *const c_char = name.as_ptr();
     // SAFETY: delete_module(const char *name, unsigned flags) reads only the
     // NUL-terminated string `name`, which outlives the call.
-    let ret = unsafe { syscall(SYS_DELETE_MODULE, name, O_NONBLOCK) };
+    let ret = unsafe { libc::syscall(libc::SYS_delete_module, name, O_NONBLOCK) };
     if ret < 0 {
         Err(Errno::last())
     } else {
@@ -284,10 +271,7 @@ pub fn delete_module(name: &CStr) -> Result<(), Errno> {
     }
 }
 
-const PROT_READ: c_int = 1;
-const PROT_WRITE: c_int = 2;
-const MAP_SHARED: c_int = 1;
-const MAP_PRIVATE: c_int = 2;
+use libc::{MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE};
 const PAGE_SIZE: usize = 4096;
 
 /// A `MAP_SHARED`, read/write mapping of the first `len` bytes of a file
@@ -312,9 +296,10 @@ impl Mmio {
         let flags = if shared { MAP_SHARED } else { MAP_PRIVATE };
         // SAFETY: a fresh mapping chosen by the kernel (addr NULL) overlaps
         // nothing of ours; the fd is only used by the call.
-        let p =
-            unsafe { mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, flags, file.as_raw_fd(), offset as i64) };
-        if p as isize == -1 {
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, PROT_READ | PROT_WRITE, flags, file.as_raw_fd(), offset as i64)
+        };
+        if p == libc::MAP_FAILED {
             return Err(Errno::last());
         }
         Ok(Mmio { ptr: p.cast::<u8>(), len })
@@ -351,16 +336,16 @@ impl Drop for Mmio {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` describe exactly the mapping made in
         // `map_shared`, and no reference into it outlives `self`.
-        unsafe { munmap(self.ptr.cast::<c_void>(), self.len) };
+        unsafe { libc::munmap(self.ptr.cast::<c_void>(), self.len) };
     }
 }
 
-/// Major number of a `dev_t` (glibc's gnu_dev_major encoding).
+/// Major number of a `dev_t` (glibc's gnu_dev_major encoding, libc's `major`).
 pub fn dev_major(dev: u64) -> u32 {
-    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)) as u32
+    libc::major(dev)
 }
 
-/// Minor number of a `dev_t` (glibc's gnu_dev_minor encoding).
+/// Minor number of a `dev_t` (glibc's gnu_dev_minor encoding, libc's `minor`).
 pub fn dev_minor(dev: u64) -> u32 {
-    (((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)) as u32
+    libc::minor(dev)
 }
