@@ -44,7 +44,6 @@ use crate::{
         GatedFunction, //
     }, //
 };
-
 use core::mem::size_of;
 use kernel::{
     fs::LocalFile,
