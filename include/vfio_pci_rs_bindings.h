@@ -37,3 +37,7 @@ const pci_power_t VFIO_PCI_RS_CONFIG_PCI_D2 = PCI_D2;
 
 /* Tiny wrappers of static inline functions (src/kernel_ext/helpers.c). */
 #include "vfio_pci_rs_helpers.h"
+
+/* The trace events (src/kernel_ext/trace.c) and the refusal messages (src/kernel_ext/dyndbg.c). */
+#include "vfio_pci_rs_trace.h"
+#include "vfio_pci_rs_dyndbg.h"

@@ -43,6 +43,7 @@ use crate::{
             new_rwsem,
             RwSem, //
         },
+        trace,
         vfio::{
             uapi,
             InfoCaps,
@@ -196,81 +197,19 @@ impl VfioDeviceOps for VfioPciDevice {
 
     type SetState = SetState;
 
-    fn open_device(dev: &VfioDevice<Self>, _set: &LockedDevSet<'_, Self>) -> Result {
-        let pdev: &OwnedDevice = &dev.pdev;
-        let mut state = dev.open_state.lock();
-        // The state saved below must not include bus mastering.
-        pdev.clear_master();
-        pdev.enable()?;
-        match pdev.try_reset_function() {
-            Err(e) if e == EAGAIN => {
-                pdev.disable();
-                return Err(e);
-            }
-            result => state.reset_works = result.is_ok(),
-        }
-        state.saved = pdev.save_state();
-        if state.saved.is_none() {
-            dev_dbg!(pdev.as_device(), "Couldn't store saved state\n");
-        }
-        dev.memory.write().open(pdev);
-        // Interrupt setup may change the command register (INTx disable), which the virtual
-        // config space then starts from.
-        let opened = dev
-            .irqs
-            .lock()
-            .open(pdev)
-            .and_then(|()| config::open(&dev.config, pdev, &dev.memory));
-        if let Err(e) = opened {
-            config::close(&dev.config, &dev.pdev);
-            dev.memory.write().close();
-            state.saved = None;
-            pdev.disable();
-            return Err(e);
-        }
-        state.vf_user = dev.token_role.new_user();
-        Ok(())
+    fn open_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) -> Result {
+        let result = open(dev);
+        trace::open(
+            &dev.pdev,
+            || set.this().iommufd_ctx().is_some(),
+            || dev.reset_works(),
+            &result,
+        );
+        result
     }
 
     fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
-        let member = set.this();
-        let pdev: &OwnedDevice = &dev.pdev;
-        // The VF is no longer a user of its PF's token.
-        drop(dev.open_state.lock().vf_user.take());
-        intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
-        ioeventfd::teardown(&dev.ioeventfds);
-        config::close(&dev.config, &dev.pdev);
-        dev.memory.write().close();
-
-        let mut state = dev.open_state.lock();
-        let reset_works = core::mem::take(&mut state.reset_works);
-
-        pdev.set_power_d0();
-        pdev.clear_master();
-        member.set_needs_reset(true);
-
-        let mut restore = true;
-        if pdev.load_saved_state(state.saved.take()).is_err() {
-            dev_info!(
-                pdev.as_device(),
-                "close_device: Couldn't reload saved state\n"
-            );
-            if reset_works {
-                pdev.resave_state();
-            } else {
-                restore = false;
-            }
-        }
-        drop(state);
-
-        if restore {
-            pdev.write_config_word(regs::PCI_COMMAND, regs::PCI_COMMAND_INTX_DISABLE as u16);
-            if reset_works {
-                reset_function_for_close(pdev, &member);
-            }
-            pdev.restore_state();
-        }
-        pdev.disable();
+        close(dev, set);
         hot_reset::reset_dirty_set(set);
     }
 
@@ -282,7 +221,10 @@ impl VfioDeviceOps for VfioPciDevice {
                 ioctl::get_info(arg, || dev.reset_works())
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => {
-                ioctl::reset(dev.reset_works(), &dev.pdev, &dev.memory, dev.mappings())
+                let result =
+                    ioctl::reset(dev.reset_works(), &dev.pdev, &dev.memory, dev.mappings());
+                trace::device_reset(&dev.pdev, &result);
+                result
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
                 intrs::get_irq_info(&dev.irqs, &dev.pdev, arg)
@@ -300,7 +242,6 @@ impl VfioDeviceOps for VfioPciDevice {
             _ => Err(ENOTTY),
         }
     }
-
     fn read(dev: &VfioDevice<Self>, buf: UserPtr, count: usize, pos: &mut i64) -> Result<usize> {
         rw(dev, buf, count, pos, false)
     }
@@ -352,6 +293,89 @@ impl VfioDeviceOps for VfioPciDevice {
             );
         }
     }
+}
+
+/// The driver's part of the first open of `dev` (see [`VfioDeviceOps::open_device`]).
+fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
+    let pdev: &OwnedDevice = &dev.pdev;
+    let mut state = dev.open_state.lock();
+    // The state saved below must not include bus mastering.
+    pdev.clear_master();
+    pdev.enable()?;
+    match pdev.try_reset_function() {
+        Err(e) if e == EAGAIN => {
+            pdev.disable();
+            return Err(e);
+        }
+        result => state.reset_works = result.is_ok(),
+    }
+    state.saved = pdev.save_state();
+    if state.saved.is_none() {
+        dev_dbg!(pdev.as_device(), "Couldn't store saved state\n");
+    }
+    dev.memory.write().open(pdev);
+    // Interrupt setup may change the command register (INTx disable), which the virtual
+    // config space then starts from.
+    let opened = dev
+        .irqs
+        .lock()
+        .open(pdev)
+        .and_then(|()| config::open(&dev.config, pdev, &dev.memory));
+    if let Err(e) = opened {
+        config::close(&dev.config, &dev.pdev);
+        dev.memory.write().close();
+        state.saved = None;
+        pdev.disable();
+        return Err(e);
+    }
+    state.vf_user = dev.token_role.new_user();
+    Ok(())
+}
+
+/// The driver's part of the last close of `dev`, before the dirty-set reset (see
+/// [`VfioDeviceOps::close_device`]).
+fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>) {
+    let member = set.this();
+    let pdev: &OwnedDevice = &dev.pdev;
+    // The VF is no longer a user of its PF's token.
+    drop(dev.open_state.lock().vf_user.take());
+    intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
+    ioeventfd::teardown(&dev.ioeventfds);
+    config::close(&dev.config, &dev.pdev);
+    dev.memory.write().close();
+
+    let mut state = dev.open_state.lock();
+    let reset_works = core::mem::take(&mut state.reset_works);
+
+    pdev.set_power_d0();
+    pdev.clear_master();
+    member.set_needs_reset(true);
+
+    let mut restore = true;
+    if pdev.load_saved_state(state.saved.take()).is_err() {
+        dev_info!(
+            pdev.as_device(),
+            "close_device: Couldn't reload saved state\n"
+        );
+        if reset_works {
+            pdev.resave_state();
+        } else {
+            restore = false;
+        }
+    }
+    drop(state);
+
+    // Not attempted unless a function reset works and there is a state to restore.
+    let mut reset = Err(ENOTTY);
+    if restore {
+        pdev.write_config_word(regs::PCI_COMMAND, regs::PCI_COMMAND_INTX_DISABLE as u16);
+        if reset_works {
+            reset = reset_function_for_close(pdev, &member);
+        }
+        pdev.restore_state();
+    }
+    pdev.disable();
+    trace::close(pdev, &reset, member.needs_reset());
 }
 
 /// `read(2)`/`write(2)` on the device file: the region at `*pos` moves up to `count` bytes.
@@ -435,15 +459,16 @@ impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
 }
 
 /// Resets a closing function alone, without touching the state loaded for restore, when its
-/// device lock and its upstream bridge's are free; a success clears its needs-reset mark.
-fn reset_function_for_close(pdev: &OwnedDevice, member: &SetMember<'_, VfioPciDevice>) {
-    let Ok(bridge_lock) = pdev.try_lock_upstream_bridge() else {
-        return;
-    };
-    if let Some(lock) = pdev.try_lock() {
-        if pdev.reset_function_locked(&lock).is_ok() {
-            member.set_needs_reset(false);
-        }
+/// device lock and its upstream bridge's are free (else `EBUSY`); a success clears its
+/// needs-reset mark.
+fn reset_function_for_close(pdev: &OwnedDevice, member: &SetMember<'_, VfioPciDevice>) -> Result {
+    let bridge_lock = pdev.try_lock_upstream_bridge()?;
+    let lock = pdev.try_lock().ok_or(EBUSY)?;
+    let result = pdev.reset_function_locked(&lock);
+    if result.is_ok() {
+        member.set_needs_reset(false);
     }
+    drop(lock);
     drop(bridge_lock);
+    result
 }

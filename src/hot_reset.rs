@@ -17,11 +17,17 @@ use crate::{
         SetState, //
     },
     kernel_ext::{
+        dyndbg::{
+            self,
+            HotResetIoctl,
+            Refusal, //
+        },
         iommufd::GroupFile,
         pci::{
             OwnedDevice,
             PciDeviceExt, //
         },
+        trace,
         vfio::{
             uapi::{
                 self,
@@ -41,6 +47,7 @@ use crate::{
 use core::mem::size_of;
 use kernel::{
     fs::LocalFile,
+    pci,
     prelude::*,
     transmute::AsBytes,
     uaccess::{
@@ -59,8 +66,24 @@ impl<T: GatedFunction<SetState = SetState>> ResetTarget for T {}
 const HEADER_SIZE: usize = 3 * size_of::<u32>();
 
 /// Reads the header both ioctls start with; `EINVAL` when `argsz` does not cover it.
-fn read_header(arg: UserPtr) -> Result<uapi::vfio_pci_hot_reset_info> {
-    uapi::copy_in(arg, HEADER_SIZE)
+fn read_header(
+    pdev: &pci::Device,
+    ioctl: HotResetIoctl,
+    arg: UserPtr,
+) -> Result<uapi::vfio_pci_hot_reset_info> {
+    uapi::copy_in(arg, HEADER_SIZE).inspect_err(|&e| {
+        let why = if e == EINVAL {
+            Refusal::Argsz
+        } else {
+            Refusal::Fault(e)
+        };
+        dyndbg::refused(pdev, ioctl, why);
+    })
+}
+
+/// [`probe_hot_reset`], logging a refusal of `ioctl` when neither reset is possible.
+fn probe_logged(pdev: &OwnedDevice, ioctl: HotResetIoctl) -> Result<bool> {
+    probe_hot_reset(pdev).inspect_err(|_| dyndbg::refused(pdev, ioctl, Refusal::NoResetMethod))
 }
 
 /// Writes the header back.
@@ -68,17 +91,46 @@ fn write_header(arg: UserPtr, hdr: &uapi::vfio_pci_hot_reset_info) -> Result {
     uapi::copy_out(arg, hdr, HEADER_SIZE)
 }
 
+/// Why a set cannot be reset as a whole now.
+enum Unresettable {
+    /// Neither a slot nor a bus reset is possible (`ENODEV`).
+    NoResetMethod,
+    /// A function the reset reaches is not in the set: bound to another driver, or to none
+    /// (`EBUSY`); `foreign` was called on it.
+    Foreign,
+}
+
+impl Unresettable {
+    /// The errno the dirty-set trace event reports for it.
+    fn errno(&self) -> Error {
+        match self {
+            Self::NoResetMethod => ENODEV,
+            Self::Foreign => EBUSY,
+        }
+    }
+}
+
 /// The function through which a reset of the whole set is done, if such a reset is possible
 /// now and touches only functions in this set (so all of them are ours and can coordinate
-/// with it). Functions bound to another driver, or to none, make this `None`.
-fn resettable<'a, T: ResetTarget>(set: &'a LockedDevSet<'_, T>) -> Option<&'a OwnedDevice> {
-    let first = set.members().next()?;
+/// with it). Functions bound to another driver, or to none, prevent it: `foreign` is called on
+/// the first one found.
+fn resettable<'a, T: ResetTarget>(
+    set: &'a LockedDevSet<'_, T>,
+    foreign: &mut dyn FnMut(&pci::Device),
+) -> Result<&'a OwnedDevice, Unresettable> {
+    let first = set.members().next().ok_or(Unresettable::NoResetMethod)?;
     let pdev: &OwnedDevice = first.data().pdev();
-    let slot = probe_hot_reset(pdev).ok()?;
-    pdev.for_each_in_reset_scope(slot, &mut |other| set.find(other).map(|_| ()).ok_or(ENODEV))
-        .ok()?;
+    let slot = probe_hot_reset(pdev).map_err(|_| Unresettable::NoResetMethod)?;
+    pdev.for_each_in_reset_scope(slot, &mut |other| match set.find(other) {
+        Some(_) => Ok(()),
+        None => {
+            foreign(other);
+            Err(ENODEV)
+        }
+    })
+    .map_err(|_| Unresettable::Foreign)?;
     // The first member lives in the set as long as the lock is held.
-    Some(pdev)
+    Ok(pdev)
 }
 
 /// The number of functions a reset of `pdev` touches now.
@@ -93,21 +145,28 @@ fn count_affected(pdev: &OwnedDevice, slot: bool) -> Result<usize> {
 
 /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: the functions a hot reset of this one would touch.
 pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Result<isize> {
-    let mut hdr = read_header(arg)?;
-    hdr.flags = 0;
+    const IOCTL: HotResetIoctl = HotResetIoctl::Info;
     let pdev: &OwnedDevice = dev.pdev();
-    let slot = probe_hot_reset(pdev)?;
+    let refused = |why: Refusal<'_>| dyndbg::refused(pdev, IOCTL, why);
+    let mut hdr = read_header(pdev, IOCTL, arg)?;
+    hdr.flags = 0;
+    let slot = probe_logged(pdev, IOCTL)?;
 
     let count = count_affected(pdev, slot)?;
     if count == 0 {
         // There is always at least the function itself.
+        refused(Refusal::Empty);
         return Err(ERANGE);
     }
     let room = (hdr.argsz as usize - size_of::<uapi::vfio_pci_hot_reset_info>())
         / size_of::<uapi::vfio_pci_dependent_device>();
     if count > room {
         hdr.count = count as u32;
-        write_header(arg, &hdr)?;
+        write_header(arg, &hdr).inspect_err(|&e| refused(Refusal::Fault(e)))?;
+        refused(Refusal::NoRoom {
+            room,
+            functions: count,
+        });
         return Err(ENOSPC);
     }
 
@@ -123,6 +182,7 @@ pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Res
         pdev.for_each_in_reset_scope(slot, &mut |other| {
             if entries.len() >= count {
                 // The topology changed since we counted.
+                refused(Refusal::Topology);
                 return Err(EAGAIN);
             }
             let address = other.address();
@@ -142,7 +202,11 @@ pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Res
                 devid
             } else {
                 // Functions without an IOMMU group are not isolated and cannot be reset.
-                other.iommu_group_id().ok_or(EPERM)? as u32
+                let group = other.iommu_group_id();
+                if group.is_none() {
+                    refused(Refusal::NoIommuGroup(other));
+                }
+                group.ok_or(EPERM)? as u32
             };
             let entry = uapi::vfio_pci_dependent_device::new(
                 address.segment,
@@ -157,10 +221,11 @@ pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Res
     let devices = entries.as_slice().as_bytes();
     UserSlice::new(arg.wrapping_byte_add(HEADER_SIZE), devices.len())
         .writer()
-        .write_slice(devices)?;
+        .write_slice(devices)
+        .inspect_err(|&e| refused(Refusal::Fault(e)))?;
     hdr.count = entries.len() as u32;
     hdr.flags = flags;
-    write_header(arg, &hdr)?;
+    write_header(arg, &hdr).inspect_err(|&e| refused(Refusal::Fault(e)))?;
     Ok(0)
 }
 
@@ -174,18 +239,28 @@ enum Ownership {
 }
 
 impl Ownership {
-    /// Whether this proof covers `member`, a member of the set of `this`, the calling device.
-    fn covers<T: ResetTarget>(&self, this: &SetMember<'_, T>, member: &SetMember<'_, T>) -> bool {
+    /// Whether this proof covers `member`, a member of the set of `this`, the calling device;
+    /// if not, the rule it breaks.
+    fn covers<'m, T: ResetTarget>(
+        &self,
+        this: &SetMember<'_, T>,
+        member: &SetMember<'m, T>,
+    ) -> Result<(), Refusal<'m>> {
+        let pdev: &'m pci::Device = member.data().pdev();
         match self {
-            Self::Groups(files) => files.iter().any(|file| file.has_dev(member)),
+            Self::Groups(files) => match files.iter().any(|file| file.has_dev(member)) {
+                true => Ok(()),
+                false => Err(Refusal::GroupMissing(pdev)),
+            },
             // A cdev-opened device is always bound to a ctx.
             Self::Iommufd => match this
                 .iommufd_ctx()
                 .ok_or(ENODEV)
                 .and_then(|c| member.dev_id_in(c))
             {
-                Ok(_) => true,
-                Err(e) => e == ENOENT,
+                Ok(_) => Ok(()),
+                Err(e) if e == ENOENT => Ok(()),
+                Err(_) => Err(Refusal::NotOwned(pdev)),
             },
         }
     }
@@ -194,33 +269,67 @@ impl Ownership {
 /// `VFIO_DEVICE_PCI_HOT_RESET`: resets the slot or bus of this function, if the caller proves
 /// it owns every function there.
 pub(crate) fn hot_reset<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Result<isize> {
-    let hdr = read_header(arg)?;
+    let result = try_hot_reset(dev, arg);
+    let pdev: &OwnedDevice = dev.pdev();
+    trace::hot_reset(
+        pdev,
+        || probe_hot_reset(pdev).ok(),
+        dev.cdev_opened(),
+        &result,
+    );
+    result
+}
+
+/// [`hot_reset`] but for its trace event.
+fn try_hot_reset<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Result<isize> {
+    const IOCTL: HotResetIoctl = HotResetIoctl::Reset;
+    let pdev: &OwnedDevice = dev.pdev();
+    let refused = |why: Refusal<'_>| dyndbg::refused(pdev, IOCTL, why);
+    let hdr = read_header(pdev, IOCTL, arg)?;
     if hdr.flags != 0 {
+        refused(Refusal::Flags(hdr.flags));
         return Err(EINVAL);
     }
     // The zero-length array is for cdev-opened devices, and only for them.
     if (hdr.count != 0) == dev.cdev_opened() {
+        refused(match hdr.count {
+            0 => Refusal::NoFdsOnGroup,
+            count => Refusal::FdsOnCdev(count),
+        });
         return Err(EINVAL);
     }
-    let pdev: &OwnedDevice = dev.pdev();
-    let slot = probe_hot_reset(pdev)?;
+    let slot = probe_logged(pdev, IOCTL)?;
 
     let proof = if hdr.count != 0 {
         // Each group holds at least one affected function, so there cannot be more groups
         // than functions: refuse larger arrays before allocating anything.
         let count = hdr.count as usize;
-        if count > count_affected(pdev, slot)? {
+        let functions = count_affected(pdev, slot)?;
+        if count > functions {
+            refused(Refusal::Count {
+                count: hdr.count,
+                functions,
+            });
             return Err(EINVAL);
         }
         let mut fds = KVec::<i32>::with_capacity(count, GFP_KERNEL)?;
         let mut reader = UserSlice::new(arg, HEADER_SIZE + count * size_of::<i32>()).reader();
-        reader.skip(HEADER_SIZE)?;
+        reader
+            .skip(HEADER_SIZE)
+            .inspect_err(|&e| refused(Refusal::Fault(e)))?;
         for _ in 0..count {
-            fds.push(reader.read::<i32>()?, GFP_KERNEL)?;
+            let fd = reader
+                .read::<i32>()
+                .inspect_err(|&e| refused(Refusal::Fault(e)))?;
+            fds.push(fd, GFP_KERNEL)?;
         }
         let mut files = KVec::with_capacity(count, GFP_KERNEL)?;
         for &fd in fds.iter() {
-            let file = GroupFile::new(LocalFile::fget(fd as u32)?).ok_or(EINVAL)?;
+            let file = LocalFile::fget(fd as u32).inspect_err(|_| refused(Refusal::BadFd(fd)))?;
+            let file = GroupFile::new(file).ok_or_else(|| {
+                refused(Refusal::NotGroup(fd));
+                EINVAL
+            })?;
             files.push(file, GFP_KERNEL)?;
         }
         Ownership::Groups(files)
@@ -234,20 +343,33 @@ pub(crate) fn hot_reset<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Re
 /// Resets the slot or bus of `dev`'s dev_set after checking `proof` covers every function,
 /// with every function's memory access blocked for the duration.
 fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Result {
+    const IOCTL: HotResetIoctl = HotResetIoctl::Reset;
+    let pdev: &OwnedDevice = dev.pdev();
+    let refused = |why: Refusal<'_>| dyndbg::refused(pdev, IOCTL, why);
     let set = LockedDevSet::lock(dev);
-    let target = resettable(&set).ok_or(EINVAL)?;
+    let target =
+        resettable(&set, &mut |other| refused(Refusal::NotBound(other))).map_err(|why| {
+            if let Unresettable::NoResetMethod = why {
+                refused(Refusal::NoResetMethod);
+            }
+            EINVAL
+        })?;
 
     let members = set.members().count();
     let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
     let this = set.this();
     for member in set.members() {
-        if !proof.covers(&this, &member) {
+        if let Err(why) = proof.covers(&this, &member) {
+            refused(why);
             return Err(EINVAL);
         }
         // Taking several of these locks in a row could deadlock against another hot reset
         // of the same set in another order; back off on contention instead.
-        let access =
-            memory::try_lock_and_zap(member.data().memory(), member.mappings()).ok_or(EBUSY)?;
+        let access = memory::try_lock_and_zap(member.data().memory(), member.mappings())
+            .ok_or_else(|| {
+                refused(Refusal::Busy(member.data().pdev()));
+                EBUSY
+            })?;
         blocked.push(access, GFP_KERNEL)?;
     }
 
@@ -256,7 +378,9 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
     for member in set.members() {
         member.data().pdev().set_power_d0();
     }
-    target.reset_bus()
+    target
+        .reset_bus()
+        .inspect_err(|&e| refused(Refusal::ResetFailed(e)))
 }
 
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other
@@ -266,12 +390,15 @@ pub(crate) fn reset_dirty_set<T: ResetTarget>(set: &LockedDevSet<'_, T>) {
     if set.open_count() > 1 || !set.members().any(|m| m.needs_reset()) {
         return;
     }
-    let Some(target) = resettable(set) else {
-        return;
+    let this: &OwnedDevice = set.this().data().pdev();
+    let result = match resettable(set, &mut |_| ()) {
+        Err(why) => Err(why.errno()),
+        Ok(target) => target.reset_bus(),
     };
-    if target.reset_bus().is_ok() {
+    if result.is_ok() {
         for member in set.members() {
             member.set_needs_reset(false);
         }
     }
+    trace::dirty_reset(this, || probe_hot_reset(this).ok(), &result);
 }

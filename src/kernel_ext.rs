@@ -14,7 +14,8 @@
 //!   (`pci::config`), INTx (`pci::intx`), MSI/MSI-X vectors (`pci::msi`), BAR claims and
 //!   sub-page reservations (`pci::bar`), the ROM (`pci::rom`), register constants
 //!   (`pci::regs`), the PCI driver trait the kernel crate's adapter lacks (`pci::driver`:
-//!   `driver_managed_dma`, `sriov_configure`, the AER handler, dynamic IDs) and the PCI bus
+//!   `driver_managed_dma`, `sriov_configure`, the AER handler, dynamic IDs, read-only sysfs
+//!   attributes of bound functions through `dev_groups`: `pci::sysfs`) and the PCI bus
 //!   notifier (`pci::notifier`).
 //! - [`vfio`]: the VFIO core: a device with the driver's state embedded, its ops as a
 //!   `#[vtable]` trait, registration, dev_sets, virqfds, PFN mappings of the device file, and
@@ -30,13 +31,17 @@
 //!   lacks; [`lazy_lock`]: global locks that initialise themselves on first use.
 //! - [`module_param`]: string and boolean module parameters (`module!` has integer ones
 //!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages.
+//! - [`trace`]: the driver's trace events (defined in `trace.c`); [`dyndbg`]: the refusal
+//!   messages of the hot-reset ioctls, as dynamic-debug call sites (in `dyndbg.c`).
 //! - [`compat`]: the few items whose bodies differ between the supported kernels (7.2 and
 //!   7.3); no other file depends on the kernel's version.
 //!
-//! The bindgen output (`bindings`) and `helpers.c` serve only this layer.
+//! The bindgen output (`bindings`) and the C files (`helpers.c`, `trace.c`, `dyndbg.c`) serve
+//! only this layer.
 
 mod bindings;
 mod compat;
+pub(crate) mod dyndbg;
 pub(crate) mod eventfd;
 pub(crate) mod iomap;
 pub(crate) mod iommufd;
@@ -47,5 +52,6 @@ pub(crate) mod module_param;
 pub(crate) mod pci;
 pub(crate) mod print;
 pub(crate) mod sync;
+pub(crate) mod trace;
 pub(crate) mod uuid;
 pub(crate) mod vfio;

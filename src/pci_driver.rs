@@ -28,6 +28,7 @@ use crate::{
                 BusListener,
                 BusNotifier, //
             },
+            sysfs::Text,
             OwnedDevice,
             PciDeviceExt, //
         },
@@ -37,6 +38,7 @@ use crate::{
         }, //
     },
     params,
+    reset_set,
     sriov, //
 };
 use core::pin::Pin;
@@ -88,6 +90,18 @@ impl pci::driver::Driver for VfioPciDriver {
 
     fn registered(dynamic_ids: &DynamicIds<'_>) {
         ids::add_from_param(dynamic_ids);
+    }
+
+    /// `/sys/bus/pci/devices/BDF/vfio_pci_rs/`: see [`crate::reset_set`].
+    const ATTRIBUTE_GROUP: &'static CStr = c"vfio_pci_rs";
+
+    const ATTRIBUTES: &'static [&'static CStr] = &[c"reset_set", c"reset_scope"];
+
+    fn show_attribute(registration: Pin<&Self::Data>, index: usize, out: &mut Text<'_>) {
+        match index {
+            0 => reset_set::show(&registration, out),
+            _ => reset_set::show_scope(&registration, out),
+        }
     }
 }
 

@@ -40,6 +40,7 @@ mod pci_driver;
 mod quirks;
 mod rdwr;
 mod regions;
+mod reset_set;
 mod sriov;
 mod vf_token;
 

@@ -48,6 +48,7 @@ pub(crate) mod msi;
 pub(crate) mod notifier;
 pub(crate) mod regs;
 mod rom;
+pub(crate) mod sysfs;
 
 /// The raw `struct pci_dev` of `pdev`.
 pub(in crate::kernel_ext) fn raw_of(pdev: &pci::Device) -> *mut bindings::pci_dev {
@@ -115,6 +116,27 @@ pub(crate) struct PciAddress {
     pub(crate) segment: u16,
     pub(crate) bus: u8,
     pub(crate) devfn: u8,
+}
+
+impl PciAddress {
+    /// The address packed as `segment << 16 | bus << 8 | devfn`, the form the trace events take.
+    pub(in crate::kernel_ext) fn packed(self) -> u32 {
+        u32::from(self.segment) << 16 | u32::from(self.bus) << 8 | u32::from(self.devfn)
+    }
+}
+
+/// As the PCI core names functions (`pci_name()`): `dddd:bb:dd.f`.
+impl core::fmt::Display for PciAddress {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{}",
+            self.segment,
+            self.bus,
+            self.devfn >> 3,
+            self.devfn & 7
+        )
+    }
 }
 
 /// A BAR or ROM resource: where the PCI core placed it and what it decodes.
@@ -194,6 +216,21 @@ pub(crate) trait PciDeviceExt {
         // INVARIANT: A driver is unregistered only after it is unbound from every function,
         // which the caller excludes for `'a`.
         Some(PciDriverRef(drv, PhantomData))
+    }
+
+    /// The driver the function is bound to now, its name copied while the function's device
+    /// lock was held ([`CurrentDriver::Busy`] when that lock is contended: it is not waited for,
+    /// so this can be asked with other locks held, in any order).
+    fn current_driver(&self) -> CurrentDriver {
+        let Some(_lock) = try_lock(self.pci_device()) else {
+            return CurrentDriver::Busy;
+        };
+        // SAFETY: The device lock, held until `_lock` drops at the end of this function, keeps
+        // the function bound to its driver (or unbound).
+        match unsafe { self.driver() } {
+            None => CurrentDriver::None,
+            Some(driver) => CurrentDriver::Bound(DriverName::copy(driver.name())),
+        }
     }
 
     /// Whether the function sits on a root bus (no bridge above it to reset).
@@ -684,6 +721,47 @@ impl PciDriverRef<'_> {
         // SAFETY: Valid by the type invariant; a driver's name is a NUL-terminated string
         // that lives as long as the driver.
         unsafe { CStr::from_char_ptr((*self.0.as_ptr()).name) }
+    }
+}
+
+/// What [`PciDeviceExt::current_driver`] found.
+pub(crate) enum CurrentDriver {
+    /// The function is bound to no driver.
+    None,
+    /// The function is bound to the driver of this name.
+    Bound(DriverName),
+    /// The function's device lock was contended (being bound, unbound or reset): unknown.
+    Busy,
+}
+
+/// The longest driver name kept by [`DriverName`], in bytes; longer ones are cut.
+const DRIVER_NAME_LEN: usize = 47;
+
+/// A copy of a PCI driver's name, NUL-terminated, cut to [`DRIVER_NAME_LEN`] bytes.
+pub(crate) struct DriverName {
+    bytes: [u8; DRIVER_NAME_LEN + 1],
+    len: usize,
+}
+
+impl DriverName {
+    fn copy(name: &CStr) -> Self {
+        let src = name.to_bytes();
+        let len = src.len().min(DRIVER_NAME_LEN);
+        let mut bytes = [0u8; DRIVER_NAME_LEN + 1];
+        bytes[..len].copy_from_slice(&src[..len]);
+        Self { bytes, len }
+    }
+
+    /// The name, NUL-terminated, for the C calls of this layer.
+    pub(in crate::kernel_ext) fn as_char_ptr(&self) -> *const kernel::ffi::c_char {
+        self.bytes.as_ptr().cast()
+    }
+}
+
+impl core::fmt::Display for DriverName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Driver names are ASCII; anything else is shown as "?".
+        f.write_str(core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?"))
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod virqfd;
 pub(crate) use dev_set::{
     DevSetKey,
     LockedDevSet,
+    OpenPath,
     SetMember, //
 };
 pub(crate) use device::{

@@ -264,7 +264,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// Reads every record `/dev/kmsg` has after its current end, once `action` ran.
-fn log_of<T>(action: impl FnOnce() -> T) -> Result<(T, Vec<String>), String> {
+pub fn log_of<T>(action: impl FnOnce() -> T) -> Result<(T, Vec<String>), String> {
     let mut kmsg: File = OpenOptions::new()
         .read(true)
         .custom_flags(O_NONBLOCK)

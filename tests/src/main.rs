@@ -27,6 +27,7 @@ mod interrupts;
 mod ioeventfd;
 mod ktap;
 mod kunit;
+mod observability;
 mod regions;
 mod reset;
 mod scenarios;

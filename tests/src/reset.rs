@@ -112,7 +112,7 @@ pub fn scenarios() -> Vec<Scenario> {
 // ----------------------------------------------------------- applicability
 
 /// The names the functions of a site go by.
-const LABELS: [&str; 8] = ["A", "B", "C", "D", "E", "F", "G", "H"];
+pub(crate) const LABELS: [&str; 8] = ["A", "B", "C", "D", "E", "F", "G", "H"];
 
 /// The field keys of the entries of a GET_PCI_HOT_RESET_INFO reply.
 const ENTRY_KEYS: [(&str, &str); 8] = [
@@ -126,7 +126,7 @@ const ENTRY_KEYS: [(&str, &str); 8] = [
     ("entry 8", "entry 8 id"),
 ];
 
-fn at_most_labels(site: &Site) -> Result<(), String> {
+pub(crate) fn at_most_labels(site: &Site) -> Result<(), String> {
     if site.functions.len() > LABELS.len() {
         return Err(format!(
             "{} functions share the reset; the suite names at most {}",
@@ -137,7 +137,7 @@ fn at_most_labels(site: &Site) -> Result<(), String> {
     Ok(())
 }
 
-fn resettable(site: &Site) -> Result<(), String> {
+pub(crate) fn resettable(site: &Site) -> Result<(), String> {
     at_most_labels(site)?;
     if !site.hot_reset {
         return Err("no slot or bus reset reaches the function (root bus)".into());
@@ -155,7 +155,7 @@ fn resettable_known_models(site: &Site) -> Result<(), String> {
     Ok(())
 }
 
-fn resettable_multifunction(site: &Site) -> Result<(), String> {
+pub(crate) fn resettable_multifunction(site: &Site) -> Result<(), String> {
     resettable(site)?;
     if site.functions.len() < 2 {
         return Err("the reset reaches a single function".into());
@@ -163,7 +163,7 @@ fn resettable_multifunction(site: &Site) -> Result<(), String> {
     Ok(())
 }
 
-fn resettable_multigroup(site: &Site) -> Result<(), String> {
+pub(crate) fn resettable_multigroup(site: &Site) -> Result<(), String> {
     resettable_multifunction(site)?;
     if site.distinct_groups().len() < 2 {
         return Err("one IOMMU group holds every function the reset reaches".into());
@@ -171,7 +171,7 @@ fn resettable_multigroup(site: &Site) -> Result<(), String> {
     Ok(())
 }
 
-fn resettable_foreign_capable(site: &Site) -> Result<(), String> {
+pub(crate) fn resettable_foreign_capable(site: &Site) -> Result<(), String> {
     resettable_multifunction(site)?;
     if site.groups[1] == site.groups[0] {
         return Err("B shares A's IOMMU group: a native driver on B would make A's group unusable".into());
@@ -185,16 +185,16 @@ fn resettable_foreign_capable(site: &Site) -> Result<(), String> {
 // ---------------------------------------------------------------- plumbing
 
 /// A function of the site, bound to a VFIO driver.
-struct Member {
-    label: &'static str,
-    bdf: String,
-    group: String,
-    cdev: String,
+pub(crate) struct Member {
+    pub(crate) label: &'static str,
+    pub(crate) bdf: String,
+    pub(crate) group: String,
+    pub(crate) cdev: String,
 }
 
 /// driver_override + drivers_probe; returns the driver the function ends up
 /// bound to.
-fn bind_to(driver: &str, bdf: &str) -> Result<String, Fail> {
+pub(crate) fn bind_to(driver: &str, bdf: &str) -> Result<String, Fail> {
     sysfs::set_driver_override(bdf, driver)?;
     sysfs::drivers_probe(bdf)?;
     sysfs::wait_until(sysfs::SETTLE, || sysfs::current_driver(bdf).is_ok());
@@ -203,7 +203,7 @@ fn bind_to(driver: &str, bdf: &str) -> Result<String, Fail> {
 
 /// The group and cdev of a function bound to a VFIO driver, once their
 /// nodes exist.
-fn vfio_nodes(bdf: &str) -> Result<(String, String), Fail> {
+pub(crate) fn vfio_nodes(bdf: &str) -> Result<(String, String), Fail> {
     let group = sysfs::iommu_group(bdf)?;
     let gpath = vfio::group_path(&group);
     if !sysfs::wait_path(Path::new(&gpath), true) {
@@ -224,7 +224,7 @@ fn vfio_nodes(bdf: &str) -> Result<(String, String), Fail> {
 
 /// Bind function `i` of the site to the VFIO driver `driver` (the one under
 /// test or the other one) and find its nodes: step "bind A".
-fn bind_member(t: &mut Transcript, step: &str, c: &Ctx, driver: &Driver, i: usize) -> Result<Member, Abort> {
+pub(crate) fn bind_member(t: &mut Transcript, step: &str, c: &Ctx, driver: &Driver, i: usize) -> Result<Member, Abort> {
     let bdf = c.site.functions[i].clone();
     let r = bind_to(driver.name, &bdf).and_then(|d| {
         if d == driver.name {
@@ -250,35 +250,35 @@ fn other_val(c: &Ctx, name: &str) -> Val {
 }
 
 /// Bind every function of the site to the driver under test.
-fn bind_site(t: &mut Transcript, c: &Ctx) -> Result<Vec<Member>, Abort> {
+pub(crate) fn bind_site(t: &mut Transcript, c: &Ctx) -> Result<Vec<Member>, Abort> {
     (0..c.site.functions.len()).map(|i| bind_member(t, &format!("bind {}", LABELS[i]), c, c.driver, i)).collect()
 }
 
 /// Unbind a function (whatever it is bound to) and clear its override.
-fn unbind_member(t: &mut Transcript, step: &str, bdf: &str) {
+pub(crate) fn unbind_member(t: &mut Transcript, step: &str, bdf: &str) {
     let r = sysfs::unbind(bdf).and_then(|()| sysfs::clear_driver_override(bdf));
     t.step(step, r, none);
 }
 
-fn unbind_site(t: &mut Transcript, set: &[Member]) {
+pub(crate) fn unbind_site(t: &mut Transcript, set: &[Member]) {
     for m in set {
         unbind_member(t, &format!("unbind {}", m.label), &m.bdf);
     }
 }
 
 /// A legacy container holding some groups, with the type1v2 IOMMU set.
-struct Legacy {
+pub(crate) struct Legacy {
     groups: Vec<(String, Group)>,
     _container: Container,
 }
 
 impl Legacy {
-    fn group(&self, g: &str) -> Option<&Group> {
+    pub(crate) fn group(&self, g: &str) -> Option<&Group> {
         self.groups.iter().find(|(n, _)| n == g).map(|(_, grp)| grp)
     }
 
     /// The fds of the groups of `members`, in order, each group once.
-    fn fds_of(&self, members: &[&Member]) -> Vec<i32> {
+    pub(crate) fn fds_of(&self, members: &[&Member]) -> Vec<i32> {
         let mut v: Vec<i32> = Vec::new();
         for m in members {
             if let Some(g) = self.group(&m.group) {
@@ -290,14 +290,14 @@ impl Legacy {
         v
     }
 
-    fn all_fds(&self) -> Vec<i32> {
+    pub(crate) fn all_fds(&self) -> Vec<i32> {
         self.groups.iter().map(|(_, g)| g.raw_fd()).collect()
     }
 }
 
 /// Open a container and the groups of `members` (each once), attach them
 /// and set the IOMMU.  Step names start with `p`.
-fn legacy(t: &mut Transcript, p: &str, members: &[&Member]) -> Result<Legacy, Abort> {
+pub(crate) fn legacy(t: &mut Transcript, p: &str, members: &[&Member]) -> Result<Legacy, Abort> {
     let container = t.need(&format!("{p}open /dev/vfio/vfio"), Container::open(), none)?;
     let mut groups: Vec<(String, Group)> = Vec::new();
     for m in members {
@@ -313,7 +313,7 @@ fn legacy(t: &mut Transcript, p: &str, members: &[&Member]) -> Result<Legacy, Ab
 }
 
 /// VFIO_GROUP_GET_DEVICE_FD for `m` from its group in `lg`.
-fn group_device(t: &mut Transcript, p: &str, lg: &Legacy, m: &Member) -> Result<Device, Abort> {
+pub(crate) fn group_device(t: &mut Transcript, p: &str, lg: &Legacy, m: &Member) -> Result<Device, Abort> {
     let step = format!("{p}VFIO_GROUP_GET_DEVICE_FD({})", m.label);
     let r = match lg.group(&m.group) {
         Some(g) => g.get_device_fd(&m.bdf),
@@ -323,7 +323,13 @@ fn group_device(t: &mut Transcript, p: &str, lg: &Legacy, m: &Member) -> Result<
 }
 
 /// Open `m`'s cdev and bind it to `ictx` (id space `space`).
-fn cdev_bound(t: &mut Transcript, p: &str, m: &Member, ictx: &Iommufd, space: &str) -> Result<Device, Abort> {
+pub(crate) fn cdev_bound(
+    t: &mut Transcript,
+    p: &str,
+    m: &Member,
+    ictx: &Iommufd,
+    space: &str,
+) -> Result<Device, Abort> {
     let d = t.need(&format!("{p}open the cdev of {}", m.label), Device::open_cdev(&m.cdev), none)?;
     t.need(&format!("{p}VFIO_DEVICE_BIND_IOMMUFD({}, {space})", m.label), d.bind_iommufd(ictx), |id, t| {
         vec![("out_devid", t.norm_id(space, (*id).into()))]
@@ -332,7 +338,7 @@ fn cdev_bound(t: &mut Transcript, p: &str, m: &Member, ictx: &Iommufd, space: &s
 }
 
 /// Open a fresh iommufd.
-fn iommufd(t: &mut Transcript, step: &str) -> Result<Iommufd, Abort> {
+pub(crate) fn iommufd(t: &mut Transcript, step: &str) -> Result<Iommufd, Abort> {
     t.need(step, Iommufd::open(), none)
 }
 
@@ -442,7 +448,7 @@ fn record_info(t: &mut Transcript, step: &str, d: &Device, argsz: u32, ids: Ids)
 }
 
 /// argsz for `n` entries.
-fn info_argsz(n: usize) -> u32 {
+pub(crate) fn info_argsz(n: usize) -> u32 {
     VFIO_PCI_HOT_RESET_INFO_MINSZ + 8 * n as u32
 }
 
@@ -852,7 +858,7 @@ const DS_CLOSE_B: &str = "close every function but A";
 const DS_CLOSE_A: &str = "close A, the last open function of the set";
 const DS_P: &str = "last close: ";
 
-fn reset_method_path(bdf: &str) -> std::path::PathBuf {
+pub(crate) fn reset_method_path(bdf: &str) -> std::path::PathBuf {
     sysfs::device_dir(bdf).join("reset_method")
 }
 
@@ -1064,7 +1070,7 @@ fn expect_hot_reset_cdev_ownership(c: &Ctx, t: &Transcript) -> Vec<String> {
 
 /// modprobe `module` without letting it bind every unbound matching device:
 /// PCI autoprobe is off while it registers.
-fn load_native(module: &str) -> Result<(), Fail> {
+pub(crate) fn load_native(module: &str) -> Result<(), Fail> {
     let was_on = sysfs::autoprobe()?;
     sysfs::set_autoprobe(false)?;
     let r = Command::new("modprobe").arg(module).output().map_err(Fail::from).and_then(|o| {

@@ -171,6 +171,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::interrupts::scenarios())
     .chain(crate::sriov::scenarios())
     .chain(crate::ioeventfd::scenarios())
+    .chain(crate::observability::scenarios())
     .collect()
 }
 

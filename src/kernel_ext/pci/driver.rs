@@ -76,6 +76,17 @@ pub(crate) trait Driver: 'static {
 
     /// The driver was just registered: the moment to add dynamic IDs.
     fn registered(ids: &DynamicIds<'_>);
+
+    /// The directory of every bound function its read-only sysfs attributes are in (see
+    /// [`super::sysfs`]).
+    const ATTRIBUTE_GROUP: &'static CStr = c"";
+
+    /// The names of the attributes (at most [`super::sysfs::MAX_ATTRIBUTES`]); none by default.
+    const ATTRIBUTES: &'static [&'static CStr] = &[];
+
+    /// Writes the content of the attribute `ATTRIBUTES[index]` of the function whose driver
+    /// data is `data`.
+    fn show_attribute(_data: Pin<&Self::Data>, _index: usize, _out: &mut super::sysfs::Text<'_>) {}
 }
 
 /// The dynamic IDs of a registered driver (its `new_id` list).
@@ -150,6 +161,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
             (*drv).id_table = core::ptr::null();
             (*drv).err_handler = Self::err_handlers();
             (*drv).driver_managed_dma = true;
+            (*drv).dev_groups = Self::dev_groups();
         }
         // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`
         // (the safety requirement of this function).
@@ -188,9 +200,11 @@ impl<T: Driver> Adapter<T> {
     ///
     /// # Safety
     ///
-    /// `pdev` must be valid and bound to this driver (probe has returned successfully) for
-    /// `'a`: the PCI core is calling back this driver on it with its device lock held.
-    unsafe fn data_of<'a>(pdev: *mut bindings::pci_dev) -> Pin<&'a T::Data> {
+    /// `pdev` must be valid and bound to this driver (probe has returned successfully, and the
+    /// driver data is not dropped) for `'a`: the PCI core is calling back this driver on it
+    /// with its device lock held, or sysfs is reading one of the driver's attributes of it
+    /// (see [`super::sysfs`]).
+    pub(super) unsafe fn data_of<'a>(pdev: *mut bindings::pci_dev) -> Pin<&'a T::Data> {
         // SAFETY: By the safety requirement `pdev` is a valid function for `'a`; `pci::Device`
         // is a transparent wrapper of `pci_dev`.
         let pdev: &'a pci::Device<device::CoreInternal<'a>> = unsafe { &*pdev.cast() };

@@ -194,6 +194,15 @@ impl<T: VfioDeviceOps> Drop for LockedDevSet<'_, T> {
     }
 }
 
+/// How an open device was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenPath {
+    /// Through its VFIO group (`VFIO_GROUP_GET_DEVICE_FD`), on the legacy path.
+    Group,
+    /// Through its cdev (`/dev/vfio/devices/vfioN`, bound to an iommufd).
+    Cdev,
+}
+
 /// A device of a locked dev_set: the only way to its set state ([`VfioDeviceOps::SetState`]).
 ///
 /// # Invariants
@@ -221,6 +230,25 @@ impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
     /// The user mappings of the device's file.
     pub(crate) fn mappings(&self) -> &'g super::FileMappings {
         self.dev.mappings()
+    }
+
+    /// Whether the device is open, and through which path: `None` when closed.
+    pub(crate) fn open_path(&self) -> Option<OpenPath> {
+        let raw = self.dev.as_raw();
+        // SAFETY: The device is valid while the set is locked (type invariant); the core
+        // changes `open_count` and `cdev_opened` only with the set's lock held, which a
+        // `SetMember` proves.
+        let (open_count, cdev) = unsafe {
+            (
+                (*raw).open_count,
+                bindings::vfio_device::cdev_opened_raw(raw) != 0,
+            )
+        };
+        match (open_count, cdev) {
+            (0, _) => None,
+            (_, true) => Some(OpenPath::Cdev),
+            (_, false) => Some(OpenPath::Group),
+        }
     }
 
     /// The device's set state.
