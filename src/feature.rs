@@ -4,10 +4,10 @@
 //! dirty tracking stay `ENOTTY`: no migration driver), answered as vfio-pci answers them.
 //!
 //! - `LOW_POWER_ENTRY` / `LOW_POWER_ENTRY_WITH_WAKEUP` / `LOW_POWER_EXIT` (SET): user space
-//!   lets the function go to a low power state while it does not use it. Memory access is cut
-//!   (BAR mmaps zapped, `read(2)`/`write(2)` `EIO`, faults `SIGBUS`) until it exits or closes
-//!   the device. Runtime power management itself is a no-op in kernels without `CONFIG_PM`,
-//!   as in the test kernel; the contract user space sees is the same.
+//!   lets the function go to a low power state while it does not use it. Its BAR mmaps are
+//!   zapped and faults on them `SIGBUS` until it exits or closes the device; `read(2)` and
+//!   `write(2)` are not refused (vfio-pci resumes the function for them). Runtime power
+//!   management itself is a no-op in kernels without `CONFIG_PM`, as in the test kernel.
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
 //! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
