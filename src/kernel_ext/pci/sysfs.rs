@@ -69,8 +69,9 @@ impl fmt::Write for Text<'_> {
 impl<T: Driver> Adapter<T> {
     const ATTRS: [bindings::device_attribute; MAX_ATTRIBUTES] = {
         assert!(T::ATTRIBUTES.len() <= MAX_ATTRIBUTES);
-        // SAFETY: All-zero bytes are a valid `device_attribute` (null pointers, no callbacks).
         let mut attrs: [bindings::device_attribute; MAX_ATTRIBUTES] =
+            // SAFETY: All-zero bytes are a valid `device_attribute` (null pointers, no
+            // callbacks).
             unsafe { MaybeUninit::zeroed().assume_init() };
         let mut i = 0;
         while i < T::ATTRIBUTES.len() {
