@@ -30,4 +30,19 @@ void vfio_pci_rs_spin_unlock_irqrestore(struct spinlock *lock, unsigned long fla
  */
 void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg);
 
+/*
+ * Runtime PM (src/kernel_ext/pci/runtime_pm.rs): whether a function may runtime-suspend
+ * (pm_runtime_allow(), pm_runtime_forbid()) and its usage count, as
+ * pm_runtime_resume_and_get(), pm_runtime_resume(), pm_runtime_put(),
+ * pm_runtime_get_noresume() and pm_runtime_put_noidle() change it (inlines, or without
+ * CONFIG_PM no-ops).
+ */
+void vfio_pci_rs_pm_runtime_allow(struct device *dev);
+void vfio_pci_rs_pm_runtime_forbid(struct device *dev);
+int vfio_pci_rs_pm_runtime_resume_and_get(struct device *dev);
+int vfio_pci_rs_pm_runtime_resume(struct device *dev);
+void vfio_pci_rs_pm_runtime_put(struct device *dev);
+void vfio_pci_rs_pm_runtime_get_noresume(struct device *dev);
+void vfio_pci_rs_pm_runtime_put_noidle(struct device *dev);
+
 #endif

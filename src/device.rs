@@ -60,6 +60,10 @@ use crate::{
         MemoryGate, //
     },
     mmap,
+    power::{
+        self,
+        RuntimePower, //
+    },
     rdwr::{
         self,
         Transfer, //
@@ -121,6 +125,8 @@ pub(crate) struct VfioPciDevice {
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
     ioeventfds: Mutex<Ioeventfds<Self>>,
+    /// Runtime power management (see [`crate::power`]).
+    power: RuntimePower,
 }
 
 impl VfioPciDevice {
@@ -154,6 +160,12 @@ impl VfioPciDevice {
         &self.memory
     }
 
+    /// Runtime power management of the function.
+    #[inline]
+    pub(crate) fn power(&self) -> &RuntimePower {
+        &self.power
+    }
+
     /// Whether a function-level reset worked at the current open.
     pub(crate) fn reset_works(&self) -> bool {
         self.open_state.lock().reset_works
@@ -181,6 +193,7 @@ impl VfioPciDevice {
                 token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
+                power: RuntimePower::new(),
             }),
         )?;
         // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
@@ -211,6 +224,7 @@ impl VfioDeviceOps for VfioPciDevice {
     fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
         close(dev, set);
         hot_reset::reset_dirty_set(set);
+        power::release_after_close(&dev.pdev, &dev.power);
     }
 
     /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
@@ -295,8 +309,15 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 }
 
-/// The driver's part of the first open of `dev` (see [`VfioDeviceOps::open_device`]).
+/// The driver's part of the first open of `dev` (see [`VfioDeviceOps::open_device`]): the
+/// function is resumed and kept resumed until the last close.
 fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
+    power::resume_for_open(&dev.pdev, &dev.power)?;
+    open_resumed(dev).inspect_err(|_| power::release_after_close(&dev.pdev, &dev.power))
+}
+
+/// [`open`], once the function is resumed.
+fn open_resumed(dev: &VfioDevice<VfioPciDevice>) -> Result {
     let pdev: &OwnedDevice = &dev.pdev;
     let mut state = dev.open_state.lock();
     // The state saved below must not include bus mastering.
@@ -337,6 +358,7 @@ fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
 fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>) {
     let member = set.this();
     let pdev: &OwnedDevice = &dev.pdev;
+    power::wake_for_close(pdev, &dev.memory);
     // The VF is no longer a user of its PF's token.
     drop(dev.open_state.lock().vf_user.take());
     intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
@@ -394,6 +416,7 @@ fn rw(
         .ok()
         .and_then(Region::from_index)
         .ok_or(EINVAL)?;
+    let _resumed = power::resume_for_access(&dev.pdev)?;
     let xfer = Transfer {
         buf,
         count,
@@ -440,11 +463,11 @@ impl GatedFunction for VfioPciDevice {
 
 impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
     fn enter_low_power(&self, wake: Option<EventFd>) -> Result {
-        memory::lock_and_zap(&self.memory, self.mappings()).enter_low_power(wake)
+        memory::lock_and_zap(&self.memory, self.mappings()).enter_low_power(&self.pdev, wake)
     }
 
     fn exit_low_power(&self) {
-        self.memory.write().exit_low_power();
+        self.memory.write().exit_low_power(&self.pdev);
     }
 
     fn has_vf_token(&self) -> bool {

@@ -42,7 +42,8 @@ use crate::{
     memory::{
         self,
         GatedFunction, //
-    }, //
+    },
+    power, //
 };
 use core::mem::size_of;
 use kernel::{
@@ -355,6 +356,9 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
             EINVAL
         })?;
 
+    // Functions of the set may be runtime-suspended: resumed for the reset, as vfio-pci does
+    // before it checks anything else (dropped after the memory gates, declared below).
+    let _resumed = power::resume_set(&set)?;
     let members = set.members().count();
     let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
     let this = set.this();
@@ -393,7 +397,8 @@ pub(crate) fn reset_dirty_set<T: ResetTarget>(set: &LockedDevSet<'_, T>) {
     let this: &OwnedDevice = set.this().data().pdev();
     let result = match resettable(set, &mut |_| ()) {
         Err(why) => Err(why.errno()),
-        Ok(target) => target.reset_bus(),
+        // Functions of the set may be runtime-suspended: resumed for the reset.
+        Ok(target) => power::resume_set(set).and_then(|_resumed| target.reset_bus()),
     };
     if result.is_ok() {
         for member in set.members() {

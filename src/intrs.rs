@@ -640,6 +640,21 @@ pub(crate) fn intx_unmask(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) {
     state.unmask_intx(pdev);
 }
 
+/// Masks INTx, if it is in use and not masked, before the function is runtime-suspended;
+/// returns whether it did (see [`crate::power`]).
+pub(crate) fn mask_intx_for_suspend(irqs: &Mutex<IrqState>) -> bool {
+    match &irqs.lock().mode {
+        IrqMode::Intx(line) => line.mask(),
+        _ => false,
+    }
+}
+
+/// Unmasks INTx masked by [`mask_intx_for_suspend`] once the function is resumed, as an
+/// unmask ioctl would.
+pub(crate) fn unmask_intx_after_resume(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) {
+    irqs.lock().unmask_intx(pdev);
+}
+
 /// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
 pub(crate) fn active_irq_type(irqs: &Mutex<IrqState>) -> Option<u32> {
     irqs.lock().irq_type()

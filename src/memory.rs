@@ -36,9 +36,11 @@ use crate::{
 use kernel::prelude::*;
 
 /// The user's permission for the function to sit in a low power state
-/// (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), with the eventfd to signal if it wakes up.
+/// (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), with the eventfd to signal if an access wakes it
+/// up. While it lasts, the function's runtime-PM usage count lacks the reference the entry
+/// gave up (see [`crate::power`]).
 struct LowPower {
-    _wake: Option<EventFd>,
+    wake: Option<EventFd>,
 }
 
 /// What the gate guards: the BARs claimed while the function is open, whether the function
@@ -89,18 +91,34 @@ impl MemoryGate {
         self.bars = None;
     }
 
-    /// Lets the function go to low power; `EINVAL` if it already may.
-    pub(crate) fn enter_low_power(&mut self, wake: Option<EventFd>) -> Result {
+    /// Lets the function `pdev` go to low power, giving up a runtime-PM usage reference
+    /// without suspending it yet (the put that ends the ioctl does); `EINVAL` if it already
+    /// may.
+    pub(crate) fn enter_low_power(&mut self, pdev: &OwnedDevice, wake: Option<EventFd>) -> Result {
         if self.low_power.is_some() {
             return Err(EINVAL);
         }
-        self.low_power = Some(LowPower { _wake: wake });
+        self.low_power = Some(LowPower { wake });
+        pdev.runtime_put_noidle();
         Ok(())
     }
 
-    /// Takes the function out of low power (nothing if it was not in it).
-    pub(crate) fn exit_low_power(&mut self) {
-        self.low_power = None;
+    /// Takes the function `pdev` out of low power, taking back the usage reference the entry
+    /// gave up, and releases the wakeup eventfd (nothing if it was not in low power).
+    pub(crate) fn exit_low_power(&mut self, pdev: &OwnedDevice) {
+        if self.low_power.take().is_some() {
+            pdev.runtime_get_noresume();
+        }
+    }
+
+    /// The function `pdev` is being resumed: if the user asked to be told (the wakeup
+    /// eventfd), signals it and takes the function out of low power.
+    pub(crate) fn wake_from_low_power(&mut self, pdev: &OwnedDevice) {
+        let Some(LowPower { wake: Some(wake) }) = &self.low_power else {
+            return;
+        };
+        wake.signal();
+        self.exit_low_power(pdev);
     }
 
     /// Whether `read(2)`/`write(2)` may reach the function's memory now: its virtual command

@@ -6,6 +6,9 @@
 //! - `enable_sriov=`: a bool, off by default and writable at run time through
 //!   `/sys/module/vfio_pci_rs/parameters/enable_sriov` (mode 0644): whether a PF bound to this
 //!   driver may create VFs (see [`crate::sriov`]).
+//! - `disable_idle_d3=`: a bool, off by default, writable at run time (mode 0644): whether
+//!   functions bound from now on stay in D0 while nobody uses them instead of being
+//!   runtime-suspended to D3hot (see [`crate::power`]); latched by each function at bind.
 //!
 //! The kernel crate's `module!` macro only declares read-only integer parameters, so these
 //! are declared the way C's `module_param_string()` and `module_param()` do it, with the
@@ -36,6 +39,18 @@ module_param_bool!(
 typically requires support of the userspace PF driver, enabling VFs without such support may \
 result in non-functional VFs or PF."
 );
+
+module_param_bool!(
+    DISABLE_IDLE_D3,
+    "disable_idle_d3",
+    0o644,
+    "Disable using the PCI D3 low power state for idle, unused devices"
+);
+
+/// Whether functions bound now must not runtime-suspend while idle (`disable_idle_d3=`).
+pub(crate) fn disable_idle_d3() -> bool {
+    DISABLE_IDLE_D3.get()
+}
 
 /// Whether PFs bound to this driver may enable SR-IOV now (`enable_sriov=`).
 pub(crate) fn enable_sriov() -> bool {

@@ -38,6 +38,7 @@ use crate::{
         }, //
     },
     params,
+    power,
     reset_set,
     sriov, //
 };
@@ -67,6 +68,34 @@ impl pci::driver::Driver for VfioPciDriver {
         // core drops the function's driver data (see `driver::Registration`), and dropping the
         // VFIO registration unregisters the device, waiting for its users to close it.
         sriov::disable(registration.pdev(), registration.memory());
+        power::unbinding(registration.pdev(), registration.power());
+    }
+
+    fn bound(registration: Pin<&Self::Data>) {
+        power::bound(registration.pdev(), registration.power());
+    }
+
+    const RUNTIME_PM: bool = true;
+
+    fn runtime_suspend(registration: Pin<&Self::Data>) -> Result {
+        power::suspend(
+            registration.pdev(),
+            registration.power(),
+            registration.config(),
+            registration.memory(),
+            registration.irqs(),
+        );
+        Ok(())
+    }
+
+    fn runtime_resume(registration: Pin<&Self::Data>) -> Result {
+        power::resume(
+            registration.pdev(),
+            registration.power(),
+            registration.memory(),
+            registration.irqs(),
+        );
+        Ok(())
     }
 
     fn sriov_configure(registration: Pin<&Self::Data>, num_vfs: i32) -> Result<i32> {

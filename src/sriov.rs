@@ -101,10 +101,16 @@ pub(crate) fn configure(
             GFP_KERNEL,
         )?;
     }
-    // A PF in a low power state would take its VFs with it: bring it to D0 first, and keep
-    // it there while it has VFs.
+    // A PF in a low power state would take its VFs with it: resume it and bring it to D0
+    // first, and keep it there while it has VFs (a runtime-PM reference, dropped when they
+    // go).
+    if let Err(e) = pdev.runtime_resume_and_get() {
+        forget(pdev, memory);
+        return Err(e);
+    }
     config::wake_to_d0(config, pdev, memory).set_sriov_active(true);
     if let Err(e) = pdev.enable_sriov(count) {
+        pdev.runtime_put();
         forget(pdev, memory);
         return Err(e);
     }
@@ -121,6 +127,7 @@ pub(crate) fn configure(
 pub(crate) fn disable(pdev: &OwnedDevice, memory: &RwSem<MemoryGate>) {
     if pdev.num_vfs() != 0 {
         pdev.disable_sriov();
+        pdev.runtime_put();
     }
     forget(pdev, memory);
 }

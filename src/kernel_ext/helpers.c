@@ -6,6 +6,7 @@
 #include <linux/device.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
+#include <linux/pm_runtime.h>
 #include <linux/spinlock.h>
 
 #include "vfio_pci_rs_helpers.h"
@@ -42,4 +43,43 @@ void vfio_pci_rs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg)
 {
 	dev_info_ratelimited(dev, "%s\n", msg);
+}
+
+/*
+ * Runtime PM (src/kernel_ext/pci/runtime_pm.rs): the usage-count helpers are inlines, and
+ * without CONFIG_PM all of these are.
+ */
+void vfio_pci_rs_pm_runtime_allow(struct device *dev)
+{
+	pm_runtime_allow(dev);
+}
+
+void vfio_pci_rs_pm_runtime_forbid(struct device *dev)
+{
+	pm_runtime_forbid(dev);
+}
+
+int vfio_pci_rs_pm_runtime_resume_and_get(struct device *dev)
+{
+	return pm_runtime_resume_and_get(dev);
+}
+
+int vfio_pci_rs_pm_runtime_resume(struct device *dev)
+{
+	return pm_runtime_resume(dev);
+}
+
+void vfio_pci_rs_pm_runtime_put(struct device *dev)
+{
+	pm_runtime_put(dev);
+}
+
+void vfio_pci_rs_pm_runtime_get_noresume(struct device *dev)
+{
+	pm_runtime_get_noresume(dev);
+}
+
+void vfio_pci_rs_pm_runtime_put_noidle(struct device *dev)
+{
+	pm_runtime_put_noidle(dev);
 }

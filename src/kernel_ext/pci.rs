@@ -47,6 +47,7 @@ pub(crate) mod intx;
 pub(crate) mod msi;
 pub(crate) mod notifier;
 pub(crate) mod regs;
+pub(crate) mod runtime_pm;
 mod rom;
 pub(crate) mod sysfs;
 

@@ -12,7 +12,9 @@
 //! - it has no ID table: it binds only through `driver_override` and dynamic IDs;
 //! - it adds dynamic IDs (`pci_add_dynid`) once it is registered, from a module parameter;
 //! - it lets user space create the VFs of a PF (`sriov_configure`);
-//! - it reports AER errors to user space (`err_handler->error_detected`).
+//! - it reports AER errors to user space (`err_handler->error_detected`);
+//! - it runtime-suspends functions nobody uses (`driver.pm`, runtime callbacks only), which
+//!   also makes the VFIO core resume a function around every ioctl on it.
 //!
 //! [`Adapter`] implements [`driver::RegistrationOps`] for a [`Driver`], so the driver is
 //! registered with the kernel crate's [`driver::Registration`], which keeps handling the driver
@@ -76,6 +78,26 @@ pub(crate) trait Driver: 'static {
 
     /// The driver was just registered: the moment to add dynamic IDs.
     fn registered(ids: &DynamicIds<'_>);
+
+    /// Probe succeeded and the driver data is stored: from now on the runtime PM callbacks
+    /// may be called, once the driver lets the function's usage count drop to zero (the PCI
+    /// core holds a reference across probe).
+    fn bound(_data: Pin<&Self::Data>) {}
+
+    /// Whether the driver has runtime PM callbacks ([`Self::runtime_suspend`],
+    /// [`Self::runtime_resume`]): they are registered as the driver's `dev_pm_ops`.
+    const RUNTIME_PM: bool = false;
+
+    /// The PM core is runtime-suspending the function: after this returns `Ok`, the PCI core
+    /// saves its state and puts it in a low power state (D3hot).
+    fn runtime_suspend(_data: Pin<&Self::Data>) -> Result {
+        Ok(())
+    }
+
+    /// The PM core has brought the function back to D0 and restored its state.
+    fn runtime_resume(_data: Pin<&Self::Data>) -> Result {
+        Ok(())
+    }
 
     /// The directory of every bound function its read-only sysfs attributes are in (see
     /// [`super::sysfs`]).
@@ -161,6 +183,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
             (*drv).id_table = core::ptr::null();
             (*drv).err_handler = Self::err_handlers();
             (*drv).driver_managed_dma = true;
+            (*drv).driver.pm = Self::pm_ops();
             (*drv).dev_groups = Self::dev_groups();
         }
         // SAFETY: `drv` is a fully set up `pci_driver` that stays pinned until `unregister`
@@ -196,6 +219,24 @@ impl<T: Driver> Adapter<T> {
         &Self::ERR_HANDLERS
     }
 
+    /// The runtime PM callbacks; the PCI core's own `dev_pm_ops` call them around its work.
+    const PM_OPS: bindings::dev_pm_ops = bindings::dev_pm_ops {
+        runtime_suspend: Some(Self::runtime_suspend_callback),
+        runtime_resume: Some(Self::runtime_resume_callback),
+        // SAFETY: Every other field is an `Option` of a function pointer, for which all zeroes
+        // is `None`.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// The driver's `dev_pm_ops`, if it has runtime PM callbacks (else null).
+    fn pm_ops() -> *const bindings::dev_pm_ops {
+        if T::RUNTIME_PM {
+            &Self::PM_OPS
+        } else {
+            core::ptr::null()
+        }
+    }
+
     /// The driver data of `pdev`, a function bound to this driver.
     ///
     /// # Safety
@@ -225,12 +266,64 @@ impl<T: Driver> Adapter<T> {
         // `pci_dev`.
         //
         // INVARIANT: `pdev` is valid for the duration of `probe_callback()`.
-        let pdev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
+        let dev = unsafe { &*pdev.cast::<pci::Device<device::CoreInternal<'_>>>() };
         from_result(|| {
-            let data = T::probe(pdev);
-            pdev.as_ref().set_drvdata(data)?;
+            let data = T::probe(dev);
+            dev.as_ref().set_drvdata(data)?;
+            // SAFETY: Probe has succeeded and stored the driver data, which stays until the
+            // function is unbound, which cannot start before this callback returns.
+            T::bound(unsafe { Self::data_of(pdev) });
             Ok(0)
         })
+    }
+
+    /// The driver data of `dev`, the device of a PCI function, if a runtime PM callback of
+    /// this driver may use it: `None` while probe has not stored it yet.
+    ///
+    /// # Safety
+    ///
+    /// Called only from this driver's runtime PM callbacks, by the PCI core's, which call the
+    /// driver's only while the function is bound to this driver (`pci_dev->driver` set, from
+    /// before probe until after remove; the driver data is dropped after that) and never
+    /// during remove (the PCI core holds the function resumed and waits for callbacks in
+    /// flight before calling remove).
+    unsafe fn bound_data_of<'a>(dev: *mut bindings::device) -> Option<Pin<&'a T::Data>> {
+        // SAFETY: The PCI core calls its runtime PM callbacks with the device of a valid
+        // `pci_dev`, embedded as its `dev` field.
+        let pdev = unsafe { kernel::container_of!(dev, bindings::pci_dev, dev) };
+        // SAFETY: `dev` is valid (see above); the driver data pointer is null until probe
+        // stores the driver data, fully initialized, and stays set until after the driver
+        // data is dropped.
+        if unsafe { (*dev).driver_data }.is_null() {
+            return None;
+        }
+        // SAFETY: The function is bound to this driver and its driver data stored and not
+        // dropped for the duration of the callback (see above and the safety requirement).
+        Some(unsafe { Self::data_of(pdev) })
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PM core only, as this driver's `runtime_suspend`, through the PCI core's
+    /// `pci_pm_runtime_suspend()`.
+    unsafe extern "C" fn runtime_suspend_callback(dev: *mut bindings::device) -> c_int {
+        // SAFETY: This is a runtime PM callback of this driver.
+        match unsafe { Self::bound_data_of(dev) } {
+            None => 0,
+            Some(data) => from_result(|| T::runtime_suspend(data).map(|()| 0)),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the PM core only, as this driver's `runtime_resume`, through the PCI core's
+    /// `pci_pm_runtime_resume()`.
+    unsafe extern "C" fn runtime_resume_callback(dev: *mut bindings::device) -> c_int {
+        // SAFETY: This is a runtime PM callback of this driver.
+        match unsafe { Self::bound_data_of(dev) } {
+            None => 0,
+            Some(data) => from_result(|| T::runtime_resume(data).map(|()| 0)),
+        }
     }
 
     /// # Safety
