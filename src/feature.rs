@@ -4,10 +4,10 @@
 //! dirty tracking stay `ENOTTY`: no migration driver), answered as vfio-pci answers them.
 //!
 //! - `LOW_POWER_ENTRY` / `LOW_POWER_ENTRY_WITH_WAKEUP` / `LOW_POWER_EXIT` (SET): user space
-//!   lets the function go to a low power state while it does not use it. Its BAR mmaps are
-//!   zapped and faults on them `SIGBUS` until it exits or closes the device; `read(2)` and
-//!   `write(2)` are not refused (vfio-pci resumes the function for them). Runtime power
-//!   management itself is a no-op in kernels without `CONFIG_PM`, as in the test kernel.
+//!   lets the function runtime-suspend (D3hot) while it does not use it (see
+//!   [`crate::power`]). Its BAR mmaps are zapped and faults on them `SIGBUS` until it exits
+//!   or closes the device; `read(2)`, `write(2)` and ioctls resume the function for their
+//!   duration, and with the wakeup variant end the low power state, signalling the eventfd.
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
 //! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
 
@@ -28,8 +28,8 @@ const GET_SET: u32 = uapi::VFIO_DEVICE_FEATURE_GET | uapi::VFIO_DEVICE_FEATURE_S
 
 /// The parts of a device the features act on, lent by the wiring ([`crate::device`]).
 pub(crate) trait FeatureTarget {
-    /// Cuts memory access (BAR mmaps zapped) until the user exits low power or closes the
-    /// device; `EINVAL` if it already did.
+    /// Lets the function runtime-suspend and cuts memory access (BAR mmaps zapped) until the
+    /// user exits low power or closes the device; `EINVAL` if it already did.
     fn enter_low_power(&self, wake: Option<EventFd>) -> Result;
 
     /// Restores memory access cut by [`Self::enter_low_power`], if it is cut.
