@@ -46,7 +46,7 @@ use crate::{
         GatedFunction,
         MemoryGate, //
     },
-    params,
+    params, //
 };
 use core::sync::atomic::{
     AtomicBool,

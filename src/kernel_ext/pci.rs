@@ -47,8 +47,8 @@ pub(crate) mod intx;
 pub(crate) mod msi;
 pub(crate) mod notifier;
 pub(crate) mod regs;
-pub(crate) mod runtime_pm;
 mod rom;
+pub(crate) mod runtime_pm;
 pub(crate) mod sysfs;
 
 /// The raw `struct pci_dev` of `pdev`.
