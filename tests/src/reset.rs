@@ -865,6 +865,12 @@ pub(crate) fn reset_method_path(bdf: &str) -> std::path::PathBuf {
 fn dirty_set_reset_on_last_close(c: &Ctx) -> Transcript {
     scenario(|t| {
         let set = bind_site(t, c)?;
+        // The marks are read through sysfs mmaps of functions that are closed, which both
+        // drivers runtime-suspend to D3hot (where the BARs do not answer) at a time of the PM
+        // core's choosing: keep them resumed, so the reads see the reset, not the power state.
+        for m in &set {
+            t.step(&format!("keep {} resumed (power/control on)", m.label), set_power_control(&m.bdf, "on"), none);
+        }
         // Without a function-level reset, a closing function stays dirty.
         for m in &set {
             t.step(
@@ -896,10 +902,17 @@ fn dirty_set_reset_on_last_close(c: &Ctx) -> Transcript {
                 sysfs::write_attr(&reset_method_path(&m.bdf), "default"),
                 none,
             );
+            t.step(&format!("let {} suspend (power/control auto)", m.label), set_power_control(&m.bdf, "auto"), none);
         }
         unbind_site(t, &set);
         Ok(())
     })
+}
+
+/// Write the function's `power/control`: `on` keeps it resumed whatever its driver allows
+/// (`pm_runtime_forbid`), `auto` gives the choice back to the driver.
+fn set_power_control(bdf: &str, value: &str) -> Result<(), Fail> {
+    sysfs::write_attr(&sysfs::device_dir(bdf).join("power/control"), value)
 }
 
 fn expect_dirty_set_reset_on_last_close(c: &Ctx, t: &Transcript) -> Vec<String> {
