@@ -24,7 +24,7 @@ use std::time::Duration;
 const VFIO_DEVICE_GET_IRQ_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 9);
 const VFIO_DEVICE_SET_IRQS: c_ulong = io(VFIO_TYPE, VFIO_BASE + 10);
 
-const INTX: u32 = 0;
+pub(crate) const INTX: u32 = 0;
 const MSI: u32 = 1;
 pub(crate) const MSIX: u32 = 2;
 const ERR: u32 = 3;
@@ -38,8 +38,8 @@ const INFO_NORESIZE: u64 = 1 << 3;
 const DATA_NONE: u32 = 1 << 0;
 const DATA_BOOL: u32 = 1 << 1;
 const DATA_EVENTFD: u32 = 1 << 2;
-const ACTION_MASK: u32 = 1 << 3;
-const ACTION_UNMASK: u32 = 1 << 4;
+pub(crate) const ACTION_MASK: u32 = 1 << 3;
+pub(crate) const ACTION_UNMASK: u32 = 1 << 4;
 pub(crate) const ACTION_TRIGGER: u32 = 1 << 5;
 
 /// `offsetofend(struct vfio_irq_info, count)`.
@@ -187,7 +187,7 @@ pub(crate) struct IrqRegs {
 /// The cause the scenarios raise through ICS (and enable through IMS):
 /// "transmit descriptor low", which the emulated devices never raise by
 /// themselves without traffic (link status changes do, after a reset).
-const CAUSE_TXD_LOW: u32 = 1 << 15;
+pub(crate) const CAUSE_TXD_LOW: u32 = 1 << 15;
 /// e1000e's "other" cause, which MSI-X delivers through IVAR's other field.
 const E1000E_CAUSE_OTHER: u32 = 1 << 24;
 
@@ -877,7 +877,7 @@ pub(crate) fn quiet(d: &Device, r: IrqRegs) -> Result<(), Fail> {
 }
 
 /// Enable `cause` and raise it.
-fn raise(d: &Device, r: IrqRegs, cause: u32) -> Result<(), Fail> {
+pub(crate) fn raise(d: &Device, r: IrqRegs, cause: u32) -> Result<(), Fail> {
     bar0_write(d, r.ims, cause)?;
     bar0_write(d, r.ics, cause)
 }

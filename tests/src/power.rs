@@ -15,7 +15,10 @@
 
 use crate::driver::{Driver, REFERENCE_MODULE, RUST_MODULE};
 use crate::features::{feature, FEATURE_SET};
-use crate::interrupts::{config_read16, config_write16, find_cap};
+use crate::interrupts::{
+    config_read16, config_write16, find_cap, interrupt_topologies, quiet, raise, registers, set_fds, set_none,
+    take_count, ACTION_MASK, ACTION_TRIGGER, ACTION_UNMASK, CAUSE_TXD_LOW, INTX,
+};
 use crate::regions::single_known_function;
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario, Site};
 use crate::sys::{Errno, Fail, Mmio};
@@ -63,6 +66,14 @@ pub fn scenarios() -> Vec<Scenario> {
             applies: single_known_function,
             run: runtime_pm_wakeup,
             expect: expect_runtime_pm_wakeup,
+        },
+        Scenario {
+            name: "runtime_pm_intx",
+            rule: "INTx across a low power cycle: INTx in use is masked while the function is suspended and unmasked at resume, so a device interrupt after LOW_POWER_EXIT is delivered; INTx the user masked stays masked (the interrupt is delivered at the user's unmask)",
+            loads_module: false,
+            applies: interrupt_topologies,
+            run: runtime_pm_intx,
+            expect: expect_runtime_pm_intx,
         },
         Scenario {
             name: "runtime_pm_disable_idle_d3",
@@ -451,6 +462,58 @@ fn expect_runtime_pm_wakeup(_: &Ctx, t: &Transcript) -> Vec<String> {
     want_suspended(&mut e, "in low power before the close");
     want_suspended(&mut e, "closed in low power");
     e.err("counter after the close", Errno::EAGAIN);
+    e.finish()
+}
+
+// ------------------------------------------------------------------ INTx
+
+/// How long a step waits for a device interrupt (it goes through QEMU).
+const SIGNAL_WAIT: Duration = Duration::from_millis(300);
+
+fn signals(n: &u64, _: &mut Transcript) -> Fields {
+    vec![("signals", Val::Num(*n))]
+}
+
+fn runtime_pm_intx(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf());
+    scenario(|t| {
+        with_bound_group(t, driver, bdf, |t, group| {
+            let d = t.need("open device", group.get_device_fd(bdf), none)?;
+            let r = registers(bdf).ok_or(Abort)?;
+            let a = t.need("eventfd", crate::sys::new_eventfd().map_err(Fail::Os), none)?;
+            t.need("quiet the device", quiet(&d, r), none)?;
+            t.need("INTx enable", set_fds(&d, INTX, 0, &[a.as_raw_fd()]), ret)?;
+            t.step("signals after enable", take_count(&a, SIGNAL_WAIT), signals);
+            for (label, user_masked) in [("unmasked", false), ("masked by the user", true)] {
+                if user_masked {
+                    t.step("user mask", set_none(&d, ACTION_MASK, INTX, 0, 1), ret);
+                }
+                t.step(&format!("LOW_POWER_ENTRY ({label})"), enter(&d), ret);
+                suspended(t, &format!("in low power ({label})"), bdf);
+                t.step(&format!("LOW_POWER_EXIT ({label})"), exit(&d), ret);
+                t.step(&format!("raise TXD_LOW ({label})"), raise(&d, r, CAUSE_TXD_LOW), none);
+                t.step(&format!("signals after the interrupt ({label})"), take_count(&a, SIGNAL_WAIT), signals);
+                t.step(&format!("unmask ({label})"), set_none(&d, ACTION_UNMASK, INTX, 0, 1), ret);
+                t.step(&format!("signals after the unmask ({label})"), take_count(&a, SIGNAL_WAIT), signals);
+                t.step(&format!("quiet the device ({label})"), quiet(&d, r), none);
+                t.step(&format!("unmask with nothing pending ({label})"), set_none(&d, ACTION_UNMASK, INTX, 0, 1), ret);
+            }
+            t.step("INTx disable", set_none(&d, ACTION_TRIGGER, INTX, 0, 0), ret);
+            Ok(())
+        })
+    })
+}
+
+fn expect_runtime_pm_intx(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    e.num("signals after enable", "signals", 0);
+    want_suspended(&mut e, "in low power (unmasked)");
+    e.num("signals after the interrupt (unmasked)", "signals", 1);
+    e.num("signals after the unmask (unmasked)", "signals", 1);
+    want_suspended(&mut e, "in low power (masked by the user)");
+    e.num("signals after the interrupt (masked by the user)", "signals", 0);
+    e.num("signals after the unmask (masked by the user)", "signals", 1);
+    e.ok("INTx disable");
     e.finish()
 }
 
