@@ -61,7 +61,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "runtime_pm_wakeup",
-            rule: "LOW_POWER_ENTRY_WITH_WAKEUP: bad payloads (short argsz, GET, fd -1, a closed fd, not an eventfd) are refused as vfio-pci refuses them and change nothing; with an eventfd the function suspends, an mmap fault does not wake it (SIGBUS, no signal), a config read or an ioctl does: the eventfd is signalled once and the function leaves low power (usage 1); a close in low power does not signal",
+            rule: "LOW_POWER_ENTRY_WITH_WAKEUP: bad payloads (short argsz, GET, fd -1, a closed fd, not an eventfd) are refused as vfio-pci refuses them and change nothing; with an eventfd the function suspends, an mmap fault does not wake it (SIGBUS, no signal), a config read or an ioctl does: the eventfd is signalled once and the function leaves low power (usage 1), so a second entry succeeds; an entry with wakeup in plain low power is EINVAL; a close in low power does not signal",
             loads_module: false,
             applies: single_known_function,
             run: runtime_pm_wakeup,
@@ -420,7 +420,17 @@ fn runtime_pm_wakeup(c: &Ctx) -> Transcript {
             now(t, "woken after the fault", bdf);
             drop(map);
 
+            t.step("plain entry", enter(&d), ret);
+            suspended(t, "in plain low power", bdf);
+            t.step("entry with wakeup in plain low power", enter_wakeup(&d, fd), ret);
+            t.step("counter after the refused entry", crate::sys::read_u64(&efd), counter);
+            t.step("exit from plain low power", exit(&d), ret);
+            now(t, "after the plain exit", bdf);
+
             t.step("entry before the close", enter_wakeup(&d, fd), ret);
+            suspended(t, "in low power before the second entry", bdf);
+            t.step("entry again in low power", enter_wakeup(&d, fd), ret);
+            t.step("counter after the second entry", crate::sys::read_u64(&efd), counter);
             suspended(t, "in low power before the close", bdf);
             drop(d);
             suspended(t, "closed in low power", bdf);
@@ -459,6 +469,14 @@ fn expect_runtime_pm_wakeup(_: &Ctx, t: &Transcript) -> Vec<String> {
     want_suspended(&mut e, "after the mmap fault");
     e.num("counter after the config read following the fault", "counter", 1);
     want_open(&mut e, "woken after the fault");
+    want_suspended(&mut e, "in plain low power");
+    e.err("entry with wakeup in plain low power", Errno::EINVAL);
+    e.err("counter after the refused entry", Errno::EAGAIN);
+    want_open(&mut e, "after the plain exit");
+    want_suspended(&mut e, "in low power before the second entry");
+    // The ioctl resumes the function first, which signals and ends the first entry.
+    e.num("entry again in low power", "ret", 0);
+    e.num("counter after the second entry", "counter", 1);
     want_suspended(&mut e, "in low power before the close");
     want_suspended(&mut e, "closed in low power");
     e.err("counter after the close", Errno::EAGAIN);
