@@ -60,10 +60,6 @@ use crate::{
         MemoryGate, //
     },
     mmap,
-    power::{
-        self,
-        RuntimePower, //
-    },
     rdwr::{
         self,
         Transfer, //
@@ -71,6 +67,10 @@ use crate::{
     regions::{
         self,
         Region, //
+    },
+    runtime_pm::{
+        self,
+        RuntimePower, //
     },
     sriov,
     vf_token,
@@ -125,7 +125,7 @@ pub(crate) struct VfioPciDevice {
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
     ioeventfds: Mutex<Ioeventfds<Self>>,
-    /// Runtime power management (see [`crate::power`]).
+    /// Runtime power management (see [`crate::runtime_pm`]).
     power: RuntimePower,
 }
 
@@ -224,7 +224,7 @@ impl VfioDeviceOps for VfioPciDevice {
     fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
         close(dev, set);
         hot_reset::reset_dirty_set(set);
-        power::release_after_close(&dev.pdev, &dev.power);
+        runtime_pm::release_after_close(&dev.pdev, &dev.power);
     }
 
     /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
@@ -312,8 +312,8 @@ impl VfioDeviceOps for VfioPciDevice {
 /// The driver's part of the first open of `dev` (see [`VfioDeviceOps::open_device`]): the
 /// function is resumed and kept resumed until the last close.
 fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
-    power::resume_for_open(&dev.pdev, &dev.power)?;
-    open_resumed(dev).inspect_err(|_| power::release_after_close(&dev.pdev, &dev.power))
+    runtime_pm::resume_for_open(&dev.pdev, &dev.power)?;
+    open_resumed(dev).inspect_err(|_| runtime_pm::release_after_close(&dev.pdev, &dev.power))
 }
 
 /// [`open`], once the function is resumed.
@@ -358,7 +358,7 @@ fn open_resumed(dev: &VfioDevice<VfioPciDevice>) -> Result {
 fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>) {
     let member = set.this();
     let pdev: &OwnedDevice = &dev.pdev;
-    power::wake_for_close(pdev, &dev.memory);
+    runtime_pm::wake_for_close(pdev, &dev.memory);
     // The VF is no longer a user of its PF's token.
     drop(dev.open_state.lock().vf_user.take());
     intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
@@ -416,7 +416,7 @@ fn rw(
         .ok()
         .and_then(Region::from_index)
         .ok_or(EINVAL)?;
-    let _resumed = power::resume_for_access(&dev.pdev)?;
+    let _resumed = runtime_pm::resume_for_access(&dev.pdev)?;
     let xfer = Transfer {
         buf,
         count,

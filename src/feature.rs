@@ -5,7 +5,7 @@
 //!
 //! - `LOW_POWER_ENTRY` / `LOW_POWER_ENTRY_WITH_WAKEUP` / `LOW_POWER_EXIT` (SET): user space
 //!   lets the function runtime-suspend (D3hot) while it does not use it (see
-//!   [`crate::power`]). Its BAR mmaps are zapped and faults on them `SIGBUS` until it exits
+//!   [`crate::runtime_pm`]). Its BAR mmaps are zapped and faults on them `SIGBUS` until it exits
 //!   or closes the device; `read(2)`, `write(2)` and ioctls resume the function for their
 //!   duration, and with the wakeup variant end the low power state, signalling the eventfd.
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).

@@ -43,7 +43,7 @@ use crate::{
         self,
         GatedFunction, //
     },
-    power, //
+    runtime_pm, //
 };
 use core::mem::size_of;
 use kernel::{
@@ -358,7 +358,7 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
 
     // Functions of the set may be runtime-suspended: resumed for the reset, as vfio-pci does
     // before it checks anything else (dropped after the memory gates, declared below).
-    let _resumed = power::resume_set(&set)?;
+    let _resumed = runtime_pm::resume_set(&set)?;
     let members = set.members().count();
     let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
     let this = set.this();
@@ -398,7 +398,7 @@ pub(crate) fn reset_dirty_set<T: ResetTarget>(set: &LockedDevSet<'_, T>) {
     let result = match resettable(set, &mut |_| ()) {
         Err(why) => Err(why.errno()),
         // Functions of the set may be runtime-suspended: resumed for the reset.
-        Ok(target) => power::resume_set(set).and_then(|_resumed| target.reset_bus()),
+        Ok(target) => runtime_pm::resume_set(set).and_then(|_resumed| target.reset_bus()),
     };
     if result.is_ok() {
         for member in set.members() {

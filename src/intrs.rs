@@ -641,7 +641,7 @@ pub(crate) fn intx_unmask(irqs: &Mutex<IrqState>, pdev: &OwnedDevice) {
 }
 
 /// Masks INTx, if it is in use and not masked, before the function is runtime-suspended;
-/// returns whether it did (see [`crate::power`]).
+/// returns whether it did (see [`crate::runtime_pm`]).
 pub(crate) fn mask_intx_for_suspend(irqs: &Mutex<IrqState>) -> bool {
     match &irqs.lock().mode {
         IrqMode::Intx(line) => line.mask(),

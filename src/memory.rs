@@ -38,7 +38,7 @@ use kernel::prelude::*;
 /// The user's permission for the function to sit in a low power state
 /// (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*`), with the eventfd to signal if an access wakes it
 /// up. While it lasts, the function's runtime-PM usage count lacks the reference the entry
-/// gave up (see [`crate::power`]).
+/// gave up (see [`crate::runtime_pm`]).
 struct LowPower {
     wake: Option<EventFd>,
 }

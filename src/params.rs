@@ -8,7 +8,7 @@
 //!   driver may create VFs (see [`crate::sriov`]).
 //! - `disable_idle_d3=`: a bool, off by default, writable at run time (mode 0644): whether
 //!   functions bound from now on stay in D0 while nobody uses them instead of being
-//!   runtime-suspended to D3hot (see [`crate::power`]); latched by each function at bind.
+//!   runtime-suspended to D3hot (see [`crate::runtime_pm`]); latched by each function at bind.
 //!
 //! The kernel crate's `module!` macro only declares read-only integer parameters, so these
 //! are declared the way C's `module_param_string()` and `module_param()` do it, with the

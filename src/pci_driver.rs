@@ -38,8 +38,8 @@ use crate::{
         }, //
     },
     params,
-    power,
     reset_set,
+    runtime_pm,
     sriov, //
 };
 use core::pin::Pin;
@@ -68,17 +68,17 @@ impl pci::driver::Driver for VfioPciDriver {
         // core drops the function's driver data (see `driver::Registration`), and dropping the
         // VFIO registration unregisters the device, waiting for its users to close it.
         sriov::disable(registration.pdev(), registration.memory());
-        power::unbinding(registration.pdev(), registration.power());
+        runtime_pm::unbinding(registration.pdev(), registration.power());
     }
 
     fn bound(registration: Pin<&Self::Data>) {
-        power::bound(registration.pdev(), registration.power());
+        runtime_pm::bound(registration.pdev(), registration.power());
     }
 
     const RUNTIME_PM: bool = true;
 
     fn runtime_suspend(registration: Pin<&Self::Data>) -> Result {
-        power::suspend(
+        runtime_pm::suspend(
             registration.pdev(),
             registration.power(),
             registration.config(),
@@ -89,7 +89,7 @@ impl pci::driver::Driver for VfioPciDriver {
     }
 
     fn runtime_resume(registration: Pin<&Self::Data>) -> Result {
-        power::resume(
+        runtime_pm::resume(
             registration.pdev(),
             registration.power(),
             registration.memory(),

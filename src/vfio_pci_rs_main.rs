@@ -37,11 +37,11 @@ mod memory;
 mod mmap;
 mod params;
 mod pci_driver;
-mod power;
 mod quirks;
 mod rdwr;
 mod regions;
 mod reset_set;
+mod runtime_pm;
 mod sriov;
 mod vf_token;
 
