@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots the emulated host (QEMU q35, TCG, intel-iommu with interrupt remapping, the PCIe
 # topologies of harness/topology.sh) with a fresh initramfs holding the test kernel's modules,
-# vfio_pci_rs.ko, the test binary and harness/init, and runs one mode in it:
+# vfio_pci_rs.ko, the test-only irqbypass_consumer.ko, the test binary and harness/init, and
+# runs one mode in it:
 #
 #   scripts/guest.sh tests [FILTER]   run the in-guest test suite (KTAP), optionally filtered
 #   scripts/guest.sh demo             bind a function and open it both ways
@@ -67,6 +68,11 @@ else
 	module=$REPO/vfio_pci_rs.ko
 fi
 
+# The test-only IRQ bypass consumer (tests/irqbypass-consumer), loaded by harness/init.
+log "building irqbypass_consumer.ko"
+consumer_dir=$REPO/tests/irqbypass-consumer
+(cd "$REPO" && in_root make -s -C "$KDIR" M="$consumer_dir" LLVM=1 modules) >&2
+
 log "building the in-guest test binaries"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
 # building at once never swap binaries; by default one per kernel (common.sh). The crates
@@ -101,6 +107,7 @@ cp "$REPO/harness/init" "$ir/init"
 cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
 cp "$module" "$ir/lib/modules/vfio_pci_rs.ko"
+cp "$consumer_dir/irqbypass_consumer.ko" "$ir/lib/modules/irqbypass_consumer.ko"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
 # The vfio-ioctls client, next to the test program that runs it (tests/src/vmm_client.rs).
 [ -f "$tests_out/vfio-ioctls-client" ] && cp "$tests_out/vfio-ioctls-client" "$ir/bin/vfio-ioctls-client"

@@ -25,6 +25,7 @@ mod features;
 mod harness;
 mod interrupts;
 mod ioeventfd;
+mod irqbypass;
 mod ktap;
 mod kunit;
 mod observability;
