@@ -31,6 +31,9 @@ check "modinfo: license GPL, its description, the ids and enable_sriov parameter
 	sh -c 'echo "$1" | grep -q "^license: *GPL$" && echo "$1" | grep -q "^description: *VFIO PCI driver in Rust" &&
 		echo "$1" | grep -q "^parm: *ids:" && echo "$1" | grep -q "^parm: *enable_sriov:"' sh "$info"
 
+check "modinfo: depends on irqbypass (its IRQ bypass producers), which modprobe loads first" \
+	sh -c 'echo "$1" | grep -Eq "^depends: *(.*,)?irqbypass(,|$)"' sh "$info"
+
 check "modprobe vfio_pci_rs" modprobe vfio_pci_rs
 check "the module and its PCI driver are registered" \
 	test -d /sys/module/vfio_pci_rs -a -d /sys/bus/pci/drivers/vfio-pci-rs
