@@ -18,12 +18,16 @@
  *   write "NAME FD refuse"  the same, but its add_producer callback fails (EOPNOTSUPP), so
  *                           every producer registered with that token fails to register;
  *   read                    the log of every consumer's callbacks since this file was
- *                           opened, one line each: "NAME add IRQ", "NAME refuse IRQ" or
- *                           "NAME del IRQ", IRQ being the producer's Linux IRQ number;
+ *                           opened, one line each: "NAME add IRQ STATE", "NAME refuse IRQ
+ *                           STATE" or "NAME del IRQ STATE", IRQ being the producer's Linux
+ *                           IRQ number and STATE "requested" if a handler is requested on
+ *                           it at that moment (vfio-pci registers its producers after
+ *                           request_irq and unregisters them before free_irq), else "free";
  *   close                   unregisters the file's consumer (logging its del if paired).
  */
 #include <linux/eventfd.h>
 #include <linux/fs.h>
+#include <linux/interrupt.h>
 #include <linux/irqbypass.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
@@ -53,7 +57,8 @@ static void log_event(struct test_consumer *c, const char *what, int irq)
 	int n;
 
 	mutex_lock(&log_lock);
-	n = snprintf(log_buf + log_len, LOG_SIZE - log_len, "%s %s %d\n", c->name, what, irq);
+	n = snprintf(log_buf + log_len, LOG_SIZE - log_len, "%s %s %d %s\n", c->name, what, irq,
+		     irq_has_action(irq) ? "requested" : "free");
 	if (n >= LOG_SIZE - log_len)
 		log_full = true;
 	else

@@ -5,8 +5,8 @@
 //! KVM (the real consumer) is not in the TCG guest; the test-only module
 //! tests/irqbypass-consumer (`/dev/irqbypass_consumer`, loaded by harness/init) stands in for
 //! it: each consumer is registered on one of the scenario's eventfds and the module logs every
-//! add_producer/del_producer callback with the producer's IRQ number, in the order the IRQ
-//! bypass manager made them.  A step records the callbacks it caused, each producer's IRQ
+//! add_producer/del_producer callback with the producer's IRQ number and whether a handler
+//! was requested on that IRQ at that moment, in the order the IRQ bypass manager made them.  A step records the callbacks it caused, each producer's IRQ
 //! shown as the vfio line of /proc/interrupts it is (`vfio-msix[0](BDF)`), so the transcript
 //! says which vector paired with which eventfd, and the two drivers' transcripts compare
 //! although their IRQ numbers may differ.
@@ -67,7 +67,8 @@ impl BypassLog {
         Ok(())
     }
 
-    /// The callbacks logged since the last call, as "NAME add|refuse|del LINE", in order.
+    /// The callbacks logged since the last call, as "NAME add|refuse|del LINE" followed by
+    /// " (IRQ free)" for a callback made while no handler was requested on the IRQ, in order.
     fn take(&mut self) -> Result<Vec<String>, Fail> {
         let mut text = String::new();
         self.reader.read_to_string(&mut text)?;
@@ -75,7 +76,7 @@ impl BypassLog {
         let mut events = Vec::new();
         for line in text.lines() {
             let f: Vec<&str> = line.split(' ').collect();
-            let [name, what, irq] = f[..] else {
+            let [name, what, irq, state] = f[..] else {
                 return Err(Fail::other(format!("unexpected consumer log line {line:?}")));
             };
             let irq: u32 = irq.parse().map_err(|_| Fail::other(format!("bad IRQ in {line:?}")))?;
@@ -89,7 +90,12 @@ impl BypassLog {
                 }
                 _ => live,
             };
-            events.push(format!("{name} {what} {shown}"));
+            let state = match state {
+                "requested" => "",
+                "free" => " (IRQ free)",
+                _ => return Err(Fail::other(format!("bad IRQ state in {line:?}"))),
+            };
+            events.push(format!("{name} {what} {shown}{state}"));
         }
         Ok(events)
     }
