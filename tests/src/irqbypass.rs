@@ -13,7 +13,7 @@
 
 use crate::interrupts::{interrupt_topologies, set_fds, set_none, take_count, ACTION_TRIGGER, MSIX};
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario};
-use crate::sys::{new_eventfd, Fail};
+use crate::sys::{new_eventfd, Errno, Fail};
 use crate::transcript::{Expect, Fields, Outcome, Transcript, Val};
 use crate::uapi::VFIO_TYPE1v2_IOMMU;
 use crate::vfio::{Container, Group};
@@ -141,6 +141,8 @@ const S_SWITCH: &str = "vector 0: eventfd 0 -> eventfd 2 (consumer C)";
 const S_SAME: &str = "vector 0: eventfd 2 set again";
 const S_DETACH: &str = "vector 1: fd -1";
 const S_REATTACH: &str = "vector 1: eventfd 1 again";
+const S_DYN: &str = "vector 4, beyond the 2 enabled: eventfd 4 (consumer D)";
+const S_DYN_OFF: &str = "vector 4: fd -1";
 const S_MSIX_OFF: &str = "MSI-X disable (DATA_NONE count 0)";
 const S_DUP: &str = "MSI-X enable 0-1 both with eventfd 0";
 const S_DUP_TRIGGER: &str = "trigger vectors 0-1: eventfd 0 signalled by both";
@@ -149,6 +151,8 @@ const S_REFUSE_ON: &str = "MSI-X enable 0 with eventfd 3 (consumer R refuses)";
 const S_REFUSE_TRIGGER: &str = "trigger vector 0: eventfd 3 signalled without a producer";
 const S_REFUSE_OFF: &str = "MSI-X disable without a registered producer";
 const S_MSIX_AGAIN: &str = "MSI-X enable 0-1 with eventfds 0 and 1 again";
+const S_BAD_BLOCK: &str = "MSI-X block 0-1: eventfd 2, then a closed fd (EBADF, the block undone)";
+const S_BLOCK_AGAIN: &str = "MSI-X block 0-1 with eventfds 0 and 1 after the failed block";
 const S_MSIX_CLOSE: &str = "close with MSI-X enabled";
 const S_MSI_ON: &str = "MSI enable with eventfd 0";
 const S_MSI_SWITCH: &str = "MSI vector 0: eventfd 0 -> eventfd 2";
@@ -168,13 +172,14 @@ fn irq_bypass(c: &Ctx) -> Transcript {
             t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
             t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
             let mut e = Vec::new();
-            for i in 0..4 {
+            for i in 0..5 {
                 e.push(t.need(&format!("eventfd {i}"), new_eventfd().map_err(Fail::Os), none)?);
             }
             let mut log = t.need("open the consumer log", BypassLog::open(), none)?;
             let mut a = Some(t.need("register consumer A on eventfd 0", consumer("A", &e[0], false), none)?);
             let _c = t.need("register consumer C on eventfd 2", consumer("C", &e[2], false), none)?;
             let _r = t.need("register consumer R on eventfd 3, refusing", consumer("R", &e[3], true), none)?;
+            let _d = t.need("register consumer D on eventfd 4", consumer("D", &e[4], false), none)?;
             record_events(t, &mut log, "before any vector");
             let _b;
             {
@@ -191,6 +196,10 @@ fn irq_bypass(c: &Ctx) -> Transcript {
                 record_events(t, &mut log, S_DETACH);
                 t.step(S_REATTACH, set_fds(&d, MSIX, 1, &[fd(&e[1])]), ret);
                 record_events(t, &mut log, S_REATTACH);
+                t.step(S_DYN, set_fds(&d, MSIX, 4, &[fd(&e[4])]), ret);
+                record_events(t, &mut log, S_DYN);
+                t.step(S_DYN_OFF, set_fds(&d, MSIX, 4, &[-1]), ret);
+                record_events(t, &mut log, S_DYN_OFF);
                 t.step(S_MSIX_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
                 record_events(t, &mut log, S_MSIX_OFF);
 
@@ -210,6 +219,10 @@ fn irq_bypass(c: &Ctx) -> Transcript {
 
                 t.step(S_MSIX_AGAIN, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
                 record_events(t, &mut log, S_MSIX_AGAIN);
+                t.step(S_BAD_BLOCK, set_fds(&d, MSIX, 0, &[fd(&e[2]), 4000]), ret);
+                record_events(t, &mut log, S_BAD_BLOCK);
+                t.step(S_BLOCK_AGAIN, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
+                record_events(t, &mut log, S_BLOCK_AGAIN);
             }
             t.record("close", Outcome::Ok(Vec::new()));
             record_events(t, &mut log, S_MSIX_CLOSE);
@@ -240,6 +253,9 @@ fn irq_bypass(c: &Ctx) -> Transcript {
 
 fn expect_irq_bypass(c: &Ctx, t: &Transcript) -> Vec<String> {
     let bdf = c.bdf();
+    // Attaching a vector beyond those enabled needs dynamic MSI-X allocation (irq_msi_loopback
+    // checks when it is there); without it the attach fails and nothing is registered.
+    let dynamic = t.find(S_DYN).is_some_and(Outcome::is_ok);
     let x = |v: u32| format!("vfio-msix[{v}]({bdf})");
     let m = format!("vfio-msi[0]({bdf})");
     let mut e = Expect::new(t);
@@ -251,12 +267,24 @@ fn expect_irq_bypass(c: &Ctx, t: &Transcript) -> Vec<String> {
     events(S_SAME, &[format!("C del {}", x(0)), format!("C add {}", x(0))]);
     events(S_DETACH, &[format!("B del {}", x(1))]);
     events(S_REATTACH, &[format!("B add {}", x(1))]);
+    if dynamic {
+        events(S_DYN, &[format!("D add {}", x(4))]);
+        events(S_DYN_OFF, &[format!("D del {}", x(4))]);
+    } else {
+        events(S_DYN, &[]);
+        events(S_DYN_OFF, &[]);
+    }
     events(S_MSIX_OFF, &[format!("C del {}", x(0)), format!("B del {}", x(1))]);
     events(S_DUP, &[format!("A add {}", x(0))]);
     events(S_DUP_OFF, &[format!("A del {}", x(0))]);
     events(S_REFUSE_ON, &[format!("R refuse {}", x(0))]);
     events(S_REFUSE_OFF, &[]);
     events(S_MSIX_AGAIN, &[format!("A add {}", x(0)), format!("B add {}", x(1))]);
+    events(
+        S_BAD_BLOCK,
+        &[format!("A del {}", x(0)), format!("C add {}", x(0)), format!("B del {}", x(1)), format!("C del {}", x(0))],
+    );
+    events(S_BLOCK_AGAIN, &[format!("A add {}", x(0)), format!("B add {}", x(1))]);
     events(S_MSIX_CLOSE, &[format!("A del {}", x(0)), format!("B del {}", x(1))]);
     events(S_MSI_ON, &[format!("A add {m}")]);
     events(S_MSI_SWITCH, &[format!("A del {m}"), format!("C add {m}")]);
@@ -268,9 +296,12 @@ fn expect_irq_bypass(c: &Ctx, t: &Transcript) -> Vec<String> {
     for step in [S_MSIX_ON, S_SWITCH, S_SAME, S_DETACH, S_REATTACH, S_MSIX_OFF, S_DUP, S_DUP_OFF] {
         e.num(step, "ret", 0);
     }
-    for step in [S_REFUSE_ON, S_REFUSE_OFF, S_MSIX_AGAIN, S_MSI_ON, S_MSI_SWITCH, S_MSI_OFF, S_MSI_AGAIN] {
+    for step in [S_REFUSE_ON, S_REFUSE_OFF, S_MSIX_AGAIN, S_BLOCK_AGAIN, S_MSI_ON, S_MSI_SWITCH, S_MSI_OFF, S_MSI_AGAIN]
+    {
         e.num(step, "ret", 0);
     }
+    e.num(S_DYN_OFF, "ret", 0);
+    e.err(S_BAD_BLOCK, Errno::EBADF);
     e.num(S_DUP_TRIGGER, "signals", 2);
     e.num(S_REFUSE_TRIGGER, "signals", 1);
     e.finish()
