@@ -136,8 +136,8 @@ check "dkms status: $pkg/$version, $kver: installed" \
 	grep -qE "^$pkg/$version, $kver, [^:]+: installed" <<< "$status"
 check "dkms install: the module is lib/modules/$kver/updates/dkms/vfio_pci_rs.ko" \
 	test -f "$dmdir/updates/dkms/vfio_pci_rs.ko"
-check "dkms install: depmod's modules.dep lists it next to the kernel's modules" \
-	sh -c 'grep -qx "updates/dkms/vfio_pci_rs.ko:" "$1" && grep -q "^kernel/drivers/vfio/pci/vfio-pci.ko:" "$1"' \
+check "dkms install: depmod's modules.dep lists it, depending on irqbypass.ko, next to the kernel's modules" \
+	sh -c 'grep -qx "updates/dkms/vfio_pci_rs.ko: kernel/virt/lib/irqbypass.ko" "$1" && grep -q "^kernel/drivers/vfio/pci/vfio-pci.ko:" "$1"' \
 	sh "$dmdir/modules.dep"
 found=$(dkms_root modinfo -k "$kver" -F filename vfio_pci_rs 2>&1 || true)
 check "modinfo -k $kver vfio_pci_rs finds it by name ($found)" \
