@@ -60,6 +60,7 @@ use crate::{
         MemoryGate, //
     },
     mmap,
+    params,
     rdwr::{
         self,
         Transfer, //
@@ -176,7 +177,7 @@ impl VfioPciDevice {
                 pdev: pdev.clone(),
                 open_state <- new_mutex!(OpenState::default()),
                 config <- ConfigSpace::new(pdev),
-                irqs <- new_mutex!(IrqState::closed()),
+                irqs <- new_mutex!(IrqState::closed(params::nointxmask())),
                 msix_table: MsixTable::of(pdev),
                 token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),

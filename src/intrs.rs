@@ -115,12 +115,16 @@ pub(crate) struct IrqState {
     msi_qmax: u8,
     err_trigger: Option<EventFd>,
     req_trigger: Option<EventFd>,
+    /// `nointxmask=` as it was when the function was bound: INTx is masked at the interrupt
+    /// controller only, and no quirk hides it.
+    nointxmask: bool,
 }
 
 impl IrqState {
-    /// The state of a function nobody has open.
-    pub(crate) const fn closed() -> Self {
+    /// The state of a function nobody has open; `nointxmask` is the parameter's value at bind.
+    pub(crate) const fn closed(nointxmask: bool) -> Self {
         Self {
+            nointxmask,
             caps: None,
             mode: IrqMode::Disabled,
             virq_disabled: false,
@@ -131,9 +135,12 @@ impl IrqState {
     }
 
     /// Prepares interrupt handling at first open: decides how INTx is masked, and leaves the
-    /// physical DisINTx clear for functions that can mask INTx with it.
+    /// physical DisINTx clear for functions that can mask INTx with it. With `nointxmask` as
+    /// vfio-pci: neither the broken-masking quirk nor DisINTx is considered.
     pub(crate) fn open(&mut self, pdev: &OwnedDevice) -> Result {
-        let intx = if has_broken_intx(pdev) {
+        let intx = if self.nointxmask {
+            IntxSupport::Maskable(IntxMasking::IrqChip)
+        } else if has_broken_intx(pdev) {
             dev_info!(pdev.as_device(), "Masking broken INTx support\n");
             pdev.intx(false);
             IntxSupport::Hidden

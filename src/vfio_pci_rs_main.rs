@@ -23,6 +23,7 @@ use kernel::{
 
 mod bars;
 mod config;
+mod denylist;
 mod dev_set;
 mod device;
 mod feature;
