@@ -67,6 +67,10 @@ else
 	module=$REPO/vfio_pci_rs.ko
 fi
 
+# The test-only kernel modules (tests/modules), into the guest's /lib/modules/tests/.
+log "building the test modules"
+(cd "$REPO/tests/modules" && in_root make -s -C "$KDIR" M="$REPO/tests/modules" LLVM=1 modules) >&2
+
 log "building the in-guest test binaries"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
 # building at once never swap binaries; by default one per kernel (common.sh). The crates
@@ -101,6 +105,8 @@ cp "$REPO/harness/init" "$ir/init"
 cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
 cp "$module" "$ir/lib/modules/vfio_pci_rs.ko"
+mkdir -p "$ir/lib/modules/tests"
+cp "$REPO"/tests/modules/*.ko "$ir/lib/modules/tests/"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
 # The vfio-ioctls client, next to the test program that runs it (tests/src/vmm_client.rs).
 [ -f "$tests_out/vfio-ioctls-client" ] && cp "$tests_out/vfio-ioctls-client" "$ir/bin/vfio-ioctls-client"

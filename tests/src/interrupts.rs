@@ -877,7 +877,7 @@ pub(crate) fn quiet(d: &Device, r: IrqRegs) -> Result<(), Fail> {
 }
 
 /// Enable `cause` and raise it.
-fn raise(d: &Device, r: IrqRegs, cause: u32) -> Result<(), Fail> {
+pub(crate) fn raise(d: &Device, r: IrqRegs, cause: u32) -> Result<(), Fail> {
     bar0_write(d, r.ims, cause)?;
     bar0_write(d, r.ics, cause)
 }

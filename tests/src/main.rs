@@ -28,6 +28,7 @@ mod ioeventfd;
 mod ktap;
 mod kunit;
 mod observability;
+mod params;
 mod regions;
 mod reset;
 mod scenarios;
