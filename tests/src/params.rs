@@ -67,6 +67,14 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: |c, t| expect_intx_masking(c, t, true),
         },
         Scenario {
+            name: "param_no_autobind",
+            rule: "the driver's override-only ID table (its vfio_pci: alias) binds nothing by itself: a function removed and found again by a rescan while the driver is loaded, or probed with drivers_probe, stays unbound; new_id with driver_data other than the table's 0 is EINVAL, with 0 it binds",
+            loads_module: false,
+            applies: slot,
+            run: param_no_autobind,
+            expect: expect_param_no_autobind,
+        },
+        Scenario {
             name: "param_denylist",
             rule: "a function with a denylisted ID (8086:0435) is refused by bind and drivers_probe with EINVAL and the log line '8086:0435 exists in vfio-pci device denylist, driver probing disallowed.'; loaded with disable_denylist=1 the driver warns 'device denylist disabled.' and binds it with 'device denylist disabled - allowing device 8086:0435.'",
             loads_module: true,
@@ -220,6 +228,57 @@ fn expect_intx_masking(_: &Ctx, t: &Transcript, nointxmask: bool) -> Vec<String>
     e.finish()
 }
 
+// ----------------------------------------------------- param_no_autobind
+
+fn param_no_autobind(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf().to_string());
+    scenario(|t| {
+        let present = |b: &str| sysfs::exists(&sysfs::device_dir(b)).is_ok();
+        t.need("remove the function", sysfs::write_attr(&sysfs::device_dir(&bdf).join("remove"), "1"), none)?;
+        sysfs::wait_until(sysfs::SETTLE, || !present(&bdf));
+        let bus = Path::new("/sys/class/pci_bus").join(&bdf[..7]).join("rescan");
+        t.need("rescan its bus", sysfs::write_attr(&bus, "1"), none)?;
+        let back = sysfs::wait_until(sysfs::SETTLE, || present(&bdf));
+        t.record("function back after the rescan", Outcome::Ok(vec![("present", Val::Bool(back))]));
+        // Give a wrong bind time to happen.
+        std::thread::sleep(Duration::from_millis(500));
+        t.step("driver link after the rescan", sysfs::current_driver(&bdf), |d, _| vec![("driver", driver_val(driver, d))]);
+        t.step("drivers_probe without driver_override", sysfs::drivers_probe(&bdf), none);
+        t.step("driver link after drivers_probe", sysfs::current_driver(&bdf), |d, _| {
+            vec![("driver", driver_val(driver, d))]
+        });
+        let id = t.need("read vendor and device", sysfs::PciId::of(&bdf), none)?;
+        let new_id = sysfs::driver_dir(driver.name).join("new_id");
+        let line = format!("{:04x} {:04x} ffffffff ffffffff 0 0", id.vendor, id.device);
+        t.step("new_id with driver_data 1", sysfs::write_attr(&new_id, &format!("{line} 1")), none);
+        t.step("driver link after new_id with driver_data 1", sysfs::current_driver(&bdf), |d, _| {
+            vec![("driver", driver_val(driver, d))]
+        });
+        t.step("new_id with driver_data 0", sysfs::write_attr(&new_id, &format!("{line} 0")), none);
+        sysfs::wait_until(sysfs::SETTLE, || sysfs::current_driver(&bdf).is_ok());
+        t.step("driver link after new_id with driver_data 0", sysfs::current_driver(&bdf), |d, _| {
+            vec![("driver", driver_val(driver, d))]
+        });
+        t.step("remove_id", sysfs::remove_id(driver.name, &id), none);
+        t.step("unbind", sysfs::unbind(&bdf), none);
+        Ok(())
+    })
+}
+
+fn expect_param_no_autobind(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    e.val("function back after the rescan", "present", &Val::Bool(true));
+    e.err("driver link after the rescan", Errno::ENOENT);
+    e.err("driver link after drivers_probe", Errno::ENOENT);
+    e.err("new_id with driver_data 1", Errno::EINVAL);
+    e.err("driver link after new_id with driver_data 1", Errno::ENOENT);
+    e.ok("new_id with driver_data 0");
+    e.val("driver link after new_id with driver_data 0", "driver", &Val::Norm("driver under test".into()));
+    e.ok("remove_id");
+    e.ok("unbind");
+    e.finish()
+}
+
 // -------------------------------------------------------------- denylist
 
 /// The kernel log lines `action` printed that are about the function or the driver's
@@ -299,7 +358,9 @@ fn denylisted(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abor
     t.step("sysfs device while spoofed", fs::read_to_string(sysfs::device_dir(bdf).join("device")), |v, _| {
         vec![("device", Val::text(v.trim()))]
     });
-    if !driver.is_reference() {
+    if driver.is_reference() {
+        t.record("load the driver", Outcome::Skipped("vfio-pci is resident".into()));
+    } else {
         t.need("load the driver", driver.load(""), none)?;
     }
     t.need("write driver_override", sysfs::set_driver_override(bdf, driver.name), none)?;
@@ -310,14 +371,20 @@ fn denylisted(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abor
     record_logged(t, "drivers_probe (denylisted)", r, log);
     t.step("driver link after the refusals", sysfs::current_driver(bdf), |d, _| vec![("driver", driver_val(driver, d))]);
 
-    // The denylist lifted: reload with disable_denylist=1.
-    if !driver.is_reference() {
+    // The denylist lifted: reload with disable_denylist=1 (with no driver_override set, so
+    // that loading binds nothing).
+    t.step("clear driver_override after the refusals", sysfs::clear_driver_override(bdf), none);
+    if driver.is_reference() {
+        t.record("unload the driver", Outcome::Skipped("vfio-pci is unloaded by the reload".into()));
+    } else {
         t.step("unload the driver", driver.unload(), none);
     }
     let (r, log) = logged(bdf, || load_with(driver, "disable_denylist=1"));
     record_logged(t, "load with disable_denylist=1", r, log);
     let lifted = (|| {
         t.step("disable_denylist value", read_param(driver, "disable_denylist"), text);
+        t.step("driver link after the load", sysfs::current_driver(bdf), |d, _| vec![("driver", driver_val(driver, d))]);
+        t.need("write driver_override again", sysfs::set_driver_override(bdf, driver.name), none)?;
         let (r, log) = logged(bdf, || sysfs::write_attr(&bind, bdf));
         record_logged(t, "bind (denylist disabled)", r, log);
         sysfs::wait_until(sysfs::SETTLE, || sysfs::current_driver(bdf).is_ok());
@@ -329,10 +396,11 @@ fn denylisted(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abor
     })();
     t.step("clear driver_override", sysfs::clear_driver_override(bdf), none);
     // Back to the load without parameters: the module under test unloaded, vfio-pci resident.
+    let step = "reload without parameters (vfio-pci) or unload (vfio-pci-rs)";
     if driver.is_reference() {
-        t.step("reload without parameters", load_with(driver, ""), none);
+        t.step(step, load_with(driver, ""), none);
     } else {
-        t.step("unload after the lifted denylist", driver.unload(), none);
+        t.step(step, driver.unload(), none);
     }
     lifted
 }
@@ -360,7 +428,11 @@ fn expect_param_denylist(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     e.val("sysfs device while spoofed", "device", &Val::text(DENYLISTED_DEVICE));
     e.err("bind (denylisted)", Errno::EINVAL);
+    e.err("driver link after the refusals", Errno::ENOENT);
+    e.ok("load with disable_denylist=1");
     e.val("disable_denylist value", "value", &Val::text("Y"));
+    e.err("driver link after the load", Errno::ENOENT);
+    e.ok("bind (denylist disabled)");
     e.val("driver link with the denylist disabled", "driver", &Val::Norm("driver under test".into()));
     e.ok("unbind");
     e.ok("unload pci_id_spoof");
