@@ -27,9 +27,11 @@ echo "$info" | sed 's/^/# modinfo: /'
 field() { echo "$info" | sed -n "s/^$1: *//p" | head -n1; }
 check "modinfo vfio_pci_rs finds $installed" test "$(field filename)" = "$installed"
 check "modinfo: vermagic is for $kver" test "$(field vermagic | cut -d' ' -f1)" = "$kver"
-check "modinfo: license GPL, its description, the ids and enable_sriov parameters" \
+check "modinfo: license GPL, its description, vfio-pci's parameters, the vfio_pci: alias" \
 	sh -c 'echo "$1" | grep -q "^license: *GPL$" && echo "$1" | grep -q "^description: *VFIO PCI driver in Rust" &&
-		echo "$1" | grep -q "^parm: *ids:" && echo "$1" | grep -q "^parm: *enable_sriov:"' sh "$info"
+		for p in ids enable_sriov nointxmask disable_vga disable_denylist; do
+			echo "$1" | grep -q "^parm: *$p:" || exit 1
+		done && echo "$1" | grep -qx "alias: *vfio_pci:v\*d\*sv\*sd\*bc\*sc\*i\*"' sh "$info"
 
 check "modprobe vfio_pci_rs" modprobe vfio_pci_rs
 check "the module and its PCI driver are registered" \
