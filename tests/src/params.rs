@@ -148,7 +148,9 @@ fn param_files(c: &Ctx) -> Transcript {
 
 fn expect_param_files(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
-    for (name, mode) in [("nointxmask", "644"), ("disable_vga", "444"), ("disable_denylist", "444"), ("enable_sriov", "644")] {
+    for (name, mode) in
+        [("nointxmask", "644"), ("disable_vga", "444"), ("disable_denylist", "444"), ("enable_sriov", "644")]
+    {
         e.val(&format!("{name} mode"), "mode", &Val::text(mode));
         e.val(&format!("{name} value"), "value", &Val::text("N"));
     }
@@ -172,9 +174,7 @@ fn physical_command(bdf: &str) -> Result<u16, Fail> {
 }
 
 fn record_disintx(t: &mut Transcript, step: &str, bdf: &str) {
-    t.step(step, physical_command(bdf), |cmd, _| {
-        vec![("INTX_DISABLE", Val::Bool(cmd & COMMAND_INTX_DISABLE != 0))]
-    });
+    t.step(step, physical_command(bdf), |cmd, _| vec![("INTX_DISABLE", Val::Bool(cmd & COMMAND_INTX_DISABLE != 0))]);
 }
 
 fn record_signals(t: &mut Transcript, step: &str, fd: &OwnedFd) {
@@ -242,7 +242,9 @@ fn param_no_autobind(c: &Ctx) -> Transcript {
         t.record("function back after the rescan", Outcome::Ok(vec![("present", Val::Bool(back))]));
         // Give a wrong bind time to happen.
         std::thread::sleep(Duration::from_millis(500));
-        t.step("driver link after the rescan", sysfs::current_driver(&bdf), |d, _| vec![("driver", driver_val(driver, d))]);
+        t.step("driver link after the rescan", sysfs::current_driver(&bdf), |d, _| {
+            vec![("driver", driver_val(driver, d))]
+        });
         t.step("drivers_probe without driver_override", sysfs::drivers_probe(&bdf), none);
         t.step("driver link after drivers_probe", sysfs::current_driver(&bdf), |d, _| {
             vec![("driver", driver_val(driver, d))]
@@ -369,7 +371,9 @@ fn denylisted(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abor
     record_logged(t, "bind (denylisted)", r, log);
     let (r, log) = logged(bdf, || sysfs::drivers_probe(bdf));
     record_logged(t, "drivers_probe (denylisted)", r, log);
-    t.step("driver link after the refusals", sysfs::current_driver(bdf), |d, _| vec![("driver", driver_val(driver, d))]);
+    t.step("driver link after the refusals", sysfs::current_driver(bdf), |d, _| {
+        vec![("driver", driver_val(driver, d))]
+    });
 
     // The denylist lifted: reload with disable_denylist=1 (with no driver_override set, so
     // that loading binds nothing).
@@ -383,7 +387,9 @@ fn denylisted(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abor
     record_logged(t, "load with disable_denylist=1", r, log);
     let lifted = (|| {
         t.step("disable_denylist value", read_param(driver, "disable_denylist"), text);
-        t.step("driver link after the load", sysfs::current_driver(bdf), |d, _| vec![("driver", driver_val(driver, d))]);
+        t.step("driver link after the load", sysfs::current_driver(bdf), |d, _| {
+            vec![("driver", driver_val(driver, d))]
+        });
         t.need("write driver_override again", sysfs::set_driver_override(bdf, driver.name), none)?;
         let (r, log) = logged(bdf, || sysfs::write_attr(&bind, bdf));
         record_logged(t, "bind (denylist disabled)", r, log);
