@@ -565,6 +565,7 @@ fn hot_reset_groups_with(
 
     // B bound to the other VFIO driver: it has a group, outside this driver's dev_set.
     let b_bdf = c.site.functions[1].clone();
+    t.need("load the other VFIO driver", c.other.load(""), none)?;
     bound.push(("B", b_bdf.clone()));
     let b = bind(t, c, c.other, "B (other driver)", &b_bdf, false)?;
     let _ = group_val(t, &b.group);
