@@ -16,11 +16,11 @@
 use crate::driver::Driver;
 use crate::kunit::{kmsg_lines, log_of};
 use crate::regions::{
-    bytes, get_region_info, pread, region_fields, CONFIG_INDEX, REGION_INFO_FLAG_CAPS, REGION_INFO_SIZE,
+    bytes, get_region_info, pread, pwrite, region_fields, CONFIG_INDEX, REGION_INFO_FLAG_CAPS, REGION_INFO_SIZE,
 };
 use crate::reset::LABELS;
 use crate::scenarios::{driver_val, expect_get_info, none, record_get_info, scenario, Ctx, Scenario, Site};
-use crate::sys::{Errno, Fail};
+use crate::sys::{Errno, Fail, Mmio};
 use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Outcome, Transcript, Val};
 use crate::uapi::*;
@@ -336,15 +336,53 @@ fn record_device_use(t: &mut Transcript, p: &str, d: &Device) {
     }
     t.step(&format!("{p}read config 0..64"), pread(d, CONFIG_INDEX, 0, 64), bytes);
     t.step(&format!("{p}read BAR0 0..4"), pread(d, 0, 0, 4), bytes);
+    // Unmapped before the step ends: a mapping holds the device file open.
+    let mapped = Mmio::map_at(d, 0, 4096, true)
+        .map_err(Fail::Os)
+        .and_then(|m| m.read32(0).ok_or_else(|| Fail::other("outside the mapping")));
+    t.step(&format!("{p}mmap BAR0, read 0..4"), mapped, |v, _| vec![("bytes", Val::Bytes(v.to_ne_bytes().to_vec()))]);
 }
 
-fn expect_device_use(e: &mut Expect, p: &str) {
+/// A register of BAR0 whose reset value is 0 (sysfs::MODELS): the mark a hot reset clears.
+const MARK: u32 = 0x5a5a_5a00;
+
+/// Write MARK to A's mark register through the device file and read it back: step "`p`mark A".
+fn mark(t: &mut Transcript, p: &str, d: &Device, bdf: &str) -> Option<u64> {
+    let offset = sysfs::model_of(bdf)?.mark.0 as u64;
+    let r = pwrite(d, 0, offset, &MARK.to_ne_bytes()).and_then(|_| pread(d, 0, offset, 4));
+    t.step(&format!("{p}mark A"), r, bytes);
+    Some(offset)
+}
+
+/// A's mark register after a reset: step "`p`A's mark after the reset".
+fn read_mark(t: &mut Transcript, p: &str, d: &Device, offset: Option<u64>) {
+    let r = match offset {
+        Some(o) => pread(d, 0, o, 4),
+        None => Err(Fail::other("no mark register known for this device model")),
+    };
+    t.step(&format!("{p}A's mark after the reset"), r, bytes);
+}
+
+fn expect_mark(e: &mut Expect, p: &str) {
+    e.val(&format!("{p}mark A"), "bytes", &Val::Bytes(MARK.to_ne_bytes().to_vec()));
+    e.val(&format!("{p}A's mark after the reset"), "bytes", &Val::Bytes(vec![0; 4]));
+}
+
+fn expect_device_use(e: &mut Expect, t: &Transcript, p: &str) {
     expect_get_info(e);
     e.num(&format!("{p}GET_REGION_INFO index 7"), "flags", 0x3);
     e.num(&format!("{p}GET_REGION_INFO index 7"), "size", 4096);
     e.err(&format!("{p}GET_REGION_INFO index 9"), Errno::EINVAL);
     e.num(&format!("{p}read config 0..64"), "len", 64);
     e.num(&format!("{p}read BAR0 0..4"), "len", 4);
+    let read = format!("{p}read BAR0 0..4");
+    let first = field_of(t, &read, "bytes");
+    e.val(&format!("{p}mmap BAR0, read 0..4"), "bytes", &first);
+}
+
+/// Field `key` of step `step` (a placeholder that matches nothing when it is missing).
+fn field_of(t: &Transcript, step: &str, key: &str) -> Val {
+    t.find(step).and_then(|o| o.field(key)).cloned().unwrap_or(Val::text(format!("{step}: {key}")))
 }
 
 /// After an unbind: the group, its node and the cdev are gone.
@@ -465,7 +503,7 @@ fn expect_group_path(_: &Ctx, t: &Transcript) -> Vec<String> {
         "noiommu lines",
         &Val::text("<driver> <function>: vfio-noiommu device opened by user (<comm>:<pid>)"),
     );
-    expect_device_use(&mut e, "");
+    expect_device_use(&mut e, t, "");
     e.ok("unbind A");
     expect_gone(&mut e, "A");
     e.finish()
@@ -600,7 +638,9 @@ fn hot_reset_groups_with(
     t.step("PCI_HOT_RESET [A, container]", d.hot_reset_groups(&[fa, container.raw_fd()]), none);
     t.step("PCI_HOT_RESET [A, B] flags 1", d.hot_reset(VFIO_PCI_HOT_RESET_MINSZ + 8, 1, &[fa, fb]), none);
     t.step("PCI_HOT_RESET argsz 11", d.hot_reset(VFIO_PCI_HOT_RESET_MINSZ - 1, 0, &[fa, fb]), none);
+    let offset = mark(t, "", &d, &a.bdf);
     t.step("PCI_HOT_RESET [A, B]", d.hot_reset_groups(&[fa, fb]), none);
+    read_mark(t, "", &d, offset);
     t.step("PCI_HOT_RESET [B, A]", d.hot_reset_groups(&[fb, fa]), none);
     record_info(t, "GET_PCI_HOT_RESET_INFO after the resets", &d, INFO_ARGSZ, Ids::Group);
     t.step("read config 0..64 after the resets", pread(&d, CONFIG_INDEX, 0, 64), bytes);
@@ -641,6 +681,7 @@ fn expect_hot_reset_groups(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.err("PCI_HOT_RESET [A, B] flags 1", Errno::EINVAL);
     e.err("PCI_HOT_RESET argsz 11", Errno::EINVAL);
     e.ok("PCI_HOT_RESET [A, B]");
+    expect_mark(&mut e, "");
     e.ok("PCI_HOT_RESET [B, A]");
     e.num("GET_PCI_HOT_RESET_INFO after the resets", "count", 2);
     e.num("read config 0..64 after the resets", "len", 64);
@@ -707,7 +748,9 @@ fn cdev_path_with(t: &mut Transcript, a: &Member, b: &Member) -> Result<(), Abor
         t.step("B in ictx1: PCI_HOT_RESET [B]", d.hot_reset_groups(&fds), none);
     }
     t.step("B in ictx1: PCI_HOT_RESET [] flags 1", d.hot_reset(VFIO_PCI_HOT_RESET_MINSZ, 1, &[]), none);
+    let offset = mark(t, "B in ictx1: ", &d, &a.bdf);
     t.step("B in ictx1: PCI_HOT_RESET []", d.hot_reset_groups(&[]), none);
+    read_mark(t, "B in ictx1: ", &d, offset);
     t.step("read config 0..64 after the reset", pread(&d, CONFIG_INDEX, 0, 64), bytes);
     t.step("DETACH_IOMMUFD_PT(A)", d.detach_pt(), none);
     Ok(())
@@ -724,7 +767,7 @@ fn expect_cdev_path(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.err("BIND_IOMMUFD(A, ictx1) again", Errno::EINVAL);
     e.err("open the group of A while its cdev is bound", Errno::EBUSY);
     e.ok("ATTACH_IOMMUFD_PT(A, ioas)");
-    expect_device_use(&mut e, "");
+    expect_device_use(&mut e, t, "");
     let devid = (VFIO_PCI_HOT_RESET_FLAG_DEV_ID).into();
     let owned = (VFIO_PCI_HOT_RESET_FLAG_DEV_ID | VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED).into();
     let field = |step: &str, key: &str| t.find(step).and_then(|o| o.field(key)).cloned();
@@ -747,6 +790,7 @@ fn expect_cdev_path(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.err("open the group of B while its cdev is bound", Errno::EBUSY);
     e.err("B in ictx1: PCI_HOT_RESET [] flags 1", Errno::EINVAL);
     e.ok("B in ictx1: PCI_HOT_RESET []");
+    expect_mark(&mut e, "B in ictx1: ");
     e.num("read config 0..64 after the reset", "len", 64);
     e.ok("DETACH_IOMMUFD_PT(A)");
     e.ok("unbind A");

@@ -194,7 +194,7 @@ pub(crate) fn pread(d: &Device, index: u32, offset: u64, len: usize) -> Result<V
 }
 
 /// write(2) of `bytes` at `offset` of region `index`; the count written.
-fn pwrite(d: &Device, index: u32, offset: u64, bytes: &[u8]) -> Result<usize, Fail> {
+pub(crate) fn pwrite(d: &Device, index: u32, offset: u64, bytes: &[u8]) -> Result<usize, Fail> {
     Ok(d.file().write_at(bytes, region_offset(index) + offset)?)
 }
 
