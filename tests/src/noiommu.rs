@@ -4,8 +4,9 @@
 //!
 //! Without an IOMMU no function has an IOMMU group until a VFIO driver registers it: the VFIO
 //! core then gives it a group of its own named `vfio-noiommu`, whose node is
-//! `/dev/vfio/noiommu-N`, taints the kernel (TAINT_USER) and warns; its cdev is
-//! `/dev/vfio/devices/noiommu-vfioN` (the kernel has IOMMUFD_NOIOMMU). The group path needs a
+//! `/dev/vfio/noiommu-N`, taints the kernel (TAINT_USER) and warns; in 7.3 (IOMMUFD_NOIOMMU)
+//! its cdev is `/dev/vfio/devices/noiommu-vfioN`, in 7.2 it has none (a sysfs `vfio-dev/vfioN`
+//! entry only, and the cdev scenario checks just that). The group path needs a
 //! container with the VFIO_NOIOMMU_IOMMU "IOMMU" (or an iommufd as the compat container); the
 //! cdev path binds to an iommufd as usual. A function with no driver has no group, so a hot
 //! reset reaching it is refused (EPERM) where with an IOMMU it would list its group.
@@ -102,9 +103,24 @@ fn group_name(n: &str) -> String {
     format!("noiommu-{n}")
 }
 
-/// The index of a `noiommu-vfioN` cdev name.
-fn noiommu_cdev_index(name: &str) -> Option<u32> {
-    sysfs::cdev_index(name.strip_prefix("noiommu-")?)
+/// Whether noiommu devices have a cdev: from 7.3 on (IOMMUFD_NOIOMMU, which VFIO_NOIOMMU
+/// selects with VFIO_DEVICE_CDEV), named `noiommu-vfioN`; in 7.2 the core gives them a sysfs
+/// `vfio-dev/vfioN` entry and no cdev.
+fn noiommu_cdev() -> bool {
+    sysfs::kernel_version().is_some_and(|v| v >= (7, 3))
+}
+
+/// The entry name a noiommu device gets under `vfio-dev/`, normalised.
+fn entry_val() -> Val {
+    Val::Norm(if noiommu_cdev() { "noiommu-vfio<N>" } else { "vfio<N>" }.into())
+}
+
+/// The normalised form of a `vfio-dev/` entry name: `noiommu-vfio<N>` or `vfio<N>`.
+fn entry_norm(name: &str) -> Option<Val> {
+    match name.strip_prefix("noiommu-") {
+        Some(rest) => sysfs::cdev_index(rest).map(|_| Val::Norm("noiommu-vfio<N>".into())),
+        None => sysfs::cdev_index(name).map(|_| Val::Norm("vfio<N>".into())),
+    }
 }
 
 /// The group number as recorded: normalised in the id space "group".
@@ -188,18 +204,19 @@ fn bind(
     let dir = sysfs::device_dir(bdf).join("vfio-dev");
     sysfs::wait_path(&dir, true);
     let entries = sysfs::vfio_dev_entries(bdf).and_then(|v| match &v[..] {
-        [one] if noiommu_cdev_index(one).is_some() => Ok(one.clone()),
-        _ => Err(Fail::other(format!("expected exactly one noiommu-vfioN in {}, found {v:?}", dir.display()))),
+        [one] if entry_norm(one).is_some() => Ok(one.clone()),
+        _ => Err(Fail::other(format!("expected exactly one [noiommu-]vfioN in {}, found {v:?}", dir.display()))),
     });
-    let cdev = t.need(&format!("{label}: sysfs vfio-dev entry"), entries, |_, _| {
-        vec![("entry", Val::Norm("noiommu-vfio<N>".into()))]
+    let cdev = t.need(&format!("{label}: sysfs vfio-dev entry"), entries, |e, _| {
+        vec![("entry", entry_norm(e).unwrap_or(Val::text(e)))]
     })?;
+    // The cdev, if the kernel gives noiommu devices one.
     let node_path = PathBuf::from(vfio::cdev_path(&cdev));
-    sysfs::wait_path(&node_path, true);
+    sysfs::wait_path(&node_path, noiommu_cdev());
     let node = sysfs::stat_node(&node_path).and_then(|n| sysfs::read_dev(&dir.join(&cdev).join("dev")).map(|d| (n, d)));
-    t.need(&format!("{label}: cdev node"), node, |(n, d), _| {
+    t.step(&format!("{label}: cdev node"), node, |(n, d), _| {
         vec![("char device", Val::Bool(n.is_char)), ("dev matches sysfs", Val::Bool((n.major, n.minor) == *d))]
-    })?;
+    });
     Ok(Member { label, bdf: bdf.to_string(), group, cdev })
 }
 
@@ -411,9 +428,13 @@ fn expect_bound(e: &mut Expect, l: &str) {
     e.val(&format!("{l}: IOMMU group name"), "name", &Val::text("vfio-noiommu"));
     e.val(&format!("{l}: group node"), "char device", &Val::Bool(true));
     e.err(&format!("{l}: /dev/vfio/<group>"), Errno::ENOENT);
-    e.val(&format!("{l}: sysfs vfio-dev entry"), "entry", &Val::Norm("noiommu-vfio<N>".into()));
-    e.val(&format!("{l}: cdev node"), "char device", &Val::Bool(true));
-    e.val(&format!("{l}: cdev node"), "dev matches sysfs", &Val::Bool(true));
+    e.val(&format!("{l}: sysfs vfio-dev entry"), "entry", &entry_val());
+    if noiommu_cdev() {
+        e.val(&format!("{l}: cdev node"), "char device", &Val::Bool(true));
+        e.val(&format!("{l}: cdev node"), "dev matches sysfs", &Val::Bool(true));
+    } else {
+        e.err(&format!("{l}: cdev node"), Errno::ENOENT);
+    }
 }
 
 // --------------------------------------------------------------- scenarios
@@ -477,11 +498,11 @@ fn normalise_user(line: &str) -> String {
 fn expect_group_path(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e, "A");
-    e.val(
-        "A: kernel log of the bind",
-        "noiommu lines",
-        &Val::text("<driver> <function>: Adding kernel taint for vfio-noiommu group on device | <driver> <function>: Adding kernel taint for vfio-noiommu cdev"),
-    );
+    let mut lines = String::from("<driver> <function>: Adding kernel taint for vfio-noiommu group on device");
+    if noiommu_cdev() {
+        lines.push_str(" | <driver> <function>: Adding kernel taint for vfio-noiommu cdev");
+    }
+    e.val("A: kernel log of the bind", "noiommu lines", &Val::text(lines));
     e.val("taint after the bind", "TAINT_USER", &Val::Bool(true));
     e.val("taint after the bind", "TAINT_WARN", &Val::Bool(false));
     e.num("VFIO_GET_API_VERSION", "version", VFIO_API_VERSION as u64);
@@ -760,6 +781,12 @@ fn expect_cdev_path(c: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     expect_bound(&mut e, "A");
     expect_bound(&mut e, "B");
+    if !noiommu_cdev() {
+        e.err("open the cdev of A", Errno::ENOENT);
+        e.ok("unbind A");
+        e.ok("unbind B");
+        return e.finish();
+    }
     e.ok("open the cdev of A");
     e.err("VFIO_DEVICE_GET_INFO before BIND_IOMMUFD", Errno::EINVAL);
     e.err("BIND_IOMMUFD(A, iommufd -1)", Errno::EINVAL);
