@@ -15,6 +15,7 @@
 //! distinct one seen) as dev_ids are (`ictx1#1`); every other byte is kept.
 
 use crate::driver::Driver;
+use crate::interrupts::{expect_irq_msi_device, msi_device_steps};
 use crate::kunit::{kmsg_lines, log_of};
 use crate::regions::{
     bytes, get_region_info, pread, pwrite, region_fields, CONFIG_INDEX, REGION_INFO_FLAG_CAPS, REGION_INFO_SIZE,
@@ -67,6 +68,14 @@ pub fn scenarios() -> Vec<Scenario> {
             applies: two_functions,
             run: hot_reset_groups,
             expect: expect_hot_reset_groups,
+        },
+        Scenario {
+            name: "noiommu_msi",
+            rule: "noiommu, group path: MSI and MSI-X raised by the device reach their eventfds as with an IOMMU (irq_msi_device's rule): each vector's own, none while detached, the pending message on reattach",
+            loads_module: false,
+            applies: two_functions,
+            run: msi,
+            expect: expect_msi,
         },
         Scenario {
             name: "noiommu_cdev",
@@ -710,6 +719,29 @@ fn expect_hot_reset_groups(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.ok("unbind B");
     e.ok("unbind foreign");
     e.finish()
+}
+
+fn msi(c: &Ctx) -> Transcript {
+    scenario(|t| {
+        let a = bind_site_member(t, c, 0)?;
+        let result = (|| {
+            let (_container, group) = noiommu_container(t, "", &a)?;
+            let d = t.need("VFIO_GROUP_GET_DEVICE_FD(A)", group.get_device_fd(&a.bdf), none)?;
+            msi_device_steps(t, &d, &a.bdf)
+        })();
+        unbind(t, "A", &a.bdf);
+        result
+    })
+}
+
+fn expect_msi(c: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    expect_bound(&mut e, "A");
+    e.ok("VFIO_GROUP_GET_DEVICE_FD(A)");
+    e.ok("unbind A");
+    let mut failures = e.finish();
+    failures.extend(expect_irq_msi_device(c, t));
+    failures
 }
 
 /// Open `m`'s cdev and bind it to `ictx` (id space `space`): steps "`p`...".
