@@ -2,11 +2,11 @@
 //! exit, the PF's VF token, features no PCI driver offers) and for the VF
 //! token options in the device name given to VFIO_GROUP_GET_DEVICE_FD.
 
+use crate::driver::RUST_NAME;
 use crate::regions::{single_known_function, with_group_device};
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario};
 use crate::sys::{ioctl_ptr, new_eventfd, Errno, Fail, Mmio};
 use crate::sysfs;
-use crate::driver::RUST_NAME;
 use crate::transcript::{Expect, Outcome, Transcript, Val};
 use crate::uapi::*;
 use crate::vfio::{Container, Device, Group};
