@@ -182,7 +182,10 @@ pub(crate) fn try_lock_and_zap<'a>(
 
 /// Brings `pdev`, the function of the gate `memory`, to D0 with the state it lost in D3hot,
 /// and returns the gate, held exclusive since before the change.
-pub(crate) fn wake_to_d0<'a>(memory: &'a RwSem<MemoryGate>, pdev: &OwnedDevice) -> MemoryAccess<'a> {
+pub(crate) fn wake_to_d0<'a>(
+    memory: &'a RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+) -> MemoryAccess<'a> {
     let mut gate = memory.write();
     // Failures are left for the next access to report, as in vfio-pci.
     let _ = gate.set_power_state(pdev, PowerState::D0);
