@@ -609,14 +609,20 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
 
 // ------------------------------------------------------------------ the rest of the driver
 
-/// Disables every interrupt and releases every eventfd (last close).
+/// Disables the interrupt type in use and releases its eventfds (last close); the error and
+/// request eventfds stay until [`release_triggers`].
 pub(crate) fn teardown(irqs: &Mutex<IrqState>, memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) {
     let mut state = irqs.lock();
     state.disable(memory, pdev);
     state.virq_disabled = false;
+    state.caps = None;
+}
+
+/// Drops the error and request eventfds at the very end of the last close, as vfio-pci does.
+pub(crate) fn release_triggers(irqs: &Mutex<IrqState>) {
+    let mut state = irqs.lock();
     state.err_trigger = None;
     state.req_trigger = None;
-    state.caps = None;
 }
 
 /// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns

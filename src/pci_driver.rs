@@ -79,7 +79,6 @@ impl pci::driver::Driver for VfioPciDriver {
         sriov::configure(
             registration.pdev(),
             registration.token_role(),
-            registration.config(),
             registration.memory(),
             num_vfs,
         )

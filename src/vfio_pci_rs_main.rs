@@ -38,6 +38,7 @@ mod memory;
 mod mmap;
 mod params;
 mod pci_driver;
+mod power;
 mod quirks;
 mod rdwr;
 mod regions;

@@ -20,6 +20,7 @@
 mod bench;
 mod clients;
 mod config_space;
+mod d3_reset;
 mod demo;
 mod driver;
 mod features;

@@ -169,6 +169,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::features::scenarios())
     .chain(crate::config_space::scenarios())
     .chain(crate::interrupts::scenarios())
+    .chain(crate::d3_reset::scenarios())
     .chain(crate::sriov::scenarios())
     .chain(crate::ioeventfd::scenarios())
     .chain(crate::observability::scenarios())
