@@ -13,6 +13,7 @@
 //! the VFs of this driver's PFs here ([`VfNotifier`]) is on this side too.
 
 use crate::{
+    denylist,
     device::VfioPciDevice,
     ids,
     intrs,
@@ -59,7 +60,9 @@ impl pci::driver::Driver for VfioPciDriver {
     type Data = Registration<VfioPciDevice>;
 
     fn probe(dev: &kernel::pci::Device<device::Core<'_>>) -> impl PinInit<Self::Data, Error> {
-        VfioPciDevice::bind(&OwnedDevice::new(dev))
+        let pdev = OwnedDevice::new(dev);
+        // vfio-pci refuses a denylisted function before anything else.
+        denylist::check(&pdev).and_then(|()| VfioPciDevice::bind(&pdev))
     }
 
     fn unbind(registration: Pin<&Self::Data>) {
@@ -76,7 +79,6 @@ impl pci::driver::Driver for VfioPciDriver {
         sriov::configure(
             registration.pdev(),
             registration.token_role(),
-            registration.config(),
             registration.memory(),
             num_vfs,
         )
@@ -90,6 +92,9 @@ impl pci::driver::Driver for VfioPciDriver {
 
     fn registered(dynamic_ids: &DynamicIds<'_>) {
         ids::add_from_param(dynamic_ids);
+        if params::disable_denylist() {
+            pr_warn!("device denylist disabled.\n");
+        }
     }
 
     /// `/sys/bus/pci/devices/BDF/vfio_pci_rs/`: see [`crate::reset_set`].

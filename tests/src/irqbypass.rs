@@ -3,7 +3,7 @@
 //! vfio-pci registers them for KVM to post interrupts.
 //!
 //! KVM (the real consumer) is not in the TCG guest; the test-only module
-//! tests/irqbypass-consumer (`/dev/irqbypass_consumer`, loaded by harness/init) stands in for
+//! tests/modules/irqbypass_consumer.c (`/dev/irqbypass_consumer`, loaded by harness/init) stands in for
 //! it: each consumer is registered on one of the scenario's eventfds and the module logs every
 //! add_producer/del_producer callback with the producer's IRQ number and whether a handler
 //! was requested on that IRQ at that moment, in the order the IRQ bypass manager made them.  A step records the callbacks it caused, each producer's IRQ

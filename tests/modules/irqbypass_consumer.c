@@ -9,7 +9,8 @@
  * the IRQ bypass manager's consumer API exactly as KVM (C) does, it must not share the
  * driver crate's abstraction layer (the thing under test), and the kernel crate has no IRQ
  * bypass bindings.  scripts/guest.sh builds it with Kbuild against the test kernel (it needs
- * irqbypass.ko's symbols) and harness/init loads it; it is never installed.
+ * irqbypass.ko's symbols), with the other test modules (tests/modules/Kbuild), and
+ * harness/init loads it; it is never installed.
  *
  * /dev/irqbypass_consumer: every open file can be one consumer.
  *   write "NAME FD"         registers a consumer named NAME (at most 15 characters) with
