@@ -31,6 +31,13 @@ void vfio_pci_rs_spin_unlock_irqrestore(struct spinlock *lock, unsigned long fla
 void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg);
 
 /*
+ * A message naming a kernel object by its address as %p prints it (hashed), as vfio-pci's
+ * "irq bypass producer (eventfd %p) registration fails" does (src/intrs/msi.rs).
+ */
+void vfio_pci_rs_dev_info_ptr(struct device *dev, const char *before, const void *ptr,
+			      const char *after);
+
+/*
  * Runtime PM (src/kernel_ext/pci/runtime_pm.rs): whether a function may runtime-suspend
  * (pm_runtime_allow(), pm_runtime_forbid()) and its usage count, as
  * pm_runtime_resume_and_get(), pm_runtime_resume(), pm_runtime_put(),

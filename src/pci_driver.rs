@@ -13,6 +13,7 @@
 //! the VFs of this driver's PFs here ([`VfNotifier`]) is on this side too.
 
 use crate::{
+    denylist,
     device::VfioPciDevice,
     ids,
     intrs,
@@ -60,7 +61,9 @@ impl pci::driver::Driver for VfioPciDriver {
     type Data = Registration<VfioPciDevice>;
 
     fn probe(dev: &kernel::pci::Device<device::Core<'_>>) -> impl PinInit<Self::Data, Error> {
-        VfioPciDevice::bind(&OwnedDevice::new(dev))
+        let pdev = OwnedDevice::new(dev);
+        // vfio-pci refuses a denylisted function before anything else.
+        denylist::check(&pdev).and_then(|()| VfioPciDevice::bind(&pdev))
     }
 
     fn unbind(registration: Pin<&Self::Data>) {
@@ -81,7 +84,6 @@ impl pci::driver::Driver for VfioPciDriver {
         runtime_pm::suspend(
             registration.pdev(),
             registration.power(),
-            registration.config(),
             registration.memory(),
             registration.irqs(),
         );
@@ -105,7 +107,6 @@ impl pci::driver::Driver for VfioPciDriver {
         sriov::configure(
             registration.pdev(),
             registration.token_role(),
-            registration.config(),
             registration.memory(),
             num_vfs,
         )
@@ -119,6 +120,9 @@ impl pci::driver::Driver for VfioPciDriver {
 
     fn registered(dynamic_ids: &DynamicIds<'_>) {
         ids::add_from_param(dynamic_ids);
+        if params::disable_denylist() {
+            pr_warn!("device denylist disabled.\n");
+        }
     }
 
     /// `/sys/bus/pci/devices/BDF/vfio_pci_rs/`: see [`crate::reset_set`].

@@ -25,10 +25,6 @@
 //! back to D0.
 
 use crate::{
-    config::{
-        self,
-        ConfigSpace, //
-    },
     intrs::{
         self,
         IrqState, //
@@ -43,6 +39,7 @@ use crate::{
         vfio::LockedDevSet, //
     },
     memory::{
+        self,
         GatedFunction,
         MemoryGate, //
     },
@@ -146,11 +143,10 @@ pub(crate) fn resume_set<'a, T: GatedFunction>(
 pub(crate) fn suspend(
     pdev: &OwnedDevice,
     power: &RuntimePower,
-    config: &ConfigSpace,
     memory: &RwSem<MemoryGate>,
     irqs: &Mutex<IrqState>,
 ) {
-    drop(config::wake_to_d0(config, pdev, memory));
+    drop(memory::wake_to_d0(memory, pdev));
     let masked = intrs::mask_intx_for_suspend(irqs);
     power.intx_masked.store(masked, Ordering::Relaxed);
 }

@@ -23,6 +23,7 @@ use kernel::{
 
 mod bars;
 mod config;
+mod denylist;
 mod dev_set;
 mod device;
 mod feature;
@@ -37,6 +38,7 @@ mod memory;
 mod mmap;
 mod params;
 mod pci_driver;
+mod power;
 mod quirks;
 mod rdwr;
 mod regions;
