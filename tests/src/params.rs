@@ -44,7 +44,7 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "param_files",
-            rule: "the module's parameters nointxmask (0644), disable_vga (0444), disable_denylist (0444) and enable_sriov (0644) read N; nointxmask takes Y and N at run time; the read-only ones refuse a write (EACCES)",
+            rule: "the module's parameters nointxmask (0644), disable_vga (0444), disable_denylist (0444), enable_sriov (0644) and disable_idle_d3 (0644) read N; nointxmask takes Y and N at run time; the read-only ones refuse a write (EACCES)",
             loads_module: false,
             applies: slot,
             run: param_files,
@@ -129,7 +129,7 @@ fn text(v: &String, _: &mut Transcript) -> Fields {
 fn param_files(c: &Ctx) -> Transcript {
     let driver = c.driver;
     scenario(|t| {
-        for name in ["nointxmask", "disable_vga", "disable_denylist", "enable_sriov"] {
+        for name in ["nointxmask", "disable_vga", "disable_denylist", "enable_sriov", "disable_idle_d3"] {
             let mode = fs::metadata(param_path(driver, name)).map(|m| m.permissions().mode() & 0o777);
             t.step(&format!("{name} mode"), mode, |m, _| vec![("mode", Val::text(format!("{m:o}")))]);
             t.step(&format!("{name} value"), read_param(driver, name), text);
@@ -148,9 +148,13 @@ fn param_files(c: &Ctx) -> Transcript {
 
 fn expect_param_files(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
-    for (name, mode) in
-        [("nointxmask", "644"), ("disable_vga", "444"), ("disable_denylist", "444"), ("enable_sriov", "644")]
-    {
+    for (name, mode) in [
+        ("nointxmask", "644"),
+        ("disable_vga", "444"),
+        ("disable_denylist", "444"),
+        ("enable_sriov", "644"),
+        ("disable_idle_d3", "644"),
+    ] {
         e.val(&format!("{name} mode"), "mode", &Val::text(mode));
         e.val(&format!("{name} value"), "value", &Val::text("N"));
     }
