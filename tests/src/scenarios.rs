@@ -172,6 +172,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::sriov::scenarios())
     .chain(crate::ioeventfd::scenarios())
     .chain(crate::observability::scenarios())
+    .chain(crate::aer::scenarios())
     .collect()
 }
 

@@ -82,6 +82,7 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("kunit: missing, unplanned, crashed and misnamed suites fail", kunit_judge),
         Case::new("kunit: /dev/kmsg records are split and unescaped", kunit_kmsg),
         Case::new("kunit: the module file's suites are read from .kunit_test_suites", kunit_elf),
+        Case::new("aer: extended capabilities are walked, log lines of the function kept", crate::aer::check_helpers),
     ]
 }
 

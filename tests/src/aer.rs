@@ -1,0 +1,608 @@
+//! The AER scenarios: QEMU reports PCIe errors of a bound function, as
+//! hardware would, and the guest kernel's AER core runs its recovery with the
+//! driver's `error_detected`.
+//!
+//! The errors start on the host: the test writes `inject ID ERROR` to the
+//! guest's third serial port (ttyS2), and scripts/monitor-relay.py, started
+//! by scripts/guest.sh for every guest, turns it into QEMU's HMP command
+//! `pcie_aer_inject_error ID ERROR` and answers `ok ...` or `error ...`.  ID
+//! is the QEMU device id harness/topology.sh gives the function (`ep_slot`:
+//! the e1000e of "slot", `ep_sriov`: the igb of "sriov"; both have an AER
+//! capability, as do their root ports).  QEMU then sets the error in the
+//! function's AER registers and sends the error message to the root port,
+//! whose AER interrupt the kernel handles.
+//!
+//! Three kinds, each with the error QEMU gives that severity by default:
+//! correctable (receiver error, `RCVR`), uncorrectable non-fatal (completer
+//! abort, `COMP_ABORT`) and fatal (malformed TLP, `MALF_TLP`).  A
+//! correctable error is only logged (neither driver has
+//! `cor_error_detected`); an uncorrectable one makes the kernel call
+//! `error_detected` on every function below the port (with the channel frozen
+//! for a fatal one, whose recovery then resets the port's link) and log
+//! "device recovery successful" when every driver said it can recover.
+//!
+//! Each run records, per error: the answer of the injection, the function's
+//! AER counter (sysfs `aer_dev_*`), the kernel log lines of the function and
+//! its port from the injection until the recovery ended (the driver's name
+//! normalised), the recovery's result, the ERR eventfd's count when one is
+//! set, and the function's command register and BAR0 as the host sees them
+//! (a fatal error's link reset clears them: the AER core restores no state
+//! for a driver without `slot_reset`, and vfio-pci has none; its user
+//! resets the device, and the last close restores what was saved at open).
+//! Then the function's state: config and BAR reads through the device, a
+//! `VFIO_DEVICE_RESET`, a close and reopen.  After unbinding, the scenario
+//! writes back the registers the link reset cleared (header, PCI Express
+//! controls, AER masks and severities, as `pci_restore_state()` would), so
+//! the function works for the scenarios after it, and records which ones it
+//! had to.
+
+use crate::interrupts::{set_fds, take_count};
+use crate::ktap::CaseResult;
+use crate::kunit::kmsg_lines;
+use crate::regions::with_group;
+use crate::scenarios::{none, scenario, Ctx, Scenario, Site};
+use crate::sys::{make_raw_tty, new_eventfd, Fail};
+use crate::sysfs;
+use crate::transcript::{Abort, Expect, Outcome, Transcript, Val};
+use crate::vfio::{Device, Group};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::time::{Duration, Instant};
+
+/// The serial port the relay listens on (scripts/guest.sh).
+const CHANNEL: &str = "/dev/ttyS2";
+/// How long the relay may take to answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// How long the kernel may take to handle an error and end its recovery (a
+/// fatal error's link reset included).
+const RECOVERY_WAIT: Duration = Duration::from_secs(30);
+/// After a correctable error (no recovery line ends it): the kernel log has
+/// been quiet this long.
+const QUIET: Duration = Duration::from_millis(500);
+
+const O_NOCTTY: i32 = 0o400;
+const O_NONBLOCK: i32 = 0o4000;
+
+/// VFIO_PCI_ERR_IRQ_INDEX.
+const ERR: u32 = 3;
+/// The config region's offset in the device file.
+const CONFIG_REGION: u64 = 7 << 40;
+/// PCI_EXT_CAP_ID_ERR.
+const EXT_CAP_AER: u16 = 0x0001;
+/// PCI_CAP_ID_EXP.
+const CAP_EXP: u8 = 0x10;
+
+/// One kind of error and how QEMU is asked for it.
+#[derive(Clone, Copy)]
+struct Kind {
+    label: &'static str,
+    /// QEMU's name of the error (pcie_aer_inject_error).
+    qemu: &'static str,
+    /// The function's sysfs counter of the severity and its total's key.
+    counter: &'static str,
+    total: &'static str,
+    /// Whether the kernel runs a recovery (uncorrectable errors do).
+    recovers: bool,
+}
+
+const CORRECTABLE: Kind = Kind {
+    label: "correctable",
+    qemu: "RCVR",
+    counter: "aer_dev_correctable",
+    total: "TOTAL_ERR_COR",
+    recovers: false,
+};
+const NON_FATAL: Kind = Kind {
+    label: "non-fatal",
+    qemu: "COMP_ABORT",
+    counter: "aer_dev_nonfatal",
+    total: "TOTAL_ERR_NONFATAL",
+    recovers: true,
+};
+const FATAL: Kind =
+    Kind { label: "fatal", qemu: "MALF_TLP", counter: "aer_dev_fatal", total: "TOTAL_ERR_FATAL", recovers: true };
+
+/// The AER scenarios, in order.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "aer_open_err_eventfd",
+            rule: "AER on an open function with an ERR eventfd: a correctable error is only logged (no signal); a non-fatal and a fatal one each signal the ERR eventfd once and recovery succeeds (the fatal one after a link reset); then config reads, VFIO_DEVICE_RESET, close and reopen work",
+            loads_module: false,
+            applies: aer_sites,
+            run: aer_open_err_eventfd,
+            expect: expect_aer_open_err_eventfd,
+        },
+        Scenario {
+            name: "aer_open_no_eventfd",
+            rule: "AER on an open function without an ERR eventfd: non-fatal and fatal errors recover (the driver answers it can recover); then config reads, VFIO_DEVICE_RESET, close and reopen work",
+            loads_module: false,
+            applies: aer_sites,
+            run: aer_open_no_eventfd,
+            expect: expect_aer_open_no_eventfd,
+        },
+        Scenario {
+            name: "aer_not_open",
+            rule: "AER on a bound function that is not open: correctable, non-fatal and fatal errors are handled as on an open one (the driver's error_detected answers it can recover, no eventfd); then the function opens, resets and reopens",
+            loads_module: false,
+            applies: aer_sites,
+            run: aer_not_open,
+            expect: expect_aer_not_open,
+        },
+    ]
+}
+
+// ----------------------------------------------------------- applicability
+
+/// The topologies whose function has a QEMU id for injection, and that id.
+const SITES: [(&str, &str); 2] = [("slot", "ep_slot"), ("sriov", "ep_sriov")];
+
+/// The single function of "slot" or "sriov", with an AER capability.
+fn aer_sites(site: &Site) -> Result<(), String> {
+    let [bdf] = &site.functions[..] else {
+        return Err("AER scenarios run on the single-function slot and sriov topologies".into());
+    };
+    qemu_id(bdf).ok_or("AER scenarios run on the slot (e1000e) and sriov (igb) topologies")?;
+    let cfg = fs::read(sysfs::device_dir(bdf).join("config")).map_err(|e| format!("{bdf}: config: {e}"))?;
+    find_ext_cap(&cfg, EXT_CAP_AER).map(|_| ()).ok_or_else(|| format!("{bdf} has no AER capability"))
+}
+
+/// The QEMU id of `bdf`, from the topology its port is listed as.
+fn qemu_id(bdf: &str) -> Option<&'static str> {
+    let path = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
+        .map_or_else(|| sysfs::DEFAULT_TOPOLOGY.into(), std::path::PathBuf::from);
+    let topologies = sysfs::parse_topology(&fs::read_to_string(path).ok()?).ok()?;
+    let port = port_of(bdf)?;
+    let name = topologies.into_iter().find(|t| t.port == port)?.name;
+    SITES.iter().find(|(n, _)| *n == name).map(|(_, id)| *id)
+}
+
+/// The port (the parent bridge) of `bdf`.
+fn port_of(bdf: &str) -> Option<String> {
+    let real = fs::canonicalize(sysfs::device_dir(bdf)).ok()?;
+    Some(real.parent()?.file_name()?.to_str()?.to_string())
+}
+
+/// The offset of extended capability `id` in a 4 KiB config space.
+fn find_ext_cap(cfg: &[u8], id: u16) -> Option<usize> {
+    let mut pos = 0x100;
+    for _ in 0..480 {
+        let header = u32::from_le_bytes(cfg.get(pos..pos + 4)?.try_into().ok()?);
+        if header == 0 || header == u32::MAX {
+            return None;
+        }
+        if header & 0xffff == u32::from(id) {
+            return Some(pos);
+        }
+        pos = (header >> 20) as usize & !3;
+        if pos < 0x100 {
+            return None;
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------- injection
+
+/// Asks the host to inject `error` into QEMU device `id`; QEMU's answer.
+fn inject(id: &str, error: &str) -> Result<String, Fail> {
+    let mut tty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(O_NOCTTY)
+        .open(CHANNEL)
+        .map_err(|e| Fail::other(format!("open {CHANNEL}: {e}")))?;
+    make_raw_tty(&tty).map_err(|e| Fail::other(format!("{CHANNEL}: raw mode: {e}")))?;
+    tty.write_all(format!("inject {id} {error}\n").as_bytes())?;
+    let deadline = Instant::now() + ANSWER_WAIT;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.contains(&b'\n') {
+        if Instant::now() >= deadline {
+            return Err(Fail::other(format!(
+                "no answer from the host's relay on {CHANNEL} within {ANSWER_WAIT:?} (got {:?})",
+                String::from_utf8_lossy(&answer)
+            )));
+        }
+        // VTIME: returns 0 after a tenth of a second without data.
+        let n = tty.read(&mut buf)?;
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    match line.split_once(' ') {
+        Some(("ok", rest)) => Ok(rest.to_string()),
+        _ => Err(Fail::other(format!("the host could not inject {error} into {id}: {line}"))),
+    }
+}
+
+/// The kernel log from the moment it is opened.
+struct KmsgTail(File);
+
+impl KmsgTail {
+    fn open() -> Result<KmsgTail, Fail> {
+        let mut f = OpenOptions::new().read(true).custom_flags(O_NONBLOCK).open("/dev/kmsg")?;
+        f.seek(SeekFrom::End(0))?;
+        Ok(KmsgTail(f))
+    }
+
+    /// The lines logged since the last call.
+    fn read_new(&mut self) -> Result<Vec<String>, Fail> {
+        let mut records = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => records.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(32) => records.push("0,0,0,-;(kernel log records lost)".into()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(kmsg_lines(&records))
+    }
+}
+
+/// The total of a function's AER counter (`TOTAL_...` line of `aer_dev_*`).
+fn aer_total(bdf: &str, kind: Kind) -> Result<u64, Fail> {
+    let text = fs::read_to_string(sysfs::device_dir(bdf).join(kind.counter))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(kind.total).and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| Fail::other(format!("{}: no {} line", kind.counter, kind.total)))
+}
+
+/// The lines of `bdf` and `port` among `lines`, the function's driver name
+/// (the log prefix of its lines) normalised.
+fn relevant_lines(lines: &[String], bdf: &str, port: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in lines {
+        if !l.contains(bdf) && !l.contains(port) {
+            continue;
+        }
+        let mut l = l.clone();
+        for driver in ["vfio-pci-rs ", "vfio-pci "] {
+            if let Some(rest) = l.strip_prefix(driver) {
+                l = format!("<driver> {rest}");
+                break;
+            }
+        }
+        out.push(l);
+    }
+    out
+}
+
+/// What one error did.
+struct Handled {
+    /// The log lines of the function and its port.
+    lines: Vec<String>,
+    /// The AER counter's increase.
+    counted: u64,
+    /// "successful", "failed", or "none" (no recovery line).
+    recovery: &'static str,
+}
+
+/// Injects `kind` into `bdf` and waits until the kernel has handled it.
+fn inject_and_wait(bdf: &str, kind: Kind) -> Result<Handled, Fail> {
+    let id = qemu_id(bdf).ok_or_else(|| Fail::other("no QEMU id for the function"))?;
+    let port = port_of(bdf).ok_or_else(|| Fail::other("no port"))?;
+    let before = aer_total(bdf, kind)?;
+    let mut log = KmsgTail::open()?;
+    inject(id, kind.qemu)?;
+    let deadline = Instant::now() + RECOVERY_WAIT;
+    let mut lines: Vec<String> = Vec::new();
+    let mut last_news = Instant::now();
+    let recovery = loop {
+        let new = relevant_lines(&log.read_new()?, bdf, &port);
+        if !new.is_empty() {
+            last_news = Instant::now();
+        }
+        lines.extend(new);
+        let ended = lines.iter().find_map(|l| {
+            if l.contains("AER: device recovery successful") {
+                Some("successful")
+            } else if l.contains("AER: device recovery failed") {
+                Some("failed")
+            } else {
+                None
+            }
+        });
+        if let Some(r) = ended {
+            break r;
+        }
+        let counted = aer_total(bdf, kind)? > before;
+        if !kind.recovers && counted && last_news.elapsed() >= QUIET {
+            break "none";
+        }
+        if Instant::now() >= deadline {
+            return Err(Fail::other(format!(
+                "the kernel did not finish handling the {} error within {RECOVERY_WAIT:?} (counted: {counted}; log: {lines:?})",
+                kind.label
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Whatever the recovery's last steps logged after its verdict.
+    std::thread::sleep(Duration::from_millis(200));
+    lines.extend(relevant_lines(&log.read_new()?, bdf, &port));
+    Ok(Handled { lines, counted: aer_total(bdf, kind)? - before, recovery })
+}
+
+/// Injects `kind`, records what the kernel did with it and, with `err`,
+/// the ERR eventfd's count.
+fn record_error(t: &mut Transcript, bdf: &str, kind: Kind, err: Option<&OwnedFd>) -> Result<(), Abort> {
+    let label = kind.label;
+    let h = t.need(&format!("{label} error: inject {}", kind.qemu), inject_and_wait(bdf, kind), |h, _| {
+        vec![("recovery", Val::text(h.recovery)), ("counted", Val::Num(h.counted))]
+    })?;
+    let log_fields = vec![
+        ("link reset", Val::Bool(h.lines.iter().any(|l| l.contains("link has been reset")))),
+        ("can't recover", Val::Bool(h.lines.iter().any(|l| l.contains("can't recover")))),
+        ("lines", Val::text(h.lines.join(" | "))),
+    ];
+    t.record(format!("{label} error: kernel log"), Outcome::Ok(log_fields));
+    if let Some(fd) = err {
+        t.step(&format!("{label} error: ERR eventfd"), take_count(fd, Duration::ZERO), |n, _| {
+            vec![("signals", Val::Num(*n))]
+        });
+    }
+    t.step(&format!("{label} error: command and BAR0 (host view)"), hardware_header(bdf), |(cmd, bar0), _| {
+        vec![("command", Val::Hex((*cmd).into())), ("BAR0", Val::Hex((*bar0).into()))]
+    });
+    Ok(())
+}
+
+/// The function's command register and BAR0, read through sysfs.
+fn hardware_header(bdf: &str) -> Result<(u16, u32), Fail> {
+    let f = File::open(sysfs::device_dir(bdf).join("config"))?;
+    let mut b = [0u8; 0x14];
+    f.read_exact_at(&mut b, 0)?;
+    Ok((u16::from_le_bytes([b[4], b[5]]), u32::from_le_bytes([b[0x10], b[0x11], b[0x12], b[0x13]])))
+}
+
+// ------------------------------------------------------- the state afterwards
+
+fn config_read(d: &Device, offset: u64, len: usize) -> Result<Vec<u8>, Fail> {
+    let mut b = vec![0u8; len];
+    d.file().read_exact_at(&mut b, CONFIG_REGION + offset)?;
+    Ok(b)
+}
+
+/// A 4-byte read of BAR0 at `offset` (e1000e's and igb's STATUS is at 8).
+fn bar0_read(d: &Device, offset: u64) -> Result<u32, Fail> {
+    let mut b = [0u8; 4];
+    d.file().read_exact_at(&mut b, offset)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// What user space sees of the open function `d`: its IDs and command
+/// register through the config region, and a BAR0 register.
+fn record_device_state(t: &mut Transcript, d: &Device, when: &str) {
+    t.step(&format!("config IDs and command {when}"), config_read(d, 0, 6), |b, _| {
+        vec![("bytes", Val::Bytes(b.clone()))]
+    });
+    t.step(&format!("BAR0 STATUS read {when}"), bar0_read(d, 8), |v, _| vec![("all ones", Val::Bool(*v == u32::MAX))]);
+}
+
+/// After the errors: the open function's state, a reset, a close and a reopen.
+fn after_errors(t: &mut Transcript, group: &Group, d: Device, bdf: &str) -> Result<(), Abort> {
+    record_device_state(t, &d, "after the errors");
+    t.step("VFIO_DEVICE_RESET after the errors", d.reset(), none);
+    record_device_state(t, &d, "after the reset");
+    drop(d);
+    let d = t.need("reopen: VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(bdf), none)?;
+    let argsz = std::mem::size_of::<crate::uapi::VfioDeviceInfo>() as u32;
+    t.step("GET_INFO after reopening", d.get_info(argsz).map(|r| r.info.flags), |f, _| {
+        vec![("flags", Val::Hex((*f).into()))]
+    });
+    record_device_state(t, &d, "after reopening");
+    Ok(())
+}
+
+// --------------------------------------------------------------- the repair
+
+/// A register to write back after a link reset: offset and size.
+type Reg = (usize, usize);
+
+/// The registers `pci_restore_state()` would write back that matter here:
+/// the header's command, cache line, latency, BARs, ROM and interrupt line;
+/// the PCI Express device and link controls; the AER masks, severities and
+/// control.
+fn restorable(cfg: &[u8]) -> Vec<Reg> {
+    let mut regs: Vec<Reg> = vec![(0x0c, 1), (0x0d, 1)];
+    regs.extend((0x10..0x28).step_by(4).map(|o| (o, 4)));
+    regs.extend([(0x30, 4), (0x3c, 1)]);
+    let mut pos = usize::from(cfg[0x34]);
+    for _ in 0..48 {
+        if pos < 0x40 || pos > 0xfc {
+            break;
+        }
+        if cfg[pos] == CAP_EXP {
+            regs.extend([(pos + 8, 2), (pos + 0x10, 2), (pos + 0x28, 2), (pos + 0x30, 2)]);
+            break;
+        }
+        pos = usize::from(cfg[pos + 1]);
+    }
+    if let Some(aer) = find_ext_cap(cfg, EXT_CAP_AER) {
+        regs.extend([(aer + 8, 4), (aer + 0x0c, 4), (aer + 0x14, 4), (aer + 0x18, 4)]);
+    }
+    // The command register last, once the BARs are back.
+    regs.push((0x04, 2));
+    regs
+}
+
+/// The function's config space as the host sees it.
+fn config_snapshot(bdf: &str) -> Result<Vec<u8>, Fail> {
+    let cfg = fs::read(sysfs::device_dir(bdf).join("config"))?;
+    if cfg.len() < 0x1000 {
+        return Err(Fail::other(format!("config space of {} bytes, not 4096", cfg.len())));
+    }
+    Ok(cfg)
+}
+
+/// Writes back the registers of `saved` that differ now; their offsets.
+fn config_repair(bdf: &str, saved: &[u8]) -> Result<Vec<String>, Fail> {
+    let now = config_snapshot(bdf)?;
+    let f = OpenOptions::new().write(true).open(sysfs::device_dir(bdf).join("config"))?;
+    let mut rewritten = Vec::new();
+    for (off, len) in restorable(saved) {
+        let want = &saved[off..off + len];
+        if &now[off..off + len] != want {
+            f.write_all_at(want, off as u64)?;
+            rewritten.push(format!("{off:#x}"));
+        }
+    }
+    Ok(rewritten)
+}
+
+/// The function's config space before the run, and the record of what had
+/// to be written back after it (the function is unbound by then).
+fn repair(t: &mut Transcript, bdf: &str, saved: &[u8]) {
+    t.step("registers written back after the run (host view)", config_repair(bdf, saved), |r, _| {
+        vec![("offsets", Val::text(r.join(",")))]
+    });
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// Binds, snapshots the config space, runs `body` with the group set up in
+/// a container, unbinds, and writes back what the errors cleared.
+fn with_aer_site(c: &Ctx, body: impl FnOnce(&mut Transcript, &Group) -> Result<(), Abort>) -> Transcript {
+    let bdf = c.bdf().to_string();
+    let saved = match config_snapshot(&bdf) {
+        Ok(s) => s,
+        Err(e) => return scenario(|t| t.need("config space before the run", Err::<(), _>(e), none)),
+    };
+    let mut t = with_group(c, |t, group| {
+        t.need("function bound, AER counters readable", aer_total(&bdf, CORRECTABLE), none)?;
+        body(t, group)
+    });
+    repair(&mut t, &bdf, &saved);
+    t
+}
+
+fn aer_open_err_eventfd(c: &Ctx) -> Transcript {
+    let bdf = c.bdf().to_string();
+    with_aer_site(c, |t, group| {
+        let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(&bdf), none)?;
+        let err = t.need("ERR eventfd", new_eventfd().map_err(Fail::Os), none)?;
+        t.need("ERR set", set_fds(&d, ERR, 0, &[err.as_raw_fd()]), |r, _| vec![("ret", Val::Num(*r as u64))])?;
+        for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+            record_error(t, &bdf, kind, Some(&err))?;
+        }
+        after_errors(t, group, d, &bdf)
+    })
+}
+
+fn aer_open_no_eventfd(c: &Ctx) -> Transcript {
+    let bdf = c.bdf().to_string();
+    with_aer_site(c, |t, group| {
+        let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(&bdf), none)?;
+        for kind in [NON_FATAL, FATAL] {
+            record_error(t, &bdf, kind, None)?;
+        }
+        after_errors(t, group, d, &bdf)
+    })
+}
+
+fn aer_not_open(c: &Ctx) -> Transcript {
+    let bdf = c.bdf().to_string();
+    with_aer_site(c, |t, group| {
+        for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+            record_error(t, &bdf, kind, None)?;
+        }
+        let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(&bdf), none)?;
+        after_errors(t, group, d, &bdf)
+    })
+}
+
+// ------------------------------------------------------------- expectations
+
+/// What every handled error must show: counted once, the recovery it has,
+/// nobody unable to recover; a fatal error resets the link.
+fn expect_handled(e: &mut Expect, kind: Kind) {
+    let step = format!("{} error: inject {}", kind.label, kind.qemu);
+    e.num(&step, "counted", 1);
+    e.val(&step, "recovery", &Val::text(if kind.recovers { "successful" } else { "none" }));
+    let log = format!("{} error: kernel log", kind.label);
+    e.val(&log, "can't recover", &Val::Bool(false));
+    e.val(&log, "link reset", &Val::Bool(kind.label == FATAL.label));
+}
+
+/// The state afterwards: config readable, the reset and the reopen work,
+/// BAR0 decodes again after the reopen (the close restored the state saved
+/// at open, or the open saw the written-back registers).
+fn expect_after(e: &mut Expect) {
+    e.ok("config IDs and command after the errors");
+    e.ok("VFIO_DEVICE_RESET after the errors");
+    e.ok("GET_INFO after reopening");
+    e.val("BAR0 STATUS read after reopening", "all ones", &Val::Bool(false));
+}
+
+fn expect_aer_open_err_eventfd(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+        expect_handled(&mut e, kind);
+        e.num(&format!("{} error: ERR eventfd", kind.label), "signals", u64::from(kind.recovers));
+    }
+    expect_after(&mut e);
+    e.finish()
+}
+
+fn expect_aer_open_no_eventfd(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    for kind in [NON_FATAL, FATAL] {
+        expect_handled(&mut e, kind);
+    }
+    expect_after(&mut e);
+    e.finish()
+}
+
+fn expect_aer_not_open(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+        expect_handled(&mut e, kind);
+    }
+    e.ok("VFIO_GROUP_GET_DEVICE_FD");
+    expect_after(&mut e);
+    e.finish()
+}
+
+// ------------------------------------------------------------- self-check
+
+/// `--self-check`: the extended-capability walk and the log-line filter.
+pub fn check_helpers() -> CaseResult {
+    let mut f = Vec::new();
+    let mut cfg = vec![0u8; 4096];
+    // 0x100: id 0x0003 (DSN), next 0x140; 0x140: id 0x0001 (AER), the last.
+    cfg[0x100..0x104].copy_from_slice(&(0x0003u32 | (1 << 16) | (0x140 << 20)).to_le_bytes());
+    cfg[0x140..0x144].copy_from_slice(&(0x0001u32 | (2 << 16)).to_le_bytes());
+    for (what, got, want) in [
+        ("AER found", find_ext_cap(&cfg, 1), Some(0x140)),
+        ("absent id", find_ext_cap(&cfg, 0x10), None),
+        ("empty space", find_ext_cap(&[0u8; 4096], 1), None),
+    ] {
+        if got != want {
+            f.push(format!("ext cap walk, {what}: expected {want:?}, got {got:?}"));
+        }
+    }
+    let lines: Vec<String> = [
+        "pcieport 0000:00:02.0: AER: Uncorrectable (Non-Fatal) error message received from 0000:01:00.0",
+        "vfio-pci-rs 0000:01:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal)",
+        "vfio-pci 0000:01:00.0: AER:   TLP Header: 00000000",
+        "e1000e 0000:02:00.0: unrelated",
+    ]
+    .map(String::from)
+    .to_vec();
+    let want = [
+        "pcieport 0000:00:02.0: AER: Uncorrectable (Non-Fatal) error message received from 0000:01:00.0",
+        "<driver> 0000:01:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal)",
+        "<driver> 0000:01:00.0: AER:   TLP Header: 00000000",
+    ];
+    let got = relevant_lines(&lines, "0000:01:00.0", "0000:00:02.0");
+    if got != want {
+        f.push(format!("log lines: expected {want:?}, got {got:?}"));
+    }
+    CaseResult::from_failures(f)
+}
