@@ -1,40 +1,50 @@
-//! The AER scenarios: QEMU reports PCIe errors of a bound function, as
-//! hardware would, and the guest kernel's AER core runs its recovery with the
-//! driver's `error_detected`.
+//! The AER scenarios: a bound function's port or the function itself
+//! reports PCIe errors, and the guest kernel's AER core runs its recovery
+//! with the driver's `error_detected`.
 //!
-//! The errors start on the host: the test writes `inject ID ERROR` to the
-//! guest's third serial port (ttyS2), and scripts/monitor-relay.py, started
-//! by scripts/guest.sh for every guest, turns it into QEMU's HMP command
-//! `pcie_aer_inject_error ID ERROR` and answers `ok ...` or `error ...`.  ID
-//! is the QEMU device id harness/topology.sh gives the function (`ep_slot`:
-//! the e1000e of "slot", `ep_sriov`: the igb of "sriov"; both have an AER
-//! capability, as do their root ports).  QEMU then sets the error in the
-//! function's AER registers and sends the error message to the root port,
-//! whose AER interrupt the kernel handles.
+//! Two ways to raise an error:
 //!
-//! Three kinds, each with the error QEMU gives that severity by default:
-//! correctable (receiver error, `RCVR`), uncorrectable non-fatal (completer
-//! abort, `COMP_ABORT`) and fatal (malformed TLP, `MALF_TLP`).  A
-//! correctable error is only logged (neither driver has
-//! `cor_error_detected`); an uncorrectable one makes the kernel call
-//! `error_detected` on every function below the port (with the channel frozen
+//! - QEMU's HMP command `pcie_aer_inject_error ID ERROR`, on the host: the
+//!   test writes `inject ID ERROR` to the guest's third serial port (ttyS2),
+//!   and scripts/monitor-relay.py, started by scripts/guest.sh for every
+//!   guest, runs it on QEMU's monitor and answers `ok ...` or `error ...`.
+//!   QEMU sets the error in the device's AER registers and sends the error
+//!   message up to the root port, whose AER interrupt the kernel handles.
+//!   QEMU 10.0 forwards a message only if it is uncorrectable and every
+//!   device on its way has SERR# and the Device Control reporting enable of
+//!   its severity set (pcie_aer_msg_alldev()).  QEMU's e1000e and igb have
+//!   read-only zero reporting enables (no pcie_cap_deverr_init()), so no
+//!   error of theirs ever reaches the kernel, and no correctable error of
+//!   any device does: the scenarios show both ([`UNDELIVERED`]).  Their root
+//!   ports have the enables, so the uncorrectable errors come from the port
+//!   (QEMU ids `rp_slot`, `rp_sriov`, harness/topology.sh): the kernel then
+//!   recovers everything below the port, and calls the function's
+//!   `error_detected` as for an error of its own.
+//! - The guest kernel's aer_inject module (/dev/aer_inject), which fakes the
+//!   AER registers of the function and its root port and raises the port's
+//!   AER interrupt: errors of the function itself, correctable ones too.
+//!
+//! Kinds: correctable (receiver error) is only logged (neither driver has
+//! `cor_error_detected`); uncorrectable non-fatal (completer abort) and
+//! fatal (malformed TLP, fatal by default severity) make the kernel call
+//! `error_detected` on every function below the port (the channel frozen
 //! for a fatal one, whose recovery then resets the port's link) and log
 //! "device recovery successful" when every driver said it can recover.
 //!
-//! Each run records, per error: the answer of the injection, the function's
-//! AER counter (sysfs `aer_dev_*`), the kernel log lines of the function and
-//! its port from the injection until the recovery ended (the driver's name
-//! normalised), the recovery's result, the ERR eventfd's count when one is
-//! set, and the function's command register and BAR0 as the host sees them
-//! (a fatal error's link reset clears them: the AER core restores no state
-//! for a driver without `slot_reset`, and vfio-pci has none; its user
-//! resets the device, and the last close restores what was saved at open).
-//! Then the function's state: config and BAR reads through the device, a
-//! `VFIO_DEVICE_RESET`, a close and reopen.  After unbinding, the scenario
-//! writes back the registers the link reset cleared (header, PCI Express
-//! controls, AER masks and severities, as `pci_restore_state()` would), so
-//! the function works for the scenarios after it, and records which ones it
-//! had to.
+//! Each run records, per error: the injection, the AER counter of the
+//! device that reported it (sysfs `aer_dev_*`), the kernel log lines of the
+//! function and its port from the injection until the recovery ended (the
+//! driver's name normalised), the recovery's result, the ERR eventfd's
+//! count when one is set, and the function's command register and BAR0 as
+//! the host sees them (a fatal error's link reset clears them: the AER core
+//! restores no state for a driver without `slot_reset`, and vfio-pci has
+//! none; its user resets the device, and the last close restores what was
+//! saved at open).  Then the function's state: config and BAR reads through
+//! the device, a `VFIO_DEVICE_RESET`, a close and reopen.  After unbinding,
+//! the scenario writes back the registers the link reset cleared (header,
+//! PCI Express controls, AER masks and severities, as `pci_restore_state()`
+//! would), so the function works for the scenarios after it, and records
+//! which ones it had to.
 
 use crate::interrupts::{set_fds, take_count};
 use crate::ktap::CaseResult;
@@ -74,42 +84,88 @@ const EXT_CAP_AER: u16 = 0x0001;
 /// PCI_CAP_ID_EXP.
 const CAP_EXP: u8 = 0x10;
 
-/// One kind of error and how QEMU is asked for it.
+/// Who raises an error.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Injector {
+    /// QEMU's `pcie_aer_inject_error` with this error name, through the
+    /// host's relay, on the function's root port.
+    QemuPort(&'static str),
+    /// The same, on the function itself.
+    QemuFunction(&'static str),
+    /// The guest kernel's aer_inject module, on the function: correctable
+    /// and uncorrectable status bits.
+    Kernel { cor: u32, uncor: u32 },
+}
+
+impl Injector {
+    /// Whether the port (not the function) reports the error.
+    fn from_port(self) -> bool {
+        matches!(self, Injector::QemuPort(_))
+    }
+}
+
+/// One kind of error and how it is raised.
 #[derive(Clone, Copy)]
 struct Kind {
     label: &'static str,
-    /// QEMU's name of the error (pcie_aer_inject_error).
-    qemu: &'static str,
-    /// The function's sysfs counter of the severity and its total's key.
+    injector: Injector,
+    /// The reporting device's sysfs counter of the severity and its total.
     counter: &'static str,
     total: &'static str,
     /// Whether the kernel runs a recovery (uncorrectable errors do).
     recovers: bool,
+    /// Whether the recovery resets the port's link (fatal errors).
+    fatal: bool,
 }
 
-const CORRECTABLE: Kind = Kind {
-    label: "correctable",
-    qemu: "RCVR",
-    counter: "aer_dev_correctable",
-    total: "TOTAL_ERR_COR",
-    recovers: false,
-};
-const NON_FATAL: Kind = Kind {
-    label: "non-fatal",
-    qemu: "COMP_ABORT",
-    counter: "aer_dev_nonfatal",
-    total: "TOTAL_ERR_NONFATAL",
-    recovers: true,
-};
-const FATAL: Kind =
-    Kind { label: "fatal", qemu: "MALF_TLP", counter: "aer_dev_fatal", total: "TOTAL_ERR_FATAL", recovers: true };
+impl Kind {
+    fn how(&self) -> String {
+        match self.injector {
+            Injector::QemuPort(name) => format!("QEMU {name} on the port"),
+            Injector::QemuFunction(name) => format!("QEMU {name} on the function"),
+            Injector::Kernel { cor, uncor } => format!("aer_inject cor {cor:#x} uncor {uncor:#x}"),
+        }
+    }
+
+    fn step(&self) -> String {
+        format!("{} error: inject ({})", self.label, self.how())
+    }
+}
+
+const COR: (&str, &str) = ("aer_dev_correctable", "TOTAL_ERR_COR");
+const NONFATAL: (&str, &str) = ("aer_dev_nonfatal", "TOTAL_ERR_NONFATAL");
+const FATAL_COUNT: (&str, &str) = ("aer_dev_fatal", "TOTAL_ERR_FATAL");
+
+const fn kind(label: &'static str, injector: Injector, count: (&'static str, &'static str), fatal: bool) -> Kind {
+    let recovers = !matches!(injector, Injector::Kernel { uncor: 0, .. });
+    Kind { label, injector, counter: count.0, total: count.1, recovers, fatal }
+}
+
+/// A receiver error of the function (PCI_ERR_COR_RCVR).
+const CORRECTABLE: Kind = kind("correctable", Injector::Kernel { cor: 0x1, uncor: 0 }, COR, false);
+/// A completer abort (non-fatal by default severity) reported by the port.
+const NON_FATAL: Kind = kind("non-fatal", Injector::QemuPort("COMP_ABORT"), NONFATAL, false);
+/// A malformed TLP (fatal by default severity) reported by the port.
+const FATAL: Kind = kind("fatal", Injector::QemuPort("MALF_TLP"), FATAL_COUNT, true);
+/// A completer abort of the function (PCI_ERR_UNC_COMP_ABORT).
+const NON_FATAL_OWN: Kind = kind("function's non-fatal", Injector::Kernel { cor: 0, uncor: 0x8000 }, NONFATAL, false);
+/// A malformed TLP of the function (PCI_ERR_UNC_MALF_TLP).
+const FATAL_OWN: Kind = kind("function's fatal", Injector::Kernel { cor: 0, uncor: 0x40000 }, FATAL_COUNT, true);
+
+/// What QEMU does not deliver: a correctable error of the port (whose
+/// reporting enables are set), and an uncorrectable one of the function
+/// (whose enables cannot be set).
+const UNDELIVERED: [Kind; 2] = [
+    kind("QEMU's correctable", Injector::QemuPort("RCVR"), COR, false),
+    kind("QEMU's function non-fatal", Injector::QemuFunction("COMP_ABORT"), NONFATAL, false),
+];
 
 /// The AER scenarios, in order.
 pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "aer_open_err_eventfd",
-            rule: "AER on an open function with an ERR eventfd: a correctable error is only logged (no signal); a non-fatal and a fatal one each signal the ERR eventfd once and recovery succeeds (the fatal one after a link reset); then config reads, VFIO_DEVICE_RESET, close and reopen work",
+            rule: "AER on an open function with an ERR eventfd: a correctable error of the function is only logged (no signal); a non-fatal and a fatal error, of the port (QEMU) or of the function (aer_inject), each signal the ERR eventfd once and recovery succeeds (a fatal one after a link reset); then config reads, VFIO_DEVICE_RESET, close and reopen work",
             loads_module: false,
             applies: aer_sites,
             run: aer_open_err_eventfd,
@@ -117,7 +173,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "aer_open_no_eventfd",
-            rule: "AER on an open function without an ERR eventfd: non-fatal and fatal errors recover (the driver answers it can recover); then config reads, VFIO_DEVICE_RESET, close and reopen work",
+            rule: "AER on an open function without an ERR eventfd: non-fatal and fatal errors of its port recover (the driver answers it can recover); then config reads, VFIO_DEVICE_RESET, close and reopen work",
             loads_module: false,
             applies: aer_sites,
             run: aer_open_no_eventfd,
@@ -125,7 +181,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "aer_not_open",
-            rule: "AER on a bound function that is not open: correctable, non-fatal and fatal errors are handled as on an open one (the driver's error_detected answers it can recover, no eventfd); then the function opens, resets and reopens",
+            rule: "AER on a bound function that is not open: QEMU delivers neither a correctable error nor one of the function (its reporting enables read 0); correctable, port non-fatal and fatal, and function fatal errors are handled as on an open one (error_detected answers it can recover, no eventfd); then the function opens, resets and reopens",
             loads_module: false,
             applies: aer_sites,
             run: aer_not_open,
@@ -136,27 +192,29 @@ pub fn scenarios() -> Vec<Scenario> {
 
 // ----------------------------------------------------------- applicability
 
-/// The topologies whose function has a QEMU id for injection, and that id.
-const SITES: [(&str, &str); 2] = [("slot", "ep_slot"), ("sriov", "ep_sriov")];
+/// The topologies whose function and root port have QEMU ids for injection
+/// (harness/topology.sh), and those ids.
+const SITES: [(&str, &str, &str); 2] = [("slot", "ep_slot", "rp_slot"), ("sriov", "ep_sriov", "rp_sriov")];
 
 /// The single function of "slot" or "sriov", with an AER capability.
 fn aer_sites(site: &Site) -> Result<(), String> {
     let [bdf] = &site.functions[..] else {
         return Err("AER scenarios run on the single-function slot and sriov topologies".into());
     };
-    qemu_id(bdf).ok_or("AER scenarios run on the slot (e1000e) and sriov (igb) topologies")?;
+    qemu_ids(bdf).ok_or("AER scenarios run on the slot (e1000e) and sriov (igb) topologies")?;
     let cfg = fs::read(sysfs::device_dir(bdf).join("config")).map_err(|e| format!("{bdf}: config: {e}"))?;
     find_ext_cap(&cfg, EXT_CAP_AER).map(|_| ()).ok_or_else(|| format!("{bdf} has no AER capability"))
 }
 
-/// The QEMU id of `bdf`, from the topology its port is listed as.
-fn qemu_id(bdf: &str) -> Option<&'static str> {
+/// The QEMU ids of `bdf` and its port, from the topology its port is
+/// listed as.
+fn qemu_ids(bdf: &str) -> Option<(&'static str, &'static str)> {
     let path = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
         .map_or_else(|| sysfs::DEFAULT_TOPOLOGY.into(), std::path::PathBuf::from);
     let topologies = sysfs::parse_topology(&fs::read_to_string(path).ok()?).ok()?;
     let port = port_of(bdf)?;
     let name = topologies.into_iter().find(|t| t.port == port)?.name;
-    SITES.iter().find(|(n, _)| *n == name).map(|(_, id)| *id)
+    SITES.iter().find(|(n, _, _)| *n == name).map(|(_, f, p)| (*f, *p))
 }
 
 /// The port (the parent bridge) of `bdf`.
@@ -218,6 +276,85 @@ fn inject(id: &str, error: &str) -> Result<String, Fail> {
     }
 }
 
+/// Raises the error.  Through QEMU, SERR# is set in the port's command
+/// register first (QEMU forwards an uncorrectable message only past devices
+/// that have it; the firmware sets it on the root ports, Linux does not:
+/// PCI Express says the Device Control reporting enables suffice).  Through
+/// aer_inject, the module stays loaded (the returned guard) until the
+/// kernel has handled the error: it fakes the registers the handler reads.
+fn raise(bdf: &str, port: &str, injector: Injector) -> Result<Option<AerInject>, Fail> {
+    let (fn_id, port_id) = qemu_ids(bdf).ok_or_else(|| Fail::other("no QEMU id for the function"))?;
+    match injector {
+        Injector::QemuPort(name) | Injector::QemuFunction(name) => {
+            set_serr(port)?;
+            let id = if injector.from_port() { port_id } else { fn_id };
+            inject(id, name).map(|_| None)
+        }
+        Injector::Kernel { cor, uncor } => AerInject::raise(bdf, cor, uncor).map(Some),
+    }
+}
+
+/// PCI_COMMAND_SERR.
+const COMMAND_SERR: u16 = 1 << 8;
+
+/// Sets SERR# Enable in the command register of `bdf`, through sysfs.
+fn set_serr(bdf: &str) -> Result<(), Fail> {
+    let f = OpenOptions::new().read(true).write(true).open(sysfs::device_dir(bdf).join("config"))?;
+    let mut b = [0u8; 2];
+    f.read_exact_at(&mut b, 4)?;
+    let cmd = u16::from_le_bytes(b);
+    if cmd & COMMAND_SERR == 0 {
+        f.write_all_at(&(cmd | COMMAND_SERR).to_le_bytes(), 4)?;
+    }
+    Ok(())
+}
+
+/// The kernel's aer_inject module, loaded to raise one error; unloaded by
+/// [`AerInject::unload`] (it replaces the config accessors of the
+/// function's and the root port's buses while it is loaded).
+struct AerInject;
+
+impl AerInject {
+    /// Loads the module and writes one `struct aer_error_inj` (bus,
+    /// device, function, then uncor_status, cor_status, four header log
+    /// words and the domain) for `bdf`.
+    fn raise(bdf: &str, cor: u32, uncor: u32) -> Result<AerInject, Fail> {
+        let (domain, bus, devfn) = sysfs::parse_bdf(bdf).ok_or_else(|| Fail::other("not a PCI address"))?;
+        let status = std::process::Command::new("modprobe").arg("aer_inject").status()?;
+        if !status.success() {
+            return Err(Fail::other(format!("modprobe aer_inject: {status}")));
+        }
+        let guard = AerInject;
+        let node = std::path::Path::new("/dev/aer_inject");
+        sysfs::wait_path(node, true);
+        let mut rec = [0u8; 32];
+        rec[0] = bus;
+        rec[1] = devfn >> 3;
+        rec[2] = devfn & 7;
+        rec[4..8].copy_from_slice(&uncor.to_ne_bytes());
+        rec[8..12].copy_from_slice(&cor.to_ne_bytes());
+        rec[28..32].copy_from_slice(&u32::from(domain).to_ne_bytes());
+        match OpenOptions::new().write(true).open(node).and_then(|mut f| f.write(&rec)) {
+            Ok(32) => Ok(guard),
+            Ok(n) => Err(Fail::other(format!("/dev/aer_inject took {n} of 32 bytes"))),
+            Err(e) => Err(Fail::other(format!("write /dev/aer_inject: {e}"))),
+        }
+    }
+
+    fn unload(self) -> Result<(), Fail> {
+        let r = crate::driver::rmmod("aer_inject");
+        std::mem::forget(self);
+        r
+    }
+}
+
+impl Drop for AerInject {
+    /// On an early return: unloaded all the same.
+    fn drop(&mut self) {
+        let _ = crate::driver::rmmod("aer_inject");
+    }
+}
+
 /// The kernel log from the moment it is opened.
 struct KmsgTail(File);
 
@@ -245,7 +382,7 @@ impl KmsgTail {
     }
 }
 
-/// The total of a function's AER counter (`TOTAL_...` line of `aer_dev_*`).
+/// The total of a device's AER counter (`TOTAL_...` line of `aer_dev_*`).
 fn aer_total(bdf: &str, kind: Kind) -> Result<u64, Fail> {
     let text = fs::read_to_string(sysfs::device_dir(bdf).join(kind.counter))?;
     text.lines()
@@ -283,13 +420,13 @@ struct Handled {
     recovery: &'static str,
 }
 
-/// Injects `kind` into `bdf` and waits until the kernel has handled it.
+/// Raises `kind` for `bdf` and waits until the kernel has handled it.
 fn inject_and_wait(bdf: &str, kind: Kind) -> Result<Handled, Fail> {
-    let id = qemu_id(bdf).ok_or_else(|| Fail::other("no QEMU id for the function"))?;
     let port = port_of(bdf).ok_or_else(|| Fail::other("no port"))?;
-    let before = aer_total(bdf, kind)?;
+    let source = if kind.injector.from_port() { port.clone() } else { bdf.to_string() };
+    let before = aer_total(&source, kind)?;
     let mut log = KmsgTail::open()?;
-    inject(id, kind.qemu)?;
+    let module = raise(bdf, &port, kind.injector)?;
     let deadline = Instant::now() + RECOVERY_WAIT;
     let mut lines: Vec<String> = Vec::new();
     let mut last_news = Instant::now();
@@ -311,7 +448,7 @@ fn inject_and_wait(bdf: &str, kind: Kind) -> Result<Handled, Fail> {
         if let Some(r) = ended {
             break r;
         }
-        let counted = aer_total(bdf, kind)? > before;
+        let counted = aer_total(&source, kind)? > before;
         if !kind.recovers && counted && last_news.elapsed() >= QUIET {
             break "none";
         }
@@ -326,14 +463,17 @@ fn inject_and_wait(bdf: &str, kind: Kind) -> Result<Handled, Fail> {
     // Whatever the recovery's last steps logged after its verdict.
     std::thread::sleep(Duration::from_millis(200));
     lines.extend(relevant_lines(&log.read_new()?, bdf, &port));
-    Ok(Handled { lines, counted: aer_total(bdf, kind)? - before, recovery })
+    if let Some(m) = module {
+        m.unload()?;
+    }
+    Ok(Handled { lines, counted: aer_total(&source, kind)? - before, recovery })
 }
 
 /// Injects `kind`, records what the kernel did with it and, with `err`,
 /// the ERR eventfd's count.
 fn record_error(t: &mut Transcript, bdf: &str, kind: Kind, err: Option<&OwnedFd>) -> Result<(), Abort> {
     let label = kind.label;
-    let h = t.need(&format!("{label} error: inject {}", kind.qemu), inject_and_wait(bdf, kind), |h, _| {
+    let h = t.need(&kind.step(), inject_and_wait(bdf, kind), |h, _| {
         vec![("recovery", Val::text(h.recovery)), ("counted", Val::Num(h.counted))]
     })?;
     let log_fields = vec![
@@ -351,6 +491,75 @@ fn record_error(t: &mut Transcript, bdf: &str, kind: Kind, err: Option<&OwnedFd>
         vec![("command", Val::Hex((*cmd).into())), ("BAR0", Val::Hex((*bar0).into()))]
     });
     Ok(())
+}
+
+/// How long an error that QEMU does not deliver is given to show up anyway.
+const UNDELIVERED_WAIT: Duration = Duration::from_millis(1500);
+
+/// Asks QEMU for `kind`, which it does not deliver: records that the kernel
+/// logged and counted nothing, and the reporting device's Device Control
+/// after an attempt to set its reporting enables; then clears the status
+/// QEMU set in the device's AER registers.
+fn record_undelivered(t: &mut Transcript, bdf: &str, kind: Kind) {
+    let seen = (|| {
+        let port = port_of(bdf).ok_or_else(|| Fail::other("no port"))?;
+        let source = if kind.injector.from_port() { port.clone() } else { bdf.to_string() };
+        let devctl = enable_reporting(&source)?;
+        let before = aer_total(&source, kind)?;
+        let mut log = KmsgTail::open()?;
+        raise(bdf, &port, kind.injector)?;
+        std::thread::sleep(UNDELIVERED_WAIT);
+        let lines = relevant_lines(&log.read_new()?, bdf, &port);
+        let counted = aer_total(&source, kind)? - before;
+        clear_aer_status(&source)?;
+        Ok::<_, Fail>((devctl, counted, lines))
+    })();
+    t.step(&kind.step(), seen, |(devctl, counted, lines), _| {
+        vec![
+            ("reporting enables", Val::Hex((*devctl & 0xf).into())),
+            ("counted", Val::Num(*counted)),
+            ("lines", Val::text(lines.join(" | "))),
+        ]
+    });
+}
+
+/// Sets the four error reporting enables of `bdf`'s Device Control (as the
+/// kernel did at enumeration) and reads the register back.
+fn enable_reporting(bdf: &str) -> Result<u16, Fail> {
+    let cfg = config_snapshot(bdf)?;
+    let exp = find_cap_in(&cfg, CAP_EXP).ok_or_else(|| Fail::other("no PCI Express capability"))?;
+    let f = OpenOptions::new().read(true).write(true).open(sysfs::device_dir(bdf).join("config"))?;
+    let devctl = u16::from_le_bytes([cfg[exp + 8], cfg[exp + 9]]);
+    f.write_all_at(&(devctl | 0xf).to_le_bytes(), (exp + 8) as u64)?;
+    let mut b = [0u8; 2];
+    f.read_exact_at(&mut b, (exp + 8) as u64)?;
+    Ok(u16::from_le_bytes(b))
+}
+
+/// Clears the correctable and uncorrectable status bits of `bdf`'s AER
+/// capability (write 1 to clear), through sysfs.
+fn clear_aer_status(bdf: &str) -> Result<(), Fail> {
+    let cfg = config_snapshot(bdf)?;
+    let aer = find_ext_cap(&cfg, EXT_CAP_AER).ok_or_else(|| Fail::other("no AER capability"))?;
+    let f = OpenOptions::new().write(true).open(sysfs::device_dir(bdf).join("config"))?;
+    f.write_all_at(&cfg[aer + 0x04..aer + 0x08], (aer + 0x04) as u64)?;
+    f.write_all_at(&cfg[aer + 0x10..aer + 0x14], (aer + 0x10) as u64)?;
+    Ok(())
+}
+
+/// The offset of capability `id` in a config space.
+fn find_cap_in(cfg: &[u8], id: u8) -> Option<usize> {
+    let mut pos = usize::from(*cfg.get(0x34)?);
+    for _ in 0..48 {
+        if !(0x40..=0xfc).contains(&pos) {
+            return None;
+        }
+        if *cfg.get(pos)? == id {
+            return Some(pos);
+        }
+        pos = usize::from(*cfg.get(pos + 1)?);
+    }
+    None
 }
 
 /// The function's command register and BAR0, read through sysfs.
@@ -413,16 +622,8 @@ fn restorable(cfg: &[u8]) -> Vec<Reg> {
     let mut regs: Vec<Reg> = vec![(0x0c, 1), (0x0d, 1)];
     regs.extend((0x10..0x28).step_by(4).map(|o| (o, 4)));
     regs.extend([(0x30, 4), (0x3c, 1)]);
-    let mut pos = usize::from(cfg[0x34]);
-    for _ in 0..48 {
-        if pos < 0x40 || pos > 0xfc {
-            break;
-        }
-        if cfg[pos] == CAP_EXP {
-            regs.extend([(pos + 8, 2), (pos + 0x10, 2), (pos + 0x28, 2), (pos + 0x30, 2)]);
-            break;
-        }
-        pos = usize::from(cfg[pos + 1]);
+    if let Some(pos) = find_cap_in(cfg, CAP_EXP) {
+        regs.extend([(pos + 8, 2), (pos + 0x10, 2), (pos + 0x28, 2), (pos + 0x30, 2)]);
     }
     if let Some(aer) = find_ext_cap(cfg, EXT_CAP_AER) {
         regs.extend([(aer + 8, 4), (aer + 0x0c, 4), (aer + 0x14, 4), (aer + 0x18, 4)]);
@@ -474,11 +675,22 @@ fn with_aer_site(c: &Ctx, body: impl FnOnce(&mut Transcript, &Group) -> Result<(
         Ok(s) => s,
         Err(e) => return scenario(|t| t.need("config space before the run", Err::<(), _>(e), none)),
     };
+    let port_command = port_of(&bdf).map(|p| (p.clone(), config_snapshot(&p).map(|c| [c[4], c[5]])));
     let mut t = with_group(c, |t, group| {
         t.need("function bound, AER counters readable", aer_total(&bdf, CORRECTABLE), none)?;
         body(t, group)
     });
     repair(&mut t, &bdf, &saved);
+    // The port's command register as it was (the injections set its SERR#).
+    if let Some((port, Ok(cmd))) = port_command {
+        let restored = OpenOptions::new()
+            .write(true)
+            .open(sysfs::device_dir(&port).join("config"))
+            .and_then(|f| f.write_all_at(&cmd, 4));
+        if let Err(e) = restored {
+            t.notes.push(format!("restoring the command register of {port}: {e}"));
+        }
+    }
     t
 }
 
@@ -488,7 +700,7 @@ fn aer_open_err_eventfd(c: &Ctx) -> Transcript {
         let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(&bdf), none)?;
         let err = t.need("ERR eventfd", new_eventfd().map_err(Fail::Os), none)?;
         t.need("ERR set", set_fds(&d, ERR, 0, &[err.as_raw_fd()]), |r, _| vec![("ret", Val::Num(*r as u64))])?;
-        for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+        for kind in [CORRECTABLE, NON_FATAL, FATAL, NON_FATAL_OWN, FATAL_OWN] {
             record_error(t, &bdf, kind, Some(&err))?;
         }
         after_errors(t, group, d, &bdf)
@@ -509,7 +721,10 @@ fn aer_open_no_eventfd(c: &Ctx) -> Transcript {
 fn aer_not_open(c: &Ctx) -> Transcript {
     let bdf = c.bdf().to_string();
     with_aer_site(c, |t, group| {
-        for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+        for kind in UNDELIVERED {
+            record_undelivered(t, &bdf, kind);
+        }
+        for kind in [CORRECTABLE, NON_FATAL, FATAL, FATAL_OWN] {
             record_error(t, &bdf, kind, None)?;
         }
         let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(&bdf), none)?;
@@ -522,12 +737,12 @@ fn aer_not_open(c: &Ctx) -> Transcript {
 /// What every handled error must show: counted once, the recovery it has,
 /// nobody unable to recover; a fatal error resets the link.
 fn expect_handled(e: &mut Expect, kind: Kind) {
-    let step = format!("{} error: inject {}", kind.label, kind.qemu);
+    let step = kind.step();
     e.num(&step, "counted", 1);
     e.val(&step, "recovery", &Val::text(if kind.recovers { "successful" } else { "none" }));
     let log = format!("{} error: kernel log", kind.label);
     e.val(&log, "can't recover", &Val::Bool(false));
-    e.val(&log, "link reset", &Val::Bool(kind.label == FATAL.label));
+    e.val(&log, "link reset", &Val::Bool(kind.fatal));
 }
 
 /// The state afterwards: config readable, the reset and the reopen work,
@@ -542,7 +757,7 @@ fn expect_after(e: &mut Expect) {
 
 fn expect_aer_open_err_eventfd(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
-    for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+    for kind in [CORRECTABLE, NON_FATAL, FATAL, NON_FATAL_OWN, FATAL_OWN] {
         expect_handled(&mut e, kind);
         e.num(&format!("{} error: ERR eventfd", kind.label), "signals", u64::from(kind.recovers));
     }
@@ -561,7 +776,11 @@ fn expect_aer_open_no_eventfd(_: &Ctx, t: &Transcript) -> Vec<String> {
 
 fn expect_aer_not_open(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
-    for kind in [CORRECTABLE, NON_FATAL, FATAL] {
+    for kind in UNDELIVERED {
+        e.num(&kind.step(), "counted", 0);
+        e.val(&kind.step(), "lines", &Val::text(""));
+    }
+    for kind in [CORRECTABLE, NON_FATAL, FATAL, FATAL_OWN] {
         expect_handled(&mut e, kind);
     }
     e.ok("VFIO_GROUP_GET_DEVICE_FD");
