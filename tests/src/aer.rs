@@ -10,13 +10,13 @@
 //!   guest, runs it on QEMU's monitor and answers `ok ...` or `error ...`.
 //!   QEMU sets the error in the device's AER registers and sends the error
 //!   message up to the root port, whose AER interrupt the kernel handles.
-//!   QEMU 10.0 forwards a message only if it is uncorrectable and every
-//!   device on its way has SERR# and the Device Control reporting enable of
-//!   its severity set (pcie_aer_msg_alldev()).  QEMU's e1000e and igb have
-//!   read-only zero reporting enables (no pcie_cap_deverr_init()), so no
-//!   error of theirs ever reaches the kernel, and no correctable error of
-//!   any device does: the scenarios show both ([`UNDELIVERED`]).  Their root
-//!   ports have the enables, so the uncorrectable errors come from the port
+//!   QEMU 10.0 forwards a message only past devices whose Device Control
+//!   has the reporting enable of its severity set, and an uncorrectable one
+//!   only past devices with SERR# enabled (pcie_aer_msg_alldev()).  QEMU's
+//!   e1000e and igb have read-only zero reporting enables (they do not call
+//!   pcie_cap_deverr_init()), so no error of theirs ever reaches the kernel:
+//!   the scenarios show it ([`UNDELIVERED`]).  Their root ports have the
+//!   enables, so the uncorrectable errors come from the port
 //!   (QEMU ids `rp_slot`, `rp_sriov`, harness/topology.sh): the kernel then
 //!   recovers everything below the port, and calls the function's
 //!   `error_detected` as for an error of its own.
@@ -152,11 +152,10 @@ const NON_FATAL_OWN: Kind = kind("function's non-fatal", Injector::Kernel { cor:
 /// A malformed TLP of the function (PCI_ERR_UNC_MALF_TLP).
 const FATAL_OWN: Kind = kind("function's fatal", Injector::Kernel { cor: 0, uncor: 0x40000 }, FATAL_COUNT, true);
 
-/// What QEMU does not deliver: a correctable error of the port (whose
-/// reporting enables are set), and an uncorrectable one of the function
-/// (whose enables cannot be set).
+/// What QEMU does not deliver: errors of the function itself, whose Device
+/// Control reporting enables cannot be set.
 const UNDELIVERED: [Kind; 2] = [
-    kind("QEMU's correctable", Injector::QemuPort("RCVR"), COR, false),
+    kind("QEMU's function correctable", Injector::QemuFunction("RCVR"), COR, false),
     kind("QEMU's function non-fatal", Injector::QemuFunction("COMP_ABORT"), NONFATAL, false),
 ];
 
@@ -181,7 +180,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "aer_not_open",
-            rule: "AER on a bound function that is not open: QEMU delivers neither a correctable error nor one of the function (its reporting enables read 0); correctable, port non-fatal and fatal, and function fatal errors are handled as on an open one (error_detected answers it can recover, no eventfd); then the function opens, resets and reopens",
+            rule: "AER on a bound function that is not open: QEMU delivers no error of the function itself (its reporting enables read 0); correctable, port non-fatal and fatal, and function fatal errors are handled as on an open one (error_detected answers it can recover, no eventfd); then the function opens, resets and reopens",
             loads_module: false,
             applies: aer_sites,
             run: aer_not_open,
@@ -287,6 +286,9 @@ fn raise(bdf: &str, port: &str, injector: Injector) -> Result<Option<AerInject>,
     match injector {
         Injector::QemuPort(name) | Injector::QemuFunction(name) => {
             set_serr(port)?;
+            // The port's status bits of earlier errors: a fatal error's
+            // recovery clears only the non-fatal ones.
+            clear_aer_status(port)?;
             let id = if injector.from_port() { port_id } else { fn_id };
             inject(id, name).map(|_| None)
         }
@@ -612,24 +614,29 @@ fn after_errors(t: &mut Transcript, group: &Group, d: Device, bdf: &str) -> Resu
 // --------------------------------------------------------------- the repair
 
 /// A register to write back after a link reset: offset and size.
-type Reg = (usize, usize);
+/// A register to write back after a link reset: offset, size, and the bits
+/// compared (the writable ones).
+type Reg = (usize, usize, u32);
 
 /// The registers `pci_restore_state()` would write back that matter here:
 /// the header's command, cache line, latency, BARs, ROM and interrupt line;
 /// the PCI Express device and link controls; the AER masks, severities and
 /// control.
 fn restorable(cfg: &[u8]) -> Vec<Reg> {
-    let mut regs: Vec<Reg> = vec![(0x0c, 1), (0x0d, 1)];
-    regs.extend((0x10..0x28).step_by(4).map(|o| (o, 4)));
-    regs.extend([(0x30, 4), (0x3c, 1)]);
+    const ALL: u32 = u32::MAX;
+    let mut regs: Vec<Reg> = vec![(0x0c, 1, ALL), (0x0d, 1, ALL)];
+    regs.extend((0x10..0x28).step_by(4).map(|o| (o, 4, ALL)));
+    regs.extend([(0x30, 4, ALL), (0x3c, 1, ALL)]);
     if let Some(pos) = find_cap_in(cfg, CAP_EXP) {
-        regs.extend([(pos + 8, 2), (pos + 0x10, 2), (pos + 0x28, 2), (pos + 0x30, 2)]);
+        regs.extend([(pos + 8, 2, ALL), (pos + 0x10, 2, ALL), (pos + 0x28, 2, ALL), (pos + 0x30, 2, ALL)]);
     }
     if let Some(aer) = find_ext_cap(cfg, EXT_CAP_AER) {
-        regs.extend([(aer + 8, 4), (aer + 0x0c, 4), (aer + 0x14, 4), (aer + 0x18, 4)]);
+        // Capabilities and Control: the ECRC and multiple-header enables;
+        // its First Error Pointer is read-only and survives resets in QEMU.
+        regs.extend([(aer + 8, 4, ALL), (aer + 0x0c, 4, ALL), (aer + 0x14, 4, ALL), (aer + 0x18, 4, 0x540)]);
     }
     // The command register last, once the BARs are back.
-    regs.push((0x04, 2));
+    regs.push((0x04, 2, ALL));
     regs
 }
 
@@ -642,16 +649,20 @@ fn config_snapshot(bdf: &str) -> Result<Vec<u8>, Fail> {
     Ok(cfg)
 }
 
-/// Writes back the registers of `saved` that differ now; their offsets.
+/// Writes back the registers of `saved` that differ now; which, and their
+/// values.
 fn config_repair(bdf: &str, saved: &[u8]) -> Result<Vec<String>, Fail> {
     let now = config_snapshot(bdf)?;
     let f = OpenOptions::new().write(true).open(sysfs::device_dir(bdf).join("config"))?;
     let mut rewritten = Vec::new();
-    for (off, len) in restorable(saved) {
+    let value = |b: &[u8]| b.iter().rev().fold(0u32, |v, x| v << 8 | u32::from(*x));
+    for (off, len, mask) in restorable(saved) {
         let want = &saved[off..off + len];
-        if &now[off..off + len] != want {
+        let have = &now[off..off + len];
+        if value(have) & mask != value(want) & mask {
             f.write_all_at(want, off as u64)?;
-            rewritten.push(format!("{off:#x}"));
+            let hex = |b: &[u8]| b.iter().rev().map(|x| format!("{x:02x}")).collect::<String>();
+            rewritten.push(format!("{off:#x}: {} for {}", hex(have), hex(want)));
         }
     }
     Ok(rewritten)
@@ -661,7 +672,7 @@ fn config_repair(bdf: &str, saved: &[u8]) -> Result<Vec<String>, Fail> {
 /// to be written back after it (the function is unbound by then).
 fn repair(t: &mut Transcript, bdf: &str, saved: &[u8]) {
     t.step("registers written back after the run (host view)", config_repair(bdf, saved), |r, _| {
-        vec![("offsets", Val::text(r.join(",")))]
+        vec![("registers", Val::text(r.join(", ")))]
     });
 }
 
