@@ -10,6 +10,7 @@
 #include <linux/iommufd.h>
 #include <linux/pci.h>
 #include <linux/msi.h>
+#include <linux/irqbypass.h>
 #include <uapi/linux/vfio.h>
 
 /*

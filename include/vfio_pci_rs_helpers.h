@@ -30,4 +30,11 @@ void vfio_pci_rs_spin_unlock_irqrestore(struct spinlock *lock, unsigned long fla
  */
 void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg);
 
+/*
+ * A message naming a kernel object by its address as %p prints it (hashed), as vfio-pci's
+ * "irq bypass producer (eventfd %p) registration fails" does (src/intrs/msi.rs).
+ */
+void vfio_pci_rs_dev_info_ptr(struct device *dev, const char *before, const void *ptr,
+			      const char *after);
+
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots the emulated host (QEMU q35, TCG, intel-iommu with interrupt remapping, the PCIe
 # topologies of harness/topology.sh) with a fresh initramfs holding the test kernel's modules,
-# vfio_pci_rs.ko, the test binary and harness/init, and runs one mode in it:
+# vfio_pci_rs.ko, the test-only modules of tests/modules, the test binary and harness/init, and
+# runs one mode in it:
 #
 #   scripts/guest.sh tests [FILTER]   run the in-guest test suite (KTAP), optionally filtered
 #   scripts/guest.sh demo             bind a function and open it both ways
@@ -24,6 +25,12 @@
 # An unfiltered `tests` run boots VFIO_PCI_RS_GUEST_SHARDS guests at once (default two per core,
 # at most four, on a machine with 2 or more cores), each running a share of the scenarios; their
 # counts are summed into the one closing line.
+#
+# The noiommu guest boots without intel-iommu (no `-device intel-iommu`, no `intel_iommu=on`)
+# and with VFIO's `vfio.enable_unsafe_noiommu_mode=1`; it runs only the noiommu cases
+# (tests/src/noiommu.rs), which the other guests never run. An unfiltered `tests` run boots
+# one more guest for them; a filter containing "noiommu" boots only that one, and
+# VFIO_PCI_RS_GUEST_NOIOMMU=1 boots it in the other modes (run, shell, demo).
 #
 # VFIO_PCI_RS_MODULE=FILE puts that vfio_pci_rs.ko into the guest instead of building the
 # checkout's, and VFIO_PCI_RS_MODROOT=DIR gives the guest DIR/lib/modules/RELEASE (an installed
@@ -67,6 +74,10 @@ else
 	module=$REPO/vfio_pci_rs.ko
 fi
 
+# The test-only kernel modules (tests/modules), into the guest's /lib/modules/tests/.
+log "building the test modules"
+(cd "$REPO/tests/modules" && in_root make -s -C "$KDIR" M="$REPO/tests/modules" LLVM=1 modules) >&2
+
 log "building the in-guest test binaries"
 # One target directory per checkout (VFIO_PCI_RS_TESTS_TARGET), so that two checkouts
 # building at once never swap binaries; by default one per kernel (common.sh). The crates
@@ -101,6 +112,8 @@ cp "$REPO/harness/init" "$ir/init"
 cp "$REPO/harness/demo.sh" "$ir/bin/demo.sh"
 cp -a "$modroot/lib/modules/$kver" "$ir/lib/modules/"
 cp "$module" "$ir/lib/modules/vfio_pci_rs.ko"
+mkdir -p "$ir/lib/modules/tests"
+cp "$REPO"/tests/modules/*.ko "$ir/lib/modules/tests/"
 [ -f "$tests_bin" ] && cp "$tests_bin" "$ir/bin/vfio-pci-rs-tests"
 # The vfio-ioctls client, next to the test program that runs it (tests/src/vmm_client.rs).
 [ -f "$tests_out/vfio-ioctls-client" ] && cp "$tests_out/vfio-ioctls-client" "$ir/bin/vfio-ioctls-client"
@@ -119,7 +132,7 @@ mapfile -t topo_args < <(topology_qemu_args)
 # no_timer_check: the boot-time test that the IO-APIC timer ticks is timing-dependent and
 # panics a TCG guest whose host is loaded ("timer doesn't work through Interrupt-remapped
 # IO-APIC", seen once at load average 7); virtual machines' kernels skip it for that reason.
-append="console=ttyS0 panic=-1 no_timer_check intel_iommu=on pci=noari ignore_loglevel harness=$mode"
+append="console=ttyS0 panic=-1 no_timer_check pci=noari ignore_loglevel harness=$mode"
 [ -n "$filter" ] && append+=" harness.filter=$filter"
 
 # The suite runs in SHARDS guests at once, each with the same topology and an interleaved
@@ -136,14 +149,25 @@ fi
 [ "$mode" = tests ] || shards=1
 case "$shards" in '' | *[!0-9]* | 0) die "VFIO_PCI_RS_GUEST_SHARDS=$shards: need a number >= 1" ;; esac
 
-# boot_guest DIR APPEND: one guest, its console in DIR/console.log, its output (ttyS1) in
-# DIR/output.log (or the terminal in shell mode), QEMU's exit status in DIR/qemu_rc.
+# The noiommu guest alone: a filtered run whose filter names it, or VFIO_PCI_RS_GUEST_NOIOMMU=1.
+only_noiommu=${VFIO_PCI_RS_GUEST_NOIOMMU:-0}
+[ "$mode" = tests ] && [[ "$filter" == *noiommu* ]] && only_noiommu=1
+
+# boot_guest DIR APPEND [noiommu]: one guest, its console in DIR/console.log, its output (ttyS1)
+# in DIR/output.log (or the terminal in shell mode), QEMU's exit status in DIR/qemu_rc; with
+# "noiommu", the noiommu guest.
 # Its third serial port (ttyS2) is the guest's request channel to QEMU's monitor: the relay
 # scripts/monitor-relay.py joins the two sockets (DIR/req.sock, DIR/qmp.sock), so a test can
 # have QEMU inject an AER error (tests/src/aer.rs); its log is DIR/relay.log. Every guest has
 # its own sockets, so sharded guests never share them.
 boot_guest() {
 	local dir=$1 extra=$2 serial_out="file:$1/output.log" rc relay
+	local iommu=(-device intel-iommu,intremap=on,caching-mode=on)
+	extra=" intel_iommu=on$extra"
+	if [ "${3:-}" = noiommu ]; then
+		iommu=()
+		extra=" vfio.enable_unsafe_noiommu_mode=1 harness.noiommu=1${2}"
+	fi
 	mkdir -p "$dir"
 	rm -f "$dir/qemu_rc"
 	[ "$mode" = shell ] && serial_out=stdio
@@ -159,7 +183,7 @@ boot_guest() {
 		-chardev "socket,id=requests,path=$dir/req.sock,server=on,wait=off" \
 		-serial "file:$dir/console.log" -serial "$serial_out" -serial chardev:requests \
 		-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
-		-device intel-iommu,intremap=on,caching-mode=on \
+		"${iommu[@]}" \
 		"${topo_args[@]}" \
 		-fsdev local,id=toolusr,path=/usr,security_model=none,readonly=on \
 		-device virtio-9p-pci,fsdev=toolusr,mount_tag=toolusr,bus=pcie.0,addr=0a.0 \
@@ -175,7 +199,10 @@ boot_guest() {
 log "booting $shards guest(s) ($mode, timeout ${timeout_s}s, logs in $run/logs)"
 t0=$(date +%s)
 guest_dirs=()
-if [ "$shards" = 1 ]; then
+if [ "$only_noiommu" = 1 ]; then
+	guest_dirs=("$run/logs")
+	boot_guest "$run/logs" "" noiommu
+elif [ "$shards" = 1 ] && { [ "$mode" != tests ] || [ -n "$filter" ]; }; then
 	guest_dirs=("$run/logs")
 	boot_guest "$run/logs" ""
 else
@@ -185,6 +212,10 @@ else
 		boot_guest "$run/logs/shard$k" " harness.shard=$k/$shards" &
 		pids+=($!)
 	done
+	# The unfiltered suite's noiommu cases: one more, short guest.
+	guest_dirs+=("$run/logs/noiommu")
+	boot_guest "$run/logs/noiommu" "" noiommu &
+	pids+=($!)
 	for p in "${pids[@]}"; do wait "$p" || true; done
 fi
 log "guest(s) ran $(( $(date +%s) - t0 )) s (qemu exit $(cat "${guest_dirs[@]/%//qemu_rc}" | paste -sd' '))"
@@ -199,8 +230,8 @@ passed=0 failed=0
 problems=()
 for dir in "${guest_dirs[@]}"; do
 	name=
-	[ "$shards" = 1 ] || name="${dir##*/} of $shards: "
-	[ "$shards" = 1 ] || echo "# ---- ${dir##*/}/$shards: $dir"
+	[ ${#guest_dirs[@]} = 1 ] || name="${dir##*/} of ${#guest_dirs[@]} guests: "
+	[ ${#guest_dirs[@]} = 1 ] || echo "# ---- ${dir##*/} (of ${#guest_dirs[@]} guests): $dir"
 	output=$dir/output.log
 	# The serial line ends lines with CR LF.
 	[ -f "$output" ] && sed -i 's/\r$//' "$output"
@@ -260,7 +291,7 @@ else
 fi
 [ "$failed" = 0 ] || fail=1
 if [ -n "${VFIO_PCI_RS_T0:-}" ]; then
-	echo "# total time $(( $(date +%s) - VFIO_PCI_RS_T0 )) s (${VFIO_PCI_RS_CACHE_STATE:-} cache, $shards guest(s))"
+	echo "# total time $(( $(date +%s) - VFIO_PCI_RS_T0 )) s (${VFIO_PCI_RS_CACHE_STATE:-} cache, ${#guest_dirs[@]} guest(s))"
 fi
 echo "$passed passed, $failed failed"
 exit "$fail"

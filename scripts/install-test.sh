@@ -91,6 +91,9 @@ check "make modules_install: depmod's modules.dep lists updates/vfio_pci_rs.ko" 
 	grep -qx 'updates/vfio_pci_rs.ko:' "$mdir/modules.dep"
 check "make modules_install: depmod wrote modules.alias, modules.symbols and the .bin indexes" \
 	test -f "$mdir/modules.alias" -a -f "$mdir/modules.symbols" -a -f "$mdir/modules.dep.bin" -a -f "$mdir/modules.alias.bin"
+# The override-only ID table, as vfio-pci's: modpost's alias, copied by depmod.
+check "make modules_install: modules.alias has vfio_pci_rs's 'vfio_pci:v*d*sv*sd*bc*sc*i*' alias" \
+	grep -qxF 'alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci_rs' "$mdir/modules.alias"
 run "make clean" in_root make KDIR="$KDIR" clean || finish
 check "make clean leaves exactly the sources" \
 	cmp -s "$tmp/sources" <(find . -type f | sort)
@@ -136,9 +139,12 @@ check "dkms status: $pkg/$version, $kver: installed" \
 	grep -qE "^$pkg/$version, $kver, [^:]+: installed" <<< "$status"
 check "dkms install: the module is lib/modules/$kver/updates/dkms/vfio_pci_rs.ko" \
 	test -f "$dmdir/updates/dkms/vfio_pci_rs.ko"
-check "dkms install: depmod's modules.dep lists it next to the kernel's modules" \
-	sh -c 'grep -qx "updates/dkms/vfio_pci_rs.ko:" "$1" && grep -q "^kernel/drivers/vfio/pci/vfio-pci.ko:" "$1"' \
+check "dkms install: depmod's modules.dep lists it, depending on irqbypass.ko, next to the kernel's modules" \
+	sh -c 'grep -qx "updates/dkms/vfio_pci_rs.ko: kernel/virt/lib/irqbypass.ko" "$1" && grep -q "^kernel/drivers/vfio/pci/vfio-pci.ko:" "$1"' \
 	sh "$dmdir/modules.dep"
+check "dkms install: modules.alias has the vfio_pci: alias of vfio_pci_rs and of vfio_pci" \
+	sh -c 'grep -qxF "alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci_rs" "$1" &&
+		grep -qxF "alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci" "$1"' sh "$dmdir/modules.alias"
 found=$(dkms_root modinfo -k "$kver" -F filename vfio_pci_rs 2>&1 || true)
 check "modinfo -k $kver vfio_pci_rs finds it by name ($found)" \
 	test "$found" = "/lib/modules/$kver/updates/dkms/vfio_pci_rs.ko"

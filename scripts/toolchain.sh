@@ -18,7 +18,7 @@ PACKAGES=(
 	rustc rust-src cargo rustfmt rust-clippy bindgen libclang-dev clang lld llvm
 	gcc libc6-dev make flex bison bc libelf-dev libssl-dev cpio kmod
 	python3 rsync xz-utils busybox-static qemu-system-x86 uuid-dev
-	dkms
+	dkms driverctl
 )
 # Every supported kernel's source (KERNELS in common.sh), so that VFIO_PCI_RS_KERNEL can
 # switch without touching the root.

@@ -32,20 +32,13 @@ use crate::{
         MsiQueueLimit, //
     },
     kernel_ext::pci::{
-        config::{
-            regs,
-            PowerState, //
-        },
+        config::regs,
         OwnedDevice,
-        PciDeviceExt,
-        SavedState, //
+        PciDeviceExt, //
     },
     kernel_ext::sync::RwSem,
     kernel_ext::vfio::FileMappings,
-    memory::{
-        MemoryAccess,
-        MemoryGate, //
-    }, //
+    memory::MemoryGate, //
 };
 use kernel::{
     new_mutex,
@@ -100,10 +93,6 @@ struct OpenConfig {
     restore_bars: [u32; 7],
     /// User space set INTx disable in the virtual command register.
     intx_virtually_disabled: bool,
-    /// The function loses its state in D3hot (no `No_Soft_Reset`).
-    needs_pm_restore: bool,
-    /// The state saved when user space put the function in D3hot, for its return to D0.
-    pm_save: Option<SavedState>,
 }
 
 /// The virtual config space of an open function, with the right to change it.
@@ -137,11 +126,12 @@ impl VirtualConfig<'_> {
         self.shadow.set(self.open, pos, count, val)
     }
 
-    /// Whether BAR access is allowed: not in D3, and memory decode on in the virtual command
-    /// register (always, for functions without that bit).
+    /// Whether the virtual command register enables memory decode (always, for functions
+    /// without that bit). BAR access also needs the function out of D3, which the memory gate
+    /// asks at every access.
     fn memory_enabled(&self, pdev: &OwnedDevice) -> bool {
         let cmd = self.get(regs::PCI_COMMAND as usize, 2);
-        !pdev.in_d3() && (pdev.has_no_command_memory() || cmd & regs::PCI_COMMAND_MEMORY != 0)
+        pdev.has_no_command_memory() || cmd & regs::PCI_COMMAND_MEMORY != 0
     }
 }
 
@@ -231,34 +221,9 @@ pub(crate) fn open(config: &ConfigSpace, pdev: &OwnedDevice, memory: &RwSem<Memo
     Ok(())
 }
 
-/// Drops the virtual config space at last close, first bringing a function user space left in
-/// D3hot back to D0 with the state it lost there.
-pub(crate) fn close(config: &ConfigSpace, pdev: &OwnedDevice) {
-    let mut state = config.state.lock();
-    if let Some(mut open) = state.open.take() {
-        if pdev.in_d3() {
-            let _ = open.set_power_state(pdev, PowerState::D0);
-        }
-    }
-}
-
-/// Brings the function to D0, with the state it lost if user space had left it in D3hot
-/// through its PM capability, and returns its memory gate `memory`, locked since before the
-/// change.
-pub(crate) fn wake_to_d0<'a>(
-    config: &ConfigSpace,
-    pdev: &OwnedDevice,
-    memory: &'a RwSem<MemoryGate>,
-) -> MemoryAccess<'a> {
-    let mut state = config.state.lock();
-    let gate = memory.write();
-    match state.open.as_mut() {
-        Some(open) => {
-            let _ = open.set_power_state(pdev, PowerState::D0);
-        }
-        None => pdev.set_power_d0(),
-    }
-    gate
+/// Drops the virtual config space at last close (the function is back in D0 by then).
+pub(crate) fn close(config: &ConfigSpace) {
+    config.state.lock().open = None;
 }
 
 impl MsiQueueLimit for ConfigSpace {
@@ -402,8 +367,6 @@ mod tests {
             bars_dirty: false,
             restore_bars: [0; 7],
             intx_virtually_disabled: false,
-            needs_pm_restore: false,
-            pm_save: None,
         };
         for pos in 0..256 {
             let owner = match pos {

@@ -34,6 +34,7 @@ use crate::{
             VmFault, //
         },
         pci::{
+            config::PowerState,
             regs,
             OwnedDevice,
             PciDeviceExt,
@@ -60,6 +61,7 @@ use crate::{
         MemoryGate, //
     },
     mmap,
+    params,
     rdwr::{
         self,
         Transfer, //
@@ -130,12 +132,6 @@ impl VfioPciDevice {
         &self.pdev
     }
 
-    /// The config space user space sees.
-    #[inline]
-    pub(crate) fn config(&self) -> &ConfigSpace {
-        &self.config
-    }
-
     /// Interrupts and their eventfds.
     #[inline]
     pub(crate) fn irqs(&self) -> &Mutex<IrqState> {
@@ -176,7 +172,7 @@ impl VfioPciDevice {
                 pdev: pdev.clone(),
                 open_state <- new_mutex!(OpenState::default()),
                 config <- ConfigSpace::new(pdev),
-                irqs <- new_mutex!(IrqState::closed()),
+                irqs <- new_mutex!(IrqState::closed(params::nointxmask())),
                 msix_table: MsixTable::of(pdev),
                 token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
@@ -185,7 +181,11 @@ impl VfioPciDevice {
         )?;
         // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
         // next state.
-        pdev.set_power_d0();
+        {
+            let mut gate = vdev.memory.write();
+            gate.probe_power_state(pdev);
+            let _ = gate.set_power_state(pdev, PowerState::D0);
+        }
         VfioDevice::register(vdev)
     }
 }
@@ -211,6 +211,8 @@ impl VfioDeviceOps for VfioPciDevice {
     fn close_device(dev: &VfioDevice<Self>, set: &LockedDevSet<'_, Self>) {
         close(dev, set);
         hot_reset::reset_dirty_set(set);
+        // As vfio-pci, the error and request eventfds go last.
+        intrs::release_triggers(&dev.irqs);
     }
 
     /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
@@ -322,7 +324,7 @@ fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
         .open(pdev)
         .and_then(|()| config::open(&dev.config, pdev, &dev.memory));
     if let Err(e) = opened {
-        config::close(&dev.config, &dev.pdev);
+        config::close(&dev.config);
         dev.memory.write().close();
         state.saved = None;
         pdev.disable();
@@ -333,22 +335,25 @@ fn open(dev: &VfioDevice<VfioPciDevice>) -> Result {
 }
 
 /// The driver's part of the last close of `dev`, before the dirty-set reset (see
-/// [`VfioDeviceOps::close_device`]).
+/// [`VfioDeviceOps::close_device`]), in the order of vfio-pci's `vfio_pci_core_disable()`: back
+/// to D0 first (with the state the function lost if user space left it in D3hot), then no
+/// more DMA, then no more interrupts and ioeventfds, then the rest.
 fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>) {
     let member = set.this();
     let pdev: &OwnedDevice = &dev.pdev;
     // The VF is no longer a user of its PF's token.
     drop(dev.open_state.lock().vf_user.take());
+    // A function reset fails outside D0, and a NoSoftRst- function would lose the state saved
+    // at D3hot entry to it.
+    drop(memory::wake_to_d0(&dev.memory, pdev));
+    pdev.clear_master();
     intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
     ioeventfd::teardown(&dev.ioeventfds);
-    config::close(&dev.config, &dev.pdev);
+    config::close(&dev.config);
     dev.memory.write().close();
 
     let mut state = dev.open_state.lock();
     let reset_works = core::mem::take(&mut state.reset_works);
-
-    pdev.set_power_d0();
-    pdev.clear_master();
     member.set_needs_reset(true);
 
     let mut restore = true;

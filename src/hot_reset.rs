@@ -24,6 +24,7 @@ use crate::{
         },
         iommufd::GroupFile,
         pci::{
+            config::PowerState,
             OwnedDevice,
             PciDeviceExt, //
         },
@@ -373,10 +374,11 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
         blocked.push(access, GFP_KERNEL)?;
     }
 
-    // The reset brings every function to D0 itself, behind our back; do it first so devices
-    // that lose their config on D3->D0 (NoSoftRst-) are not left unrestored.
-    for member in set.members() {
-        member.data().pdev().set_power_d0();
+    // The reset brings every function to D0 itself, behind our back; do it first, through the
+    // gates, so functions that lose their config on D3->D0 (NoSoftRst-) get back the state
+    // saved when they entered D3hot.
+    for (member, gate) in set.members().zip(blocked.iter_mut()) {
+        let _ = gate.set_power_state(member.data().pdev(), PowerState::D0);
     }
     target
         .reset_bus()

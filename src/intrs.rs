@@ -115,12 +115,16 @@ pub(crate) struct IrqState {
     msi_qmax: u8,
     err_trigger: Option<EventFd>,
     req_trigger: Option<EventFd>,
+    /// `nointxmask=` as it was when the function was bound: INTx is masked at the interrupt
+    /// controller only, and no quirk hides it.
+    nointxmask: bool,
 }
 
 impl IrqState {
-    /// The state of a function nobody has open.
-    pub(crate) const fn closed() -> Self {
+    /// The state of a function nobody has open; `nointxmask` is the parameter's value at bind.
+    pub(crate) const fn closed(nointxmask: bool) -> Self {
         Self {
+            nointxmask,
             caps: None,
             mode: IrqMode::Disabled,
             virq_disabled: false,
@@ -131,9 +135,12 @@ impl IrqState {
     }
 
     /// Prepares interrupt handling at first open: decides how INTx is masked, and leaves the
-    /// physical DisINTx clear for functions that can mask INTx with it.
+    /// physical DisINTx clear for functions that can mask INTx with it. With `nointxmask` as
+    /// vfio-pci: neither the broken-masking quirk nor DisINTx is considered.
     pub(crate) fn open(&mut self, pdev: &OwnedDevice) -> Result {
-        let intx = if has_broken_intx(pdev) {
+        let intx = if self.nointxmask {
+            IntxSupport::Maskable(IntxMasking::IrqChip)
+        } else if has_broken_intx(pdev) {
             dev_info!(pdev.as_device(), "Masking broken INTx support\n");
             pdev.intx(false);
             IntxSupport::Hidden
@@ -602,14 +609,20 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
 
 // ------------------------------------------------------------------ the rest of the driver
 
-/// Disables every interrupt and releases every eventfd (last close).
+/// Disables the interrupt type in use and releases its eventfds (last close); the error and
+/// request eventfds stay until [`release_triggers`].
 pub(crate) fn teardown(irqs: &Mutex<IrqState>, memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) {
     let mut state = irqs.lock();
     state.disable(memory, pdev);
     state.virq_disabled = false;
+    state.caps = None;
+}
+
+/// Drops the error and request eventfds at the very end of the last close, as vfio-pci does.
+pub(crate) fn release_triggers(irqs: &Mutex<IrqState>) {
+    let mut state = irqs.lock();
     state.err_trigger = None;
     state.req_trigger = None;
-    state.caps = None;
 }
 
 /// Masks INTx because the user set INTX_DISABLE in the virtual command register; returns

@@ -10,7 +10,10 @@
 
 use crate::{
     kernel_ext::{
-        pci::OwnedDevice,
+        pci::{
+            config::PowerState,
+            OwnedDevice, //
+        },
         sync::RwSem,
         vfio::{
             uapi,
@@ -52,7 +55,9 @@ pub(crate) fn get_info(arg: UserPtr, reset_works: impl FnOnce() -> bool) -> Resu
 /// `VFIO_DEVICE_RESET`: a function-level reset (FLR, PM, slot or bus, whichever the PCI core
 /// finds for this function alone) of `pdev`, with its memory gate `memory` held and the BARs'
 /// user mappings in the device file's `mappings` removed for the duration; `EINVAL` unless a
-/// function-level reset worked at open (`reset_works`).
+/// function-level reset worked at open (`reset_works`). A function user space left in D3hot is
+/// brought to D0 first, with the state it lost there: the reset would bring it to D0 without
+/// that state (and a PM reset fails outside D0).
 pub(crate) fn reset(
     reset_works: bool,
     pdev: &OwnedDevice,
@@ -62,7 +67,8 @@ pub(crate) fn reset(
     if !reset_works {
         return Err(EINVAL);
     }
-    let _blocked = memory::lock_and_zap(memory, mappings);
-    pdev.set_power_d0();
+    let mut gate = memory::lock_and_zap(memory, mappings);
+    // Failures are left for the reset to report, as in vfio-pci.
+    let _ = gate.set_power_state(pdev, PowerState::D0);
     pdev.try_reset_function().map(|()| 0)
 }

@@ -23,14 +23,16 @@
 //! - [`iommufd`]: iommufd contexts borrowed from a locked dev_set, device ids, VFIO group
 //!   files.
 //! - [`iomap`]: I/O through `pci_iomap()` cookies, as a [`kernel::io::Io`] backend.
-//! - [`irq`]: IRQ requests with a handler trait, freed on drop.
+//! - [`irq`]: IRQ requests with a handler trait, freed on drop; [`irqbypass`]: IRQ bypass
+//!   producers (the interrupt source KVM's irqfd pairs with to post interrupts).
 //! - [`mm`]: PFN mappings set up in `mmap` and filled by a fault-handler trait.
 //! - [`eventfd`]: references to eventfds user space hands in, and a slot hard-IRQ handlers
 //!   signal without a lock.
 //! - [`sync`]: the reader/writer semaphore and the interrupt-saving spinlock the kernel crate
 //!   lacks; [`lazy_lock`]: global locks that initialise themselves on first use.
 //! - [`module_param`]: string and boolean module parameters (`module!` has integer ones
-//!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages.
+//!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages and messages naming an
+//!   eventfd.
 //! - [`trace`]: the driver's trace events (defined in `trace.c`); [`dyndbg`]: the refusal
 //!   messages of the hot-reset ioctls, as dynamic-debug call sites (in `dyndbg.c`).
 //! - [`compat`]: the few items whose bodies differ between the supported kernels (7.2 and
@@ -46,6 +48,7 @@ pub(crate) mod eventfd;
 pub(crate) mod iomap;
 pub(crate) mod iommufd;
 pub(crate) mod irq;
+pub(crate) mod irqbypass;
 pub(crate) mod lazy_lock;
 pub(crate) mod mm;
 pub(crate) mod module_param;

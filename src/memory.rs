@@ -15,6 +15,7 @@ use crate::{
     bars::OpenBars,
     kernel_ext::eventfd::EventFd,
     kernel_ext::pci::{
+        config::PowerState,
         regs,
         OwnedDevice,
         PciDeviceExt, //
@@ -31,7 +32,8 @@ use crate::{
     kernel_ext::vfio::{
         FileMappings,
         VfioDeviceOps, //
-    }, //
+    },
+    power::PmRestore, //
 };
 use kernel::prelude::*;
 
@@ -41,14 +43,16 @@ struct LowPower {
     _wake: Option<EventFd>,
 }
 
-/// What the gate guards: the BARs claimed while the function is open, whether the function
-/// currently decodes memory, whether user space let it go to low power, and whether it is a
-/// PF with VFs enabled through this driver (which must stay in D0, see [`crate::sriov`]).
+/// What the gate guards: the BARs claimed while the function is open, whether its virtual
+/// command register enables memory decode, whether user space let it go to low power, whether
+/// it is a PF with VFs enabled through this driver (which must stay in D0, see
+/// [`crate::sriov`]), and the state it loses in D3hot (see [`crate::power`]).
 pub(crate) struct MemoryGate {
     decode_enabled: bool,
     low_power: Option<LowPower>,
     bars: Option<OpenBars>,
     sriov_active: bool,
+    power: PmRestore,
 }
 
 impl MemoryGate {
@@ -59,17 +63,28 @@ impl MemoryGate {
             low_power: None,
             bars: None,
             sriov_active: false,
+            power: PmRestore::new(),
         }
+    }
+
+    /// Looks at whether the function keeps its state in D3hot (once, at bind).
+    pub(crate) fn probe_power_state(&mut self, pdev: &OwnedDevice) {
+        self.power.probe(pdev);
+    }
+
+    /// Changes the power state of `pdev`, the function of this gate (see
+    /// [`PmRestore::set_power_state`]); a PF with VFs enabled through this driver cannot leave
+    /// D0 (`EBUSY`).
+    pub(crate) fn set_power_state(&mut self, pdev: &OwnedDevice, state: PowerState) -> Result {
+        if state != PowerState::D0 && self.sriov_active {
+            return Err(EBUSY);
+        }
+        self.power.set_power_state(pdev, state)
     }
 
     /// Records whether the function is a PF with VFs enabled through this driver.
     pub(crate) fn set_sriov_active(&mut self, active: bool) {
         self.sriov_active = active;
-    }
-
-    /// Whether the function may leave D0: not while it has VFs enabled through this driver.
-    pub(crate) fn may_leave_d0(&self) -> bool {
-        !self.sriov_active
     }
 
     /// Claims and maps the BARs at first open. Decode starts as the function's command
@@ -104,7 +119,9 @@ impl MemoryGate {
     }
 
     /// Whether `read(2)`/`write(2)` may reach the function's memory now: its virtual command
-    /// register enables decode and it is not in D3 (where memory does not answer).
+    /// register enables decode and it is not in D3 (where memory does not answer). Asked at
+    /// every access, as vfio-pci's `__vfio_pci_memory_enabled()`: however the function left
+    /// D3 (a PMCSR write, a reset), its memory answers again at once.
     pub(crate) fn accessible(&self, pdev: &OwnedDevice) -> bool {
         self.decode_enabled && !pdev.in_d3()
     }
@@ -120,7 +137,8 @@ impl MemoryGate {
         self.bars.as_ref().ok_or(EINVAL)
     }
 
-    /// Records the virtual command register's memory-decode bit.
+    /// Records the virtual command register's memory-decode bit (always set for functions
+    /// without that bit).
     pub(crate) fn set_decode_enabled(&mut self, enabled: bool) {
         self.decode_enabled = enabled;
     }
@@ -160,6 +178,18 @@ pub(crate) fn try_lock_and_zap<'a>(
     let access = memory.try_write()?;
     zap_bars(mappings);
     Some(access)
+}
+
+/// Brings `pdev`, the function of the gate `memory`, to D0 with the state it lost in D3hot,
+/// and returns the gate, held exclusive since before the change.
+pub(crate) fn wake_to_d0<'a>(
+    memory: &'a RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+) -> MemoryAccess<'a> {
+    let mut gate = memory.write();
+    // Failures are left for the next access to report, as in vfio-pci.
+    let _ = gate.set_power_state(pdev, PowerState::D0);
+    gate
 }
 
 /// Removes every user mapping of the BAR regions (BAR 0 up to the ROM) of a device file.

@@ -6,6 +6,18 @@
 //! - `enable_sriov=`: a bool, off by default and writable at run time through
 //!   `/sys/module/vfio_pci_rs/parameters/enable_sriov` (mode 0644): whether a PF bound to this
 //!   driver may create VFs (see [`crate::sriov`]).
+//! - `nointxmask=`: a bool, mode 0644: functions bound while it is set never mask INTx with
+//!   DisINTx (PCI 2.3 masking) but at the interrupt controller, with the line exclusive, and no
+//!   quirk hides their INTx (see [`crate::intrs`]). Latched per function at bind, as vfio-pci
+//!   latches it at device init.
+//! - `disable_vga=`: a bool, mode 0444 (with `CONFIG_VFIO_PCI_VGA`, as vfio-pci's): vfio-pci
+//!   gives a VGA-class function (class 0x0300) whose parameter was off at bind the legacy VGA
+//!   region and reports the VGA arbiter that it decodes the legacy ranges. This driver has no
+//!   VGA region yet (issue #11) and registers no VGA arbiter client, so it behaves as vfio-pci
+//!   with `disable_vga=1` whatever the parameter says; the parameter is declared so that
+//!   configurations naming it load as for vfio-pci.
+//! - `disable_denylist=`: a bool, mode 0444, set at load only: functions vfio-pci refuses are
+//!   bound anyway, with its warning (see [`crate::denylist`]).
 //!
 //! The kernel crate's `module!` macro only declares read-only integer parameters, so these
 //! are declared the way C's `module_param_string()` and `module_param()` do it, with the
@@ -36,6 +48,42 @@ module_param_bool!(
 typically requires support of the userspace PF driver, enabling VFs without such support may \
 result in non-functional VFs or PF."
 );
+
+module_param_bool!(
+    NOINTXMASK,
+    "nointxmask",
+    0o644,
+    "Disable support for PCI 2.3 style INTx masking.  If this resolves problems for specific \
+devices, report lspci -vvvxxx to linux-pci@vger.kernel.org so the device can be fixed \
+automatically via the broken_intx_masking flag."
+);
+
+#[cfg(CONFIG_VFIO_PCI_VGA)]
+module_param_bool!(
+    DISABLE_VGA,
+    "disable_vga",
+    0o444,
+    "Disable VGA resource access through vfio-pci-rs"
+);
+
+module_param_bool!(
+    DISABLE_DENYLIST,
+    "disable_denylist",
+    0o444,
+    "Disable use of device denylist. Disabling the denylist allows binding to devices with \
+known errata that may lead to exploitable stability or security issues when accessed by \
+untrusted users."
+);
+
+/// Whether functions bound now mask INTx at the interrupt controller only (`nointxmask=`).
+pub(crate) fn nointxmask() -> bool {
+    NOINTXMASK.get()
+}
+
+/// Whether the denylist is lifted (`disable_denylist=`, fixed at load).
+pub(crate) fn disable_denylist() -> bool {
+    DISABLE_DENYLIST.get()
+}
 
 /// Whether PFs bound to this driver may enable SR-IOV now (`enable_sriov=`).
 pub(crate) fn enable_sriov() -> bool {

@@ -14,6 +14,7 @@
 
 use crate::{
     aer,
+    denylist,
     device::VfioPciDevice,
     ids,
     kernel_ext::{
@@ -60,7 +61,9 @@ impl pci::driver::Driver for VfioPciDriver {
     type Data = Registration<VfioPciDevice>;
 
     fn probe(dev: &kernel::pci::Device<device::Core<'_>>) -> impl PinInit<Self::Data, Error> {
-        VfioPciDevice::bind(&OwnedDevice::new(dev))
+        let pdev = OwnedDevice::new(dev);
+        // vfio-pci refuses a denylisted function before anything else.
+        denylist::check(&pdev).and_then(|()| VfioPciDevice::bind(&pdev))
     }
 
     fn unbind(registration: Pin<&Self::Data>) {
@@ -77,7 +80,6 @@ impl pci::driver::Driver for VfioPciDriver {
         sriov::configure(
             registration.pdev(),
             registration.token_role(),
-            registration.config(),
             registration.memory(),
             num_vfs,
         )
@@ -90,6 +92,9 @@ impl pci::driver::Driver for VfioPciDriver {
 
     fn registered(dynamic_ids: &DynamicIds<'_>) {
         ids::add_from_param(dynamic_ids);
+        if params::disable_denylist() {
+            pr_warn!("device denylist disabled.\n");
+        }
     }
 
     /// `/sys/bus/pci/devices/BDF/vfio_pci_rs/`: see [`crate::reset_set`].

@@ -24,10 +24,6 @@
 //! leaf, never held across a call into the PCI core.
 
 use crate::{
-    config::{
-        self,
-        ConfigSpace, //
-    },
     kernel_ext::{
         lazy_lock::lazy_global_lock,
         pci::{
@@ -36,7 +32,10 @@ use crate::{
         },
         sync::RwSem, //
     },
-    memory::MemoryGate,
+    memory::{
+        self,
+        MemoryGate, //
+    },
     vf_token::{
         TokenRole,
         VfToken, //
@@ -68,13 +67,12 @@ pub(crate) fn token_of_pf(pf: &kernel::pci::Device) -> Option<Arc<VfToken>> {
 }
 
 /// `sriov_configure`: enables `count` VFs on the PF `pdev` (returning how many), or disables
-/// them when `count` is 0. `role` is the PF's part in the VF token protocol, `config` its
-/// config space and `memory` its memory gate. The caller has checked `enable_sriov` and holds
+/// them when `count` is 0. `role` is the PF's part in the VF token protocol and `memory` its
+/// memory gate. The caller has checked `enable_sriov` and holds
 /// the PF's device lock.
 pub(crate) fn configure(
     pdev: &OwnedDevice,
     role: &TokenRole,
-    config: &ConfigSpace,
     memory: &RwSem<MemoryGate>,
     count: i32,
 ) -> Result<i32> {
@@ -103,7 +101,7 @@ pub(crate) fn configure(
     }
     // A PF in a low power state would take its VFs with it: bring it to D0 first, and keep
     // it there while it has VFs.
-    config::wake_to_d0(config, pdev, memory).set_sriov_active(true);
+    memory::wake_to_d0(memory, pdev).set_sriov_active(true);
     if let Err(e) = pdev.enable_sriov(count) {
         forget(pdev, memory);
         return Err(e);

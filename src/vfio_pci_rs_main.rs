@@ -24,6 +24,7 @@ use kernel::{
 mod aer;
 mod bars;
 mod config;
+mod denylist;
 mod dev_set;
 mod device;
 mod feature;
@@ -38,6 +39,7 @@ mod memory;
 mod mmap;
 mod params;
 mod pci_driver;
+mod power;
 mod quirks;
 mod rdwr;
 mod regions;

@@ -14,7 +14,6 @@ use super::{
         Shadow, //
     },
     Chunk,
-    OpenConfig,
     VirtualConfig, //
 };
 use crate::{
@@ -389,15 +388,12 @@ impl VirtualConfig<'_> {
         pdev.user_write_config(at, 2, flags)
     }
 
-    /// Power state change user space asked for through PMCSR.
+    /// Power state change user space asked for through PMCSR, with the BARs' mappings zapped
+    /// on the way into D3hot. A PF with VFs stays in D0 (`EBUSY`, which a PMCSR write
+    /// ignores, as vfio-pci's does).
     fn user_set_power_state(&mut self, ctx: &WriteCtx<'_>, state: PowerState) {
-        let pdev: &OwnedDevice = ctx.pdev;
         let mut gate = ctx.lock_memory(state == PowerState::D3Hot);
-        // A PF with VFs stays in D0 (vfio-pci refuses with EBUSY, which a PMCSR write ignores).
-        if state == PowerState::D0 || gate.may_leave_d0() {
-            let _ = self.open.set_power_state(pdev, state);
-        }
-        gate.set_decode_enabled(self.memory_enabled(pdev));
+        let _ = gate.set_power_state(ctx.pdev, state);
     }
 
     /// VPD: writing the address register's flag starts a transfer through the PCI core; the
@@ -493,34 +489,7 @@ impl VirtualConfig<'_> {
     /// A function reset user space asked for, with its BAR mappings zapped and BAR access
     /// blocked meanwhile.
     fn reset_function(&self, ctx: &WriteCtx<'_>) {
-        let mut gate = ctx.lock_memory(true);
+        let _gate = ctx.lock_memory(true);
         let _ = ctx.pdev.try_reset_function();
-        gate.set_decode_enabled(self.memory_enabled(ctx.pdev));
-    }
-}
-
-impl OpenConfig {
-    /// Changes the power state, saving the function's state on the way into D3hot and
-    /// restoring it on the way back to D0 when the function loses it there.
-    pub(super) fn set_power_state(&mut self, pdev: &OwnedDevice, state: PowerState) -> Result {
-        let was_d3 = pdev.in_d3();
-        let saved = if self.needs_pm_restore && !was_d3 && state == PowerState::D3Hot {
-            pdev.save_state()
-        } else {
-            None
-        };
-        let restore = self.needs_pm_restore && was_d3 && state == PowerState::D0;
-        pdev.set_power_state(state)?;
-        if saved.is_some() {
-            // Some functions cannot enter D3 (quirks): keep the state only if they did.
-            if pdev.in_d3() {
-                self.pm_save = saved;
-            }
-        } else if restore {
-            if pdev.load_saved_state(self.pm_save.take()).is_ok() {
-                pdev.restore_state();
-            }
-        }
-        Ok(())
     }
 }

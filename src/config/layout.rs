@@ -63,8 +63,6 @@ impl OpenConfig {
             bars_dirty: true,
             restore_bars: [0; 7],
             intx_virtually_disabled: false,
-            needs_pm_restore: false,
-            pm_save: None,
         };
         let mut this = VirtualConfig {
             shadow,
@@ -125,14 +123,6 @@ impl VirtualConfig<'_> {
         let extended = self.link_caps(pdev)?;
         if extended {
             self.link_ecaps(pdev)?;
-        }
-
-        let pm = usize::from(pdev.pm_cap());
-        if pm != 0 {
-            let pmcsr = pdev
-                .read_config(pm + regs::PCI_PM_CTRL as usize, 2)
-                .unwrap_or(0);
-            self.open.needs_pm_restore = pmcsr & regs::PCI_PM_CTRL_NO_SOFT_RESET == 0;
         }
         Ok(())
     }

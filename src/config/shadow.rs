@@ -212,8 +212,6 @@ mod tests {
             bars_dirty: false,
             restore_bars: [0; 7],
             intx_virtually_disabled: false,
-            needs_pm_restore: false,
-            pm_save: None,
         }
     }
 

@@ -8,6 +8,13 @@
 //! they can be reattached, until MSI or MSI-X is disabled as a whole. With dynamic MSI-X the
 //! platform allocates a vector beyond those enabled when the user first attaches an eventfd.
 //!
+//! Each attached vector is also an IRQ bypass producer with the vector's eventfd as token and
+//! its Linux IRQ, registered once the IRQ is requested and unregistered before it is freed
+//! (when the eventfd is detached or replaced, and when MSI or MSI-X is disabled, closing the
+//! device included), as vfio-pci does, so KVM's irqfd on that eventfd can post the vector's
+//! interrupts. A failed registration is only logged, as vfio-pci does: the vector works
+//! through the eventfd all the same.
+//!
 //! Writing an MSI-X vector's message touches the table in a BAR, so every step that can do
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
@@ -21,18 +28,21 @@ use crate::{
         Registration,
         RequestedIrq, //
     },
+    kernel_ext::irqbypass::Producer,
     kernel_ext::pci::{
         msi::IrqVectors,
         OwnedDevice,
         PciDeviceExt, //
     },
+    kernel_ext::print::dev_info_eventfd,
     kernel_ext::sync::RwSem,
     memory::MemoryGate, //
 };
 use kernel::{
     pci::IrqType,
     prelude::*,
-    str::CString, //
+    str::CString,
+    sync::Arc, //
 };
 
 /// Runs `f` with the function's memory decoding on and the memory gate held, as the MSI-X
@@ -55,7 +65,7 @@ pub(crate) enum MsiKind {
 }
 
 /// The handler of a vector: every MSI is ours and needs no acknowledgement.
-struct MsiTrigger(EventFd);
+struct MsiTrigger(Arc<EventFd>);
 
 impl irq::Handler for MsiTrigger {
     fn handle(&self, _line: &RequestedIrq) -> IrqReturn {
@@ -64,9 +74,12 @@ impl irq::Handler for MsiTrigger {
     }
 }
 
-/// One vector with an eventfd attached: its IRQ requested, signalling the eventfd.
+/// One vector with an eventfd attached: its IRQ requested, signalling the eventfd, and its
+/// bypass producer (registered unless that failed).
 struct MsiVector {
     irq: IrqLine,
+    /// Declared before `reg`: dropped first, so the producer goes before the IRQ is freed.
+    producer: Pin<KBox<Producer>>,
     reg: Pin<KBox<Registration<MsiTrigger>>>,
 }
 
@@ -171,22 +184,31 @@ impl MsiVectors {
         }
     }
 
-    /// Detaches every vector and frees the allocation.
-    pub(crate) fn disable(self, memory: &RwSem<MemoryGate>) {
+    /// Detaches every vector, in order, and frees the allocation.
+    pub(crate) fn disable(mut self, memory: &RwSem<MemoryGate>) {
+        for index in 0..self.vectors.len() {
+            self.detach(memory, index);
+        }
         let pdev = self.pdev.clone();
-        // Dropping frees the IRQs, then the vectors, which can write the MSI-X table.
+        // Dropping frees the vectors, which can write the MSI-X table.
         with_memory_enabled(memory, &pdev, || drop(self));
+    }
+
+    /// Detaches the eventfd of vector `index`, if any: unregisters its bypass producer, then
+    /// frees its IRQ (the vector stays allocated). Returns the vector's line if it had one.
+    fn detach(&mut self, memory: &RwSem<MemoryGate>, index: usize) -> Option<IrqLine> {
+        let mut old = self.vectors.get_mut(index).and_then(Option::take)?;
+        let irq = old.irq.clone();
+        old.producer.as_mut().unregister();
+        with_memory_enabled(memory, &self.pdev, || drop(old));
+        Some(irq)
     }
 
     /// Detaches `vector`'s eventfd if any, then attaches the eventfd `fd` unless it is
     /// negative.
     fn set_vector(&mut self, memory: &RwSem<MemoryGate>, vector: u32, fd: i32) -> Result {
         let index = vector as usize;
-        let old = self.vectors.get_mut(index).and_then(Option::take);
-        let known_irq = old.as_ref().map(|old| old.irq.clone());
-        if old.is_some() {
-            with_memory_enabled(memory, &self.pdev, || drop(old));
-        }
+        let known_irq = self.detach(memory, index);
         if fd < 0 {
             return Ok(());
         }
@@ -207,7 +229,9 @@ impl MsiVectors {
             vector,
             self.pdev.as_device().name()
         ))?;
-        let trigger = EventFd::from_fd(fd)?;
+        let mut producer = KBox::pin_init(Producer::new(), GFP_KERNEL)?;
+        let trigger = Arc::new(EventFd::from_fd(fd)?, GFP_KERNEL)?;
+        let token = trigger.clone();
         let kind = self.kind;
         let pdev = &self.pdev;
         let allocation = &self.allocation;
@@ -223,7 +247,13 @@ impl MsiVectors {
                 GFP_KERNEL,
             )
         })?;
-        let attached = MsiVector { irq, reg };
+        if let Err(e) = producer.as_mut().register(token.clone(), &irq) {
+            let after = CString::try_from_fmt(fmt!(") registration fails: {}", e.to_errno()));
+            if let Ok(after) = after {
+                dev_info_eventfd(&self.pdev, c"irq bypass producer (eventfd ", &token, &after);
+            }
+        }
+        let attached = MsiVector { irq, producer, reg };
         match self.vectors.get_mut(index) {
             Some(slot) => *slot = Some(attached),
             // Grown above; unreachable, and dropping `attached` frees the IRQ again.

@@ -34,6 +34,10 @@
 //!   7.3 checks an access's alignment on the address (cookie plus offset) where 7.2 checks the
 //!   offset; the same for every cookie this driver maps (BARs and ROMs are aligned to their
 //!   size, I/O port cookies to the port BAR's).
+//!
+//! Not a difference: the IRQ bypass manager (`include/linux/irqbypass.h`,
+//! `virt/lib/irqbypass.c`) is identical in both, so [`irqbypass`](super::irqbypass) needs
+//! nothing here.
 
 use kernel::{
     bindings,

@@ -49,6 +49,11 @@ impl EventFd {
         Ok(Self { ctx })
     }
 
+    /// The context, for the calls of this layer; valid while `self` is.
+    pub(in crate::kernel_ext) fn as_raw(&self) -> *mut bindings::eventfd_ctx {
+        self.ctx.as_ptr()
+    }
+
     /// Adds one to the eventfd's counter, waking its readers.
     pub(crate) fn signal(&self) {
         // SAFETY: `ctx` is valid by the type invariant; signalling is allowed in any context.

@@ -43,3 +43,9 @@ void vfio_pci_rs_dev_info_ratelimited(struct device *dev, const char *msg)
 {
 	dev_info_ratelimited(dev, "%s\n", msg);
 }
+
+void vfio_pci_rs_dev_info_ptr(struct device *dev, const char *before, const void *ptr,
+			      const char *after)
+{
+	dev_info(dev, "%s%p%s\n", before, ptr, after);
+}

@@ -581,12 +581,6 @@ impl OwnedDevice {
         unsafe { bindings::pci_clear_master(raw_of(self.pci_device())) }
     }
 
-    /// Brings the function to D0; failures are left for the next access to report, as in
-    /// vfio-pci.
-    pub(crate) fn set_power_d0(&self) {
-        let _ = self.set_power_state(config::PowerState::D0);
-    }
-
     /// Writes a 16-bit config register.
     pub(crate) fn write_config_word(&self, offset: u32, value: u16) {
         // SAFETY: Valid by the type invariant; config accesses are serialised by the PCI core.
@@ -781,7 +775,7 @@ impl Drop for PciDeviceLock<'_> {
     }
 }
 
-/// A copy of a function's config state, taken when user space opened it.
+/// A copy of a function's config state (taken at open, and on the way into D3hot).
 ///
 /// # Invariants
 ///
@@ -790,6 +784,10 @@ pub(crate) struct SavedState(NonNull<bindings::pci_saved_state>);
 
 // SAFETY: The saved state is a plain heap buffer with no thread affinity.
 unsafe impl Send for SavedState {}
+
+// SAFETY: No method takes `&self`: a shared reference gives no access to the buffer, so
+// sharing one between threads cannot race.
+unsafe impl Sync for SavedState {}
 
 impl SavedState {
     fn into_raw(self) -> *mut bindings::pci_saved_state {

@@ -877,7 +877,7 @@ pub(crate) fn quiet(d: &Device, r: IrqRegs) -> Result<(), Fail> {
 }
 
 /// Enable `cause` and raise it.
-fn raise(d: &Device, r: IrqRegs, cause: u32) -> Result<(), Fail> {
+pub(crate) fn raise(d: &Device, r: IrqRegs, cause: u32) -> Result<(), Fail> {
     bar0_write(d, r.ims, cause)?;
     bar0_write(d, r.ics, cause)
 }
@@ -957,48 +957,52 @@ pub(crate) fn set_bus_master(bdf: &str) -> Result<(), Fail> {
 
 fn irq_msi_device(c: &Ctx) -> Transcript {
     let bdf = c.bdf().to_string();
-    with_group_device(c, move |t, d| {
-        let r = registers(&bdf).ok_or(Abort)?;
-        let v0 = eventfd(t, "eventfd 0")?;
-        let v1 = eventfd(t, "eventfd 1")?;
-        t.need("set Bus Master (sysfs config)", set_bus_master(&bdf), none)?;
-        t.need("quiet the device", quiet(d, r), none)?;
-        t.need("MSI enable", set_fds(d, MSI, 0, &[raw(&v0)]), ret)?;
-        t.step("raise TXD_LOW", raise(d, r, CAUSE_TXD_LOW), none);
-        record_signalled(t, "MSI eventfd after the interrupt", &v0);
-        t.step("quiet the device after the MSI", quiet(d, r), none);
-        t.step("raise TXD_LOW again", raise(d, r, CAUSE_TXD_LOW), none);
-        record_signalled(t, "MSI eventfd after the second interrupt (no masking)", &v0);
-        t.step("quiet the device before MSI-X", quiet(d, r), none);
-        t.step("MSI disable", set_none(d, ACTION_TRIGGER, MSI, 0, 0), ret);
-        t.need("MSI-X enable 0-1", set_fds(d, MSIX, 0, &[raw(&v0), raw(&v1)]), ret)?;
-        let MsixRoute { vector: routed, cause, ivar } = msix_route(r);
-        if let Some((ivar, value)) = ivar {
-            t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, value), none);
-        }
-        let fds = [&v0, &v1];
-        t.step("raise an MSI-X interrupt", raise(d, r, cause), none);
-        record_signalled(t, "MSI-X vector 0 after the interrupt", &v0);
-        record_signalled(t, "MSI-X vector 1 after the interrupt", &v1);
-        t.step("quiet the device after MSI-X", quiet(d, r), none);
-        t.step("detach the routed vector", set_fds(d, MSIX, routed, &[-1]), ret);
-        t.step("raise an MSI-X interrupt with the vector detached", raise(d, r, cause), none);
-        record_signalled(t, "the routed vector's eventfd while detached", fds[routed as usize]);
-        t.step("quiet the device with the vector detached", quiet(d, r), none);
-        t.step("reattach the routed vector", set_fds(d, MSIX, routed, &[raw(fds[routed as usize])]), ret);
-        // The message the device could not send while the vector was masked is pending (PBA)
-        // and goes out when the new IRQ unmasks the vector.
-        record_signalled(t, "the routed vector's eventfd after reattaching (pending message)", fds[routed as usize]);
-        t.step("quiet the device after reattaching", quiet(d, r), none);
-        t.step("raise an MSI-X interrupt after reattaching", raise(d, r, cause), none);
-        record_signalled(t, "the routed vector's eventfd after reattaching", fds[routed as usize]);
-        t.step("quiet the device at the end", quiet(d, r), none);
-        t.step("MSI-X disable", set_none(d, ACTION_TRIGGER, MSIX, 0, 0), ret);
-        Ok(())
-    })
+    with_group_device(c, move |t, d| msi_device_steps(t, d, &bdf))
 }
 
-fn expect_irq_msi_device(c: &Ctx, t: &Transcript) -> Vec<String> {
+/// The steps of `irq_msi_device` on the open device `d` of function `bdf` (the noiommu guest
+/// runs them on a noiommu device).
+pub(crate) fn msi_device_steps(t: &mut Transcript, d: &Device, bdf: &str) -> Result<(), Abort> {
+    let r = registers(bdf).ok_or(Abort)?;
+    let v0 = eventfd(t, "eventfd 0")?;
+    let v1 = eventfd(t, "eventfd 1")?;
+    t.need("set Bus Master (sysfs config)", set_bus_master(bdf), none)?;
+    t.need("quiet the device", quiet(d, r), none)?;
+    t.need("MSI enable", set_fds(d, MSI, 0, &[raw(&v0)]), ret)?;
+    t.step("raise TXD_LOW", raise(d, r, CAUSE_TXD_LOW), none);
+    record_signalled(t, "MSI eventfd after the interrupt", &v0);
+    t.step("quiet the device after the MSI", quiet(d, r), none);
+    t.step("raise TXD_LOW again", raise(d, r, CAUSE_TXD_LOW), none);
+    record_signalled(t, "MSI eventfd after the second interrupt (no masking)", &v0);
+    t.step("quiet the device before MSI-X", quiet(d, r), none);
+    t.step("MSI disable", set_none(d, ACTION_TRIGGER, MSI, 0, 0), ret);
+    t.need("MSI-X enable 0-1", set_fds(d, MSIX, 0, &[raw(&v0), raw(&v1)]), ret)?;
+    let MsixRoute { vector: routed, cause, ivar } = msix_route(r);
+    if let Some((ivar, value)) = ivar {
+        t.step("route the other cause to vector 1 (IVAR)", bar0_write(d, ivar, value), none);
+    }
+    let fds = [&v0, &v1];
+    t.step("raise an MSI-X interrupt", raise(d, r, cause), none);
+    record_signalled(t, "MSI-X vector 0 after the interrupt", &v0);
+    record_signalled(t, "MSI-X vector 1 after the interrupt", &v1);
+    t.step("quiet the device after MSI-X", quiet(d, r), none);
+    t.step("detach the routed vector", set_fds(d, MSIX, routed, &[-1]), ret);
+    t.step("raise an MSI-X interrupt with the vector detached", raise(d, r, cause), none);
+    record_signalled(t, "the routed vector's eventfd while detached", fds[routed as usize]);
+    t.step("quiet the device with the vector detached", quiet(d, r), none);
+    t.step("reattach the routed vector", set_fds(d, MSIX, routed, &[raw(fds[routed as usize])]), ret);
+    // The message the device could not send while the vector was masked is pending (PBA)
+    // and goes out when the new IRQ unmasks the vector.
+    record_signalled(t, "the routed vector's eventfd after reattaching (pending message)", fds[routed as usize]);
+    t.step("quiet the device after reattaching", quiet(d, r), none);
+    t.step("raise an MSI-X interrupt after reattaching", raise(d, r, cause), none);
+    record_signalled(t, "the routed vector's eventfd after reattaching", fds[routed as usize]);
+    t.step("quiet the device at the end", quiet(d, r), none);
+    t.step("MSI-X disable", set_none(d, ACTION_TRIGGER, MSIX, 0, 0), ret);
+    Ok(())
+}
+
+pub(crate) fn expect_irq_msi_device(c: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     e.val("MSI eventfd after the interrupt", "signalled", &Val::Bool(true));
     e.val("MSI eventfd after the second interrupt (no masking)", "signalled", &Val::Bool(true));

@@ -8,6 +8,7 @@
 //! 0 iff nothing failed.
 //!
 //! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose]
+//!        vfio-pci-rs-tests --noiommu [--filter SUBSTR]   (the noiommu guest: its cases only)
 //!        vfio-pci-rs-tests --self-check [--filter SUBSTR]
 //!        vfio-pci-rs-tests --demo BDF   (open a bound function both ways, step by step)
 //!        vfio-pci-rs-tests --bench      (hot-reset latency, vfio-pci-rs against vfio-pci)
@@ -20,15 +21,19 @@ mod aer;
 mod bench;
 mod clients;
 mod config_space;
+mod d3_reset;
 mod demo;
 mod driver;
 mod features;
 mod harness;
 mod interrupts;
 mod ioeventfd;
+mod irqbypass;
 mod ktap;
 mod kunit;
+mod noiommu;
 mod observability;
+mod params;
 mod regions;
 mod reset;
 mod scenarios;
@@ -70,6 +75,9 @@ pub struct Args {
     pub demo: Option<String>,
     /// `--bench`: the benchmark instead of the tests.
     pub bench: bool,
+    /// `--noiommu`: the guest has no IOMMU and VFIO's no-IOMMU mode on (scripts/guest.sh's
+    /// noiommu guest): run the noiommu cases (noiommu.rs), and only them.
+    pub noiommu: bool,
 }
 
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -82,6 +90,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
         timeout: Duration::from_secs(120),
         demo: None,
         bench: false,
+        noiommu: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -98,6 +107,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
             }
             "--self-check" => a.self_check = true,
             "--bench" => a.bench = true,
+            "--noiommu" => a.noiommu = true,
             "--demo" => a.demo = Some(args.next().ok_or("--demo needs a PCI address")?),
             "--list" => a.list = true,
             "--verbose" | "-v" => a.verbose = true,
@@ -109,7 +119,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
 }
 
 const USAGE: &str =
-    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] | --demo BDF | --bench";
+    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] [--noiommu] | --demo BDF | --bench";
 
 /// Where a topology's scenarios run.
 enum Target {
@@ -140,10 +150,12 @@ struct Suite {
     client_runs: clients::Runs,
     /// The module's KUnit results, read from the log of its first load (kunit.rs).
     kunit: Vec<(String, CaseResult)>,
+    /// The noiommu guest: only the noiommu scenarios, on their topologies.
+    noiommu: bool,
 }
 
 impl Suite {
-    fn discover(verbose: bool) -> Suite {
+    fn discover(verbose: bool, noiommu: bool) -> Suite {
         let ko = std::env::var_os("VFIO_PCI_RS_KO").map(PathBuf::from);
         let topo_path = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
             .map(PathBuf::from)
@@ -166,6 +178,11 @@ impl Suite {
                     .and_then(|bridge| sysfs::functions_below(devices, &t.port).map(|f| (bridge, f)));
                 match listed {
                     Ok((_, f)) if f.is_empty() => Target::Skip(format!("no PCI function below {}", t.port)),
+                    // Without an IOMMU a function has a group only while a VFIO driver has it.
+                    Ok((bridge, f)) if noiommu => {
+                        functions.extend(f.iter().cloned());
+                        Target::Ready(Site { groups: vec![String::new(); f.len()], functions: f, hot_reset: bridge })
+                    }
                     Ok((bridge, f)) => {
                         functions.extend(f.iter().cloned());
                         let groups: Result<Vec<String>, _> = f.iter().map(|b| sysfs::iommu_group(b)).collect();
@@ -187,19 +204,23 @@ impl Suite {
                 }
             }
         }
+        if noiommu {
+            topos.retain(|t| noiommu::TOPOLOGIES.contains(&t.name.as_str()));
+        }
         let preexisting = sysfs::bound_devices(REFERENCE_NAME);
         let preloaded = driver::native_modules_loaded();
         Suite {
             world: World { functions, ids, preexisting: preexisting.clone(), preloaded },
             reference: Driver::reference(preexisting),
             rust: Driver::rust(ko),
-            scenarios: scenarios::all(),
+            scenarios: if noiommu { noiommu::scenarios() } else { scenarios::all() },
             topos,
             topology_error,
             verbose,
             cache: RefCell::new(HashMap::new()),
             client_runs: clients::Runs::default(),
             kunit: Vec::new(),
+            noiommu,
         }
     }
 
@@ -289,7 +310,9 @@ impl Suite {
     fn cases(&self) -> Vec<Case<'_>> {
         let mut cases: Vec<Case<'_>> =
             self.kunit.iter().map(|(name, result)| Case::new(name.clone(), move || result.clone())).collect();
-        cases.push(Case::new("module_load_unload", || self.module_load_unload()));
+        if !self.noiommu {
+            cases.push(Case::new("module_load_unload", || self.module_load_unload()));
+        }
         if let Some(e) = &self.topology_error {
             let e = e.clone();
             cases.push(Case::new("topology file", move || CaseResult::fail(vec![e.clone()])));
@@ -324,6 +347,9 @@ impl Suite {
                     cases.push(case);
                 }
             }
+        }
+        if self.noiommu {
+            return cases;
         }
         let env =
             clients::Env { world: &self.world, reference: &self.reference, rust: &self.rust, runs: &self.client_runs };
@@ -403,7 +429,7 @@ fn main() {
         let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());
         std::process::exit(harness::run_all(&cases, args.timeout));
     }
-    let mut suite = Suite::discover(args.verbose);
+    let mut suite = Suite::discover(args.verbose, args.noiommu);
     if args.list {
         // Known only once the module has been loaded: listing does not load it.
         println!("kunit/{}*/... (the module's KUnit cases, read from the log of its first load)", kunit::PREFIX);
@@ -412,8 +438,11 @@ fn main() {
         }
         return;
     }
-    // The first load of the module, before any case: its KUnit suites run and are read back.
-    suite.kunit = kunit::collect(&suite.rust);
+    // The first load of the module, before any case: its KUnit suites run and are read back
+    // (in the normal guests: the noiommu guest runs only its own cases).
+    if !args.noiommu {
+        suite.kunit = kunit::collect(&suite.rust);
+    }
     let cases = harness::shard(harness::filter(suite.cases(), args.filter.as_deref()), args.shard);
     std::process::exit(harness::run_all(&cases, args.timeout));
 }

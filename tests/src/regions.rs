@@ -63,20 +63,20 @@ pub(crate) fn single_known_function(site: &Site) -> Result<(), String> {
 }
 
 const REGION_SHIFT: u32 = 40;
-const CONFIG_INDEX: u32 = 7;
+pub(crate) const CONFIG_INDEX: u32 = 7;
 const ROM_INDEX: u32 = 6;
-const REGION_INFO_SIZE: u32 = 32;
+pub(crate) const REGION_INFO_SIZE: u32 = 32;
 const REGION_INFO_FLAG_MMAP: u32 = 1 << 2;
-const REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
+pub(crate) const REGION_INFO_FLAG_CAPS: u32 = 1 << 3;
 
 fn region_offset(index: u32) -> u64 {
     u64::from(index) << REGION_SHIFT
 }
 
 /// The reply of one GET_REGION_INFO call: the fixed part and what followed.
-struct RegionInfo {
-    argsz: u32,
-    flags: u32,
+pub(crate) struct RegionInfo {
+    pub(crate) argsz: u32,
+    pub(crate) flags: u32,
     index: u32,
     cap_offset: u32,
     size: u64,
@@ -87,7 +87,7 @@ struct RegionInfo {
 
 /// VFIO_DEVICE_GET_REGION_INFO for `index` with `argsz`, in a buffer of
 /// `max(argsz, 32)` bytes filled with 0xa5.
-fn get_region_info(d: &Device, index: u32, argsz: u32) -> Result<RegionInfo, Fail> {
+pub(crate) fn get_region_info(d: &Device, index: u32, argsz: u32) -> Result<RegionInfo, Fail> {
     let len = argsz.max(REGION_INFO_SIZE) as usize;
     let mut buf = vec![0xa5u8; len.div_ceil(8) * 8];
     buf[0..4].copy_from_slice(&argsz.to_ne_bytes());
@@ -109,7 +109,7 @@ fn get_region_info(d: &Device, index: u32, argsz: u32) -> Result<RegionInfo, Fai
     })
 }
 
-fn region_fields(r: &RegionInfo) -> Fields {
+pub(crate) fn region_fields(r: &RegionInfo) -> Fields {
     let mut f = vec![
         ("argsz", Val::Num(r.argsz.into())),
         ("flags", Val::Hex(r.flags.into())),
@@ -186,7 +186,7 @@ fn expect_region_info(_: &Ctx, t: &Transcript) -> Vec<String> {
 }
 
 /// read(2) of `len` bytes at `offset` of region `index`.
-fn pread(d: &Device, index: u32, offset: u64, len: usize) -> Result<Vec<u8>, Fail> {
+pub(crate) fn pread(d: &Device, index: u32, offset: u64, len: usize) -> Result<Vec<u8>, Fail> {
     let mut buf = vec![0x5au8; len];
     let n = d.file().read_at(&mut buf, region_offset(index) + offset)?;
     buf.truncate(n);
@@ -194,11 +194,11 @@ fn pread(d: &Device, index: u32, offset: u64, len: usize) -> Result<Vec<u8>, Fai
 }
 
 /// write(2) of `bytes` at `offset` of region `index`; the count written.
-fn pwrite(d: &Device, index: u32, offset: u64, bytes: &[u8]) -> Result<usize, Fail> {
+pub(crate) fn pwrite(d: &Device, index: u32, offset: u64, bytes: &[u8]) -> Result<usize, Fail> {
     Ok(d.file().write_at(bytes, region_offset(index) + offset)?)
 }
 
-fn bytes(v: &Vec<u8>, _: &mut Transcript) -> Fields {
+pub(crate) fn bytes(v: &Vec<u8>, _: &mut Transcript) -> Fields {
     vec![("len", Val::Num(v.len() as u64)), ("bytes", Val::Bytes(v.clone()))]
 }
 

@@ -169,9 +169,12 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::features::scenarios())
     .chain(crate::config_space::scenarios())
     .chain(crate::interrupts::scenarios())
+    .chain(crate::irqbypass::scenarios())
+    .chain(crate::d3_reset::scenarios())
     .chain(crate::sriov::scenarios())
     .chain(crate::ioeventfd::scenarios())
     .chain(crate::observability::scenarios())
+    .chain(crate::params::scenarios())
     .chain(crate::aer::scenarios())
     .collect()
 }
@@ -310,7 +313,7 @@ pub(crate) fn info_fields(r: &InfoReply) -> Fields {
 /// argsz the kernel asked for when there is a capability chain, with the
 /// pre-cap_offset size (16: nothing written past it), and below the minimum
 /// (EINVAL).
-fn record_get_info(t: &mut Transcript, d: &Device) {
+pub(crate) fn record_get_info(t: &mut Transcript, d: &Device) {
     let full = argsz::<VfioDeviceInfo>();
     let reply = t.step("VFIO_DEVICE_GET_INFO", d.get_info(full), |r, _| info_fields(r));
     if let Some(r) = reply {
@@ -329,7 +332,7 @@ fn record_get_info(t: &mut Transcript, d: &Device) {
     t.step("VFIO_DEVICE_GET_INFO argsz=15", d.get_info(min - 1), |r, _| info_fields(r));
 }
 
-fn expect_get_info(e: &mut Expect) {
+pub(crate) fn expect_get_info(e: &mut Expect) {
     let s = "VFIO_DEVICE_GET_INFO";
     e.bits(s, "flags", VFIO_DEVICE_FLAGS_PCI.into());
     e.num(s, "num_regions", VFIO_PCI_NUM_REGIONS.into());

@@ -638,6 +638,8 @@ fn cli() -> CaseResult {
     c.eq("self-check", parse(&["--self-check"]).map(|a| a.self_check), Ok(true));
     c.eq("verbose", parse(&["--verbose"]).map(|a| a.verbose), Ok(true));
     c.eq("list", parse(&["--list"]).map(|a| a.list), Ok(true));
+    c.eq("noiommu", parse(&["--noiommu"]).map(|a| a.noiommu), Ok(true));
+    c.eq("default noiommu", parse(&[]).map(|a| a.noiommu), Ok(false));
     c.eq("demo", parse(&["--demo", "0000:01:00.0"]).map(|a| a.demo), Ok(Some("0000:01:00.0".to_string())));
     c.that("--demo without a value", parse(&["--demo"]).is_err());
     c.that("--filter without a value", parse(&["--filter"]).is_err());

@@ -364,6 +364,53 @@ impl Mmio {
     }
 }
 
+/// How a touch of a mapping in a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildTouch {
+    /// The read completed (the value is not kept: it may differ between runs).
+    Read,
+    /// The child was killed by this signal (`SIGBUS` for a refused fault).
+    Signal(i32),
+    /// The child exited otherwise (with this status).
+    Exit(i32),
+}
+
+impl Mmio {
+    /// Read the 32-bit register at `offset` in a forked child, so that a
+    /// fault the driver refuses (SIGBUS) kills the child, not the test.
+    pub fn read32_in_child(&self, offset: usize) -> Result<ChildTouch, Fail> {
+        let p = self.at(offset).ok_or_else(|| Fail::other("outside the mapping"))?;
+        // SAFETY: fork has no memory-safety preconditions; the child only does
+        // a volatile read and _exit (both async-signal-safe), so the other
+        // threads' state it inherits is never used.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(Fail::Os(Errno::last()));
+        }
+        if pid == 0 {
+            // SAFETY: as in `read32` (`p` is inside the live, inherited
+            // mapping); _exit never returns.
+            unsafe {
+                let _ = p.read_volatile();
+                libc::_exit(0)
+            }
+        }
+        let mut status: c_int = 0;
+        // SAFETY: waits for our own child; `status` is a valid output location.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            return Err(Fail::Os(Errno::last()));
+        }
+        Ok(if libc::WIFSIGNALED(status) {
+            ChildTouch::Signal(libc::WTERMSIG(status))
+        } else if libc::WEXITSTATUS(status) == 0 {
+            ChildTouch::Read
+        } else {
+            ChildTouch::Exit(libc::WEXITSTATUS(status))
+        })
+    }
+}
+
 impl Drop for Mmio {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` describe exactly the mapping made in

@@ -46,6 +46,7 @@ pub const VFIO_API_VERSION: i32 = vfio_h::VFIO_API_VERSION as i32;
 // Extensions (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU).
 pub const VFIO_TYPE1_IOMMU: c_ulong = vfio_h::VFIO_TYPE1_IOMMU as c_ulong;
 pub const VFIO_TYPE1v2_IOMMU: c_ulong = vfio_h::VFIO_TYPE1v2_IOMMU as c_ulong;
+pub const VFIO_NOIOMMU_IOMMU: c_ulong = vfio_h::VFIO_NOIOMMU_IOMMU as c_ulong;
 
 // Container ioctls (/dev/vfio/vfio).
 pub const VFIO_GET_API_VERSION: c_ulong = io(VFIO_TYPE, VFIO_BASE);

@@ -58,6 +58,11 @@ impl Container {
         // SAFETY: VFIO_SET_IOMMU takes the IOMMU type by value.
         unsafe { ioctl_val(&self.0, VFIO_SET_IOMMU, ty) }
     }
+
+    /// The container's fd number (an fd that is not a group, for the errno tests).
+    pub fn raw_fd(&self) -> i32 {
+        self.0.as_raw_fd()
+    }
 }
 
 /// An open VFIO group.
@@ -80,7 +85,12 @@ impl Group {
 
     /// VFIO_GROUP_SET_CONTAINER.
     pub fn set_container(&self, container: &Container) -> Result<(), Errno> {
-        let mut fd: i32 = container.0.as_raw_fd();
+        self.set_container_fd(container.0.as_raw_fd())
+    }
+
+    /// VFIO_GROUP_SET_CONTAINER with any fd (an iommufd: the compat container).
+    pub fn set_container_fd(&self, fd: i32) -> Result<(), Errno> {
+        let mut fd: i32 = fd;
         // SAFETY: the argument is a pointer to an int (get_user(fd, arg)),
         // and `fd` lives across the call.
         unsafe { ioctl_ptr(&self.0, VFIO_GROUP_SET_CONTAINER, (&raw mut fd).cast::<c_void>()) }?;
@@ -283,10 +293,15 @@ impl Device {
     /// VFIO_DEVICE_BIND_IOMMUFD to `iommufd`, with VFIO_DEVICE_BIND_FLAG_TOKEN
     /// and `token` when given; returns out_devid.
     pub fn bind_iommufd_token(&self, iommufd: &Iommufd, token: Option<&[u8; 16]>) -> Result<u32, Errno> {
+        self.bind_iommufd_fd(iommufd.0.as_raw_fd(), token)
+    }
+
+    /// VFIO_DEVICE_BIND_IOMMUFD with any fd number (-1 included) as `iommufd`.
+    pub fn bind_iommufd_fd(&self, iommufd: i32, token: Option<&[u8; 16]>) -> Result<u32, Errno> {
         let mut bind = VfioDeviceBindIommufd {
             argsz: argsz::<VfioDeviceBindIommufd>(),
             flags: if token.is_some() { VFIO_DEVICE_BIND_FLAG_TOKEN } else { 0 },
-            iommufd: iommufd.0.as_raw_fd(),
+            iommufd,
             out_devid: 0,
             token_uuid_ptr: token.map_or(0, |t| t.as_ptr() as u64),
         };
@@ -325,6 +340,11 @@ pub struct Iommufd(File);
 impl Iommufd {
     pub fn open() -> Result<Iommufd, Fail> {
         open_rw(Path::new(IOMMUFD_PATH)).map(Iommufd)
+    }
+
+    /// The iommufd's fd number (for VFIO_GROUP_SET_CONTAINER).
+    pub fn raw_fd(&self) -> i32 {
+        self.0.as_raw_fd()
     }
 
     /// IOMMU_IOAS_ALLOC: the new IOAS id.

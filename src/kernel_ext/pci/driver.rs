@@ -9,7 +9,10 @@
 //! - it manages DMA itself (`driver_managed_dma`): the IOMMU core would otherwise hand the
 //!   function's group to the kernel's DMA API at bind time, and user space could never claim
 //!   it;
-//! - it has no ID table: it binds only through `driver_override` and dynamic IDs;
+//! - it binds only through `driver_override` and dynamic IDs: its ID table has one entry,
+//!   override-only, matching every function ([`VFIO_OVERRIDE_ONLY_IDS`]), which the PCI core
+//!   matches only for a function whose `driver_override` names the driver, and which modpost
+//!   turns into the module's `vfio_pci:` alias, as for vfio-pci;
 //! - it adds dynamic IDs (`pci_add_dynid`) once it is registered, from a module parameter;
 //! - it lets user space create the VFs of a PF (`sriov_configure`);
 //! - it reports AER errors to user space (`err_handler->error_detected`).
@@ -151,6 +154,51 @@ pub(crate) struct DynamicId {
     pub(crate) class_mask: u32,
 }
 
+/// An ID entry of vfio-pci's `PCI_DRIVER_OVERRIDE_DEVICE_VFIO(vendor, device)`: any subsystem
+/// and class, matched only through `driver_override` (`PCI_ID_F_VFIO_DRIVER_OVERRIDE`).
+const fn vfio_override_only(vendor: u32, device: u32) -> bindings::pci_device_id {
+    bindings::pci_device_id {
+        vendor,
+        device,
+        subvendor: !0,
+        subdevice: !0,
+        class: 0,
+        class_mask: 0,
+        driver_data: 0,
+        override_only: bindings::PCI_ID_F_VFIO_DRIVER_OVERRIDE,
+    }
+}
+
+/// The ID table of every [`Adapter`] driver, vfio-pci's: one override-only entry for any
+/// vendor and device (`PCI_ANY_ID`), then the all-zero end of the table.
+///
+/// Named as the kernel's `MODULE_DEVICE_TABLE(pci, ...)` names its tables, so that modpost
+/// (`scripts/mod/file2alias.c`) finds it in the module and writes its alias,
+/// `vfio_pci:v*d*sv*sd*bc*sc*i*`, into `.modinfo`; depmod copies that into `modules.alias`,
+/// where libvirt and driverctl look VFIO drivers up. The kernel crate's
+/// `module_device_table!` cannot say override-only (its `pci::DeviceId` constructors leave the
+/// flag 0) and its form differs between kernel versions.
+#[export_name = concat!(
+    "__mod_device_table__",
+    line!(),
+    "__kmod_",
+    module_path!(),
+    "__pci__vfio_override_only_ids"
+)]
+static VFIO_OVERRIDE_ONLY_IDS: [bindings::pci_device_id; 2] = [
+    vfio_override_only(!0, !0),
+    bindings::pci_device_id {
+        vendor: 0,
+        device: 0,
+        subvendor: 0,
+        subdevice: 0,
+        class: 0,
+        class_mask: 0,
+        driver_data: 0,
+        override_only: 0,
+    },
+];
+
 /// Registers a [`Driver`] through [`driver::Registration`].
 pub(crate) struct Adapter<T: Driver>(PhantomData<T>);
 
@@ -174,14 +222,14 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         module: &'static ThisModule,
     ) -> Result {
         let drv = pdrv.get();
-        // SAFETY: The driver is not registered yet, so we are its only user. No ID table: the
-        // driver binds only through driver_override and dynamic IDs.
+        // SAFETY: The driver is not registered yet, so we are its only user. The ID table
+        // lives as long as the module and matches only through driver_override.
         unsafe {
             (*drv).name = name.as_char_ptr();
             (*drv).probe = Some(Self::probe_callback);
             (*drv).remove = Some(Self::remove_callback);
             (*drv).sriov_configure = Some(Self::sriov_configure_callback);
-            (*drv).id_table = core::ptr::null();
+            (*drv).id_table = VFIO_OVERRIDE_ONLY_IDS.as_ptr();
             (*drv).err_handler = Self::err_handlers();
             (*drv).driver_managed_dma = true;
             (*drv).dev_groups = Self::dev_groups();
