@@ -606,6 +606,8 @@ fn harness_filter() -> CaseResult {
     );
     c.eq("vfio-pci-rs", names(harness::filter(mk(), Some("vfio-pci-rs"))).len(), 1);
     c.eq("nothing", names(harness::filter(mk(), Some("nope"))).len(), 0);
+    c.eq("either of two", names(harness::filter(mk(), Some("switch/,module_"))).len(), 2);
+    c.eq("empty parts match nothing", names(harness::filter(mk(), Some(",,"))).len(), 0);
     let shard = |k, n| names(harness::shard(mk(), Some(harness::Shard { index: k, count: n })));
     // A scenario's cases stay together: the two slot/cdev_bind_twice runs are one scenario.
     let all = names(mk());
