@@ -13,13 +13,15 @@ rp() { # rp ID DEVFN CHASSIS [extra properties]: a slow, hotplug-capable root po
 
 TOPOLOGIES=(
 	# One function behind a hotplug-capable root port: pciehp owns the slot, slot reset.
-	"slot 02.0 $(rp rp_slot 02.0 1) -device e1000e,bus=rp_slot,addr=00.0"
+	# (The QEMU ids ep_slot and ep_sriov name the functions tests/src/aer.rs injects AER
+	# errors into, through QEMU's monitor.)
+	"slot 02.0 $(rp rp_slot 02.0 1) -device e1000e,id=ep_slot,bus=rp_slot,addr=00.0"
 	# A 2-function device behind a root port without hotplug: bus reset, shared dev_set.
 	"multifunction 03.0 $(rp rp_multi 03.0 2 hotplug=off) -device e1000e,bus=rp_multi,addr=00.0,multifunction=on -device e1000e,bus=rp_multi,addr=00.1"
 	# A function behind a switch downstream port.
 	"switch 04.0 $(rp rp_switch 04.0 3) -device x3130-upstream,id=sw_up,bus=rp_switch -device xio3130-downstream,id=sw_down0,bus=sw_up,chassis=4,slot=4 -device e1000e,bus=sw_down0,addr=00.0"
 	# igb, an SR-IOV physical function (VFs appear on its bus when enabled).
-	"sriov 05.0 $(rp rp_sriov 05.0 5) -device igb,bus=rp_sriov,addr=00.0"
+	"sriov 05.0 $(rp rp_sriov 05.0 5) -device igb,id=ep_sriov,bus=rp_sriov,addr=00.0"
 	# A 2-function igb (82576) behind a root port without hotplug: the kernel's ACS quirk for
 	# multi-function 82576 endpoints puts each function in its own IOMMU group, so one bus
 	# reset spans two groups. (QEMU's igb advertises ARI with no next function, which hides

@@ -156,8 +156,12 @@ only_noiommu=${VFIO_PCI_RS_GUEST_NOIOMMU:-0}
 # boot_guest DIR APPEND [noiommu]: one guest, its console in DIR/console.log, its output (ttyS1)
 # in DIR/output.log (or the terminal in shell mode), QEMU's exit status in DIR/qemu_rc; with
 # "noiommu", the noiommu guest.
+# Its third serial port (ttyS2) is the guest's request channel to QEMU's monitor: the relay
+# scripts/monitor-relay.py joins the two sockets (DIR/req.sock, DIR/qmp.sock), so a test can
+# have QEMU inject an AER error (tests/src/aer.rs); its log is DIR/relay.log. Every guest has
+# its own sockets, so sharded guests never share them.
 boot_guest() {
-	local dir=$1 extra=$2 serial_out="file:$1/output.log" rc
+	local dir=$1 extra=$2 serial_out="file:$1/output.log" rc relay
 	local iommu=(-device intel-iommu,intremap=on,caching-mode=on)
 	extra=" intel_iommu=on$extra"
 	if [ "${3:-}" = noiommu ]; then
@@ -165,13 +169,19 @@ boot_guest() {
 		extra=" vfio.enable_unsafe_noiommu_mode=1 harness.noiommu=1${2}"
 	fi
 	mkdir -p "$dir"
+	rm -f "$dir/qemu_rc"
 	[ "$mode" = shell ] && serial_out=stdio
+	in_root python3 "$REPO/scripts/monitor-relay.py" "$dir/req.sock" "$dir/qmp.sock" "$dir/qemu_rc" \
+		2> "$dir/relay.log" &
+	relay=$!
 	set +e
 	in_root timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
 		-M q35,kernel-irqchip=split -accel tcg -cpu max -smp "${VFIO_PCI_RS_GUEST_SMP:-1}" -m 1G \
 		${VFIO_PCI_RS_GUEST_ICOUNT:+-icount "$VFIO_PCI_RS_GUEST_ICOUNT"} \
 		-nodefaults -display none -no-reboot -monitor none \
-		-serial "file:$dir/console.log" -serial "$serial_out" \
+		-qmp "unix:$dir/qmp.sock,server=on,wait=off" \
+		-chardev "socket,id=requests,path=$dir/req.sock,server=on,wait=off" \
+		-serial "file:$dir/console.log" -serial "$serial_out" -serial chardev:requests \
 		-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off \
 		"${iommu[@]}" \
 		"${topo_args[@]}" \
@@ -180,8 +190,10 @@ boot_guest() {
 		-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio" \
 		-append "$append$extra" < /dev/null
 	rc=$?
-	set -e
 	echo "$rc" > "$dir/qemu_rc"
+	# The relay ends when QEMU closes its sockets, or sees qemu_rc if it never reached them.
+	wait "$relay"
+	set -e
 }
 
 log "booting $shards guest(s) ($mode, timeout ${timeout_s}s, logs in $run/logs)"

@@ -13,14 +13,15 @@
 //! the VFs of this driver's PFs here ([`VfNotifier`]) is on this side too.
 
 use crate::{
+    aer,
     denylist,
     device::VfioPciDevice,
     ids,
-    intrs,
     kernel_ext::{
         pci::{
             self,
             driver::{
+                ChannelState,
                 DynamicIds,
                 ErsResult, //
             },
@@ -112,10 +113,9 @@ impl pci::driver::Driver for VfioPciDriver {
         )
     }
 
-    /// vfio-pci's AER handling: only tell user space (the ERR eventfd) and let recovery go on.
-    fn error_detected(registration: Pin<&Self::Data>) -> ErsResult {
-        intrs::signal_error(registration.irqs());
-        ErsResult::CanRecover
+    /// vfio-pci's AER handling: see [`crate::aer`].
+    fn error_detected(registration: Pin<&Self::Data>, state: ChannelState) -> ErsResult {
+        aer::error_detected(registration.irqs(), state)
     }
 
     fn registered(dynamic_ids: &DynamicIds<'_>) {

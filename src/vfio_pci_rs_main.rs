@@ -21,6 +21,7 @@ use kernel::{
     prelude::*, //
 };
 
+mod aer;
 mod bars;
 mod config;
 mod denylist;

@@ -28,8 +28,14 @@ impl<'a> Case<'a> {
 pub fn filter<'a>(cases: Vec<Case<'a>>, filter: Option<&str>) -> Vec<Case<'a>> {
     match filter {
         None => cases,
-        Some(f) => cases.into_iter().filter(|c| c.name.contains(f)).collect(),
+        Some(f) => cases.into_iter().filter(|c| matches_filter(&c.name, f)).collect(),
     }
+}
+
+/// Whether a case name matches a filter: one substring, or several separated by commas (no
+/// case name has a comma), any of which may match.
+pub fn matches_filter(name: &str, filter: &str) -> bool {
+    filter.split(',').any(|part| !part.is_empty() && name.contains(part))
 }
 
 /// One of N interleaved shares of a case list: `index` of `count`.

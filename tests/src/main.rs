@@ -17,6 +17,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod aer;
 mod bench;
 mod clients;
 mod config_space;

@@ -82,6 +82,7 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("kunit: missing, unplanned, crashed and misnamed suites fail", kunit_judge),
         Case::new("kunit: /dev/kmsg records are split and unescaped", kunit_kmsg),
         Case::new("kunit: the module file's suites are read from .kunit_test_suites", kunit_elf),
+        Case::new("aer: extended capabilities are walked, log lines of the function kept", crate::aer::check_helpers),
     ]
 }
 
@@ -605,6 +606,8 @@ fn harness_filter() -> CaseResult {
     );
     c.eq("vfio-pci-rs", names(harness::filter(mk(), Some("vfio-pci-rs"))).len(), 1);
     c.eq("nothing", names(harness::filter(mk(), Some("nope"))).len(), 0);
+    c.eq("either of two", names(harness::filter(mk(), Some("switch/,module_"))).len(), 2);
+    c.eq("empty parts match nothing", names(harness::filter(mk(), Some(",,"))).len(), 0);
     let shard = |k, n| names(harness::shard(mk(), Some(harness::Shard { index: k, count: n })));
     // A scenario's cases stay together: the two slot/cdev_bind_twice runs are one scenario.
     let all = names(mk());

@@ -258,6 +258,38 @@ pub fn read_u64(fd: &impl AsRawFd) -> Result<u64, Fail> {
     }
 }
 
+/// Puts the terminal `tty` in raw mode (no echo, no line editing, no CR/LF translation), its
+/// reads returning after at most a tenth of a second with what arrived (VMIN 0, VTIME 1), and
+/// drops whatever it had queued in either direction: a serial line used as a byte channel.
+pub fn make_raw_tty(tty: &impl AsRawFd) -> Result<(), Errno> {
+    // SAFETY: termios is plain data (integers and arrays); all zeroes is a valid value, which
+    // tcgetattr overwrites.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr(int fd, struct termios *t) writes one termios into `t`, which lives
+    // across the call.
+    if unsafe { libc::tcgetattr(tty.as_raw_fd(), &mut t) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: cfmakeraw only changes the fields of the termios it is given.
+    unsafe { libc::cfmakeraw(&mut t) };
+    t.c_cc[libc::VMIN] = 0;
+    t.c_cc[libc::VTIME] = 1;
+    // SAFETY: tcsetattr reads the termios at `t`, which lives across the call; tcflush takes
+    // two integers.
+    let ret = unsafe {
+        if libc::tcsetattr(tty.as_raw_fd(), libc::TCSANOW, &t) < 0 {
+            -1
+        } else {
+            libc::tcflush(tty.as_raw_fd(), libc::TCIOFLUSH)
+        }
+    };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// delete_module(2) with O_NONBLOCK, as rmmod does.
 pub fn delete_module(name: &CStr) -> Result<(), Errno> {
     let name: *const c_char = name.as_ptr();

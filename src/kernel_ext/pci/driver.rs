@@ -44,6 +44,29 @@ use kernel::{
     ThisModule, //
 };
 
+/// The state of a function's link when AER reports an error of it (`pci_channel_state_t`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChannelState {
+    /// A non-fatal error: the link still works (`pci_channel_io_normal`).
+    Normal,
+    /// A fatal error: I/O is blocked until the port's link is reset (`pci_channel_io_frozen`).
+    Frozen,
+    /// Recovery failed; the function is about to be disconnected
+    /// (`pci_channel_io_perm_failure`).
+    PermFailure,
+}
+
+impl ChannelState {
+    /// The state the AER core passed; an unknown value is taken as the worst.
+    fn from_raw(state: bindings::pci_channel_state_t) -> Self {
+        match state {
+            bindings::pci_channel_io_normal => Self::Normal,
+            bindings::pci_channel_io_frozen => Self::Frozen,
+            _ => Self::PermFailure,
+        }
+    }
+}
+
 /// What an AER `error_detected` handler asks of the recovery that follows.
 pub(crate) enum ErsResult {
     /// Recovery may go on without a reset (`PCI_ERS_RESULT_CAN_RECOVER`).
@@ -76,8 +99,8 @@ pub(crate) trait Driver: 'static {
     /// Returns how many VFs are enabled.
     fn sriov_configure(data: Pin<&Self::Data>, num_vfs: i32) -> Result<i32>;
 
-    /// AER reports an error of the function.
-    fn error_detected(data: Pin<&Self::Data>) -> ErsResult;
+    /// AER reports an uncorrectable error of the function, whose link is in `state`.
+    fn error_detected(data: Pin<&Self::Data>, state: ChannelState) -> ErsResult;
 
     /// The driver was just registered: the moment to add dynamic IDs.
     fn registered(ids: &DynamicIds<'_>);
@@ -252,7 +275,9 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
 }
 
 impl<T: Driver> Adapter<T> {
-    /// The AER callbacks: only `error_detected`.
+    /// The AER callbacks: only `error_detected`, as vfio-pci's (no `cor_error_detected`, so
+    /// correctable errors are only logged; no `mmio_enabled`, `slot_reset` or `resume`, which
+    /// recovery skips for a driver that answers "can recover").
     const ERR_HANDLERS: bindings::pci_error_handlers = bindings::pci_error_handlers {
         error_detected: Some(Self::error_detected_callback),
         mmio_enabled: None,
@@ -402,11 +427,11 @@ impl<T: Driver> Adapter<T> {
     /// Called by the AER core only, on a function bound to this driver.
     unsafe extern "C" fn error_detected_callback(
         pdev: *mut bindings::pci_dev,
-        _state: bindings::pci_channel_state_t,
+        state: bindings::pci_channel_state_t,
     ) -> bindings::pci_ers_result_t {
         // SAFETY: The AER core calls the handlers of the bound driver with the function's
         // device lock held, so the function is valid and bound to this driver for the call.
         let data = unsafe { Self::data_of(pdev) };
-        T::error_detected(data).to_raw()
+        T::error_detected(data, ChannelState::from_raw(state)).to_raw()
     }
 }
