@@ -167,10 +167,6 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::reset::scenarios())
     .chain(crate::regions::scenarios())
     .chain(crate::features::scenarios())
-    // Before aer: AER recovery resumes suspended functions under pci_bus_sem, and a later
-    // hot reset of a vfio-pci function (memory_lock, then pciehp's reset_lock) closes a
-    // lockdep cycle in the C vfio-pci (reported to the lead).
-    .chain(crate::power::scenarios())
     .chain(crate::config_space::scenarios())
     .chain(crate::interrupts::scenarios())
     .chain(crate::irqbypass::scenarios())
@@ -180,6 +176,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::observability::scenarios())
     .chain(crate::params::scenarios())
     .chain(crate::aer::scenarios())
+    .chain(crate::power::scenarios())
     .collect()
 }
 
