@@ -152,6 +152,10 @@ case "$shards" in '' | *[!0-9]* | 0) die "VFIO_PCI_RS_GUEST_SHARDS=$shards: need
 # The noiommu guest alone: a filtered run whose filter names it, or VFIO_PCI_RS_GUEST_NOIOMMU=1.
 only_noiommu=${VFIO_PCI_RS_GUEST_NOIOMMU:-0}
 [ "$mode" = tests ] && [[ "$filter" == *noiommu* ]] && only_noiommu=1
+# The AER guest alone: a filtered run whose filter names its cases ("aer_"). Its cases run in
+# a boot of their own (tests/src/main.rs, `--aer`, says why).
+only_aer=0
+[ "$mode" = tests ] && [[ "$filter" == *aer_* ]] && only_aer=1
 
 # boot_guest DIR APPEND [noiommu]: one guest, its console in DIR/console.log, its output (ttyS1)
 # in DIR/output.log (or the terminal in shell mode), QEMU's exit status in DIR/qemu_rc; with
@@ -199,9 +203,14 @@ boot_guest() {
 log "booting $shards guest(s) ($mode, timeout ${timeout_s}s, logs in $run/logs)"
 t0=$(date +%s)
 guest_dirs=()
-if [ "$only_noiommu" = 1 ]; then
+if [ "$only_noiommu" = 1 ] && [ "$only_aer" = 1 ]; then
+	die "a filter names both the noiommu and the AER cases: run them one at a time"
+elif [ "$only_noiommu" = 1 ]; then
 	guest_dirs=("$run/logs")
 	boot_guest "$run/logs" "" noiommu
+elif [ "$only_aer" = 1 ]; then
+	guest_dirs=("$run/logs")
+	boot_guest "$run/logs" " harness.aer=1"
 elif [ "$shards" = 1 ] && { [ "$mode" != tests ] || [ -n "$filter" ]; }; then
 	guest_dirs=("$run/logs")
 	boot_guest "$run/logs" ""
@@ -215,6 +224,10 @@ else
 	# The unfiltered suite's noiommu cases: one more, short guest.
 	guest_dirs+=("$run/logs/noiommu")
 	boot_guest "$run/logs/noiommu" "" noiommu &
+	pids+=($!)
+	# And the AER cases: one more guest, of the normal kind.
+	guest_dirs+=("$run/logs/aer")
+	boot_guest "$run/logs/aer" " harness.aer=1" &
 	pids+=($!)
 	for p in "${pids[@]}"; do wait "$p" || true; done
 fi

@@ -9,6 +9,7 @@
 //!
 //! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose]
 //!        vfio-pci-rs-tests --noiommu [--filter SUBSTR]   (the noiommu guest: its cases only)
+//!        vfio-pci-rs-tests --aer [--filter SUBSTR]       (the AER guest: its cases only)
 //!        vfio-pci-rs-tests --self-check [--filter SUBSTR]
 //!        vfio-pci-rs-tests --demo BDF   (open a bound function both ways, step by step)
 //!        vfio-pci-rs-tests --bench      (hot-reset latency, vfio-pci-rs against vfio-pci)
@@ -79,6 +80,12 @@ pub struct Args {
     /// `--noiommu`: the guest has no IOMMU and VFIO's no-IOMMU mode on (scripts/guest.sh's
     /// noiommu guest): run the noiommu cases (noiommu.rs), and only them.
     pub noiommu: bool,
+    /// `--aer`: the AER guest (scripts/guest.sh): run the AER cases (aer.rs), and only them.
+    /// They have a boot of their own: AER recovery resuming a runtime-suspended function
+    /// (pci_bus_sem, then the function's memory lock) and a function leaving D3hot under its
+    /// memory lock (whose ASPM update takes pci_bus_sem) form a lock cycle lockdep reports
+    /// for vfio-pci and would for this driver, whatever the order of the scenarios.
+    pub aer: bool,
 }
 
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -92,6 +99,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
         demo: None,
         bench: false,
         noiommu: false,
+        aer: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -109,6 +117,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
             "--self-check" => a.self_check = true,
             "--bench" => a.bench = true,
             "--noiommu" => a.noiommu = true,
+            "--aer" => a.aer = true,
             "--demo" => a.demo = Some(args.next().ok_or("--demo needs a PCI address")?),
             "--list" => a.list = true,
             "--verbose" | "-v" => a.verbose = true,
@@ -120,7 +129,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
 }
 
 const USAGE: &str =
-    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] [--noiommu] | --demo BDF | --bench";
+    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] [--noiommu] [--aer] | --demo BDF | --bench";
 
 /// Where a topology's scenarios run.
 enum Target {
@@ -153,10 +162,12 @@ struct Suite {
     kunit: Vec<(String, CaseResult)>,
     /// The noiommu guest: only the noiommu scenarios, on their topologies.
     noiommu: bool,
+    /// The AER guest: only the AER scenarios (see [`Args::aer`]).
+    aer: bool,
 }
 
 impl Suite {
-    fn discover(verbose: bool, noiommu: bool) -> Suite {
+    fn discover(verbose: bool, noiommu: bool, aer: bool) -> Suite {
         let ko = std::env::var_os("VFIO_PCI_RS_KO").map(PathBuf::from);
         let topo_path = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
             .map(PathBuf::from)
@@ -214,7 +225,13 @@ impl Suite {
             world: World { functions, ids, preexisting: preexisting.clone(), preloaded },
             reference: Driver::reference(preexisting),
             rust: Driver::rust(ko),
-            scenarios: if noiommu { noiommu::scenarios() } else { scenarios::all() },
+            scenarios: if noiommu {
+                noiommu::scenarios()
+            } else if aer {
+                aer::scenarios()
+            } else {
+                scenarios::all()
+            },
             topos,
             topology_error,
             verbose,
@@ -222,6 +239,7 @@ impl Suite {
             client_runs: clients::Runs::default(),
             kunit: Vec::new(),
             noiommu,
+            aer,
         }
     }
 
@@ -311,7 +329,7 @@ impl Suite {
     fn cases(&self) -> Vec<Case<'_>> {
         let mut cases: Vec<Case<'_>> =
             self.kunit.iter().map(|(name, result)| Case::new(name.clone(), move || result.clone())).collect();
-        if !self.noiommu {
+        if !self.noiommu && !self.aer {
             cases.push(Case::new("module_load_unload", || self.module_load_unload()));
         }
         if let Some(e) = &self.topology_error {
@@ -349,7 +367,7 @@ impl Suite {
                 }
             }
         }
-        if self.noiommu {
+        if self.noiommu || self.aer {
             return cases;
         }
         let env =
@@ -430,7 +448,7 @@ fn main() {
         let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());
         std::process::exit(harness::run_all(&cases, args.timeout));
     }
-    let mut suite = Suite::discover(args.verbose, args.noiommu);
+    let mut suite = Suite::discover(args.verbose, args.noiommu, args.aer);
     if args.list {
         // Known only once the module has been loaded: listing does not load it.
         println!("kunit/{}*/... (the module's KUnit cases, read from the log of its first load)", kunit::PREFIX);
@@ -440,8 +458,8 @@ fn main() {
         return;
     }
     // The first load of the module, before any case: its KUnit suites run and are read back
-    // (in the normal guests: the noiommu guest runs only its own cases).
-    if !args.noiommu {
+    // (in the normal guests: the noiommu and AER guests run only their own cases).
+    if !args.noiommu && !args.aer {
         suite.kunit = kunit::collect(&suite.rust);
     }
     let cases = harness::shard(harness::filter(suite.cases(), args.filter.as_deref()), args.shard);

@@ -175,7 +175,6 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::ioeventfd::scenarios())
     .chain(crate::observability::scenarios())
     .chain(crate::params::scenarios())
-    .chain(crate::aer::scenarios())
     .chain(crate::power::scenarios())
     .collect()
 }
