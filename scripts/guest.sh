@@ -291,6 +291,11 @@ if [ "$mode" = tests ]; then
 	done | sort -k2,2nr > "$run/logs/case-times.txt"
 	awk '{ t[$1] += $2 } END { for (g in t) printf "# guest %s: %d s of cases\n", g, t[g] / 1000 }' \
 		"$run/logs/case-times.txt" | sort
+	# Every compared step that answered with an errno on either driver (the test binary's
+	# "HARNESS: errno" lines): scripts/errno-table.py makes Documentation/errno-table.rst of it.
+	for dir in "${guest_dirs[@]}"; do
+		grep -a '^HARNESS: errno ' "$dir/output.log" | cut -d' ' -f3- || true
+	done > "$run/logs/errno-steps.tsv"
 fi
 
 fail=0

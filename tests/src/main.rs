@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 use sysfs::PciId;
-use transcript::{compare, Outcome, Transcript};
+use transcript::{compare, errno_steps, Outcome, Transcript};
 
 /// Command line.
 #[derive(Debug, PartialEq, Eq)]
@@ -298,6 +298,12 @@ impl Suite {
         let c = self.transcript(ti, si, false, site);
         let r = self.transcript(ti, si, true, site);
         let cmp = compare(&c, &r, REFERENCE_NAME, RUST_NAME);
+        // Every step that answered with an errno, for the errno table (scripts/guest.sh
+        // collects these lines into the run's errno-steps.tsv; they are not shown).
+        for e in errno_steps(&c, &r) {
+            let case = format!("{}/{}", self.topos[ti].name, self.scenarios[si].name);
+            println!("HARNESS: errno {case}\t{}\t{}\t{}", e.step, e.reference, e.candidate);
+        }
         let mut notes: Vec<String> = cmp.uncompared.iter().map(|u| format!("not compared: {u}")).collect();
         if !c.info.is_empty() || !r.info.is_empty() {
             notes.push("not compared: the runs' timing-dependent diagnostics (outcome counts)".into());

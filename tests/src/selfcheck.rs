@@ -9,7 +9,7 @@ use crate::ktap::{CaseResult, Ktap, Verdict};
 use crate::scenarios::Site;
 use crate::sys::{dev_major, dev_minor, Errno};
 use crate::sysfs::{self, PciId, Topology};
-use crate::transcript::{compare, Expect, Outcome, Transcript, Val};
+use crate::transcript::{compare, errno_steps, Expect, Outcome, Transcript, Val};
 use crate::uapi::*;
 use crate::vfio::{HotResetInfoCall, InfoReply};
 use std::fs;
@@ -58,6 +58,7 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("transcript: skipped steps match anything and are listed", cmp_skipped),
         Case::new("transcript: a transcript that stops early differs", cmp_length),
         Case::new("transcript: different step names differ", cmp_names),
+        Case::new("transcript: the errno table's steps", errno_table_steps),
         Case::new("transcript: ids are normalised, their equalities kept", cmp_ids),
         Case::new("transcript: rendering of values and outcomes", rendering),
         Case::new("expect: rules are checked and violations explained", expectations),
@@ -439,6 +440,32 @@ fn cmp_length() -> CaseResult {
     c.that(
         &format!("shorter reference ({d})"),
         d.starts_with("vfio-pci stopped after step 3; vfio-pci-rs went on to step 4"),
+    );
+    c.done()
+}
+
+fn errno_table_steps() -> CaseResult {
+    let mut a = Transcript::new();
+    a.record("open", Outcome::Ok(vec![]));
+    a.record("bad argsz", Outcome::Err(Errno::EINVAL));
+    a.record("read", Outcome::Ok(vec![]));
+    a.record("only C fails", Outcome::Err(Errno::EBUSY));
+    a.record("diverged", Outcome::Err(Errno::EPERM));
+    let mut b = Transcript::new();
+    b.record("open", Outcome::Ok(vec![]));
+    b.record("bad argsz", Outcome::Err(Errno::EINVAL));
+    b.record("read", Outcome::Ok(vec![]));
+    b.record("only C fails", Outcome::Ok(vec![]));
+    b.record("another step", Outcome::Err(Errno::EPERM));
+    let rows: Vec<_> = errno_steps(&a, &b)
+        .iter()
+        .map(|e| format!("{} | {} | {}", e.step, e.reference, e.candidate))
+        .collect();
+    let mut c = Check::default();
+    c.eq(
+        "errno steps up to the first divergence",
+        rows,
+        vec!["bad argsz | error EINVAL (22) | error EINVAL (22)".to_string(), "only C fails | error EBUSY (16) | ok".to_string()],
     );
     c.done()
 }

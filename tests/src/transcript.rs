@@ -285,6 +285,28 @@ pub fn compare(reference: &Transcript, candidate: &Transcript, ref_name: &str, c
     cmp
 }
 
+/// A step that ended in an errno on either driver: a row of the errno table
+/// (Documentation/errno-table.rst, built from a run by scripts/errno-table.py).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ErrnoStep<'a> {
+    pub step: &'a str,
+    pub reference: &'a Outcome,
+    pub candidate: &'a Outcome,
+}
+
+/// The steps, in order, that both transcripts took at the same position and that failed
+/// with an errno on at least one side (up to the transcripts' first divergence in names).
+pub fn errno_steps<'a>(reference: &'a Transcript, candidate: &'a Transcript) -> Vec<ErrnoStep<'a>> {
+    reference
+        .steps
+        .iter()
+        .zip(&candidate.steps)
+        .take_while(|(r, c)| r.name == c.name)
+        .filter(|(r, c)| matches!(r.outcome, Outcome::Err(_)) || matches!(c.outcome, Outcome::Err(_)))
+        .map(|(r, c)| ErrnoStep { step: &r.name, reference: &r.outcome, candidate: &c.outcome })
+        .collect()
+}
+
 /// Checks a transcript against a scenario's documented expectations and
 /// collects every violation as a sentence.
 pub struct Expect<'a> {
