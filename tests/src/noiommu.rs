@@ -20,13 +20,13 @@ use crate::kunit::{kmsg_lines, log_of};
 use crate::regions::{
     bytes, get_region_info, pread, pwrite, region_fields, CONFIG_INDEX, REGION_INFO_FLAG_CAPS, REGION_INFO_SIZE,
 };
-use crate::reset::LABELS;
+use crate::reset::{hot_reset_info_header, push_hot_reset_info_entries, Ids, LABELS};
 use crate::scenarios::{driver_val, expect_get_info, none, record_get_info, scenario, Ctx, Scenario, Site};
 use crate::sys::{Errno, Fail, Mmio};
 use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Outcome, Transcript, Val};
 use crate::uapi::*;
-use crate::vfio::{self, Container, Device, Group, HotResetInfoCall, Iommufd, SENTINEL};
+use crate::vfio::{self, Container, Device, Group, HotResetInfoCall, Iommufd};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -272,50 +272,12 @@ fn noiommu_container(t: &mut Transcript, p: &str, m: &Member) -> Result<(Contain
     Ok((container, group))
 }
 
-/// How the entries of a GET_PCI_HOT_RESET_INFO reply name functions.
-#[derive(Clone, Copy)]
-enum Ids<'a> {
-    /// Group-opened caller: noiommu group ids, normalised in the space "group".
-    Group,
-    /// cdev-opened caller: dev_ids, normalised in this id space.
-    DevId(&'a str),
-}
-
-fn id_val(t: &mut Transcript, raw: u32, ids: Ids) -> Val {
-    match ids {
-        Ids::Group => t.norm_id("group", raw.into()),
-        Ids::DevId(_) if raw == VFIO_PCI_DEVID_OWNED => Val::Norm("OWNED".into()),
-        Ids::DevId(_) if raw == VFIO_PCI_DEVID_NOT_OWNED => Val::Norm("NOT_OWNED".into()),
-        Ids::DevId(space) => t.norm_id(space, raw.into()),
-    }
-}
-
-/// The fields of a GET_PCI_HOT_RESET_INFO call: the header, each entry (function and
-/// normalised id), and whether the bytes past the entries are untouched.
+/// The fields of a GET_PCI_HOT_RESET_INFO call: the header, and when it succeeded each entry
+/// (function and normalised id) and whether the bytes past the entries are untouched.
 fn info_fields(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) -> Fields {
-    let h = call.header();
-    let mut f: Fields = vec![
-        ("argsz", Val::Num(h.argsz.into())),
-        ("flags", Val::Hex(h.flags.into())),
-        ("count", Val::Num(h.count.into())),
-    ];
-    if call.result.is_err() {
-        return f;
-    }
-    const KEYS: [(&str, &str); 2] = [("entry 1", "entry 1 id"), ("entry 2", "entry 2 id")];
-    let devices = call.devices();
-    for (i, d) in devices.iter().enumerate() {
-        let Some(&(k_fn, k_id)) = KEYS.get(i) else {
-            f.push(("entries not shown", Val::Num((devices.len() - i) as u64)));
-            break;
-        };
-        f.push((k_fn, Val::text(sysfs::format_bdf(d.segment, d.bus, d.devfn))));
-        let v = id_val(t, d.id, ids);
-        f.push((k_id, v));
-    }
-    let end = VFIO_PCI_HOT_RESET_INFO_MINSZ as usize + 8 * devices.len();
-    if let Some(tail) = call.bytes.get(end..).filter(|tail| !tail.is_empty()) {
-        f.push(("untouched past the entries", Val::Bool(tail.iter().all(|x| *x == SENTINEL))));
+    let mut f = hot_reset_info_header(call);
+    if call.result.is_ok() {
+        push_hot_reset_info_entries(t, call, ids, &mut f);
     }
     f
 }
@@ -562,7 +524,7 @@ fn group_iommufd(c: &Ctx) -> Transcript {
                 vec![("flags", Val::Hex(r.info.flags.into())), ("bytes", Val::Bytes(r.bytes.clone()))]
             });
             t.step("read config 0..64", pread(&d, CONFIG_INDEX, 0, 64), bytes);
-            record_info(t, "GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::Group);
+            record_info(t, "GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::NewGroup);
             let gb = open_group(t, "open the group of B", &b)?;
             t.step("PCI_HOT_RESET [A, B]", d.hot_reset_groups(&[group.raw_fd(), gb.raw_fd()]), none);
             t.step("PCI_HOT_RESET []", d.hot_reset_groups(&[]), none);
@@ -624,8 +586,8 @@ fn hot_reset_groups_with(
     let d = t.need("VFIO_GROUP_GET_DEVICE_FD(A)", ga.get_device_fd(&a.bdf), none)?;
 
     // B has no driver, so no group: C's GET_PCI_HOT_RESET_INFO refuses.
-    record_info(t, "B unbound: GET_PCI_HOT_RESET_INFO argsz 12", &d, VFIO_PCI_HOT_RESET_INFO_MINSZ, Ids::Group);
-    record_info(t, "B unbound: GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::Group);
+    record_info(t, "B unbound: GET_PCI_HOT_RESET_INFO argsz 12", &d, VFIO_PCI_HOT_RESET_INFO_MINSZ, Ids::NewGroup);
+    record_info(t, "B unbound: GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::NewGroup);
     t.step("B unbound: PCI_HOT_RESET [A]", d.hot_reset_groups(&[ga.raw_fd()]), none);
 
     // B bound to the other VFIO driver: it has a group, outside this driver's dev_set.
@@ -633,7 +595,7 @@ fn hot_reset_groups_with(
     t.need("load the other VFIO driver", c.other.load(""), none)?;
     bound.push(("B", b_bdf.clone()));
     let b = bind(t, c, c.other, "B (other driver)", &b_bdf, false)?;
-    record_info(t, "B on the other driver: GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::Group);
+    record_info(t, "B on the other driver: GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::NewGroup);
     {
         let gb = open_group(t, "B on the other driver: open its group", &b)?;
         t.step("B on the other driver: PCI_HOT_RESET [A, B]", d.hot_reset_groups(&[ga.raw_fd(), gb.raw_fd()]), none);
@@ -644,8 +606,8 @@ fn hot_reset_groups_with(
     // B bound to the driver under test: a group of its own (a new one).
     bound.push(("B", b_bdf.clone()));
     let b = bind(t, c, c.driver, "B", &b_bdf, false)?;
-    record_info(t, "GET_PCI_HOT_RESET_INFO argsz 12", &d, VFIO_PCI_HOT_RESET_INFO_MINSZ, Ids::Group);
-    record_info(t, "GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::Group);
+    record_info(t, "GET_PCI_HOT_RESET_INFO argsz 12", &d, VFIO_PCI_HOT_RESET_INFO_MINSZ, Ids::NewGroup);
+    record_info(t, "GET_PCI_HOT_RESET_INFO", &d, INFO_ARGSZ, Ids::NewGroup);
     let gb = open_group(t, "open the group of B", &b)?;
     let foreign = t.need("the foreign function", foreign_function(), none)?;
     bound.push(("foreign", foreign.clone()));
@@ -667,7 +629,7 @@ fn hot_reset_groups_with(
     t.step("PCI_HOT_RESET [A, B]", d.hot_reset_groups(&[fa, fb]), none);
     read_mark(t, "", &d, offset);
     t.step("PCI_HOT_RESET [B, A]", d.hot_reset_groups(&[fb, fa]), none);
-    record_info(t, "GET_PCI_HOT_RESET_INFO after the resets", &d, INFO_ARGSZ, Ids::Group);
+    record_info(t, "GET_PCI_HOT_RESET_INFO after the resets", &d, INFO_ARGSZ, Ids::NewGroup);
     t.step("read config 0..64 after the resets", pread(&d, CONFIG_INDEX, 0, 64), bytes);
     Ok(())
 }

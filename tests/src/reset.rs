@@ -344,9 +344,12 @@ pub(crate) fn iommufd(t: &mut Transcript, step: &str) -> Result<Iommufd, Abort> 
 
 /// How the entries of a GET_PCI_HOT_RESET_INFO reply name functions.
 #[derive(Clone, Copy)]
-enum Ids<'a> {
+pub(crate) enum Ids<'a> {
     /// Group-opened caller: IOMMU group ids, recorded as they are.
     Group,
+    /// Group-opened caller whose groups are numbered as they are made (the noiommu groups):
+    /// normalised in the id space "group".
+    NewGroup,
     /// cdev-opened caller: dev_ids, normalised in this id space.
     DevId(&'a str),
 }
@@ -354,6 +357,7 @@ enum Ids<'a> {
 fn id_val(t: &mut Transcript, raw: u32, ids: Ids) -> Val {
     match ids {
         Ids::Group => Val::Num(raw.into()),
+        Ids::NewGroup => t.norm_id("group", raw.into()),
         Ids::DevId(_) if raw == VFIO_PCI_DEVID_OWNED => Val::Norm("OWNED".into()),
         Ids::DevId(_) if raw == VFIO_PCI_DEVID_NOT_OWNED => Val::Norm("NOT_OWNED".into()),
         Ids::DevId(space) => t.norm_id(space, raw.into()),
@@ -388,12 +392,26 @@ fn dump(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) -> String {
 /// entry's function and id, whether the buffer past the entries is
 /// untouched, and the whole buffer.
 fn hot_reset_info_fields(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) -> Fields {
+    let mut f = hot_reset_info_header(call);
+    push_hot_reset_info_entries(t, call, ids, &mut f);
+    let d = dump(t, call, ids);
+    f.push(("bytes", Val::Text(d)));
+    f
+}
+
+/// The header fields of a GET_PCI_HOT_RESET_INFO reply, as the call left them.
+pub(crate) fn hot_reset_info_header(call: &HotResetInfoCall) -> Fields {
     let h = call.header();
-    let mut f: Fields = vec![
+    vec![
         ("argsz", Val::Num(h.argsz.into())),
         ("flags", Val::Hex(h.flags.into())),
         ("count", Val::Num(h.count.into())),
-    ];
+    ]
+}
+
+/// Appends to `f` each entry of a GET_PCI_HOT_RESET_INFO reply (function and id, named as
+/// `ids` says), and whether the bytes past the entries are untouched.
+pub(crate) fn push_hot_reset_info_entries(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids, f: &mut Fields) {
     let devices = call.devices();
     for (i, d) in devices.iter().enumerate() {
         let Some(&(k_fn, k_id)) = ENTRY_KEYS.get(i) else {
@@ -408,9 +426,6 @@ fn hot_reset_info_fields(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) 
     if let Some(tail) = call.bytes.get(end..).filter(|tail| !tail.is_empty()) {
         f.push(("untouched past the entries", Val::Bool(tail.iter().all(|x| *x == SENTINEL))));
     }
-    let d = dump(t, call, ids);
-    f.push(("bytes", Val::Text(d)));
-    f
 }
 
 /// Record GET_PCI_HOT_RESET_INFO with `argsz` as step `step`; on ENOSPC
