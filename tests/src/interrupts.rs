@@ -8,8 +8,8 @@
 //! records how many signals arrived since the last read: 0 is an answer
 //! too.  They run on the "slot" (e1000e) and "sriov" (igb) topologies.
 
-use crate::regions::with_group_device;
-use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario, Site};
+use crate::regions::{with_group, with_group_device};
+use crate::scenarios::{bind_by_override, none, scenario, Ctx, Scenario, Site};
 use crate::sys::{ioctl_ptr, new_eventfd, read_u64, Errno, Fail};
 use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Outcome, Transcript, Val};
@@ -804,52 +804,43 @@ fn expect_irq_err_req(_: &Ctx, t: &Transcript) -> Vec<String> {
 // ------------------------------------------------------ irq_teardown_on_close
 
 fn irq_teardown_on_close(c: &Ctx) -> Transcript {
-    let (driver, bdf) = (c.driver, c.bdf().to_string());
-    scenario(|t| {
-        let b = bind_by_override(t, driver, &bdf)?;
-        let result = (|| {
-            let container = t.need("open /dev/vfio/vfio", Container::open(), none)?;
-            let group = t.need("open group", Group::open(&b.group), none)?;
-            t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
-            t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
-            let e0 = eventfd(t, "eventfd 0")?;
-            let e1 = eventfd(t, "eventfd 1")?;
-            {
-                let d = t.need("first open", group.get_device_fd(&bdf), none)?;
-                t.step("MSI-X enable 0-1", set_fds(&d, MSIX, 0, &[raw(&e0), raw(&e1)]), ret);
-                t.step("ERR set", set_fds(&d, ERR, 0, &[raw(&e0)]), ret);
-                t.step("REQ set", set_fds(&d, REQ, 0, &[raw(&e1)]), ret);
-                record_irq_names(t, "vfio IRQs while open");
-            }
-            t.record("close", Outcome::Ok(Vec::new()));
-            record_irq_names(t, "vfio IRQs after close");
-            {
-                let d = t.need("second open", group.get_device_fd(&bdf), none)?;
-                t.step("MSI-X trigger after reopen", set_none(&d, ACTION_TRIGGER, MSIX, 0, 1), ret);
-                t.step("ERR trigger after reopen", set_none(&d, ACTION_TRIGGER, ERR, 0, 1), ret);
-                t.step("REQ trigger after reopen", set_none(&d, ACTION_TRIGGER, REQ, 0, 1), ret);
-                t.step("INTx enable after reopen", set_fds(&d, INTX, 0, &[raw(&e0)]), ret);
-                t.step(
-                    "INTx unmask eventfd",
-                    set_irqs(&d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&e1).to_ne_bytes()),
-                    ret,
-                );
-                record_irq_names(t, "vfio IRQs with INTx");
-            }
-            t.record("close with INTx enabled", Outcome::Ok(Vec::new()));
-            record_irq_names(t, "vfio IRQs after the second close");
-            {
-                let d = t.need("third open", group.get_device_fd(&bdf), none)?;
-                t.step("INTx trigger after the third open", set_none(&d, ACTION_TRIGGER, INTX, 0, 1), ret);
-                t.step("MSI enable after the third open", set_fds(&d, MSI, 0, &[raw(&e0)]), ret);
-            }
-            record_count(t, "eventfd 0 at the end", &e0);
-            record_count(t, "eventfd 1 at the end", &e1);
-            record_irq_names(t, "vfio IRQs after the third close");
-            Ok(())
-        })();
-        unbind_and_check(t, &bdf, &b, true);
-        result
+    let bdf = c.bdf().to_string();
+    with_group(c, |t, group| {
+        let e0 = eventfd(t, "eventfd 0")?;
+        let e1 = eventfd(t, "eventfd 1")?;
+        {
+            let d = t.need("first open", group.get_device_fd(&bdf), none)?;
+            t.step("MSI-X enable 0-1", set_fds(&d, MSIX, 0, &[raw(&e0), raw(&e1)]), ret);
+            t.step("ERR set", set_fds(&d, ERR, 0, &[raw(&e0)]), ret);
+            t.step("REQ set", set_fds(&d, REQ, 0, &[raw(&e1)]), ret);
+            record_irq_names(t, "vfio IRQs while open");
+        }
+        t.record("close", Outcome::Ok(Vec::new()));
+        record_irq_names(t, "vfio IRQs after close");
+        {
+            let d = t.need("second open", group.get_device_fd(&bdf), none)?;
+            t.step("MSI-X trigger after reopen", set_none(&d, ACTION_TRIGGER, MSIX, 0, 1), ret);
+            t.step("ERR trigger after reopen", set_none(&d, ACTION_TRIGGER, ERR, 0, 1), ret);
+            t.step("REQ trigger after reopen", set_none(&d, ACTION_TRIGGER, REQ, 0, 1), ret);
+            t.step("INTx enable after reopen", set_fds(&d, INTX, 0, &[raw(&e0)]), ret);
+            t.step(
+                "INTx unmask eventfd",
+                set_irqs(&d, DATA_EVENTFD | ACTION_UNMASK, INTX, 0, 1, &raw(&e1).to_ne_bytes()),
+                ret,
+            );
+            record_irq_names(t, "vfio IRQs with INTx");
+        }
+        t.record("close with INTx enabled", Outcome::Ok(Vec::new()));
+        record_irq_names(t, "vfio IRQs after the second close");
+        {
+            let d = t.need("third open", group.get_device_fd(&bdf), none)?;
+            t.step("INTx trigger after the third open", set_none(&d, ACTION_TRIGGER, INTX, 0, 1), ret);
+            t.step("MSI enable after the third open", set_fds(&d, MSI, 0, &[raw(&e0)]), ret);
+        }
+        record_count(t, "eventfd 0 at the end", &e0);
+        record_count(t, "eventfd 1 at the end", &e1);
+        record_irq_names(t, "vfio IRQs after the third close");
+        Ok(())
     })
 }
 

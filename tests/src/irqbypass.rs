@@ -12,11 +12,10 @@
 //! although their IRQ numbers may differ.
 
 use crate::interrupts::{interrupt_topologies, set_fds, set_none, take_count, ACTION_TRIGGER, MSIX};
-use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario};
+use crate::regions::with_group;
+use crate::scenarios::{none, Ctx, Scenario};
 use crate::sys::{new_eventfd, Errno, Fail};
 use crate::transcript::{Expect, Fields, Outcome, Transcript, Val};
-use crate::uapi::VFIO_TYPE1v2_IOMMU;
-use crate::vfio::{Container, Group};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -163,91 +162,82 @@ const S_A2: &str = "register consumer A2 on eventfd 0 after the producer";
 const S_MSI_CLOSE: &str = "close with MSI enabled";
 
 fn irq_bypass(c: &Ctx) -> Transcript {
-    let (driver, bdf) = (c.driver, c.bdf().to_string());
-    scenario(|t| {
-        let b = bind_by_override(t, driver, &bdf)?;
-        let result = (|| {
-            let container = t.need("open /dev/vfio/vfio", Container::open(), none)?;
-            let group = t.need("open group", Group::open(&b.group), none)?;
-            t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
-            t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
-            let mut e = Vec::new();
-            for i in 0..5 {
-                e.push(t.need(&format!("eventfd {i}"), new_eventfd().map_err(Fail::Os), none)?);
-            }
-            let mut log = t.need("open the consumer log", BypassLog::open(), none)?;
-            let mut a = Some(t.need("register consumer A on eventfd 0", consumer("A", &e[0], false), none)?);
-            let _c = t.need("register consumer C on eventfd 2", consumer("C", &e[2], false), none)?;
-            let _r = t.need("register consumer R on eventfd 3, refusing", consumer("R", &e[3], true), none)?;
-            let _d = t.need("register consumer D on eventfd 4", consumer("D", &e[4], false), none)?;
-            record_events(t, &mut log, "before any vector");
-            let _b;
-            {
-                let d = t.need("first open", group.get_device_fd(&bdf), none)?;
-                t.step(S_MSIX_ON, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
-                record_events(t, &mut log, S_MSIX_ON);
-                _b = t.need(S_B_LATE, consumer("B", &e[1], false), none)?;
-                record_events(t, &mut log, S_B_LATE);
-                t.step(S_SWITCH, set_fds(&d, MSIX, 0, &[fd(&e[2])]), ret);
-                record_events(t, &mut log, S_SWITCH);
-                t.step(S_SAME, set_fds(&d, MSIX, 0, &[fd(&e[2])]), ret);
-                record_events(t, &mut log, S_SAME);
-                t.step(S_DETACH, set_fds(&d, MSIX, 1, &[-1]), ret);
-                record_events(t, &mut log, S_DETACH);
-                t.step(S_REATTACH, set_fds(&d, MSIX, 1, &[fd(&e[1])]), ret);
-                record_events(t, &mut log, S_REATTACH);
-                t.step(S_DYN, set_fds(&d, MSIX, 4, &[fd(&e[4])]), ret);
-                record_events(t, &mut log, S_DYN);
-                t.step(S_DYN_OFF, set_fds(&d, MSIX, 4, &[-1]), ret);
-                record_events(t, &mut log, S_DYN_OFF);
-                t.step(S_MSIX_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
-                record_events(t, &mut log, S_MSIX_OFF);
+    let bdf = c.bdf().to_string();
+    with_group(c, |t, group| {
+        let mut e = Vec::new();
+        for i in 0..5 {
+            e.push(t.need(&format!("eventfd {i}"), new_eventfd().map_err(Fail::Os), none)?);
+        }
+        let mut log = t.need("open the consumer log", BypassLog::open(), none)?;
+        let mut a = Some(t.need("register consumer A on eventfd 0", consumer("A", &e[0], false), none)?);
+        let _c = t.need("register consumer C on eventfd 2", consumer("C", &e[2], false), none)?;
+        let _r = t.need("register consumer R on eventfd 3, refusing", consumer("R", &e[3], true), none)?;
+        let _d = t.need("register consumer D on eventfd 4", consumer("D", &e[4], false), none)?;
+        record_events(t, &mut log, "before any vector");
+        let _b;
+        {
+            let d = t.need("first open", group.get_device_fd(&bdf), none)?;
+            t.step(S_MSIX_ON, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
+            record_events(t, &mut log, S_MSIX_ON);
+            _b = t.need(S_B_LATE, consumer("B", &e[1], false), none)?;
+            record_events(t, &mut log, S_B_LATE);
+            t.step(S_SWITCH, set_fds(&d, MSIX, 0, &[fd(&e[2])]), ret);
+            record_events(t, &mut log, S_SWITCH);
+            t.step(S_SAME, set_fds(&d, MSIX, 0, &[fd(&e[2])]), ret);
+            record_events(t, &mut log, S_SAME);
+            t.step(S_DETACH, set_fds(&d, MSIX, 1, &[-1]), ret);
+            record_events(t, &mut log, S_DETACH);
+            t.step(S_REATTACH, set_fds(&d, MSIX, 1, &[fd(&e[1])]), ret);
+            record_events(t, &mut log, S_REATTACH);
+            t.step(S_DYN, set_fds(&d, MSIX, 4, &[fd(&e[4])]), ret);
+            record_events(t, &mut log, S_DYN);
+            t.step(S_DYN_OFF, set_fds(&d, MSIX, 4, &[-1]), ret);
+            record_events(t, &mut log, S_DYN_OFF);
+            t.step(S_MSIX_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
+            record_events(t, &mut log, S_MSIX_OFF);
 
-                t.step(S_DUP, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[0])]), ret);
-                record_events(t, &mut log, S_DUP);
-                t.step(&format!("{S_DUP_TRIGGER}: SET_IRQS"), set_none(&d, ACTION_TRIGGER, MSIX, 0, 2), ret);
-                t.step(S_DUP_TRIGGER, take_count(&e[0], Duration::ZERO), count);
-                t.step(S_DUP_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
-                record_events(t, &mut log, S_DUP_OFF);
+            t.step(S_DUP, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[0])]), ret);
+            record_events(t, &mut log, S_DUP);
+            t.step(&format!("{S_DUP_TRIGGER}: SET_IRQS"), set_none(&d, ACTION_TRIGGER, MSIX, 0, 2), ret);
+            t.step(S_DUP_TRIGGER, take_count(&e[0], Duration::ZERO), count);
+            t.step(S_DUP_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
+            record_events(t, &mut log, S_DUP_OFF);
 
-                t.step(S_REFUSE_ON, set_fds(&d, MSIX, 0, &[fd(&e[3])]), ret);
-                record_events(t, &mut log, S_REFUSE_ON);
-                t.step(&format!("{S_REFUSE_TRIGGER}: SET_IRQS"), set_none(&d, ACTION_TRIGGER, MSIX, 0, 1), ret);
-                t.step(S_REFUSE_TRIGGER, take_count(&e[3], Duration::ZERO), count);
-                t.step(S_REFUSE_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
-                record_events(t, &mut log, S_REFUSE_OFF);
+            t.step(S_REFUSE_ON, set_fds(&d, MSIX, 0, &[fd(&e[3])]), ret);
+            record_events(t, &mut log, S_REFUSE_ON);
+            t.step(&format!("{S_REFUSE_TRIGGER}: SET_IRQS"), set_none(&d, ACTION_TRIGGER, MSIX, 0, 1), ret);
+            t.step(S_REFUSE_TRIGGER, take_count(&e[3], Duration::ZERO), count);
+            t.step(S_REFUSE_OFF, set_none(&d, ACTION_TRIGGER, MSIX, 0, 0), ret);
+            record_events(t, &mut log, S_REFUSE_OFF);
 
-                t.step(S_MSIX_AGAIN, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
-                record_events(t, &mut log, S_MSIX_AGAIN);
-                t.step(S_BAD_BLOCK, set_fds(&d, MSIX, 0, &[fd(&e[2]), 4000]), ret);
-                record_events(t, &mut log, S_BAD_BLOCK);
-                t.step(S_BLOCK_AGAIN, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
-                record_events(t, &mut log, S_BLOCK_AGAIN);
-            }
-            t.record("close", Outcome::Ok(Vec::new()));
-            record_events(t, &mut log, S_MSIX_CLOSE);
-            {
-                let d = t.need("second open", group.get_device_fd(&bdf), none)?;
-                t.step(S_MSI_ON, set_fds(&d, MSI, 0, &[fd(&e[0])]), ret);
-                record_events(t, &mut log, S_MSI_ON);
-                t.step(S_MSI_SWITCH, set_fds(&d, MSI, 0, &[fd(&e[2])]), ret);
-                record_events(t, &mut log, S_MSI_SWITCH);
-                t.step(S_MSI_OFF, set_none(&d, ACTION_TRIGGER, MSI, 0, 0), ret);
-                record_events(t, &mut log, S_MSI_OFF);
-                t.step(S_MSI_AGAIN, set_fds(&d, MSI, 0, &[fd(&e[0])]), ret);
-                record_events(t, &mut log, S_MSI_AGAIN);
-                drop(a.take());
-                record_events(t, &mut log, S_A_GONE);
-                let _a2 = t.need(S_A2, consumer("A2", &e[0], false), none)?;
-                record_events(t, &mut log, S_A2);
-                drop(d);
-                t.record("second close", Outcome::Ok(Vec::new()));
-                record_events(t, &mut log, S_MSI_CLOSE);
-            }
-            Ok(())
-        })();
-        unbind_and_check(t, &bdf, &b, true);
-        result
+            t.step(S_MSIX_AGAIN, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
+            record_events(t, &mut log, S_MSIX_AGAIN);
+            t.step(S_BAD_BLOCK, set_fds(&d, MSIX, 0, &[fd(&e[2]), 4000]), ret);
+            record_events(t, &mut log, S_BAD_BLOCK);
+            t.step(S_BLOCK_AGAIN, set_fds(&d, MSIX, 0, &[fd(&e[0]), fd(&e[1])]), ret);
+            record_events(t, &mut log, S_BLOCK_AGAIN);
+        }
+        t.record("close", Outcome::Ok(Vec::new()));
+        record_events(t, &mut log, S_MSIX_CLOSE);
+        {
+            let d = t.need("second open", group.get_device_fd(&bdf), none)?;
+            t.step(S_MSI_ON, set_fds(&d, MSI, 0, &[fd(&e[0])]), ret);
+            record_events(t, &mut log, S_MSI_ON);
+            t.step(S_MSI_SWITCH, set_fds(&d, MSI, 0, &[fd(&e[2])]), ret);
+            record_events(t, &mut log, S_MSI_SWITCH);
+            t.step(S_MSI_OFF, set_none(&d, ACTION_TRIGGER, MSI, 0, 0), ret);
+            record_events(t, &mut log, S_MSI_OFF);
+            t.step(S_MSI_AGAIN, set_fds(&d, MSI, 0, &[fd(&e[0])]), ret);
+            record_events(t, &mut log, S_MSI_AGAIN);
+            drop(a.take());
+            record_events(t, &mut log, S_A_GONE);
+            let _a2 = t.need(S_A2, consumer("A2", &e[0], false), none)?;
+            record_events(t, &mut log, S_A2);
+            drop(d);
+            t.record("second close", Outcome::Ok(Vec::new()));
+            record_events(t, &mut log, S_MSI_CLOSE);
+        }
+        Ok(())
     })
 }
 

@@ -19,13 +19,12 @@ use crate::interrupts::{
     config_read16, config_write16, find_cap, interrupt_topologies, quiet, raise, registers, set_fds, set_none,
     take_count, ACTION_MASK, ACTION_TRIGGER, ACTION_UNMASK, CAUSE_TXD_LOW, INTX,
 };
-use crate::regions::single_known_function;
+use crate::regions::{in_group, single_known_function};
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario, Site};
 use crate::sys::{Errno, Fail, Mmio};
 use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Transcript, Val};
-use crate::uapi::VFIO_TYPE1v2_IOMMU;
-use crate::vfio::{Container, Device, Group};
+use crate::vfio::Device;
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -245,31 +244,12 @@ fn ended(s: &String, _: &mut Transcript) -> Fields {
     vec![("ended", Val::text(s.as_str()))]
 }
 
-/// Bind `bdf`, set up its group in a type1 container and run `body` with the group; unbind.
-fn with_bound_group(
-    t: &mut Transcript,
-    driver: &Driver,
-    bdf: &str,
-    body: impl FnOnce(&mut Transcript, &Group) -> Result<(), Abort>,
-) -> Result<(), Abort> {
-    let b = bind_by_override(t, driver, bdf)?;
-    let result = (|| {
-        let container = t.need("open /dev/vfio/vfio", Container::open(), none)?;
-        let group = t.need("open group", Group::open(&b.group), none)?;
-        t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
-        t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
-        body(t, &group)
-    })();
-    unbind_and_check(t, bdf, &b, true);
-    result
-}
-
 // ---------------------------------------------------------- open / close
 
 fn runtime_pm_open_close(c: &Ctx) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
-        let r = with_bound_group(t, driver, bdf, |t, group| {
+        let r = in_group(t, driver, bdf, |t, group| {
             suspended(t, "idle after bind", bdf);
             let d = t.need("open device", group.get_device_fd(bdf), none)?;
             now(t, "open", bdf);
@@ -310,7 +290,7 @@ fn expect_runtime_pm_open_close(_: &Ctx, t: &Transcript) -> Vec<String> {
 fn runtime_pm_low_power(c: &Ctx) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
-        with_bound_group(t, driver, bdf, |t, group| {
+        in_group(t, driver, bdf, |t, group| {
             let d = t.need("open device", group.get_device_fd(bdf), none)?;
             let map = t.need("mmap BAR0", Mmio::map_at(&d, 0, 4096, true).map_err(Fail::Os), none)?;
             t.step("child reads the mapping before the entry", touch_in_child(&map, 0x8), ended);
@@ -374,7 +354,7 @@ fn expect_runtime_pm_low_power(_: &Ctx, t: &Transcript) -> Vec<String> {
 fn runtime_pm_wakeup(c: &Ctx) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
-        with_bound_group(t, driver, bdf, |t, group| {
+        in_group(t, driver, bdf, |t, group| {
             let d = t.need("open device", group.get_device_fd(bdf), none)?;
             let efd = t.need("eventfd", nonblocking_eventfd().map_err(Fail::Os), none)?;
             let fd = efd.as_raw_fd();
@@ -495,7 +475,7 @@ fn signals(n: &u64, _: &mut Transcript) -> Fields {
 fn runtime_pm_intx(c: &Ctx) -> Transcript {
     let (driver, bdf) = (c.driver, c.bdf());
     scenario(|t| {
-        with_bound_group(t, driver, bdf, |t, group| {
+        in_group(t, driver, bdf, |t, group| {
             let d = t.need("open device", group.get_device_fd(bdf), none)?;
             let r = registers(bdf).ok_or(Abort)?;
             let a = t.need("eventfd", crate::sys::new_eventfd().map_err(Fail::Os), none)?;
@@ -562,7 +542,7 @@ fn runtime_pm_disable_idle_d3(c: &Ctx) -> Transcript {
         });
         let _clear = ClearIdleD3(param.clone());
         t.need("write disable_idle_d3=1", sysfs::write_attr(&param, "1"), none)?;
-        with_bound_group(t, driver, bdf, |t, group| {
+        in_group(t, driver, bdf, |t, group| {
             now(t, "idle after bind", bdf);
             let d = t.need("open device", group.get_device_fd(bdf), none)?;
             now(t, "open", bdf);
@@ -599,7 +579,7 @@ fn runtime_pm_user_d3hot_reset(c: &Ctx) -> Transcript {
         // Read before the bind: a sysfs config read resumes the function.
         let pm_cap = t.need("PM capability", find_cap(bdf, CAP_ID_PM), |_, _| Vec::new())?;
         let pmcsr = pm_cap + 4;
-        with_bound_group(t, driver, bdf, |t, group| {
+        in_group(t, driver, bdf, |t, group| {
             let d = t.need("open device", group.get_device_fd(bdf), none)?;
             let v = t.need("PMCSR", config_read16(&d, pmcsr), value16)?;
             for (label, reset) in [("VFIO_DEVICE_RESET", false), ("hot reset", true)] {

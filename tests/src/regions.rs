@@ -4,6 +4,7 @@
 //! again).  The transcripts record the raw bytes the drivers return, so the
 //! comparison with vfio-pci is byte for byte.
 
+use crate::driver::Driver;
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario, Site};
 use crate::sys::{ioctl_ptr, Errno, Fail, Mmio};
 use crate::sysfs;
@@ -128,19 +129,27 @@ pub(crate) fn region_fields(r: &RegionInfo) -> Fields {
 /// `body` with the group (which opens the device as often as it needs);
 /// unbind.
 pub(crate) fn with_group(c: &Ctx, body: impl FnOnce(&mut Transcript, &Group) -> Result<(), Abort>) -> Transcript {
-    let (driver, bdf) = (c.driver, c.bdf());
-    scenario(|t| {
-        let b = bind_by_override(t, driver, bdf)?;
-        let result = (|| {
-            let container = t.need("open /dev/vfio/vfio", Container::open(), none)?;
-            let group = t.need("open group", Group::open(&b.group), none)?;
-            t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
-            t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
-            body(t, &group)
-        })();
-        unbind_and_check(t, bdf, &b, true);
-        result
-    })
+    scenario(|t| in_group(t, c.driver, c.bdf(), body))
+}
+
+/// The steps of [`with_group`] inside a scenario: bind `bdf` with `driver`, set its group up
+/// in a type1 container, run `body` with the group, unbind.
+pub(crate) fn in_group(
+    t: &mut Transcript,
+    driver: &Driver,
+    bdf: &str,
+    body: impl FnOnce(&mut Transcript, &Group) -> Result<(), Abort>,
+) -> Result<(), Abort> {
+    let b = bind_by_override(t, driver, bdf)?;
+    let result = (|| {
+        let container = t.need("open /dev/vfio/vfio", Container::open(), none)?;
+        let group = t.need("open group", Group::open(&b.group), none)?;
+        t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
+        t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
+        body(t, &group)
+    })();
+    unbind_and_check(t, bdf, &b, true);
+    result
 }
 
 /// As [`with_group`], with the device opened once: `body` gets the device,

@@ -402,11 +402,7 @@ fn hot_reset_info_fields(t: &mut Transcript, call: &HotResetInfoCall, ids: Ids) 
 /// The header fields of a GET_PCI_HOT_RESET_INFO reply, as the call left them.
 pub(crate) fn hot_reset_info_header(call: &HotResetInfoCall) -> Fields {
     let h = call.header();
-    vec![
-        ("argsz", Val::Num(h.argsz.into())),
-        ("flags", Val::Hex(h.flags.into())),
-        ("count", Val::Num(h.count.into())),
-    ]
+    vec![("argsz", Val::Num(h.argsz.into())), ("flags", Val::Hex(h.flags.into())), ("count", Val::Num(h.count.into()))]
 }
 
 /// Appends to `f` each entry of a GET_PCI_HOT_RESET_INFO reply (function and id, named as

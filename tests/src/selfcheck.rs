@@ -457,15 +457,16 @@ fn errno_table_steps() -> CaseResult {
     b.record("read", Outcome::Ok(vec![]));
     b.record("only C fails", Outcome::Ok(vec![]));
     b.record("another step", Outcome::Err(Errno::EPERM));
-    let rows: Vec<_> = errno_steps(&a, &b)
-        .iter()
-        .map(|e| format!("{} | {} | {}", e.step, e.reference, e.candidate))
-        .collect();
+    let rows: Vec<_> =
+        errno_steps(&a, &b).iter().map(|e| format!("{} | {} | {}", e.step, e.reference, e.candidate)).collect();
     let mut c = Check::default();
     c.eq(
         "errno steps up to the first divergence",
         rows,
-        vec!["bad argsz | error EINVAL (22) | error EINVAL (22)".to_string(), "only C fails | error EBUSY (16) | ok".to_string()],
+        vec![
+            "bad argsz | error EINVAL (22) | error EINVAL (22)".to_string(),
+            "only C fails | error EBUSY (16) | ok".to_string(),
+        ],
     );
     c.done()
 }
