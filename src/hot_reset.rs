@@ -384,9 +384,13 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
     for (member, gate) in set.members().zip(blocked.iter_mut()) {
         let _ = gate.set_power_state(member.data().pdev(), PowerState::D0);
     }
-    target
+    let result = target
         .reset_bus()
-        .inspect_err(|&e| refused(Refusal::ResetFailed(e)))
+        .inspect_err(|&e| refused(Refusal::ResetFailed(e)));
+    for (member, gate) in set.members().zip(blocked.iter_mut()) {
+        crate::dma_buf::restore(gate, member.data().pdev());
+    }
+    result
 }
 
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other
