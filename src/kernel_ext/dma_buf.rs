@@ -171,8 +171,8 @@ impl Export {
         if self.revoked.load(Ordering::Relaxed) == revoked {
             return;
         }
-        // SAFETY (the unsafe blocks below): `dmabuf` is live: the caller holds a reference to
-        // its file.
+        // SAFETY: `dmabuf` is live: the caller holds a reference to its file (and so do the
+        // calls below).
         unsafe { bindings::vfio_pci_rs_dma_buf_resv_lock(dmabuf) };
         if revoked {
             self.revoked.store(true, Ordering::Relaxed);
@@ -257,7 +257,12 @@ impl ExportSet {
 
     /// Exports `slices` as a dma-buf, revoked from the start if `revoked`, and returns a new
     /// file descriptor for it, opened with `open_flags` (`O_CLOEXEC`, access mode).
-    pub(crate) fn export(&mut self, slices: BarSlices, open_flags: u32, revoked: bool) -> Result<i32> {
+    pub(crate) fn export(
+        &mut self,
+        slices: BarSlices,
+        open_flags: u32,
+        revoked: bool,
+    ) -> Result<i32> {
         let list = match &self.list {
             Some(list) => list.clone(),
             None => {

@@ -17,6 +17,15 @@
 //! vfio-pci-rs: EOPNOTSUPP), "revoked" (ENODEV from either), or the raw
 //! answer for anything else, so a dma-buf revoked where it should be live,
 //! or live where it should be revoked, is a difference.
+//!
+//! And through an importer that maps them for real, the same for both:
+//! tests/modules/dmabuf_importer.c (`/dev/dmabuf_importer`, loaded by
+//! harness/init) attaches as a revocable peer-to-peer importer on behalf of
+//! the exporting function itself (its own BAR is reachable by bus address),
+//! maps the dma-buf into a scatter list, counts the exporter's
+//! invalidations (each unmaps at once) and maps again after each one: a
+//! revoked dma-buf refuses the map with ENODEV, a live one gives the same
+//! segments as before.
 
 use crate::driver::{Driver, REFERENCE_NAME, RUST_NAME};
 use crate::features::{feature, FEATURE_SET};
@@ -143,7 +152,14 @@ fn get_dma_buf_unreadable_ranges(d: &Device, region: u32) -> Result<OwnedFd, Fai
     let len = 2 * PAGE as usize;
     // SAFETY: a fresh anonymous mapping, unmapped below; nothing else uses it.
     let map = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if map == libc::MAP_FAILED {
         return Err(Errno::last().into());
@@ -275,9 +291,7 @@ fn dma_buf_args(c: &Ctx) -> Transcript {
             t.step("empty BAR", get_dma_buf(d, &Request::new(empty, &[(0, PAGE)])), opened);
         }
         t.step("ranges unreadable", get_dma_buf_unreadable_ranges(d, mem), opened);
-        t.step("open files after the refusals", open_files(), |n, _| {
-            vec![("same as before", Val::Bool(*n == before))]
-        });
+        t.step("open files after the refusals", open_files(), |n, _| vec![("same as before", Val::Bool(*n == before))]);
         let buf = t.step("GET one page", get_dma_buf(d, &good), opened);
         t.step("open files with the dma-buf", open_files(), |n, _| vec![("more", Val::Num((*n - before) as u64))]);
         drop(buf);
@@ -296,7 +310,9 @@ fn expect_dma_buf_args(_: &Ctx, t: &Transcript) -> Vec<String> {
     e.err("PROBE|SET", Errno::EINVAL);
     e.err("PROBE|GET|SET", Errno::EINVAL);
     e.num("PROBE alone", "ret", 0);
-    for step in ["SET", "neither GET nor SET", "GET argsz 8 + 15", "GET no data", "nr_ranges 0", "flags 1", "flags 0x80000000"] {
+    for step in
+        ["SET", "neither GET nor SET", "GET argsz 8 + 15", "GET no data", "nr_ranges 0", "flags 1", "flags 0x80000000"]
+    {
         e.err(step, Errno::EINVAL);
     }
     for step in ["region ROM", "region config", "region 8", "region 0xffffffff"] {
@@ -423,10 +439,16 @@ fn dma_buf_export(c: &Ctx) -> Transcript {
         let d = &o.dev;
         for (name, req) in [
             ("one page, O_RDWR|O_CLOEXEC", Request::new(mem, &[(0, PAGE)])),
-            ("two ranges, O_RDONLY", Request { open_flags: libc::O_RDONLY as u32, ..Request::new(mem, &[(PAGE, PAGE), (0, PAGE)]) }),
+            (
+                "two ranges, O_RDONLY",
+                Request { open_flags: libc::O_RDONLY as u32, ..Request::new(mem, &[(PAGE, PAGE), (0, PAGE)]) },
+            ),
             (
                 "one range of two pages, O_WRONLY|O_NONBLOCK",
-                Request { open_flags: (libc::O_WRONLY | libc::O_NONBLOCK) as u32, ..Request::new(mem, &[(0, 2 * PAGE)]) },
+                Request {
+                    open_flags: (libc::O_WRONLY | libc::O_NONBLOCK) as u32,
+                    ..Request::new(mem, &[(0, 2 * PAGE)])
+                },
             ),
         ] {
             let Some(buf) = t.step(&format!("GET {name}"), get_dma_buf(d, &req), opened) else { continue };
@@ -436,12 +458,22 @@ fn dma_buf_export(c: &Ctx) -> Transcript {
             t.step(&format!("{name}: lseek SEEK_END"), lseek(&buf, 0, libc::SEEK_END), |n, _| {
                 vec![("offset", Val::Hex(*n as u64)), ("is the total", Val::Bool(*n as u64 == total))]
             });
-            t.step(&format!("{name}: lseek SEEK_SET"), lseek(&buf, 0, libc::SEEK_SET), |n, _| vec![("offset", Val::Num(*n as u64))]);
-            t.step(&format!("{name}: lseek SEEK_CUR"), lseek(&buf, 0, libc::SEEK_CUR), |n, _| vec![("offset", Val::Num(*n as u64))]);
+            t.step(&format!("{name}: lseek SEEK_SET"), lseek(&buf, 0, libc::SEEK_SET), |n, _| {
+                vec![("offset", Val::Num(*n as u64))]
+            });
+            t.step(&format!("{name}: lseek SEEK_CUR"), lseek(&buf, 0, libc::SEEK_CUR), |n, _| {
+                vec![("offset", Val::Num(*n as u64))]
+            });
             t.step(&format!("{name}: fstat"), fstat_size(&buf), |n, _| vec![("size", Val::Hex(*n))]);
             t.step(&format!("{name}: mmap"), mmap_dma_buf(&buf, PAGE as usize), none);
             t.step(&format!("{name}: read"), read_dma_buf(&buf), |n, _| vec![("count", Val::Num(*n as u64))]);
-            record_map_state(t, driver, &format!("{name}: IOMMU_IOAS_MAP_FILE"), &o.m, &buf, 0, PAGE);
+            if req.ranges.len() == 1 {
+                record_map_state(t, driver, &format!("{name}: IOMMU_IOAS_MAP_FILE"), &o.m, &buf, 0, PAGE);
+            } else {
+                // Refused by both exporters' side of iommufd: the raw answer.
+                let mapped = map_file(&o.m, &buf, 0, PAGE).and_then(|iova| unmap(&o.m, iova, PAGE));
+                t.step(&format!("{name}: IOMMU_IOAS_MAP_FILE"), mapped, none);
+            }
             let past = map_file(&o.m, &buf, total - PAGE, 2 * PAGE).and_then(|iova| unmap(&o.m, iova, 2 * PAGE));
             t.step(&format!("{name}: IOMMU_IOAS_MAP_FILE past the end"), past, none);
         }
@@ -543,7 +575,9 @@ fn map_file(o: &Mapper, buf: &OwnedFd, start: u64, length: u64) -> Result<u64, F
     };
     // SAFETY: iommufd reads and writes `size` bytes of `cmd`, which lives
     // across the call.
-    unsafe { ioctl_ptr(&BorrowedFd::borrow_raw(o.ictx.raw_fd()), IOMMU_IOAS_MAP_FILE, (&raw mut cmd).cast::<c_void>()) }?;
+    unsafe {
+        ioctl_ptr(&BorrowedFd::borrow_raw(o.ictx.raw_fd()), IOMMU_IOAS_MAP_FILE, (&raw mut cmd).cast::<c_void>())
+    }?;
     Ok(cmd.iova)
 }
 
@@ -585,9 +619,94 @@ fn map_state(t: &mut Transcript, driver: &Driver, o: &Mapper, buf: &OwnedFd, sta
     }
 }
 
-fn record_map_state(t: &mut Transcript, driver: &Driver, name: &str, o: &Mapper, buf: &OwnedFd, start: u64, length: u64) {
+fn record_map_state(
+    t: &mut Transcript,
+    driver: &Driver,
+    name: &str,
+    o: &Mapper,
+    buf: &OwnedFd,
+    start: u64,
+    length: u64,
+) {
     let outcome = map_state(t, driver, o, buf, start, length);
     t.record(name, outcome);
+}
+
+// -------------------------------------------------------------- importer
+
+const IMPORTER_DEV: &str = "/dev/dmabuf_importer";
+
+/// One attachment of the test importer (see the module comment).
+struct Importer(fs::File);
+
+impl Importer {
+    fn open() -> Result<Importer, Fail> {
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(IMPORTER_DEV)
+            .map(Importer)
+            .map_err(|e| Fail::other(format!("{IMPORTER_DEV}: {e} (is dmabuf_importer.ko loaded?)")))
+    }
+
+    fn cmd(&self, cmd: &str) -> Result<(), Fail> {
+        use std::io::Write;
+        (&self.0).write_all(cmd.as_bytes()).map_err(Fail::from)
+    }
+
+    /// Attaches to `buf` for `bdf` ("", " static" or " norevoke").
+    fn attach(&self, buf: &OwnedFd, bdf: &str, kind: &str) -> Result<(), Fail> {
+        self.cmd(&format!("attach {} {bdf}{kind}", buf.as_raw_fd()))
+    }
+
+    /// The importer's state; the first segment's address relative to `base`.
+    fn status(&self, base: u64) -> Result<Fields, Fail> {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 160];
+        let n = self.0.read_at(&mut b, 0)?;
+        let text = String::from_utf8_lossy(&b[..n]).to_string();
+        let w: Vec<&str> = text.split_whitespace().collect();
+        let num = |key: &str| -> Result<u64, Fail> {
+            let at = w.iter().position(|x| *x == key).ok_or_else(|| Fail::other(format!("no {key} in {text:?}")))?;
+            let v = w.get(at + 1).ok_or_else(|| Fail::other(format!("no {key} value in {text:?}")))?;
+            let r = match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.parse(),
+            };
+            r.map_err(|e| Fail::other(format!("{key} in {text:?}: {e}")))
+        };
+        let mapped = num("mapped")? != 0;
+        let mut f = vec![
+            ("attached", Val::Bool(num("attached")? != 0)),
+            ("mapped", Val::Bool(mapped)),
+            ("invalidations", Val::Num(num("invalidations")?)),
+        ];
+        if mapped {
+            f.push(("nents", Val::Num(num("nents")?)));
+            f.push(("len", Val::Hex(num("len")?)));
+            f.push(("addr in the BAR", Val::Hex(num("addr")?.wrapping_sub(base))));
+        }
+        Ok(f)
+    }
+}
+
+/// The bus address of BAR `bar` of `bdf` as the host assigned it (sysfs).
+fn bar_start(bdf: &str, bar: u32) -> Result<u64, Fail> {
+    let text = fs::read_to_string(sysfs::device_dir(bdf).join("resource"))?;
+    let line = text.lines().nth(bar as usize).ok_or_else(|| Fail::other("no such BAR"))?;
+    let first = line.split_whitespace().next().unwrap_or("");
+    u64::from_str_radix(first.trim_start_matches("0x"), 16).map_err(|e| Fail::other(format!("{line:?}: {e}")))
+}
+
+/// Records the importer's state, then (when it holds no mapping) a map.
+fn record_importer(t: &mut Transcript, name: &str, imp: &Importer, base: u64) {
+    let mapped = t.step(&format!("{name}: importer"), imp.status(base), |f, _| f.clone());
+    let holds = mapped.is_some_and(|f| f.iter().any(|(k, v)| *k == "mapped" && *v == Val::Bool(true)));
+    if !holds {
+        if t.step(&format!("{name}: importer map"), imp.cmd("map"), none).is_some() {
+            t.step(&format!("{name}: importer mapped"), imp.status(base), |f, _| f.clone());
+        }
+    }
 }
 
 // ------------------------------------------------------------ revocation
@@ -609,10 +728,11 @@ fn dma_buf_revoke(c: &Ctx) -> Transcript {
         let kept = revoke_steps(t, driver, &bdf, &b.cdev);
         // The dma-buf kept past the close outlives the unbind too, revoked.
         unbind_and_check(t, &bdf, &b, true);
-        if let Ok((buf, m)) = kept {
+        if let Ok(Kept { buf, m, imp, base }) = kept {
             record_map_state(t, driver, "after unbind: the dma-buf kept", &m, &buf, 0, PAGE);
+            record_importer(t, "after unbind", &imp, base);
             drop(buf);
-            t.step("after unbind: open files", open_files(), |_, _| Vec::new());
+            t.step("after unbind: importer detach", imp.cmd("detach"), none);
         }
         Ok(())
     })
@@ -620,31 +740,43 @@ fn dma_buf_revoke(c: &Ctx) -> Transcript {
 
 /// The revocation steps; returns a dma-buf whose device was closed (and the
 /// iommufd to map it in), kept across the unbind.
-fn revoke_steps(t: &mut Transcript, driver: &Driver, bdf: &str, cdev: &str) -> Result<(OwnedFd, Mapper), Abort> {
+fn revoke_steps(t: &mut Transcript, driver: &Driver, bdf: &str, cdev: &str) -> Result<Kept, Abort> {
     let bars = t.need("BARs", choose_bars(bdf), bar_fields)?;
     let (mem, _) = bars.mem;
     let o = open_cdev(t, cdev, "")?;
     let d = &o.dev;
     let page = Request::new(mem, &[(0, PAGE)]);
     let buf = t.need("GET", get_dma_buf(d, &page), opened)?;
+    let base = t.need("BAR start", bar_start(bdf, mem), |_, _| Vec::new())?;
+    let imp = t.need("importer: open", Importer::open(), none)?;
+    t.need("importer: attach", imp.attach(&buf, bdf, ""), none)?;
+    t.step("importer: map", imp.cmd("map"), none);
     let state = |t: &mut Transcript, name: &str, buf: &OwnedFd| record_map_state(t, driver, name, &o.m, buf, 0, PAGE);
-    state(t, "new: map", &buf);
+    let observe = |t: &mut Transcript, name: &str| {
+        record_map_state(t, driver, &format!("{name}: map"), &o.m, &buf, 0, PAGE);
+        record_importer(t, name, &imp, base);
+    };
+    observe(t, "new");
     t.step("command", command(d), |v, _| vec![("memory", Val::Bool(v & COMMAND_MEMORY != 0))]);
 
     // Memory decode off and on.
     t.step("decode off", set_decode(d, false), none);
-    state(t, "decode off: map", &buf);
+    observe(t, "decode off");
     let late = t.step("decode off: GET", get_dma_buf(d, &page), opened);
     if let Some(late) = &late {
         state(t, "decode off: map the new one", late);
+        let other = Importer::open();
+        if let Some(other) = t.step("decode off: importer of the new one", other, none) {
+            t.step("decode off: attach to the new one", other.attach(late, bdf, ""), none);
+        }
     }
     t.step("decode off: VFIO_DEVICE_RESET", d.reset(), none);
-    state(t, "decode off, after the reset: map", &buf);
+    observe(t, "decode off, after the reset");
     t.step("decode off: LOW_POWER_ENTRY", feature(d, LOW_POWER_ENTRY | FEATURE_SET, &[]), ret);
     t.step("decode off: LOW_POWER_EXIT", feature(d, LOW_POWER_EXIT | FEATURE_SET, &[]), ret);
-    state(t, "decode off, after low power: map", &buf);
+    observe(t, "decode off, after low power");
     t.step("decode on", set_decode(d, true), none);
-    state(t, "decode on: map", &buf);
+    observe(t, "decode on");
     if let Some(late) = &late {
         state(t, "decode on: map the one made while off", late);
     }
@@ -652,53 +784,73 @@ fn revoke_steps(t: &mut Transcript, driver: &Driver, bdf: &str, cdev: &str) -> R
 
     // D3hot through PMCSR.
     if let Some(pm) = t.step("find PM", find_cap(bdf, CAP_ID_PM), |p, _| vec![("offset", Val::Hex(*p))]) {
-        if let Some(pmcsr) = t.step("PMCSR", config_read16(d, pm + 4), |v, _| vec![("state", Val::Num((v & 3).into()))]) {
+        if let Some(pmcsr) = t.step("PMCSR", config_read16(d, pm + 4), |v, _| vec![("state", Val::Num((v & 3).into()))])
+        {
             t.step("PMCSR D3hot", config_write16(d, pm + 4, (pmcsr & !3) | 3), none);
-            state(t, "D3hot: map", &buf);
+            observe(t, "D3hot");
             t.step("PMCSR D0", config_write16(d, pm + 4, pmcsr & !3), none);
-            state(t, "D0: map", &buf);
+            observe(t, "D0");
         }
     }
 
     // Low power.
     t.step("LOW_POWER_ENTRY", feature(d, LOW_POWER_ENTRY | FEATURE_SET, &[]), ret);
-    state(t, "low power: map", &buf);
+    observe(t, "low power");
     t.step("LOW_POWER_EXIT", feature(d, LOW_POWER_EXIT | FEATURE_SET, &[]), ret);
-    state(t, "after low power: map", &buf);
+    observe(t, "after low power");
 
     // Resets.
     t.step("VFIO_DEVICE_RESET", d.reset(), none);
-    state(t, "after VFIO_DEVICE_RESET: map", &buf);
+    observe(t, "after VFIO_DEVICE_RESET");
     t.step("PCI_HOT_RESET (iommufd)", d.hot_reset(VFIO_PCI_HOT_RESET_MINSZ, 0, &[]), none);
-    state(t, "after PCI_HOT_RESET: map", &buf);
+    observe(t, "after PCI_HOT_RESET");
     if let Some(exp) = t.step("find PCI Express", find_cap(bdf, CAP_ID_EXP), |p, _| vec![("offset", Val::Hex(*p))]) {
         let devcap = read_config32(d, exp + PCI_EXP_DEVCAP);
         if let Some(devcap) = t.step("DEVCAP", devcap, |v, _| vec![("FLR", Val::Bool(v & PCI_EXP_DEVCAP_FLR != 0))]) {
             if devcap & PCI_EXP_DEVCAP_FLR != 0 {
                 if let Some(ctl) = t.step("DEVCTL", config_read16(d, exp + PCI_EXP_DEVCTL), |_, _| Vec::new()) {
-                    t.step("DEVCTL initiate FLR", config_write16(d, exp + PCI_EXP_DEVCTL, ctl | PCI_EXP_DEVCTL_BCR_FLR), none);
-                    state(t, "after FLR: map", &buf);
+                    t.step(
+                        "DEVCTL initiate FLR",
+                        config_write16(d, exp + PCI_EXP_DEVCTL, ctl | PCI_EXP_DEVCTL_BCR_FLR),
+                        none,
+                    );
+                    observe(t, "after FLR");
                 }
             }
         }
         t.step("decode off for the hot reset", set_decode(d, false), none);
         t.step("decode off: PCI_HOT_RESET", d.hot_reset(VFIO_PCI_HOT_RESET_MINSZ, 0, &[]), none);
-        state(t, "decode off, after PCI_HOT_RESET: map", &buf);
+        observe(t, "decode off, after PCI_HOT_RESET");
         t.step("decode on after the hot reset", set_decode(d, true), none);
-        state(t, "decode on after the hot reset: map", &buf);
+        observe(t, "decode on after the hot reset");
     }
+
+    // Attach rules: only revocable peer-to-peer importers.
+    let other = t.need("importer: open another", Importer::open(), none)?;
+    t.step("static importer: attach", other.attach(&buf, bdf, " static"), none);
+    t.step("importer without invalidation: attach", other.attach(&buf, bdf, " norevoke"), none);
+    drop(other);
 
     // Close: revoked for good, also after the device is opened again.
     let Open { dev, m } = o;
     drop(dev);
     record_map_state(t, driver, "closed: map", &m, &buf, 0, PAGE);
+    record_importer(t, "closed", &imp, base);
     let again = open_cdev(t, cdev, "reopened: ")?;
     let new = t.need("reopened: GET", get_dma_buf(&again.dev, &page), opened)?;
     record_map_state(t, driver, "reopened: map the new one", &again.m, &new, 0, PAGE);
     record_map_state(t, driver, "reopened: map the one of the first open", &again.m, &buf, 0, PAGE);
     drop(new);
     drop(again);
-    Ok((buf, m))
+    Ok(Kept { buf, m, imp, base })
+}
+
+/// What [`revoke_steps`] keeps past the close for the checks after the unbind.
+struct Kept {
+    buf: OwnedFd,
+    m: Mapper,
+    imp: Importer,
+    base: u64,
 }
 
 fn read_config32(d: &Device, offset: u64) -> Result<u32, Fail> {
@@ -712,37 +864,60 @@ fn expect_dma_buf_revoke(_: &Ctx, t: &Transcript) -> Vec<String> {
     let mut e = Expect::new(t);
     let live = Val::text("live");
     let revoked = Val::text("revoked");
+    let optional = |name: &str| t.find(&format!("{name}: map")).is_some();
+    // Revoked at `name`: iommufd's attach and the importer's map are ENODEV.
+    let is_revoked = |e: &mut Expect, name: &str| {
+        e.val(&format!("{name}: map"), "state", &revoked);
+        e.val(&format!("{name}: importer"), "mapped", &Val::Bool(false));
+        e.err(&format!("{name}: importer map"), Errno::ENODEV);
+    };
+    // Live at `name`: iommufd gets past the attach, the importer maps the page again.
+    let is_live = |e: &mut Expect, name: &str| {
+        e.val(&format!("{name}: map"), "state", &live);
+        e.val(&format!("{name}: importer"), "mapped", &Val::Bool(false));
+        e.val(&format!("{name}: importer mapped"), "len", &Val::Hex(PAGE));
+        e.val(&format!("{name}: importer mapped"), "addr in the BAR", &Val::Hex(0));
+    };
     e.val("command", "memory", &Val::Bool(true));
     e.val("new: map", "state", &live);
-    e.val("decode off: map", "state", &revoked);
+    e.val("new: importer", "mapped", &Val::Bool(true));
+    e.num("new: importer", "invalidations", 0);
+    e.num("new: importer", "nents", 1);
+    e.val("new: importer", "len", &Val::Hex(PAGE));
+    is_revoked(&mut e, "decode off");
     e.val("decode off: map the new one", "state", &revoked);
+    e.err("decode off: attach to the new one", Errno::ENODEV);
     e.ok("decode off: VFIO_DEVICE_RESET");
-    e.val("decode off, after the reset: map", "state", &revoked);
-    e.val("decode off, after low power: map", "state", &revoked);
-    e.val("decode on: map", "state", &live);
+    is_revoked(&mut e, "decode off, after the reset");
+    is_revoked(&mut e, "decode off, after low power");
+    is_live(&mut e, "decode on");
     e.val("decode on: map the one made while off", "state", &live);
     if t.find("PMCSR D3hot").is_some() {
-        e.val("D3hot: map", "state", &revoked);
-        e.val("D0: map", "state", &live);
+        is_revoked(&mut e, "D3hot");
+        is_live(&mut e, "D0");
     }
     e.num("LOW_POWER_ENTRY", "ret", 0);
-    e.val("low power: map", "state", &revoked);
-    e.val("after low power: map", "state", &live);
+    is_revoked(&mut e, "low power");
+    is_live(&mut e, "after low power");
     e.ok("VFIO_DEVICE_RESET");
     e.val("after VFIO_DEVICE_RESET: map", "state", &live);
     e.ok("PCI_HOT_RESET (iommufd)");
     e.val("after PCI_HOT_RESET: map", "state", &live);
-    if t.find("after FLR: map").is_some() {
+    if optional("after FLR") {
         e.val("after FLR: map", "state", &live);
     }
     if t.find("decode off: PCI_HOT_RESET").is_some() {
         e.ok("decode off: PCI_HOT_RESET");
-        e.val("decode off, after PCI_HOT_RESET: map", "state", &revoked);
-        e.val("decode on after the hot reset: map", "state", &live);
+        is_revoked(&mut e, "decode off, after PCI_HOT_RESET");
+        is_live(&mut e, "decode on after the hot reset");
     }
-    e.val("closed: map", "state", &revoked);
+    e.err("static importer: attach", EOPNOTSUPP);
+    e.err("importer without invalidation: attach", EOPNOTSUPP);
+    is_revoked(&mut e, "closed");
     e.val("reopened: map the new one", "state", &live);
     e.val("reopened: map the one of the first open", "state", &revoked);
     e.val("after unbind: the dma-buf kept", "state", &revoked);
+    e.val("after unbind: importer", "mapped", &Val::Bool(false));
+    e.err("after unbind: importer map", Errno::ENODEV);
     e.finish()
 }
