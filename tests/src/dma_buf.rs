@@ -436,6 +436,7 @@ fn dma_buf_export(c: &Ctx) -> Transcript {
     with_cdev(c, |t, o| {
         let bars = t.need("BARs", choose_bars(&bdf), bar_fields)?;
         let (mem, _) = bars.mem;
+        let base = t.need("BAR start", bar_start(&bdf, mem), |_, _| Vec::new())?;
         let d = &o.dev;
         for (name, req) in [
             ("one page, O_RDWR|O_CLOEXEC", Request::new(mem, &[(0, PAGE)])),
@@ -467,6 +468,14 @@ fn dma_buf_export(c: &Ctx) -> Transcript {
             t.step(&format!("{name}: fstat"), fstat_size(&buf), |n, _| vec![("size", Val::Hex(*n))]);
             t.step(&format!("{name}: mmap"), mmap_dma_buf(&buf, PAGE as usize), none);
             t.step(&format!("{name}: read"), read_dma_buf(&buf), |n, _| vec![("count", Val::Num(*n as u64))]);
+            if let Some(imp) = t.step(&format!("{name}: importer open"), Importer::open(), none) {
+                if t.step(&format!("{name}: importer attach"), imp.attach(&buf, &bdf, ""), none).is_some() {
+                    record_importer(t, &format!("{name}: attached"), &imp, base);
+                    t.step(&format!("{name}: importer map again"), imp.cmd("map"), none);
+                    t.step(&format!("{name}: importer unmap"), imp.cmd("unmap"), none);
+                    t.step(&format!("{name}: importer unmap again"), imp.cmd("unmap"), none);
+                }
+            }
             if req.ranges.len() == 1 {
                 record_map_state(t, driver, &format!("{name}: IOMMU_IOAS_MAP_FILE"), &o.m, &buf, 0, PAGE);
             } else {
@@ -506,6 +515,15 @@ fn expect_dma_buf_export(_: &Ctx, t: &Transcript) -> Vec<String> {
     e.num(&format!("{big}: fd flags"), "access", libc::O_WRONLY as u64);
     e.val(&format!("{big}: fd flags"), "nonblock", &Val::Bool(true));
     e.num(&format!("{one}: fstat"), "size", PAGE);
+    for (name, nents, len, addr) in [(one, 1, PAGE, 0), (two, 2, 2 * PAGE, PAGE), (big, 1, 2 * PAGE, 0)] {
+        let at = format!("{name}: attached: importer mapped");
+        e.num(&at, "nents", nents);
+        e.val(&at, "len", &Val::Hex(len));
+        e.val(&at, "addr in the BAR", &Val::Hex(addr));
+        e.err(&format!("{name}: importer map again"), Errno::EBUSY);
+        e.ok(&format!("{name}: importer unmap"));
+        e.err(&format!("{name}: importer unmap again"), Errno::EINVAL);
+    }
     e.val(&format!("{one}: IOMMU_IOAS_MAP_FILE"), "state", &Val::text("live"));
     e.val(&format!("{big}: IOMMU_IOAS_MAP_FILE"), "state", &Val::text("live"));
     // vfio-pci gives iommufd only single-range dma-bufs.
