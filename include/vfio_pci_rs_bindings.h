@@ -11,6 +11,9 @@
 #include <linux/pci.h>
 #include <linux/msi.h>
 #include <linux/irqbypass.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-buf-mapping.h>
+#include <linux/pci-p2pdma.h>
 #include <uapi/linux/vfio.h>
 
 /*

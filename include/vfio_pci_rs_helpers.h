@@ -7,6 +7,8 @@
 #define VFIO_PCI_RS_HELPERS_H
 
 struct device;
+struct dma_buf;
+struct dma_buf_ops;
 struct pci_bus;
 struct spinlock;
 struct vm_area_struct;
@@ -51,5 +53,21 @@ int vfio_pci_rs_pm_runtime_resume(struct device *dev);
 void vfio_pci_rs_pm_runtime_put(struct device *dev);
 void vfio_pci_rs_pm_runtime_get_noresume(struct device *dev);
 void vfio_pci_rs_pm_runtime_put_noidle(struct device *dev);
+
+/*
+ * dma-buf export of BAR ranges (src/kernel_ext/dma_buf.rs): the export info carries this
+ * module's name and THIS_MODULE (DEFINE_DMA_BUF_EXPORT_INFO, a macro), so the module stays
+ * loaded while one of its dma-bufs lives; the other helpers reach the dma_buf's fields
+ * (file, resv, priv), whose types the driver's bindings do not include.
+ */
+struct dma_buf *vfio_pci_rs_dma_buf_export(const struct dma_buf_ops *ops, size_t size,
+					   int flags, void *priv);
+void *vfio_pci_rs_dma_buf_priv(struct dma_buf *dmabuf);
+bool vfio_pci_rs_dma_buf_get_active(struct dma_buf *dmabuf);
+void vfio_pci_rs_dma_buf_fput(struct dma_buf *dmabuf);
+void vfio_pci_rs_dma_buf_resv_lock(struct dma_buf *dmabuf);
+void vfio_pci_rs_dma_buf_resv_unlock(struct dma_buf *dmabuf);
+void vfio_pci_rs_dma_buf_resv_wait(struct dma_buf *dmabuf);
+void vfio_pci_rs_dma_buf_resv_assert_held(struct dma_buf *dmabuf);
 
 #endif

@@ -19,6 +19,7 @@ use crate::{
         ResetScope,
         SetState, //
     },
+    dma_buf,
     feature,
     hot_reset,
     intrs,
@@ -177,6 +178,12 @@ impl VfioPciDevice {
             return Err(EBUSY);
         }
         let reset_scope = ResetScope::of(pdev);
+        // The BARs' P2PDMA providers, for dma-buf exports (none where the platform forbids
+        // CPU mappings of the BARs), as vfio-pci sets them up.
+        match dma_buf::init_p2pdma(pdev) {
+            Err(e) if e != EOPNOTSUPP => return Err(e),
+            _ => {}
+        }
         let vdev = VfioDevice::new(
             pdev,
             reset_scope.dev_set_key(),
@@ -279,8 +286,16 @@ impl VfioDeviceOps for VfioPciDevice {
         regions::info(&dev.memory, &dev.pdev, dev.msix_table, info, caps)
     }
 
-    fn device_feature(dev: &VfioDevice<Self>, flags: u32, arg: UserPtr, argsz: usize) -> Result {
-        feature::device_feature(dev, flags, arg, argsz)
+    fn device_feature(
+        dev: &VfioDevice<Self>,
+        flags: u32,
+        arg: UserPtr,
+        argsz: usize,
+    ) -> Result<i32> {
+        if flags & uapi::VFIO_DEVICE_FEATURE_MASK == uapi::VFIO_DEVICE_FEATURE_DMA_BUF {
+            return dma_buf::feature(&dev.pdev, &dev.memory, flags, arg, argsz);
+        }
+        feature::device_feature(dev, flags, arg, argsz).map(|()| 0)
     }
 
     fn match_name(dev: &VfioDevice<Self>, name: &CStr) -> Result<bool> {
@@ -365,6 +380,7 @@ fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>)
     runtime_pm::wake_for_close(pdev, &dev.memory);
     // The VF is no longer a user of its PF's token.
     drop(dev.open_state.lock().vf_user.take());
+    dma_buf::close(&dev.memory);
     // A function reset fails outside D0, and a NoSoftRst- function would lose the state saved
     // at D3hot entry to it.
     drop(memory::wake_to_d0(&dev.memory, pdev));
@@ -472,7 +488,9 @@ impl feature::FeatureTarget for VfioDevice<VfioPciDevice> {
     }
 
     fn exit_low_power(&self) {
-        self.memory.write().exit_low_power(&self.pdev);
+        let mut gate = self.memory.write();
+        gate.exit_low_power(&self.pdev);
+        dma_buf::restore(&mut gate, &self.pdev);
     }
 
     fn has_vf_token(&self) -> bool {

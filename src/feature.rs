@@ -9,7 +9,7 @@
 //!   or closes the device; `read(2)`, `write(2)` and ioctls resume the function for their
 //!   duration, and with the wakeup variant end the low power state, signalling the eventfd.
 //! - `PCI_VF_TOKEN` (SET): a PF's VF token (see [`crate::vf_token`]).
-//! - `DMA_BUF`: not built in the test kernel for vfio-pci either (`ENOTTY`).
+//! - `DMA_BUF` (GET): dispatched to [`crate::dma_buf`] by the wiring ([`crate::device`]).
 
 use crate::kernel_ext::{
     eventfd::EventFd,

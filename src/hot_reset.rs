@@ -363,19 +363,29 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
     let members = set.members().count();
     let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
     let this = set.this();
-    for member in set.members() {
-        if let Err(why) = proof.covers(&this, &member) {
-            refused(why);
-            return Err(EINVAL);
+    let mut lock_all = || -> Result {
+        for member in set.members() {
+            if let Err(why) = proof.covers(&this, &member) {
+                refused(why);
+                return Err(EINVAL);
+            }
+            // Taking several of these locks in a row could deadlock against another hot
+            // reset of the same set in another order; back off on contention instead.
+            let access = memory::try_lock_and_zap(member.data().memory(), member.mappings())
+                .ok_or_else(|| {
+                    refused(Refusal::Busy(member.data().pdev()));
+                    EBUSY
+                })?;
+            blocked.push(access, GFP_KERNEL)?;
         }
-        // Taking several of these locks in a row could deadlock against another hot reset
-        // of the same set in another order; back off on contention instead.
-        let access = memory::try_lock_and_zap(member.data().memory(), member.mappings())
-            .ok_or_else(|| {
-                refused(Refusal::Busy(member.data().pdev()));
-                EBUSY
-            })?;
-        blocked.push(access, GFP_KERNEL)?;
+        Ok(())
+    };
+    if let Err(e) = lock_all() {
+        // The functions locked so far get their dma-bufs back, as in vfio-pci.
+        for (member, gate) in set.members().zip(blocked.iter_mut()) {
+            crate::dma_buf::restore(gate, member.data().pdev());
+        }
+        return Err(e);
     }
 
     // The reset brings every function to D0 itself, behind our back; do it first, through the
@@ -384,9 +394,13 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
     for (member, gate) in set.members().zip(blocked.iter_mut()) {
         let _ = gate.set_power_state(member.data().pdev(), PowerState::D0);
     }
-    target
+    let result = target
         .reset_bus()
-        .inspect_err(|&e| refused(Refusal::ResetFailed(e)))
+        .inspect_err(|&e| refused(Refusal::ResetFailed(e)));
+    for (member, gate) in set.members().zip(blocked.iter_mut()) {
+        crate::dma_buf::restore(gate, member.data().pdev());
+    }
+    result
 }
 
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other

@@ -70,5 +70,7 @@ pub(crate) fn reset(
     let mut gate = memory::lock_and_zap(memory, mappings);
     // Failures are left for the reset to report, as in vfio-pci.
     let _ = gate.set_power_state(pdev, PowerState::D0);
-    pdev.try_reset_function().map(|()| 0)
+    let result = pdev.try_reset_function();
+    crate::dma_buf::restore(&mut gate, pdev);
+    result.map(|()| 0)
 }

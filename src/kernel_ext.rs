@@ -22,6 +22,8 @@
 //!   the uAPI with its one argsz copy-in.
 //! - [`iommufd`]: iommufd contexts borrowed from a locked dev_set, device ids, VFIO group
 //!   files.
+//! - [`dma_buf`]: dma-buf exports of BAR ranges (P2PDMA providers), revoked and restored
+//!   together.
 //! - [`iomap`]: I/O through `pci_iomap()` cookies, as a [`kernel::io::Io`] backend.
 //! - [`irq`]: IRQ requests with a handler trait, freed on drop; [`irqbypass`]: IRQ bypass
 //!   producers (the interrupt source KVM's irqfd pairs with to post interrupts).
@@ -43,6 +45,7 @@
 
 mod bindings;
 mod compat;
+pub(crate) mod dma_buf;
 pub(crate) mod dyndbg;
 pub(crate) mod eventfd;
 pub(crate) mod iomap;

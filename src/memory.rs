@@ -13,6 +13,7 @@
 
 use crate::{
     bars::OpenBars,
+    kernel_ext::dma_buf::ExportSet,
     kernel_ext::eventfd::EventFd,
     kernel_ext::pci::{
         config::PowerState,
@@ -48,13 +49,15 @@ struct LowPower {
 /// What the gate guards: the BARs claimed while the function is open, whether its virtual
 /// command register enables memory decode, whether user space let it go to low power, whether
 /// it is a PF with VFs enabled through this driver (which must stay in D0, see
-/// [`crate::sriov`]), and the state it loses in D3hot (see [`crate::power`]).
+/// [`crate::sriov`]), the state it loses in D3hot (see [`crate::power`]), and the dma-bufs
+/// exported from its BARs, revoked whenever BAR access is cut (see [`crate::dma_buf`]).
 pub(crate) struct MemoryGate {
     decode_enabled: bool,
     low_power: Option<LowPower>,
     bars: Option<OpenBars>,
     sriov_active: bool,
     power: PmRestore,
+    dma_bufs: ExportSet,
 }
 
 impl MemoryGate {
@@ -66,6 +69,7 @@ impl MemoryGate {
             bars: None,
             sriov_active: false,
             power: PmRestore::new(),
+            dma_bufs: ExportSet::new(),
         }
     }
 
@@ -155,6 +159,11 @@ impl MemoryGate {
         self.bars.as_ref().ok_or(EINVAL)
     }
 
+    /// The dma-bufs exported from the function's BARs.
+    pub(crate) fn dma_bufs(&mut self) -> &mut ExportSet {
+        &mut self.dma_bufs
+    }
+
     /// Records the virtual command register's memory-decode bit (always set for functions
     /// without that bit).
     pub(crate) fn set_decode_enabled(&mut self, enabled: bool) {
@@ -176,15 +185,17 @@ pub(crate) trait GatedFunction: VfioDeviceOps {
 /// The gate held exclusive: no BAR access through this device file can start while it lives.
 pub(crate) type MemoryAccess<'a> = WriteGuard<'a, MemoryGate>;
 
-/// Locks the gate `memory` and removes every user mapping of the BARs from the device file's
-/// `mappings`: after this, user space can touch the function's memory only through the
-/// driver, which waits for the gate.
+/// Locks the gate `memory`, removes every user mapping of the BARs from the device file's
+/// `mappings` and revokes the function's dma-bufs: after this, user space and importers can
+/// touch the function's memory only through the driver, which waits for the gate. (Whoever
+/// gives access back restores the dma-bufs: [`crate::dma_buf::restore`].)
 pub(crate) fn lock_and_zap<'a>(
     memory: &'a RwSem<MemoryGate>,
     mappings: &FileMappings,
 ) -> MemoryAccess<'a> {
-    let access = memory.write();
+    let mut access = memory.write();
     zap_bars(mappings);
+    access.dma_bufs.revoke();
     access
 }
 
@@ -193,8 +204,9 @@ pub(crate) fn try_lock_and_zap<'a>(
     memory: &'a RwSem<MemoryGate>,
     mappings: &FileMappings,
 ) -> Option<MemoryAccess<'a>> {
-    let access = memory.try_write()?;
+    let mut access = memory.try_write()?;
     zap_bars(mappings);
+    access.dma_bufs.revoke();
     Some(access)
 }
 

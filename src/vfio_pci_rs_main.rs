@@ -27,6 +27,7 @@ mod config;
 mod denylist;
 mod dev_set;
 mod device;
+mod dma_buf;
 mod feature;
 mod hot_reset;
 mod ids;

@@ -241,6 +241,7 @@ impl VirtualConfig<'_> {
             let cmd = (self.get(command, 2) & !decode) | (new_cmd & decode);
             self.set(command, 2, cmd);
             gate.set_decode_enabled(self.memory_enabled(pdev));
+            crate::dma_buf::restore(&mut gate, pdev);
             drop(gate);
         } else {
             self.table_write(pdev, table, chunk, val)?;
@@ -394,6 +395,7 @@ impl VirtualConfig<'_> {
     fn user_set_power_state(&mut self, ctx: &WriteCtx<'_>, state: PowerState) {
         let mut gate = ctx.lock_memory(state == PowerState::D3Hot);
         let _ = gate.set_power_state(ctx.pdev, state);
+        crate::dma_buf::restore(&mut gate, ctx.pdev);
     }
 
     /// VPD: writing the address register's flag starts a transfer through the PCI core; the
@@ -489,7 +491,8 @@ impl VirtualConfig<'_> {
     /// A function reset user space asked for, with its BAR mappings zapped and BAR access
     /// blocked meanwhile.
     fn reset_function(&self, ctx: &WriteCtx<'_>) {
-        let _gate = ctx.lock_memory(true);
+        let mut gate = ctx.lock_memory(true);
         let _ = ctx.pdev.try_reset_function();
+        crate::dma_buf::restore(&mut gate, ctx.pdev);
     }
 }

@@ -35,7 +35,14 @@
 //!   offset; the same for every cookie this driver maps (BARs and ROMs are aligned to their
 //!   size, I/O port cookies to the port BAR's).
 //!
-//! Not a difference: the IRQ bypass manager (`include/linux/irqbypass.h`,
+//! Not a difference: the dma-buf export of BAR ranges ([`dma_buf`](super::dma_buf),
+//! `VFIO_DEVICE_FEATURE_DMA_BUF`): 7.2 and 7.3 have the same `vfio_pci_dmabuf.c`, the same
+//! revoke and restore calls in `vfio_pci_core.c` and `vfio_pci_config.c`, the same
+//! `dma-buf.c`, `dma-buf-mapping.c` and P2PDMA provider API; iommufd's `pages.c` differs only
+//! in the order in which its PFN reader looks at a dma-buf's range, which no answer of an
+//! ioctl depends on.
+//!
+//! Not a difference either: the IRQ bypass manager (`include/linux/irqbypass.h`,
 //! `virt/lib/irqbypass.c`) is identical in both, so [`irqbypass`](super::irqbypass) needs
 //! nothing here.
 

@@ -4,6 +4,10 @@
  * call them. Nothing else belongs here.
  */
 #include <linux/device.h>
+#include <linux/dma-buf.h>
+#include <linux/dma-resv.h>
+#include <linux/file.h>
+#include <linux/module.h>
 #include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/pm_runtime.h>
@@ -88,4 +92,57 @@ void vfio_pci_rs_pm_runtime_get_noresume(struct device *dev)
 void vfio_pci_rs_pm_runtime_put_noidle(struct device *dev)
 {
 	pm_runtime_put_noidle(dev);
+}
+
+/*
+ * dma-buf export of BAR ranges (src/kernel_ext/dma_buf.rs). The dma-buf API is in the DMA_BUF
+ * symbol namespace.
+ */
+MODULE_IMPORT_NS("DMA_BUF");
+
+struct dma_buf *vfio_pci_rs_dma_buf_export(const struct dma_buf_ops *ops, size_t size,
+					   int flags, void *priv)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(exp_info);
+
+	exp_info.ops = ops;
+	exp_info.size = size;
+	exp_info.flags = flags;
+	exp_info.priv = priv;
+	return dma_buf_export(&exp_info);
+}
+
+void *vfio_pci_rs_dma_buf_priv(struct dma_buf *dmabuf)
+{
+	return dmabuf->priv;
+}
+
+bool vfio_pci_rs_dma_buf_get_active(struct dma_buf *dmabuf)
+{
+	return get_file_active(&dmabuf->file) != NULL;
+}
+
+void vfio_pci_rs_dma_buf_fput(struct dma_buf *dmabuf)
+{
+	fput(dmabuf->file);
+}
+
+void vfio_pci_rs_dma_buf_resv_lock(struct dma_buf *dmabuf)
+{
+	dma_resv_lock(dmabuf->resv, NULL);
+}
+
+void vfio_pci_rs_dma_buf_resv_unlock(struct dma_buf *dmabuf)
+{
+	dma_resv_unlock(dmabuf->resv);
+}
+
+void vfio_pci_rs_dma_buf_resv_wait(struct dma_buf *dmabuf)
+{
+	dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP, false, MAX_SCHEDULE_TIMEOUT);
+}
+
+void vfio_pci_rs_dma_buf_resv_assert_held(struct dma_buf *dmabuf)
+{
+	dma_resv_assert_held(dmabuf->resv);
 }

@@ -2,12 +2,11 @@
 //! exit, the PF's VF token, features no PCI driver offers) and for the VF
 //! token options in the device name given to VFIO_GROUP_GET_DEVICE_FD.
 
-use crate::driver::RUST_NAME;
 use crate::regions::{single_known_function, with_group_device};
 use crate::scenarios::{bind_by_override, none, scenario, unbind_and_check, Ctx, Scenario};
 use crate::sys::{ioctl_ptr, new_eventfd, Errno, Fail, Mmio};
 use crate::sysfs;
-use crate::transcript::{Expect, Outcome, Transcript, Val};
+use crate::transcript::{Expect, Transcript, Val};
 use crate::uapi::*;
 use crate::vfio::{Container, Device, Group};
 use std::os::fd::AsRawFd;
@@ -31,7 +30,7 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "device_feature",
-            rule: "VFIO_DEVICE_FEATURE: PROBE answers per feature as vfio-pci; LOW_POWER_ENTRY twice is EINVAL, EXIT always succeeds, the wakeup variant needs an eventfd; PCI_VF_TOKEN is SET-only and only on an SR-IOV PF (ENOTTY elsewhere); migration and dirty tracking are ENOTTY, DMA-buf is GET-only (vfio-pci-rs: ENOTTY until issue 11, not compared)",
+            rule: "VFIO_DEVICE_FEATURE: PROBE answers per feature as vfio-pci; LOW_POWER_ENTRY twice is EINVAL, EXIT always succeeds, the wakeup variant needs an eventfd; PCI_VF_TOKEN is SET-only and only on an SR-IOV PF (ENOTTY elsewhere); migration and dirty tracking are ENOTTY, DMA-buf is GET-only",
             loads_module: false,
             applies: single_known_function,
             run: device_feature,
@@ -78,19 +77,8 @@ fn device_feature(c: &Ctx) -> Transcript {
             t.step(&format!("PROBE|SET {name}"), feature(d, index | FEATURE_PROBE | FEATURE_SET, &[]), ret);
             t.step(&format!("PROBE|GET {name}"), feature(d, index | FEATURE_PROBE | FEATURE_GET, &[]), ret);
         }
-        // vfio-pci has DMA_BUF when its kernel is built with VFIO_PCI_DMABUF (the test kernel
-        // is); vfio-pci-rs does not have it yet (issue 11). Its ENOTTY is recorded as skipped,
-        // so the comparison lists it as not compared; any other answer of it is compared.
-        for (name, flags) in [("PROBE|SET DMA_BUF", FEATURE_SET), ("PROBE|GET DMA_BUF", FEATURE_GET)] {
-            match feature(d, DMA_BUF | FEATURE_PROBE | flags, &[]) {
-                Err(Fail::Os(Errno::ENOTTY)) if c.driver.name == RUST_NAME => {
-                    t.record(name, Outcome::Skipped("vfio-pci-rs has no DMA_BUF yet (issue 11): ENOTTY".into()));
-                }
-                r => {
-                    t.step(name, r, ret);
-                }
-            }
-        }
+        t.step("PROBE|SET DMA_BUF", feature(d, DMA_BUF | FEATURE_PROBE | FEATURE_SET, &[]), ret);
+        t.step("PROBE|GET DMA_BUF", feature(d, DMA_BUF | FEATURE_PROBE | FEATURE_GET, &[]), ret);
         t.step("LOW_POWER_ENTRY without GET or SET", feature(d, LOW_POWER_ENTRY, &[]), ret);
         t.step("LOW_POWER_ENTRY", feature(d, LOW_POWER_ENTRY | FEATURE_SET, &[]), ret);
         t.step("LOW_POWER_ENTRY again", feature(d, LOW_POWER_ENTRY | FEATURE_SET, &[]), ret);
@@ -141,9 +129,9 @@ fn expect_device_feature(c: &Ctx, t: &Transcript) -> Vec<String> {
     e.num("PROBE|SET LOW_POWER_ENTRY", "ret", 0);
     e.err("PROBE|GET LOW_POWER_ENTRY", Errno::EINVAL);
     e.err("PROBE|SET MIGRATION", Errno::ENOTTY);
-    // vfio-pci's DMA_BUF is GET-only (see the scenario); vfio-pci-rs's ENOTTY is a skip.
-    e.err_or_skipped("PROBE|SET DMA_BUF", Errno::EINVAL);
-    e.ok_or_skipped("PROBE|GET DMA_BUF");
+    // DMA_BUF is GET-only (tests/src/dma_buf.rs has the rest).
+    e.err("PROBE|SET DMA_BUF", Errno::EINVAL);
+    e.num("PROBE|GET DMA_BUF", "ret", 0);
     e.err("PROBE|SET feature 100", Errno::ENOTTY);
     e.err("LOW_POWER_ENTRY without GET or SET", Errno::EINVAL);
     e.num("LOW_POWER_ENTRY", "ret", 0);

@@ -24,6 +24,7 @@ mod clients;
 mod config_space;
 mod d3_reset;
 mod demo;
+mod dma_buf;
 mod driver;
 mod features;
 mod harness;

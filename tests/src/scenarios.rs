@@ -176,6 +176,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::observability::scenarios())
     .chain(crate::params::scenarios())
     .chain(crate::power::scenarios())
+    .chain(crate::dma_buf::scenarios())
     .collect()
 }
 

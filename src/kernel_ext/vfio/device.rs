@@ -145,13 +145,14 @@ pub(crate) trait VfioDeviceOps: Sized + Send + Sync + 'static {
     }
 
     /// A `VFIO_DEVICE_FEATURE` the core does not handle itself; `arg` points past the
-    /// `vfio_device_feature` header, `argsz` counts the bytes there.
+    /// `vfio_device_feature` header, `argsz` counts the bytes there. Returns what the ioctl
+    /// returns: 0, or a new file descriptor.
     fn device_feature(
         _dev: &VfioDevice<Self>,
         _flags: u32,
         _arg: UserPtr,
         _argsz: usize,
-    ) -> Result {
+    ) -> Result<i32> {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -563,7 +564,7 @@ impl<T: VfioDeviceOps> VfioDevice<T> {
     ) -> c_int {
         // SAFETY: The core only calls our ops on our devices.
         let this = unsafe { Self::from_core(core) };
-        from_result(|| T::device_feature(this, flags, UserPtr::from_ptr(arg), argsz).map(|()| 0))
+        from_result(|| T::device_feature(this, flags, UserPtr::from_ptr(arg), argsz))
     }
 
     /// The user mappings of the device's file, lent to code that removes them.

@@ -111,6 +111,7 @@ pub(crate) fn copy_out<T: AsBytes>(arg: UserPtr, val: &T, argsz: usize) -> Resul
 // and the hot-reset entries.
 
 pub(crate) use bindings::{
+    VFIO_DEVICE_FEATURE_DMA_BUF,
     VFIO_DEVICE_FEATURE_GET,
     VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
     VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
