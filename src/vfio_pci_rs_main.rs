@@ -30,6 +30,7 @@ mod device;
 mod feature;
 mod hot_reset;
 mod ids;
+mod info_caps;
 mod intrs;
 mod ioctl;
 mod ioeventfd;

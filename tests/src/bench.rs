@@ -15,6 +15,7 @@
 //! an eventfd, and the VFIO selftests' device-init time.
 
 mod device_init;
+mod huge_fault;
 mod msix;
 
 pub(crate) use device_init::init_times;
@@ -107,6 +108,10 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
         if let Some(bdf) = functions.first() {
             access::bench(bdf)?;
         }
+    }
+    if let Some(bdf) = huge_fault::function(&topologies, devices)? {
+        println!();
+        huge_fault::bench(&bdf)?;
     }
     Ok(())
 }
