@@ -79,10 +79,11 @@ impl MapOrder {
     /// The block's size in bytes.
     #[inline]
     pub(crate) const fn bytes(self) -> usize {
-        (bindings::PAGE_SIZE as usize) << self.order()
+        kernel::page::PAGE_SIZE << self.order()
     }
 
     /// The order the MM passes to `huge_fault`, if it is one this layer maps.
+    #[cfg_attr(not(CONFIG_ARCH_SUPPORTS_HUGE_PFNMAP), allow(dead_code))]
     #[inline]
     fn of_huge_fault(order: u32) -> Option<Self> {
         [Self::Pmd, Self::Pud]

@@ -357,14 +357,20 @@ fn huge_map_pmd(c: &Ctx) -> Transcript {
         t.step("touch again (all present)", map.touch(PAGE), faults);
         let p = pattern(0x5eed_0000_0000_0001);
         map.fill(&p);
-        t.step("read(2) of the whole BAR against what the mapping wrote", compare_read(d, SHMEM_BAR, len, &p), compared);
+        t.step(
+            "read(2) of the whole BAR against what the mapping wrote",
+            compare_read(d, SHMEM_BAR, len, &p),
+            compared,
+        );
         t.step("the mapping against the pattern", Ok::<u64, Fail>(compare_map(&map, &p)), differing);
         t.step("read(2) of 16 bytes at 2 MiB - 8", pread(d, SHMEM_BAR, PMD - 8, 16), |v, _| {
             vec![("bytes", Val::Bytes(v.clone()))]
         });
-        t.step("the same 16 bytes through the mapping", Ok::<Vec<u8>, Fail>(map.bytes((PMD - 8) as usize, 16)), |v, _| {
-            vec![("bytes", Val::Bytes(v.clone()))]
-        });
+        t.step(
+            "the same 16 bytes through the mapping",
+            Ok::<Vec<u8>, Fail>(map.bytes((PMD - 8) as usize, 16)),
+            |v, _| vec![("bytes", Val::Bytes(v.clone()))],
+        );
 
         t.step("VFIO_DEVICE_RESET", reset(d), none);
         t.step("touch after the reset (refault)", map.touch(PAGE), faults);
@@ -500,12 +506,16 @@ fn huge_map_pud(c: &Ctx) -> Transcript {
                 let v = 0x0bad_f00d_0000_0000 | (*at / PAGE);
                 // SAFETY: 8-aligned, inside the live writable mapping.
                 unsafe { map.ptr.add(*at as usize).cast::<u64>().write_volatile(v) };
-                t.step(&format!("read(2) of sample {k} written through the mapping"), pread(d, SHMEM_BAR, *at, 8), |b, _| {
-                    vec![("bytes", Val::Bytes(b.clone()))]
-                });
-                t.step(&format!("sample {k} through the mapping"), Ok::<Vec<u8>, Fail>(map.bytes(*at as usize, 8)), |b, _| {
-                    vec![("bytes", Val::Bytes(b.clone()))]
-                });
+                t.step(
+                    &format!("read(2) of sample {k} written through the mapping"),
+                    pread(d, SHMEM_BAR, *at, 8),
+                    |b, _| vec![("bytes", Val::Bytes(b.clone()))],
+                );
+                t.step(
+                    &format!("sample {k} through the mapping"),
+                    Ok::<Vec<u8>, Fail>(map.bytes(*at as usize, 8)),
+                    |b, _| vec![("bytes", Val::Bytes(b.clone()))],
+                );
             }
             t.step("VFIO_DEVICE_RESET", reset(d), none);
             t.step("touch after the reset (refault)", map.touch(PUD_STRIDE), faults);

@@ -56,7 +56,10 @@ fn atomic_regs(bdf: &str) -> Result<Option<(u32, u32)>, Fail> {
         }
         if cfg[pos] == PCI_CAP_ID_EXP {
             let dword = |o: usize| u32::from_le_bytes(cfg[pos + o..pos + o + 4].try_into().expect("4 bytes"));
-            return Ok(Some((dword(PCI_EXP_DEVCAP2) & DEVCAP2_ATOMIC_BITS, dword(PCI_EXP_DEVCTL2) & DEVCTL2_ATOMIC_BITS)));
+            return Ok(Some((
+                dword(PCI_EXP_DEVCAP2) & DEVCAP2_ATOMIC_BITS,
+                dword(PCI_EXP_DEVCTL2) & DEVCTL2_ATOMIC_BITS,
+            )));
         }
         pos = cfg[pos + 1] as usize;
     }
@@ -66,7 +69,9 @@ fn atomic_regs(bdf: &str) -> Result<Option<(u32, u32)>, Fail> {
 fn regs_fields(r: &Option<(u32, u32)>, _: &mut Transcript) -> Fields {
     match r {
         None => vec![("pcie", Val::Bool(false))],
-        Some((cap, ctl)) => vec![("devcap2 atomic bits", Val::Hex((*cap).into())), ("devctl2 atomic bits", Val::Hex((*ctl).into()))],
+        Some((cap, ctl)) => {
+            vec![("devcap2 atomic bits", Val::Hex((*cap).into())), ("devctl2 atomic bits", Val::Hex((*ctl).into()))]
+        }
     }
 }
 
@@ -83,7 +88,10 @@ fn reply_fields(r: &InfoReply, argsz: u32) -> Fields {
         ("argsz", Val::Num(r.info.argsz.into())),
         ("flags", Val::Hex(r.info.flags.into())),
         ("cap_offset", Val::Num(r.info.cap_offset.into())),
-        ("nothing written past min(argsz, 24)", Val::Bool(r.bytes.get(written..).unwrap_or(&[]).iter().all(|b| *b == SENTINEL))),
+        (
+            "nothing written past min(argsz, 24)",
+            Val::Bool(r.bytes.get(written..).unwrap_or(&[]).iter().all(|b| *b == SENTINEL)),
+        ),
         ("bytes", Val::Bytes(r.bytes.clone())),
     ]
 }
@@ -100,7 +108,11 @@ fn info_caps_atomic(c: &Ctx) -> Transcript {
                 t.step("root port's AtomicOp registers", atomic_regs(p), regs_fields);
             }
             None => {
-                t.step("root port's AtomicOp registers", Err::<(), Fail>(Fail::other("on the root bus")), |_, _| vec![]);
+                t.step(
+                    "root port's AtomicOp registers",
+                    Err::<(), Fail>(Fail::other("on the root bus")),
+                    |_, _| vec![],
+                );
             }
         }
         for argsz in ARGSZ {

@@ -67,7 +67,9 @@ fn no_rom_bar_with_bar2(site: &Site) -> Result<(), String> {
     let r = resources(f);
     const IORESOURCE_MEM: u64 = 0x200;
     match (r.get(2), r.get(6)) {
-        (Some(&(s, e, fl)), Some(&(_, _, 0))) if fl & IORESOURCE_MEM != 0 && (4 << 20..=64 << 20).contains(&(e - s + 1)) => {
+        (Some(&(s, e, fl)), Some(&(_, _, 0)))
+            if fl & IORESOURCE_MEM != 0 && (4 << 20..=64 << 20).contains(&(e - s + 1)) =>
+        {
             Ok(())
         }
         _ => Err("not a function without a ROM BAR and with a 4 to 64 MiB memory BAR2".into()),

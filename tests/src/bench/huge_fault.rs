@@ -38,8 +38,24 @@ struct Way {
 }
 
 const WAYS: [Way; 3] = [
-    Way { name: "64 MiB, 4 KiB faults", len: WINDOW, align: 2 * MIB, skew: 4 * KIB, stride: 4 * KIB, faults: WINDOW / (4 * KIB), samples: 2 },
-    Way { name: "64 MiB, PMD faults", len: WINDOW, align: 2 * MIB, skew: 0, stride: 4 * KIB, faults: WINDOW / (2 * MIB), samples: 8 },
+    Way {
+        name: "64 MiB, 4 KiB faults",
+        len: WINDOW,
+        align: 2 * MIB,
+        skew: 4 * KIB,
+        stride: 4 * KIB,
+        faults: WINDOW / (4 * KIB),
+        samples: 2,
+    },
+    Way {
+        name: "64 MiB, PMD faults",
+        len: WINDOW,
+        align: 2 * MIB,
+        skew: 0,
+        stride: 4 * KIB,
+        faults: WINDOW / (2 * MIB),
+        samples: 8,
+    },
     Way { name: "1 GiB, one PUD fault", len: GIB, align: GIB, skew: 0, stride: 2 * MIB, faults: 1, samples: 8 },
 ];
 
