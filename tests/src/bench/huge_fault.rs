@@ -7,6 +7,7 @@
 //! mapping touched once: every 4 KiB of a 64 MiB window for pages and PMDs
 //! (16384 reads, 16384 or 32 faults), every 2 MiB of the whole BAR for the
 //! PUD (512 reads, 1 fault).  The fault count of every sample is checked.
+//! `VFIO_PCI_RS_BENCH_ONLY=huge_fault` in the guest runs these rows alone.
 
 use super::{median, ratio, REFERENCE_NAME, ROUNDS, RUST_NAME};
 use crate::huge_map::PlacedMap;
