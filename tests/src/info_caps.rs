@@ -137,7 +137,11 @@ fn expect_info_caps_atomic(_: &Ctx, t: &Transcript) -> Vec<String> {
     for argsz in ARGSZ {
         let s = format!("GET_INFO argsz {argsz}");
         e.num(&s, "argsz", argsz.into());
-        e.num(&s, "cap_offset", 0);
+        // cap_offset lies past an argsz below 20: its bytes are the sentinel's, which
+        // "nothing written past" checks.
+        if argsz >= 20 {
+            e.num(&s, "cap_offset", 0);
+        }
         e.val(&s, "nothing written past min(argsz, 24)", &Val::Bool(true));
         if let Some(flags) = t.find(&s).and_then(|o| o.field("flags")).and_then(Val::as_u64) {
             if flags & VFIO_DEVICE_FLAGS_CAPS != 0 {
