@@ -32,6 +32,12 @@ TOPOLOGIES=(
 	# A conventional PCI function (QEMU's OHCI) whose memory BAR0 is 256 bytes, alone in its
 	# root port's window, so the BAR starts a page: the sub-page BAR mmap case.
 	"subpage 09.0 $(rp rp_subpage 09.0 9) -device pci-ohci,bus=rp_subpage,addr=00.0"
+	# QEMU's ivshmem-plain (conventional PCI) whose 64-bit prefetchable BAR2 is its 8 MiB memory
+	# backend, naturally aligned: huge (PMD) mappings of a BAR (tests/src/huge_map.rs).
+	"hugebar 0e.0 $(rp rp_huge 0e.0 14) -object memory-backend-ram,id=hugemem,size=8M -device ivshmem-plain,memdev=hugemem,bus=rp_huge,addr=00.0"
+	# The same with a 1 GiB backend: PUD mappings. The backend's host memory is allocated only
+	# where the guest writes (the scenarios write a few words).
+	"hugebar1g 0f.0 $(rp rp_huge1g 0f.0 15) -object memory-backend-ram,id=hugemem1g,size=1G -device ivshmem-plain,memdev=hugemem1g,bus=rp_huge1g,addr=00.0"
 	# An integrated endpoint on the root bus: no slot or bus reset can reach it. Its "port"
 	# is the function itself.
 	"rootbus 07.0 -device e1000e,bus=pcie.0,addr=07.0"

@@ -241,7 +241,7 @@ impl VfioDeviceOps for VfioPciDevice {
         let arg = UserPtr::from_addr(arg);
         match cmd {
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => {
-                ioctl::get_info(arg, || dev.reset_works())
+                ioctl::get_info(arg, &dev.pdev, || dev.reset_works())
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => {
                 let result =

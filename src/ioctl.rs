@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The device-level ioctls: `VFIO_DEVICE_GET_INFO` and `VFIO_DEVICE_RESET`. The wiring
+//! The device-level ioctls: `VFIO_DEVICE_GET_INFO` (its capability chain comes from
+//! [`crate::info_caps`]) and `VFIO_DEVICE_RESET`. The wiring
 //! ([`crate::device`]) routes every `VFIO_DEVICE_*` ioctl to its concern's handler, these two
 //! to here.
 //!
@@ -9,6 +10,7 @@
 //! changes on an error path.
 
 use crate::{
+    info_caps,
     kernel_ext::{
         pci::{
             config::PowerState,
@@ -31,13 +33,25 @@ use core::mem::{
 };
 use kernel::{
     prelude::*,
-    uaccess::UserPtr, //
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
-/// `VFIO_DEVICE_GET_INFO`: the device's flags and its numbers of regions and interrupts;
-/// `reset_works` says (once the argument is in) whether a function-level reset worked at open.
-pub(crate) fn get_info(arg: UserPtr, reset_works: impl FnOnce() -> bool) -> Result<isize> {
+/// `VFIO_DEVICE_GET_INFO`: the device's flags, its numbers of regions and interrupts, and the
+/// capability chain of `pdev` ([`info_caps::chain`]); `reset_works` says (once the argument is
+/// in) whether a function-level reset worked at open. As in vfio-pci, a chain sets
+/// `VFIO_DEVICE_FLAGS_CAPS`; it is copied after the fixed reply, with `cap_offset` pointing to
+/// it, when `argsz` leaves room for it, and otherwise `argsz` comes back as the size needed
+/// (`cap_offset` 0).
+pub(crate) fn get_info(
+    arg: UserPtr,
+    pdev: &OwnedDevice,
+    reset_works: impl FnOnce() -> bool,
+) -> Result<isize> {
     const MINSZ: usize = offset_of!(uapi::vfio_device_info, num_irqs) + size_of::<u32>();
+    const INFO_SIZE: usize = size_of::<uapi::vfio_device_info>();
     let mut info: uapi::vfio_device_info = uapi::copy_in(arg, MINSZ)?;
     let argsz = info.argsz as usize;
 
@@ -47,6 +61,20 @@ pub(crate) fn get_info(arg: UserPtr, reset_works: impl FnOnce() -> bool) -> Resu
     }
     info.num_regions = uapi::VFIO_PCI_NUM_REGIONS;
     info.num_irqs = uapi::VFIO_PCI_NUM_IRQS;
+
+    let caps = info_caps::chain(pdev)?;
+    if !caps.is_empty() {
+        info.flags |= uapi::VFIO_DEVICE_FLAGS_CAPS;
+        let needed = INFO_SIZE + caps.len();
+        if argsz < needed {
+            info.argsz = u32::try_from(needed)?;
+        } else {
+            UserSlice::new(arg.wrapping_byte_add(INFO_SIZE), caps.len())
+                .writer()
+                .write_slice(&caps)?;
+            info.cap_offset = INFO_SIZE as u32;
+        }
+    }
 
     uapi::copy_out(arg, &info, argsz)?;
     Ok(0)

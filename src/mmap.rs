@@ -1,16 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `mmap(2)` of BARs: mappings are filled page by page at fault time, through the memory gate,
-//! so that a reset or a disabled memory decode can take them away (see [`crate::memory`]).
+//! `mmap(2)` of BARs: mappings are filled at fault time, through the memory gate, so that a
+//! reset or a disabled memory decode can take them away (see [`crate::memory`]).
 //!
 //! A new mapping only records which device it belongs to and becomes an uncached PFN mapping;
-//! no page is present until user space touches it. The fault handler then inserts the BAR's
-//! page if the function decodes memory, and raises `SIGBUS` otherwise. Zapping (on reset, on
-//! memory-decode off) removes every inserted page, so the next touch comes back here.
+//! nothing is present until user space touches it. The fault handler then inserts the BAR's
+//! memory if the function decodes memory, and raises `SIGBUS` otherwise. Zapping (on reset, on
+//! memory-decode off) removes everything inserted, so the next touch comes back here.
+//!
+//! As in vfio-pci, the MM first asks for the largest block it can (a PUD, then a PMD, then a
+//! page: huge faults on kernels whose architecture maps huge PFNs), and a huge block is mapped
+//! when it lies inside the mapping and its frames are aligned to its size in bus address space
+//! (so the mapping's address and its offset in the BAR must be congruent modulo the block);
+//! otherwise the fault falls back to the next size. Nothing aligns the address of a new
+//! mapping: as with vfio-pci, user space that wants huge mappings picks an aligned address.
 
 use crate::{
     kernel_ext::mm::{
         FaultResult,
+        MapOrder,
         VmFault,
         VmaRefExt, //
     },
@@ -100,30 +108,40 @@ fn check_bar_range(
     Ok(())
 }
 
-/// Inserts the faulting page of a BAR mapping of `pdev`, whose memory gate is `memory`, or
-/// `SIGBUS` if memory access is off.
+/// Inserts the faulting block of a BAR mapping of `pdev`, whose memory gate is `memory`, or
+/// `SIGBUS` if memory access is off. A huge block that does not lie inside the mapping or whose
+/// frames are not aligned to its size falls back, before the gate is looked at (as in vfio-pci:
+/// the page fault that follows then refuses it if memory access is off).
 #[inline]
 pub(crate) fn bar_fault(
     memory: &RwSem<MemoryGate>,
     pdev: &OwnedDevice,
     fault: &VmFault<'_>,
 ) -> FaultResult {
+    let order = fault.order();
     let vma = fault.vma();
+    let Some(start) = fault.block_start() else {
+        return FaultResult::FALLBACK;
+    };
     let (index, first_page) = split_pgoff(vma.pgoff() as u64);
-    let page = first_page + ((fault.address() - vma.start()) >> PAGE_SHIFT) as u64;
-    // The mapping's extent was checked against the BAR at mmap.
-    let Some(pfn) = u8::try_from(index)
+    let page = first_page + ((start - vma.start()) >> PAGE_SHIFT) as u64;
+    // The mapping's extent was checked against the BAR at mmap, so only a huge block's
+    // alignment can make this fail.
+    let Some(frames) = u8::try_from(index)
         .ok()
-        .and_then(|bar| pdev.bar_pfn(bar, page))
+        .and_then(|bar| pdev.bar_frames(bar, page, order))
     else {
-        return FaultResult::SIGBUS;
+        return match order {
+            MapOrder::Page => FaultResult::SIGBUS,
+            MapOrder::Pmd | MapOrder::Pud => FaultResult::FALLBACK,
+        };
     };
 
     let gate = memory.read();
     if !gate.mappable(pdev) {
         return FaultResult::SIGBUS;
     }
-    let ret = fault.insert_pfn(pfn);
+    let ret = fault.insert(frames);
     drop(gate);
     ret
 }

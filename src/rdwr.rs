@@ -203,7 +203,9 @@ pub(crate) fn bar_rw(
 
 /// Reads up to `xfer.count` bytes of the expansion ROM of `pdev` at `xfer.offset`, through its
 /// memory gate `memory` (writes are refused: the ROM region is read-only, as its region info
-/// says).
+/// says). As in vfio-pci, the reads need the function to decode memory (`EIO` otherwise) only
+/// when the ROM resource is a memory resource: the platform's copy of the ROM of a function
+/// without a ROM BAR is read whatever the function decodes.
 pub(crate) fn rom_read(
     memory: &RwSem<MemoryGate>,
     pdev: &OwnedDevice,
@@ -229,6 +231,7 @@ pub(crate) fn rom_read(
         return Err(EINVAL);
     }
     let count = (count as u64).min(len - offset);
+    let test_mem = res.is_mem();
     let rom = if res.start != 0 {
         pdev.map_rom()?
     } else {
@@ -249,7 +252,7 @@ pub(crate) fn rom_read(
         Width::W4,
         |at, width, _| {
             let gate = memory.read();
-            if !gate.accessible(pdev) {
+            if test_mem && !gate.accessible(pdev) {
                 return Err(EIO);
             }
             rom.read_width(width, at)

@@ -31,6 +31,7 @@ mod dma_buf;
 mod feature;
 mod hot_reset;
 mod ids;
+mod info_caps;
 mod intrs;
 mod ioctl;
 mod ioeventfd;

@@ -40,6 +40,7 @@ use kernel::{
     sync::aref::ARef, //
 };
 
+pub(crate) mod atomic_ops;
 pub(crate) mod bar;
 pub(crate) mod config;
 pub(crate) mod driver;

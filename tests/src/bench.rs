@@ -15,6 +15,7 @@
 //! an eventfd, and the VFIO selftests' device-init time.
 
 mod device_init;
+mod huge_fault;
 mod msix;
 
 pub(crate) use device_init::init_times;
@@ -59,6 +60,10 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
         driver::insmod(ko, "")?;
     }
     let devices = Path::new("/sys/bus/pci/devices");
+    // VFIO_PCI_RS_BENCH_ONLY=huge_fault: only the huge-mapping rows (bench/huge_fault.rs).
+    if std::env::var_os("VFIO_PCI_RS_BENCH_ONLY").is_some_and(|v| v == "huge_fault") {
+        return huge_fault::function(&topologies, devices)?.map_or(Ok(()), |bdf| huge_fault::bench(&bdf));
+    }
 
     println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -107,6 +112,10 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
         if let Some(bdf) = functions.first() {
             access::bench(bdf)?;
         }
+    }
+    if let Some(bdf) = huge_fault::function(&topologies, devices)? {
+        println!();
+        huge_fault::bench(&bdf)?;
     }
     Ok(())
 }

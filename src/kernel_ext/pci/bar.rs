@@ -20,7 +20,10 @@ use super::{
 };
 use crate::kernel_ext::{
     iomap::IoMap,
-    mm::IoPfn, //
+    mm::{
+        IoFrames,
+        MapOrder, //
+    }, //
 };
 use core::ops::Deref;
 use kernel::{
@@ -176,11 +179,12 @@ impl Drop for BarWindowReservation {
 }
 
 impl OwnedDevice {
-    /// The page frame of page `page` of memory BAR `bar`, for a user mapping of the BAR; the
-    /// last page of a BAR is whole, even when the BAR ends before it. `None` if `bar` is not a
-    /// memory BAR or the page lies past its end.
+    /// The block of `order` page frames from page `page` of memory BAR `bar`, for a user
+    /// mapping of the BAR; the last page of a BAR is whole, even when the BAR ends before it.
+    /// `None` if `bar` is not a memory BAR, the block is not aligned to its size in bus address
+    /// space, or it does not lie inside the BAR.
     #[inline]
-    pub(crate) fn bar_pfn(&self, bar: u8, page: u64) -> Option<IoPfn> {
+    pub(crate) fn bar_frames(&self, bar: u8, page: u64, order: MapOrder) -> Option<IoFrames> {
         if u32::from(bar) >= bindings::PCI_STD_NUM_BARS {
             return None;
         }
@@ -188,13 +192,15 @@ impl OwnedDevice {
         // An unassigned BAR (no address, or `IORESOURCE_UNSET`) has no frames of its own: its
         // start is not an address in a host bridge window.
         let unset = res.flags & u64::from(bindings::IORESOURCE_UNSET) != 0;
-        if !res.is_mem() || unset || res.start == 0 || page >= res.len.div_ceil(PAGE_SIZE as u64) {
+        let bar_pages = res.len.div_ceil(PAGE_SIZE as u64);
+        if !res.is_mem() || unset || res.start == 0 || page.checked_add(order.pages())? > bar_pages
+        {
             return None;
         }
-        let pfn = usize::try_from((res.start >> PAGE_SHIFT) + page).ok()?;
-        // SAFETY: The frame lies in a page of memory BAR `bar` of a function bound to this
-        // driver: bus address space the PCI core assigned from a host bridge window, which never
-        // overlaps system RAM.
-        Some(unsafe { IoPfn::new(pfn) })
+        let first = usize::try_from((res.start >> PAGE_SHIFT) + page).ok()?;
+        // SAFETY: The frames lie in pages of memory BAR `bar` of a function bound to this
+        // driver (checked above): bus address space the PCI core assigned from a host bridge
+        // window, which never overlaps system RAM.
+        unsafe { IoFrames::new(first, order) }
     }
 }

@@ -25,6 +25,7 @@ use kernel::{
 pub(crate) use bindings::{
     vfio_device_feature,
     vfio_device_info,
+    vfio_device_info_cap_pci_atomic_comp,
     vfio_device_ioeventfd,
     vfio_device_low_power_entry_with_wakeup,
     vfio_info_cap_header,
@@ -55,6 +56,7 @@ macro_rules! impl_uapi_struct {
 
 impl_uapi_struct!(
     vfio_device_info,
+    vfio_device_info_cap_pci_atomic_comp,
     vfio_device_ioeventfd,
     vfio_irq_info,
     vfio_irq_set,
@@ -120,8 +122,13 @@ pub(crate) use bindings::{
     VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
     VFIO_DEVICE_FEATURE_PROBE,
     VFIO_DEVICE_FEATURE_SET,
+    VFIO_DEVICE_FLAGS_CAPS,
     VFIO_DEVICE_FLAGS_PCI,
     VFIO_DEVICE_FLAGS_RESET,
+    VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP,
+    VFIO_PCI_ATOMIC_COMP128,
+    VFIO_PCI_ATOMIC_COMP32,
+    VFIO_PCI_ATOMIC_COMP64,
     VFIO_PCI_HOT_RESET_FLAG_DEV_ID,
     VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED,
     VFIO_PCI_NUM_IRQS,
