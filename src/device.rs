@@ -181,7 +181,7 @@ impl VfioPciDevice {
         // The BARs' P2PDMA providers, for dma-buf exports (none where the platform forbids
         // CPU mappings of the BARs), as vfio-pci sets them up.
         match dma_buf::init_p2pdma(pdev) {
-            Err(e) if e != EOPNOTSUPP => return Err(e),
+            Err(e) if !dma_buf::p2pdma_unsupported(e) => return Err(e),
             _ => {}
         }
         let vdev = VfioDevice::new(

@@ -178,7 +178,10 @@ pub(crate) fn restore(gate: &mut MemoryGate, pdev: &OwnedDevice) {
     }
 }
 
-pub(crate) use crate::kernel_ext::dma_buf::init_p2pdma;
+pub(crate) use crate::kernel_ext::dma_buf::{
+    init_p2pdma,
+    p2pdma_unsupported, //
+};
 
 /// Last close: revokes the function's dma-bufs for good (they may outlive the device file,
 /// but never reach the function again).

@@ -18,6 +18,8 @@
 //! - bindgen: 7.3 generates `enum irqreturn` as a newtype (`struct irqreturn(c_uint)`, with
 //!   associated constants) instead of a `c_uint` alias, so an IRQ handler's C return value is
 //!   built differently.
+//! - `kernel::error::code`: 7.2's has no `EOPNOTSUPP` (7.3 added it); [`eopnotsupp`] builds
+//!   it from the C value on 7.2.
 //! - vfio-pci: 7.3's `vfio_pci_ioeventfd()` (`drivers/vfio/pci/vfio_pci_rdwr.c`) no longer
 //!   refuses 8-byte ioeventfds (7.2's returned `EINVAL` for them), so this driver takes them
 //!   on 7.3 only ([`IOEVENTFD_64`]), to answer as the kernel's own vfio-pci does.
@@ -51,6 +53,19 @@ use kernel::{
     ffi::c_uint,
     prelude::*, //
 };
+
+/// `EOPNOTSUPP` ("operation not supported"), which 7.3's kernel crate names and 7.2's does
+/// not.
+pub(crate) fn eopnotsupp() -> Error {
+    #[cfg(kernel_7_3)]
+    {
+        EOPNOTSUPP
+    }
+    #[cfg(not(kernel_7_3))]
+    {
+        Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+    }
+}
 
 /// Runs `init` on `slot`, initialising the value in place.
 ///

@@ -25,6 +25,7 @@
 
 use crate::kernel_ext::{
     bindings,
+    compat::eopnotsupp,
     pci::{
         raw_of,
         OwnedDevice, //
@@ -61,6 +62,12 @@ pub(crate) fn init_p2pdma(pdev: &OwnedDevice) -> Result {
     // SAFETY: `pdev` is a function bound to this driver (type invariant of `OwnedDevice`),
     // probed and not yet removed, as device-managed setup requires.
     to_result(unsafe { bindings::pcim_p2pdma_init(raw_of(pdev)) })
+}
+
+/// Whether `e` is the `EOPNOTSUPP` of [`init_p2pdma`]: the platform forbids CPU mappings of
+/// the function's BARs, so it has no P2PDMA providers (and exports nothing), but binds.
+pub(crate) fn p2pdma_unsupported(e: Error) -> bool {
+    e == eopnotsupp()
 }
 
 /// A physical range of a BAR (`struct phys_vec`).
@@ -392,14 +399,14 @@ unsafe extern "C" fn attach_callback(
     let peer2peer = unsafe { (*attachment).peer2peer };
     from_result(|| {
         if !peer2peer {
-            return Err(EOPNOTSUPP);
+            return Err(eopnotsupp());
         }
         if export.revoked.load(Ordering::Relaxed) {
             return Err(ENODEV);
         }
         // SAFETY: `attachment` is valid for the call.
         if !unsafe { bindings::dma_buf_attach_revocable(attachment) } {
-            return Err(EOPNOTSUPP);
+            return Err(eopnotsupp());
         }
         Ok(0)
     })

@@ -17,12 +17,14 @@
 //! 1 GiB boundary.
 
 use crate::regions::{get_region_info, pread, region_fields, with_group_device, REGION_INFO_SIZE};
-use crate::scenarios::{none, Ctx, Scenario, Site};
+use crate::scenarios::{
+    bind_by_override, expect_bound, expect_gone, none, record_all_gone, scenario, waits_for_close, Ctx, Scenario, Site,
+};
 use crate::sys::{ChildTouch, Errno, Fail};
 use crate::sysfs;
 use crate::transcript::{Abort, Expect, Fields, Transcript, Val};
 use crate::uapi::*;
-use crate::vfio::Device;
+use crate::vfio::{Container, Device, Group};
 use std::os::raw::c_void;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
@@ -52,6 +54,14 @@ pub fn scenarios() -> Vec<Scenario> {
             applies: pud_bar,
             run: huge_map_pud,
             expect: expect_huge_map_pud,
+        },
+        Scenario {
+            name: "huge_map_outlives_close",
+            rule: "a huge mapping keeps the device open after its fd, group and container are closed: it still reads what was written, without a fault; an unbind waits while it lives (the device is not released) and returns once it is unmapped, after which the function is unbound",
+            loads_module: false,
+            applies: pmd_bar,
+            run: huge_map_outlives_close,
+            expect: expect_huge_map_outlives_close,
         },
     ]
 }
@@ -547,4 +557,71 @@ fn expect_huge_map_pud(_: &Ctx, t: &Transcript) -> Vec<String> {
         }
     }
     failures
+}
+
+fn huge_map_outlives_close(c: &Ctx) -> Transcript {
+    let (driver, bdf) = (c.driver, c.bdf().to_string());
+    scenario(|t| {
+        let b = bind_by_override(t, driver, &bdf)?;
+        let container = t.need("open /dev/vfio/vfio", Container::open(), none)?;
+        let group = t.need("open group", Group::open(&b.group), none)?;
+        t.need("VFIO_GROUP_SET_CONTAINER", group.set_container(&container), none)?;
+        t.need("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)", container.set_iommu(VFIO_TYPE1v2_IOMMU), none)?;
+        let d = t.need("VFIO_GROUP_GET_DEVICE_FD", group.get_device_fd(&bdf), none)?;
+        let len = bar_info(t, &d, &bdf)?;
+        let map = t.need(
+            "mmap BAR2 whole at a 2 MiB-aligned address",
+            PlacedMap::new(&d, region_offset(SHMEM_BAR), len, PMD, 0).map_err(Fail::Os),
+            none,
+        )?;
+        t.step("first touch of every page", map.touch(PAGE), faults);
+        let p = pattern(0x5eed_0000_0000_0002);
+        map.fill(&p);
+        drop(d);
+        drop(group);
+        drop(container);
+        t.step("closed: touch every page", map.touch(PAGE), faults);
+        t.step("closed: the mapping against the pattern", Ok::<u64, Fail>(compare_map(&map, &p)), differing);
+        let map = std::cell::RefCell::new(Some(map));
+        let target = bdf.clone();
+        waits_for_close(
+            t,
+            "unbind",
+            move || sysfs::unbind(&target),
+            |t| {
+                if let Some(map) = &*map.borrow() {
+                    t.step("while the unbind waits: touch every page", map.touch(PAGE), faults);
+                    t.step(
+                        "while the unbind waits: the mapping against the pattern",
+                        Ok::<u64, Fail>(compare_map(map, &p)),
+                        differing,
+                    );
+                }
+            },
+            |t| {
+                drop(map.borrow_mut().take());
+                t.record("munmap", crate::transcript::Outcome::Ok(Vec::new()));
+            },
+        );
+        record_all_gone(t, &bdf, &b, "after unbind", true);
+        t.step("clear driver_override", sysfs::clear_driver_override(&bdf), none);
+        Ok(())
+    })
+}
+
+fn expect_huge_map_outlives_close(_: &Ctx, t: &Transcript) -> Vec<String> {
+    let mut e = Expect::new(t);
+    let len = t.find("BAR2 size").and_then(|o| o.field("size")).and_then(Val::as_u64).unwrap_or(0);
+    expect_bound(&mut e);
+    e.ok("mmap BAR2 whole at a 2 MiB-aligned address");
+    e.num("first touch of every page", "faults", len / PMD);
+    e.num("closed: touch every page", "faults", 0);
+    e.num("closed: the mapping against the pattern", "bytes differing", 0);
+    e.val("unbind 1.5 s after it was started, device still open", "finished", &Val::Bool(false));
+    e.num("while the unbind waits: touch every page", "faults", 0);
+    e.num("while the unbind waits: the mapping against the pattern", "bytes differing", 0);
+    e.ok("unbind returns once the device is closed");
+    expect_gone(&mut e, "after unbind", true);
+    e.ok("clear driver_override");
+    e.finish()
 }

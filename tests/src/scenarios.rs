@@ -274,7 +274,7 @@ fn record_gone(t: &mut Transcript, step: &str, path: &Path) {
 }
 
 /// The nodes of a bound function that must go when it is unbound.
-fn record_all_gone(t: &mut Transcript, bdf: &str, b: &Bound, when: &str, group_too: bool) {
+pub(crate) fn record_all_gone(t: &mut Transcript, bdf: &str, b: &Bound, when: &str, group_too: bool) {
     let dev = sysfs::device_dir(bdf);
     record_gone(t, &format!("driver link {when}"), &dev.join("driver"));
     record_gone(t, &format!("sysfs vfio-dev entry {when}"), &dev.join("vfio-dev").join(&b.cdev));
@@ -348,7 +348,7 @@ pub(crate) fn expect_get_info(e: &mut Expect) {
     e.err("VFIO_DEVICE_GET_INFO argsz=15", Errno::EINVAL);
 }
 
-fn expect_bound(e: &mut Expect) {
+pub(crate) fn expect_bound(e: &mut Expect) {
     e.ok("write driver_override");
     e.ok("write drivers_probe");
     expect_nodes(e);
@@ -363,7 +363,7 @@ fn expect_nodes(e: &mut Expect) {
     e.val("cdev node", "dev matches sysfs", &Val::Bool(true));
 }
 
-fn expect_gone(e: &mut Expect, when: &str, group_too: bool) {
+pub(crate) fn expect_gone(e: &mut Expect, when: &str, group_too: bool) {
     e.err(&format!("driver link {when}"), Errno::ENOENT);
     e.err(&format!("sysfs vfio-dev entry {when}"), Errno::ENOENT);
     e.err(&format!("cdev node {when}"), Errno::ENOENT);
