@@ -38,6 +38,13 @@ TOPOLOGIES=(
 	# The same with a 1 GiB backend: PUD mappings. The backend's host memory is allocated only
 	# where the guest writes (the scenarios write a few words).
 	"hugebar1g 0f.0 $(rp rp_huge1g 0f.0 15) -object memory-backend-ram,id=hugemem1g,size=1G -device ivshmem-plain,memdev=hugemem1g,bus=rp_huge1g,addr=00.0"
+	# QEMU's standard VGA (1234:1111, a conventional PCI VGA-class function with its 16 MiB
+	# framebuffer BAR) behind a hotplug root port: the boot VGA device (the firmware routes the
+	# legacy VGA ranges to it through the port's VGA Enable). Only the VGA scenarios
+	# (tests/src/vga.rs) run on it. A second standard VGA behind the next port, bound to nothing
+	# and not the boot VGA device (SeaBIOS picks the first), is the other VGA function whose
+	# removal and return make the arbiter call the decode callbacks (vga_decode_callback).
+	"vga 0b.0 $(rp rp_vga 0b.0 11) -device VGA,bus=rp_vga,addr=00.0 $(rp rp_vga2 0c.0 12) -device VGA,bus=rp_vga2,addr=00.0"
 	# An integrated endpoint on the root bus: no slot or bus reset can reach it. Its "port"
 	# is the function itself.
 	"rootbus 07.0 -device e1000e,bus=pcie.0,addr=07.0"

@@ -14,6 +14,8 @@
 #include <linux/dma-buf.h>
 #include <linux/dma-buf-mapping.h>
 #include <linux/pci-p2pdma.h>
+#include <linux/vgaarb.h>
+#include <linux/aperture.h>
 #include <uapi/linux/vfio.h>
 
 /*

@@ -32,6 +32,9 @@
 # one more guest for them; a filter containing "noiommu" boots only that one, and
 # VFIO_PCI_RS_GUEST_NOIOMMU=1 boots it in the other modes (run, shell, demo).
 #
+# VFIO_PCI_RS_GUEST_APPEND="ARGS" adds ARGS to every guest's kernel command line (debugging;
+# for example vga=0x314 in the run mode).
+#
 # VFIO_PCI_RS_MODULE=FILE puts that vfio_pci_rs.ko into the guest instead of building the
 # checkout's, and VFIO_PCI_RS_MODROOT=DIR gives the guest DIR/lib/modules/RELEASE (an installed
 # module tree: the kernel's modules plus vfio_pci_rs.ko where an install put it, and depmod's
@@ -134,6 +137,7 @@ mapfile -t topo_args < <(topology_qemu_args)
 # IO-APIC", seen once at load average 7); virtual machines' kernels skip it for that reason.
 append="console=ttyS0 panic=-1 no_timer_check pci=noari ignore_loglevel harness=$mode"
 [ -n "$filter" ] && append+=" harness.filter=$filter"
+[ -n "${VFIO_PCI_RS_GUEST_APPEND:-}" ] && append+=" $VFIO_PCI_RS_GUEST_APPEND"
 
 # The suite runs in SHARDS guests at once, each with the same topology and an interleaved
 # share of the scenarios (the test binary's --shard K/N): two per host core, at most four.

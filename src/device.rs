@@ -80,7 +80,8 @@ use crate::{
     vf_token::{
         TokenRole,
         VfUser, //
-    }, //
+    },
+    vga::VgaFunction, //
 };
 use kernel::{
     mm::virt::VmaNew,
@@ -130,6 +131,8 @@ pub(crate) struct VfioPciDevice {
     ioeventfds: Mutex<Ioeventfds<Self>>,
     /// Runtime power management (see [`crate::runtime_pm`]).
     power: RuntimePower,
+    /// The VGA arbiter client and region of a VGA-class function (see [`crate::vga`]).
+    vga: VgaFunction,
 }
 
 impl VfioPciDevice {
@@ -197,6 +200,7 @@ impl VfioPciDevice {
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
                 power: RuntimePower::new(),
+                vga: VgaFunction::bind::<Self>(pdev)?,
             }),
         )?;
         // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
@@ -283,7 +287,7 @@ impl VfioDeviceOps for VfioPciDevice {
         info: &mut uapi::vfio_region_info,
         caps: &mut InfoCaps<'_>,
     ) -> Result {
-        regions::info(&dev.memory, &dev.pdev, dev.msix_table, info, caps)
+        regions::info(&dev.memory, &dev.pdev, dev.msix_table, &dev.vga, info, caps)
     }
 
     fn device_feature(
@@ -457,7 +461,7 @@ fn rw(
         Region::Config => config::read(&dev.config, &dev.pdev, buf, count, offset)?,
         Region::Bar(bar) => rdwr::bar_rw(&dev.memory, &dev.pdev, dev.msix_table, bar, xfer)?,
         Region::Rom => rdwr::rom_read(&dev.memory, &dev.pdev, xfer)?,
-        Region::Vga => return Err(EINVAL),
+        Region::Vga => dev.vga.rw(&dev.pdev, xfer)?,
     };
     *pos += done as i64;
     Ok(done)

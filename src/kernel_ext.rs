@@ -25,6 +25,9 @@
 //! - [`dma_buf`]: dma-buf exports of BAR ranges (P2PDMA providers), revoked and restored
 //!   together.
 //! - [`iomap`]: I/O through `pci_iomap()` cookies, as a [`kernel::io::Io`] backend.
+//! - [`vga`]: the VGA arbiter (clients, their decode callback, legacy-range routing) and
+//!   mappings of the legacy VGA ranges; [`aperture`]: the aperture helpers that remove a
+//!   firmware framebuffer from a function's BARs.
 //! - [`irq`]: IRQ requests with a handler trait, freed on drop; [`irqbypass`]: IRQ bypass
 //!   producers (the interrupt source KVM's irqfd pairs with to post interrupts).
 //! - [`mm`]: PFN mappings set up in `mmap` and filled by a fault-handler trait.
@@ -43,6 +46,7 @@
 //! The bindgen output (`bindings`) and the C files (`helpers.c`, `trace.c`, `dyndbg.c`) serve
 //! only this layer.
 
+pub(crate) mod aperture;
 mod bindings;
 mod compat;
 pub(crate) mod dma_buf;
@@ -61,3 +65,4 @@ pub(crate) mod sync;
 pub(crate) mod trace;
 pub(crate) mod uuid;
 pub(crate) mod vfio;
+pub(crate) mod vga;

@@ -10,12 +10,10 @@
 //!   DisINTx (PCI 2.3 masking) but at the interrupt controller, with the line exclusive, and no
 //!   quirk hides their INTx (see [`crate::intrs`]). Latched per function at bind, as vfio-pci
 //!   latches it at device init.
-//! - `disable_vga=`: a bool, mode 0444 (with `CONFIG_VFIO_PCI_VGA`, as vfio-pci's): vfio-pci
-//!   gives a VGA-class function (class 0x0300) whose parameter was off at bind the legacy VGA
-//!   region and reports the VGA arbiter that it decodes the legacy ranges. This driver has no
-//!   VGA region yet (issue #11) and registers no VGA arbiter client, so it behaves as vfio-pci
-//!   with `disable_vga=1` whatever the parameter says; the parameter is declared so that
-//!   configurations naming it load as for vfio-pci.
+//! - `disable_vga=`: a bool, mode 0444 (with `CONFIG_VFIO_PCI_VGA`, as vfio-pci's): a VGA-class
+//!   function (class 0x0300) bound while it is off gets the legacy VGA region, and tells the
+//!   VGA arbiter that it decodes the legacy ranges (see [`crate::vga`]). Without
+//!   `CONFIG_VFIO_PCI_VGA` there is no parameter and the driver acts as with `disable_vga=1`.
 //! - `disable_denylist=`: a bool, mode 0444, set at load only: functions vfio-pci refuses are
 //!   bound anyway, with its warning (see [`crate::denylist`]).
 //! - `disable_idle_d3=`: a bool, off by default, writable at run time (mode 0644): whether
@@ -68,6 +66,15 @@ module_param_bool!(
     0o444,
     "Disable VGA resource access through vfio-pci-rs"
 );
+
+/// Whether VGA access is off (`disable_vga=`, fixed at load; always with no
+/// `CONFIG_VFIO_PCI_VGA`), vfio-pci's `vfio_vga_disabled()`.
+pub(crate) fn disable_vga() -> bool {
+    #[cfg(CONFIG_VFIO_PCI_VGA)]
+    return DISABLE_VGA.get();
+    #[cfg(not(CONFIG_VFIO_PCI_VGA))]
+    return true;
+}
 
 module_param_bool!(
     DISABLE_DENYLIST,

@@ -12,6 +12,7 @@
 
 use crate::{
     bars::MsixTable,
+    kernel_ext::iomap::IoMap,
     kernel_ext::pci::{
         regs,
         OwnedDevice,
@@ -197,6 +198,24 @@ pub(crate) fn bar_rw(
                 Some(v) => mapping.write_width(width, at, v).map(|()| 0),
                 None => mapping.read_width(width, at),
             }
+        },
+    )
+}
+
+/// Moves `xfer.count` bytes between user memory and `io` at `xfer.offset` (both inside `io`),
+/// at most `max` bytes per device access and outside any memory gate: for ranges that are no
+/// BAR of the function, which its memory decode does not govern (the legacy VGA ranges).
+pub(crate) fn io_rw(io: &IoMap, xfer: Transfer, max: Width) -> Result<usize> {
+    let mut user = UserBuffer::new(xfer.buf, xfer.count, xfer.write);
+    split_rw(
+        &mut user,
+        xfer.offset,
+        xfer.count as u64,
+        None,
+        max,
+        |at, width, value| match value {
+            Some(v) => io.write_width(width, at, v).map(|()| 0),
+            None => io.read_width(width, at),
         },
     )
 }

@@ -31,7 +31,8 @@ use crate::{
         uapi,
         InfoCaps, //
     },
-    memory::MemoryGate, //
+    memory::MemoryGate,
+    vga::VgaFunction, //
 };
 use kernel::prelude::*;
 
@@ -47,7 +48,7 @@ pub(crate) enum Region {
     Rom,
     /// The (virtualized) configuration space.
     Config,
-    /// Legacy VGA ranges, which this driver does not expose.
+    /// The legacy VGA ranges (see [`crate::vga`]).
     Vga,
 }
 
@@ -89,11 +90,13 @@ pub(crate) fn split_offset(pos: u64) -> (u64, u64) {
 /// `VFIO_DEVICE_GET_REGION_INFO` for `info.index`: where the region is in the file, how big
 /// it is, what may be done with it, and (for the BAR holding the MSI-X table) that the table
 /// may be mmapped too, as vfio-pci says on platforms that remap interrupts. `memory` is the
-/// memory gate of `pdev`, `msix_table` where its MSI-X table is.
+/// memory gate of `pdev`, `msix_table` where its MSI-X table is, `vga` what it is to the VGA
+/// code.
 pub(crate) fn info(
     memory: &RwSem<MemoryGate>,
     pdev: &OwnedDevice,
     msix_table: Option<MsixTable>,
+    vga: &VgaFunction,
     info: &mut uapi::vfio_region_info,
     caps: &mut InfoCaps<'_>,
 ) -> Result {
@@ -122,8 +125,7 @@ pub(crate) fn info(
             }
         }
         Region::Rom => rom_info(memory, pdev)?,
-        // No VGA support: vfio-pci refuses the index on functions without VGA.
-        Region::Vga => return Err(EINVAL),
+        Region::Vga => vga.region_info()?,
     };
     info.offset = region.file_offset();
     info.size = size;

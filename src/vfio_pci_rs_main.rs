@@ -49,6 +49,7 @@ mod reset_set;
 mod runtime_pm;
 mod sriov;
 mod vf_token;
+mod vga;
 
 module! {
     type: VfioPciRsModule,

@@ -22,6 +22,11 @@
 //!   realized, every hot reset (at start-up and at system_reset) reports
 //!   `Success` and QEMU exits 0; vfio-pci-rs passes when its run looks the
 //!   same: realized, the same hot-reset trace lines, the same exit status.
+//!   On the VGA function QEMU also runs with `x-vga=on`, which needs the VGA region (its info
+//!   checked at realize, the legacy ranges mapped into the machine's VGA space): there the
+//!   monitor reads port 0x3cc and 8 bytes at 0xa0000 (`i`, `xp`), traced as vfio_vga_read,
+//!   whose offsets and values must be the same on both drivers, and each reset is a
+//!   VFIO_DEVICE_RESET (the function has no FLR and no PM reset, so QEMU makes no hot reset).
 //!
 //! - rust-vmm's vfio-ioctls, the library cloud-hypervisor uses, in a program
 //!   of the suite's (vmm_client.rs), through the IOMMUFD/cdev path and the
@@ -87,6 +92,8 @@ pub enum QemuMode {
     Group,
     /// The cdev model: `-object iommufd` and `iommufd=` on the device.
     Iommufd,
+    /// The group model with the legacy VGA ranges: `-device vfio-pci,host=BDF,x-vga=on`.
+    GroupVga,
 }
 
 impl Client {
@@ -101,6 +108,7 @@ impl Client {
             Client::Selftest(t) => t.to_string(),
             Client::Qemu(QemuMode::Group) => "qemu-group".into(),
             Client::Qemu(QemuMode::Iommufd) => "qemu-iommufd".into(),
+            Client::Qemu(QemuMode::GroupVga) => "qemu-group-x-vga".into(),
             Client::VfioIoctls(m) => m.name(),
         }
     }
@@ -127,6 +135,7 @@ pub const PLAN: &[(&str, Client)] = &[
     // one container holds both groups.
     ("multigroup", Client::VfioIoctls(VmmMode::Cdev)),
     ("multigroup", Client::VfioIoctls(VmmMode::Group)),
+    ("vga", Client::Qemu(QemuMode::GroupVga)),
 ];
 
 /// Where one plan entry runs, as the suite discovered it.
@@ -418,6 +427,11 @@ pub struct QemuRun {
     pub reset_trace: Vec<String>,
     /// system_reset was sent (QEMU was still running then).
     pub reset_sent: bool,
+    /// With `x-vga=on`: the vfio_vga_read trace lines of the monitor's reads of the legacy
+    /// ranges (port 0x3cc, memory 0xa0000), whitespace collapsed; empty otherwise.
+    pub vga_trace: Vec<String>,
+    /// The mode QEMU ran in.
+    pub mode: QemuMode,
     pub output: String,
 }
 
@@ -438,14 +452,44 @@ impl QemuRun {
     }
 }
 
-/// The trace lines of `text` (a QEMU log), normalized: from the trace
-/// point's name on (a log-backend prefix `PID@TIME:` and a monitor prompt on
+/// The reset trace lines of `text` (a QEMU log: vfio_pci_hot_reset*, and
+/// vfio_pci_reset* where traced), normalized: from the trace point's name on (a log-backend prefix `PID@TIME:` and a monitor prompt on
 /// the same line are dropped), whitespace collapsed.
 pub fn hot_reset_trace(text: &str) -> Vec<String> {
+    trace_of(text, &["vfio_pci_hot_reset", "vfio_pci_reset"])
+}
+
+/// The lines of `text` (a QEMU log) of the trace points whose names start with one of `names`,
+/// normalized as [`hot_reset_trace`] says.
+pub fn trace_of(text: &str, names: &[&str]) -> Vec<String> {
     text.lines()
-        .filter_map(|l| l.find("vfio_pci_hot_reset").map(|i| l[i..].split_whitespace().collect::<Vec<_>>().join(" ")))
+        .filter_map(|l| {
+            names
+                .iter()
+                .filter_map(|n| l.find(n))
+                .min()
+                .map(|i| l[i..].split_whitespace().collect::<Vec<_>>().join(" "))
+        })
         .collect()
 }
+
+/// The monitor commands of an `x-vga=on` run, before its system_reset. QEMU maps the VGA ranges
+/// of a device only while its command register enables I/O and memory, which with `-S` no
+/// firmware has done: so the device (at 00:02.0) gets its BARs placed high (BAR0 0xe0000000,
+/// BAR2 0xe1000000, away from the legacy memory) and I/O and memory enabled through the
+/// configuration ports 0xcf8/0xcfc; then QEMU reads the legacy I/O port 0x3cc (the VGA's
+/// miscellaneous output register) and 8 bytes of the legacy memory at 0xa0000, each through
+/// the VGA region of the device file (vfio_vga_read).
+const VGA_MONITOR_COMMANDS: [&str; 8] = [
+    "o /w 0xcf8 0x80001010",
+    "o /w 0xcfc 0xe0000000",
+    "o /w 0xcf8 0x80001018",
+    "o /w 0xcfc 0xe1000000",
+    "o /w 0xcf8 0x80001004",
+    "o /h 0xcfc 0x0003",
+    "i /b 0x3cc",
+    "xp /8xb 0xa0000",
+];
 
 /// Mount what QEMU's chroot needs, once: the toolchain root's /usr over 9p
 /// (read-only), the merged-/usr links, /proc, /sys, /dev and a /tmp.
@@ -568,6 +612,12 @@ fn run_qemu(mode: QemuMode, bdf: &str, log: &Path) -> Result<QemuRun, String> {
         QemuMode::Iommufd => {
             cmd.args(["-object", "iommufd,id=ifd0", "-device", &format!("vfio-pci,host={bdf},iommufd=ifd0")]);
         }
+        QemuMode::GroupVga => {
+            // The function has neither FLR nor PM reset: QEMU resets it with
+            // VFIO_DEVICE_RESET (vfio_pci_reset_flr), not with a hot reset.
+            cmd.args(["-trace", "vfio_pci_reset*", "-trace", "vfio_vga_read"]);
+            cmd.args(["-device", &format!("vfio-pci,host={bdf},x-vga=on,addr=02.0")]);
+        }
     }
     let t0 = Instant::now();
     let mut child = cmd
@@ -594,6 +644,13 @@ fn run_qemu(mode: QemuMode, bdf: &str, log: &Path) -> Result<QemuRun, String> {
             realized = true;
             q.settle();
             startup_len = hot_reset_trace(&read_log(&q.log)).len();
+            if mode == QemuMode::GroupVga {
+                for c in VGA_MONITOR_COMMANDS {
+                    q.send(c);
+                }
+                let _ = q.wait_for(Instant::now() + QEMU_REACT, |t| trace_of(t, &["vfio_vga_read"]).len() >= 3);
+                q.settle();
+            }
             reset_sent = q.send("system_reset");
             if reset_sent {
                 let _ = q.wait_for(Instant::now() + QEMU_REACT, |t| hot_reset_trace(t).len() > startup_len);
@@ -619,6 +676,8 @@ fn run_qemu(mode: QemuMode, bdf: &str, log: &Path) -> Result<QemuRun, String> {
         startup_trace: trace[..split].to_vec(),
         reset_trace: trace[split..].to_vec(),
         reset_sent,
+        vga_trace: trace_of(&output, &["vfio_vga_read"]),
+        mode,
         output,
     })
 }
@@ -632,6 +691,13 @@ pub(crate) fn expect_qemu(r: &QemuRun) -> Vec<String> {
     }
     for (when, trace) in [("at start-up", &r.startup_trace), ("at system_reset", &r.reset_trace)] {
         let results = QemuRun::results(trace);
+        if r.mode == QemuMode::GroupVga {
+            // No FLR, no PM reset: VFIO_DEVICE_RESET, never a hot reset.
+            if !trace.iter().any(|l| l.starts_with("vfio_pci_reset_flr")) || !results.is_empty() {
+                f.push(format!("{when}: not one VFIO_DEVICE_RESET and no hot reset: {trace:?}"));
+            }
+            continue;
+        }
         if results.is_empty() {
             f.push(format!("no hot reset {when}"));
         }
@@ -639,6 +705,14 @@ pub(crate) fn expect_qemu(r: &QemuRun) -> Vec<String> {
             if res != "Success" {
                 f.push(format!("hot reset {when}: {res}"));
             }
+        }
+    }
+    if r.mode == QemuMode::GroupVga {
+        // 1 byte at 0x3cc, then the 8 bytes at 0xa0000 (in accesses of up to 4 bytes).
+        let offsets: Vec<&str> = r.vga_trace.iter().filter_map(|l| l.split_whitespace().nth(1)).collect();
+        let legacy_memory = offsets.len() >= 2 && offsets[1..].iter().all(|o| o.starts_with("(0xa000"));
+        if offsets.first() != Some(&"(0x3cc,") || !legacy_memory || r.output.contains("failed:") {
+            f.push(format!("the monitor's reads of the legacy ranges through the VGA region: {:?}", r.vga_trace));
         }
     }
     if r.exit != Exit::Code(0) {
@@ -660,6 +734,11 @@ pub(crate) fn compare_qemu(c: &QemuRun, r: &QemuRun) -> Vec<String> {
             f.extend(ct.iter().map(|l| format!("  {REFERENCE_NAME}: {l}")));
             f.extend(rt.iter().map(|l| format!("  {RUST_NAME}: {l}")));
         }
+    }
+    if c.vga_trace != r.vga_trace {
+        f.push("the reads of the legacy VGA ranges differ:".into());
+        f.extend(c.vga_trace.iter().map(|l| format!("  {REFERENCE_NAME}: {l}")));
+        f.extend(r.vga_trace.iter().map(|l| format!("  {RUST_NAME}: {l}")));
     }
     if c.exit != r.exit {
         f.push(format!("QEMU: {} on {REFERENCE_NAME}, {} on {RUST_NAME}", c.exit, r.exit));

@@ -50,6 +50,7 @@ mod sysfs;
 mod transcript;
 mod uapi;
 mod vfio;
+mod vga;
 mod vmm_client;
 
 use driver::{Driver, World, REFERENCE_NAME, RUST_NAME};
@@ -348,6 +349,9 @@ impl Suite {
         }
         for (ti, topo) in self.topos.iter().enumerate() {
             for (si, s) in self.scenarios.iter().enumerate() {
+                if !vga::pairs(&topo.name, s.name) {
+                    continue;
+                }
                 let base = format!("{}/{}", topo.name, s.name);
                 let names = [
                     format!("{base}: {REFERENCE_NAME}"),

@@ -326,7 +326,7 @@ fn record_logged(t: &mut Transcript, step: &str, result: Result<(), Fail>, log: 
 
 /// (Re)loads the driver with `params`: the module under test is inserted; the resident
 /// vfio-pci is removed and modprobed again (its disable_denylist is read-only).
-fn load_with(driver: &Driver, params: &str) -> Result<(), Fail> {
+pub(crate) fn load_with(driver: &Driver, params: &str) -> Result<(), Fail> {
     if !driver.is_reference() {
         return driver.load(params);
     }

@@ -850,6 +850,8 @@ fn clients_qemu_rule() -> CaseResult {
         startup_trace: if realized { vec![format!("vfio_pci_hot_reset_result x hot reset: {result}")] } else { vec![] },
         reset_trace: if realized { vec![format!("vfio_pci_hot_reset_result x hot reset: {result}")] } else { vec![] },
         reset_sent: realized,
+        vga_trace: vec![],
+        mode: crate::clients::QemuMode::Group,
         output: String::new(),
     };
     let good = run(true, "Success", 0);
@@ -865,6 +867,26 @@ fn clients_qemu_rule() -> CaseResult {
     let mut killed = run(true, "Success", 0);
     killed.exit = Exit::Killed;
     c.that("a killed QEMU differs", !compare_qemu(&good, &killed).is_empty());
+    // x-vga=on: VFIO_DEVICE_RESET at each reset, the monitor's three reads of the legacy ranges.
+    let vga = |data: &str| QemuRun {
+        startup_trace: vec!["vfio_pci_reset (0000:0a:00.0)".into(), "vfio_pci_reset_flr 0000:0a:00.0".into()],
+        reset_trace: vec!["vfio_pci_reset (0000:0a:00.0)".into(), "vfio_pci_reset_flr 0000:0a:00.0".into()],
+        vga_trace: ["(0x3cc, 1) = 0x67", "(0xa0000, 4) = 0x0", &format!("(0xa0004, 4) = {data}")]
+            .iter()
+            .map(|t| format!("vfio_vga_read {t}"))
+            .collect(),
+        mode: crate::clients::QemuMode::GroupVga,
+        ..run(true, "", 0)
+    };
+    c.eq("an x-vga run passes", expect_qemu(&vga("0x0")), Vec::<String>::new());
+    c.eq("identical x-vga runs match", compare_qemu(&vga("0x0"), &vga("0x0")), vec![]);
+    c.that("other legacy bytes differ", !compare_qemu(&vga("0x0"), &vga("0x1")).is_empty());
+    let mut no_reads = vga("0x0");
+    no_reads.vga_trace.truncate(1);
+    c.that("a missing legacy read fails the reference", !expect_qemu(&no_reads).is_empty());
+    let mut hot = vga("0x0");
+    hot.reset_trace = vec!["vfio_pci_hot_reset_result x hot reset: Success".into()];
+    c.that("a hot reset instead of VFIO_DEVICE_RESET fails the reference", !expect_qemu(&hot).is_empty());
     c.done()
 }
 
