@@ -200,7 +200,10 @@ fn with_bound(drv: &str, bdf: &str, body: impl FnOnce() -> Result<(), Fail>) -> 
 }
 
 fn cdev_of(bdf: &str, drv: &str) -> Result<String, Fail> {
-    sysfs::vfio_dev_entries(bdf)?.into_iter().next().ok_or_else(|| Fail::other(format!("{bdf} has no cdev under {drv}")))
+    sysfs::vfio_dev_entries(bdf)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Fail::other(format!("{bdf} has no cdev under {drv}")))
 }
 
 /// Opens the cdev `cdev`, binds it to `iommufd` and attaches a new IOAS.
