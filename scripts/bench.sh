@@ -10,6 +10,9 @@
 #                                  production-config bench kernel (built here, once)
 #   scripts/bench.sh test|bench    on one of them
 #
+# VFIO_PCI_RS_BENCH_FILTER=A,B measures only the per-operation rows whose names contain A or B
+# (and the reset-set table if one of them is in "reset set"), for a quick look at a few rows.
+#
 # The bench kernel is the test kernel's configuration with kernel/vfio-pci-rs-bench.config
 # merged last (VFIO_PCI_RS_KERNEL_FLAVOUR=bench, scripts/common.sh): no lockdep, KASAN,
 # kmemleak, debug objects or fault injection, -O2, jump labels, the function tracer. It is
@@ -34,7 +37,7 @@ for flavour in "${flavours[@]}"; do
 	esac
 	echo "## Benchmark on $what"
 	echo
-	VFIO_PCI_RS_KERNEL_FLAVOUR=$flavour "$REPO/scripts/guest.sh" bench || status=1
+	VFIO_PCI_RS_KERNEL_FLAVOUR=$flavour "$REPO/scripts/guest.sh" bench "${VFIO_PCI_RS_BENCH_FILTER:-}" || status=1
 	echo
 done
 exit "$status"

@@ -43,8 +43,10 @@ struct Sample {
     reset: Vec<Duration>,
 }
 
-pub fn run(topology: &Path, ko: Option<&Path>) -> i32 {
-    match bench(topology, ko) {
+/// Runs the benchmark; with `filter` (comma-separated substrings of row names), only the
+/// per-operation rows it matches (and the reset-set table if "reset set" matches).
+pub fn run(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> i32 {
+    match bench(topology, ko, filter) {
         Ok(()) => 0,
         Err(e) => {
             println!("benchmark failed: {e}");
@@ -53,7 +55,7 @@ pub fn run(topology: &Path, ko: Option<&Path>) -> i32 {
     }
 }
 
-fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
+fn bench(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> Result<(), Fail> {
     let text =
         std::fs::read_to_string(topology).map_err(|e| Fail::other(format!("reading {}: {e}", topology.display())))?;
     let topologies = sysfs::parse_topology(&text).map_err(Fail::other)?;
@@ -66,7 +68,35 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
     if std::env::var_os("VFIO_PCI_RS_BENCH_ONLY").is_some_and(|v| v == "huge_fault") {
         return huge_fault::function(&topologies, devices)?.map_or(Ok(()), |bdf| huge_fault::bench(&bdf));
     }
+    if table::Filter::new(filter).matches("reset set") {
+        reset_sets(&topologies, devices)?;
+    }
 
+    let first = |name: &str| -> Result<Option<String>, Fail> {
+        match topologies.iter().find(|t| t.name == name) {
+            Some(t) => Ok(sysfs::functions_below(devices, &t.port)?.into_iter().next()),
+            None => Ok(None),
+        }
+    };
+    match first(OPS_TOPOLOGY)? {
+        Some(e1000e) => {
+            let f = ops::Functions { e1000e, vectors: first(VECTORS_TOPOLOGY)?, pf: first(PF_TOPOLOGY)? };
+            let order = [(table::C, REFERENCE_NAME), (table::RUST, RUST_NAME)];
+            ops::bench(&f, OPS_ROUNDS, order, table::Filter::new(filter))?;
+        }
+        None => println!("no function in the {OPS_TOPOLOGY:?} topology: no per-operation table"),
+    }
+    if table::Filter::new(filter).matches("huge fault") {
+        if let Some(bdf) = huge_fault::function(&topologies, devices)? {
+            println!();
+            huge_fault::bench(&bdf)?;
+        }
+    }
+    Ok(())
+}
+
+/// The reset-set table: INFO and the hot reset for every reset-set size.
+fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail> {
     println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, scope) in CASES {
@@ -109,23 +139,6 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
     println!();
     println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone.");
     println!();
-    let first = |name: &str| -> Result<Option<String>, Fail> {
-        match topologies.iter().find(|t| t.name == name) {
-            Some(t) => Ok(sysfs::functions_below(devices, &t.port)?.into_iter().next()),
-            None => Ok(None),
-        }
-    };
-    match first(OPS_TOPOLOGY)? {
-        Some(e1000e) => {
-            let f = ops::Functions { e1000e, vectors: first(VECTORS_TOPOLOGY)?, pf: first(PF_TOPOLOGY)? };
-            ops::bench(&f, OPS_ROUNDS, [(table::C, REFERENCE_NAME), (table::RUST, RUST_NAME)])?;
-        }
-        None => println!("no function in the {OPS_TOPOLOGY:?} topology: no per-operation table"),
-    }
-    if let Some(bdf) = huge_fault::function(&topologies, devices)? {
-        println!();
-        huge_fault::bench(&bdf)?;
-    }
     Ok(())
 }
 

@@ -24,7 +24,7 @@
 //! Each group of operations is a function of its own taking the turn and
 //! the open device, so a new row is a new function called from [`turn`].
 
-use super::table::{Table, Turn};
+use super::table::{Filter, Table, Turn};
 use super::{device_init, msix};
 use crate::interrupts::{ACTION_MASK, ACTION_TRIGGER, ACTION_UNMASK};
 use crate::sys::{ioctl_ptr, ioctl_val, new_eventfd, read_u64, Errno, Fail, Mmio};
@@ -635,8 +635,8 @@ fn device_init_row(t: &mut Turn<'_>, bdf: &str, round: usize) {
 }
 
 /// Runs the whole per-operation benchmark: `rounds` rounds on `f`; prints the table.
-pub(super) fn bench(f: &Functions, rounds: usize, order: [(usize, &str); 2]) -> Result<(), Fail> {
-    let mut table = Table::default();
+pub(super) fn bench(f: &Functions, rounds: usize, order: [(usize, &str); 2], filter: Filter) -> Result<(), Fail> {
+    let mut table = Table::new(filter);
     let mut side = Side::default();
     for round in 0..rounds {
         let mut turns = order;

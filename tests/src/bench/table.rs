@@ -15,6 +15,21 @@ use std::time::{Duration, Instant};
 pub(super) const C: usize = 0;
 pub(super) const RUST: usize = 1;
 
+/// Which rows are measured: all, or those whose name contains one of the
+/// comma-separated substrings of the benchmark's `--filter`.
+#[derive(Clone, Default)]
+pub(crate) struct Filter(Vec<String>);
+
+impl Filter {
+    pub(crate) fn new(filter: Option<&str>) -> Filter {
+        Filter(filter.map_or_else(Vec::new, |f| f.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()))
+    }
+
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|s| name.contains(s.as_str()))
+    }
+}
+
 /// One operation's samples.
 struct Row {
     name: String,
@@ -32,9 +47,14 @@ struct Row {
 #[derive(Default)]
 pub(super) struct Table {
     rows: Vec<Row>,
+    filter: Filter,
 }
 
 impl Table {
+    pub(super) fn new(filter: Filter) -> Table {
+        Table { rows: Vec::new(), filter }
+    }
+
     fn row(&mut self, name: &str) -> &mut Row {
         let i = match self.rows.iter().position(|r| r.name == name) {
             Some(i) => i,
@@ -62,6 +82,9 @@ impl Table {
         println!("| operation | samples | C | Rust | ratio | per-round min | per-round max |");
         println!("|---|---|---|---|---|---|---|");
         for r in &self.rows {
+            if r.error.is_none() && r.all.iter().all(Vec::is_empty) {
+                continue;
+            }
             if let Some(e) = &r.error {
                 println!("| {} | n/a | n/a | n/a | {e} | | |", r.name);
                 continue;
@@ -103,9 +126,9 @@ impl Turn<'_> {
         self.drv
     }
 
-    /// Whether the row `name` still measures (it has not failed).
+    /// Whether the row `name` measures: the filter takes it and it has not failed.
     pub(super) fn live(&mut self, name: &str) -> bool {
-        self.table.row(name).error.is_none()
+        self.table.filter.matches(name) && self.table.row(name).error.is_none()
     }
 
     /// Adds one sample to row `name`.
