@@ -275,16 +275,14 @@ impl VfioDeviceOps for VfioPciDevice {
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
                 intrs::get_irq_info(&dev.irq_info, &dev.pdev, arg)
             }
-            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => {
-                intrs::set_irqs(
-                    &dev.irqs,
-                    &dev.irq_info,
-                    &dev.memory,
-                    &dev.pdev,
-                    &dev.config,
-                    arg,
-                )
-            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(
+                &dev.irqs,
+                &dev.irq_info,
+                &dev.memory,
+                &dev.pdev,
+                &dev.config,
+                arg,
+            ),
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
                 hot_reset::get_info(dev, arg)
             }

@@ -316,11 +316,7 @@ fn intx_masking_supported(pdev: &OwnedDevice) -> bool {
 // ---------------------------------------------------------------------------------- uAPI
 
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub(crate) fn get_irq_info(
-    irqs: &IrqInfo,
-    pdev: &OwnedDevice,
-    arg: UserPtr,
-) -> Result<isize> {
+pub(crate) fn get_irq_info(irqs: &IrqInfo, pdev: &OwnedDevice, arg: UserPtr) -> Result<isize> {
     const MINSZ: usize = offset_of!(vfio_irq_info, count) + size_of::<u32>();
     let mut info: vfio_irq_info = uapi::copy_in(arg, MINSZ)?;
     let index = info.index;
