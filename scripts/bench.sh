@@ -31,7 +31,7 @@ if [ $# -gt 0 ]; then flavours=("$@"); else flavours=(test bench); fi
 status=0
 for flavour in "${flavours[@]}"; do
 	case "$flavour" in
-	test) what="the debug test kernel (lockdep, KASAN, kmemleak, debug objects, fault injection; -Os)" ;;
+	test) what="the debug test kernel (lockdep, the sleep-in-atomic check; -Os)" ;;
 	bench) what="the production-config bench kernel (kernel/vfio-pci-rs-bench.config: no debugging, -O2)" ;;
 	*) die "unknown kernel '$flavour': test or bench" ;;
 	esac
