@@ -50,23 +50,38 @@ TOPOLOGIES=(
 	"rootbus 07.0 -device e1000e,bus=pcie.0,addr=07.0"
 )
 
+# The benchmark's own topologies, in its guest only (TOPOLOGY_BENCH=1, set by scripts/guest.sh
+# in bench mode): the tests never see them.
+BENCH_TOPOLOGIES=(
+	# An NVMe controller (no namespace, no guest driver): 65 MSI-X vectors, for SET_IRQS with
+	# 32 of them.
+	"vectors 0b.0 $(rp rp_vectors 0b.0 11) -device nvme,serial=vfio-pci-rs-bench,bus=rp_vectors,addr=00.0"
+)
+
+# topology_entries: the topologies of this guest, one entry per line.
+topology_entries() {
+	printf '%s\n' "${TOPOLOGIES[@]}"
+	[ "${TOPOLOGY_BENCH:-0}" = 1 ] && printf '%s\n' "${BENCH_TOPOLOGIES[@]}"
+	return 0
+}
+
 # topology_qemu_args: every topology's QEMU arguments, one word per line.
 topology_qemu_args() {
 	local entry
-	for entry in "${TOPOLOGIES[@]}"; do
+	while IFS= read -r entry; do
 		# shellcheck disable=SC2086
 		set -- $entry
 		shift 2
 		printf '%s\n' "$@"
-	done
+	done < <(topology_entries)
 }
 
 # topology_guest_file: the guest's topology file.
 topology_guest_file() {
 	local entry
-	for entry in "${TOPOLOGIES[@]}"; do
+	while IFS= read -r entry; do
 		# shellcheck disable=SC2086
 		set -- $entry
 		echo "$1 0000:00:$2"
-	done
+	done < <(topology_entries)
 }

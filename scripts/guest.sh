@@ -51,6 +51,8 @@
 
 mode=${1:-tests}
 filter=${2:-}
+# The benchmark's guest also has the bench-only topologies (harness/topology.sh).
+[ "$mode" = bench ] && TOPOLOGY_BENCH=1
 timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-900}
 
 KDIR=$("$REPO/scripts/kernel.sh")

@@ -77,16 +77,25 @@ in_root make -s LLVM=1 tinyconfig
 in_root scripts/kconfig/merge_config.sh -m -O . .config "${FRAGMENTS[@]}" >/dev/null
 in_root make -s LLVM=1 olddefconfig
 
+# Every option's last line in the fragments (a later fragment overrides an earlier one, as
+# merge_config.sh does) must have taken.
 missing=0
+declare -A checked=()
 while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*) opt=${line%%=*} ;;
+	"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *} ;;
+	*) continue ;;
+	esac
+	[ -z "${checked[$opt]:-}" ] || continue
+	checked[$opt]=1
 	case "$line" in
 	CONFIG_*=*)
 		grep -qxF "$line" .config || { echo "  config option did not take: $line" >&2; missing=1; } ;;
-	"# CONFIG_"*" is not set")
-		opt=${line#\# }; opt=${opt%% *}
+	*)
 		grep -q "^$opt=" .config && { echo "  config option still set: $opt" >&2; missing=1; } ;;
 	esac
-done < <(cat "${FRAGMENTS[@]}")
+done < <(cat "${FRAGMENTS[@]}" | tac)
 [ "$missing" = 0 ] || die "the config fragments did not apply cleanly"
 
 log "building bzImage and modules with LLVM=1 -j$JOBS (log: $KBUILD_LOG)"

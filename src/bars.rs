@@ -23,7 +23,11 @@ use crate::kernel_ext::pci::{
 };
 use kernel::{
     page::PAGE_SIZE,
-    prelude::*, //
+    prelude::*,
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    }, //
 };
 
 /// Number of standard BARs.
@@ -157,5 +161,32 @@ impl OpenBars {
             .get(usize::from(bar))
             .copied()
             .unwrap_or(false)
+    }
+}
+
+/// Which BARs user space may mmap, as one bit per BAR beside the memory gate, so that
+/// `GET_REGION_INFO` reads it without the gate (as vfio-pci reads its `bar_mmap_supported`).
+/// Written only with the gate held for writing, when the BARs are opened and released.
+pub(crate) struct MmapBars(Atomic<u32>);
+
+impl MmapBars {
+    /// No BAR (the function is not open).
+    pub(crate) const fn new() -> Self {
+        Self(Atomic::new(0))
+    }
+
+    /// Records what `bars` allows, or nothing when the BARs are released.
+    pub(crate) fn publish(&self, bars: Option<&OpenBars>) {
+        let bits = bars.map_or(0, |bars| {
+            (0..NUM_BARS as u8)
+                .filter(|&bar| bars.mmappable(bar))
+                .fold(0, |bits, bar| bits | 1 << bar)
+        });
+        self.0.store(bits, Relaxed);
+    }
+
+    /// Whether user space may mmap BAR `bar`.
+    pub(crate) fn contains(&self, bar: u8) -> bool {
+        bar < NUM_BARS as u8 && self.0.load(Relaxed) & (1 << bar) != 0
     }
 }

@@ -9,7 +9,10 @@
 //! its dev_set, and the set gets a slot or bus reset once none of it is open.
 
 use crate::{
-    bars::MsixTable,
+    bars::{
+        MmapBars,
+        MsixTable, //
+    },
     config::{
         self,
         ConfigSpace, //
@@ -23,7 +26,10 @@ use crate::{
     feature,
     hot_reset,
     intrs,
-    intrs::IrqState,
+    intrs::{
+        IrqInfo,
+        IrqState, //
+    },
     ioctl,
     ioeventfd,
     ioeventfd::Ioeventfds,
@@ -87,15 +93,19 @@ use kernel::{
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
-    sync::Mutex,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Mutex, //
+    },
     uaccess::UserPtr, //
 };
 
 /// The state of a function while user space has it open.
 #[derive(Default)]
 pub(crate) struct OpenState {
-    /// Whether a function-level reset worked at open (reported as `VFIO_DEVICE_FLAGS_RESET`).
-    reset_works: bool,
     /// The config state saved at open, restored at close.
     saved: Option<SavedState>,
     /// For a VF sharing its PF's token: this open counted among the token's users.
@@ -111,12 +121,19 @@ pub(crate) struct VfioPciDevice {
     pdev: OwnedDevice,
     #[pin]
     open_state: Mutex<OpenState>,
+    /// Whether a function-level reset worked at the current open (reported as
+    /// `VFIO_DEVICE_FLAGS_RESET`): changed only under `open_state`'s lock, at open and close,
+    /// and read without it, as vfio-pci reads its flag (`GET_INFO` and `VFIO_DEVICE_RESET`
+    /// need no lock).
+    reset_works: Atomic<bool>,
     /// The config space user space sees; rebuilt at every first open.
     #[pin]
     config: ConfigSpace,
     /// Interrupts and their eventfds.
     #[pin]
     irqs: Mutex<IrqState>,
+    /// What `GET_IRQ_INFO` reads without the interrupt lock.
+    irq_info: IrqInfo,
     /// Where the MSI-X table is, if the function has one: never touched through
     /// `read(2)`/`write(2)`.
     msix_table: Option<MsixTable>,
@@ -126,6 +143,8 @@ pub(crate) struct VfioPciDevice {
     /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
     memory: RwSem<MemoryGate>,
+    /// Which BARs may be mmapped while the function is open, readable without the gate.
+    mmap_bars: MmapBars,
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
     ioeventfds: Mutex<Ioeventfds<Self>>,
@@ -167,8 +186,9 @@ impl VfioPciDevice {
     }
 
     /// Whether a function-level reset worked at the current open.
+    #[inline]
     pub(crate) fn reset_works(&self) -> bool {
-        self.open_state.lock().reset_works
+        self.reset_works.load(Relaxed)
     }
 
     /// Registers `pdev` with the VFIO core, refusing what vfio-pci refuses.
@@ -193,11 +213,14 @@ impl VfioPciDevice {
             try_pin_init!(Self {
                 pdev: pdev.clone(),
                 open_state <- new_mutex!(OpenState::default()),
+                reset_works: Atomic::new(false),
                 config <- ConfigSpace::new(pdev),
                 irqs <- new_mutex!(IrqState::closed(params::nointxmask())),
+                irq_info: IrqInfo::new(),
                 msix_table: MsixTable::of(pdev),
                 token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
+                mmap_bars: MmapBars::new(),
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
                 power: RuntimePower::new(),
                 vga: VgaFunction::bind::<Self>(pdev)?,
@@ -254,11 +277,16 @@ impl VfioDeviceOps for VfioPciDevice {
                 result
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_IRQ_INFO => {
-                intrs::get_irq_info(&dev.irqs, &dev.pdev, arg)
+                intrs::get_irq_info(&dev.irq_info, &dev.pdev, arg)
             }
-            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => {
-                intrs::set_irqs(&dev.irqs, &dev.memory, &dev.pdev, &dev.config, arg)
-            }
+            uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_SET_IRQS => intrs::set_irqs(
+                &dev.irqs,
+                &dev.irq_info,
+                &dev.memory,
+                &dev.pdev,
+                &dev.config,
+                arg,
+            ),
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => {
                 hot_reset::get_info(dev, arg)
             }
@@ -287,7 +315,15 @@ impl VfioDeviceOps for VfioPciDevice {
         info: &mut uapi::vfio_region_info,
         caps: &mut InfoCaps<'_>,
     ) -> Result {
-        regions::info(&dev.memory, &dev.pdev, dev.msix_table, &dev.vga, info, caps)
+        regions::info(
+            &dev.memory,
+            &dev.mmap_bars,
+            &dev.pdev,
+            dev.msix_table,
+            &dev.vga,
+            info,
+            caps,
+        )
     }
 
     fn device_feature(
@@ -349,23 +385,27 @@ fn open_resumed(dev: &VfioDevice<VfioPciDevice>) -> Result {
             pdev.disable();
             return Err(e);
         }
-        result => state.reset_works = result.is_ok(),
+        result => dev.reset_works.store(result.is_ok(), Relaxed),
     }
     state.saved = pdev.save_state();
     if state.saved.is_none() {
         dev_dbg!(pdev.as_device(), "Couldn't store saved state\n");
     }
-    dev.memory.write().open(pdev);
+    {
+        let mut gate = dev.memory.write();
+        gate.open(pdev);
+        dev.mmap_bars.publish(gate.bars().ok());
+    }
     // Interrupt setup may change the command register (INTx disable), which the virtual
     // config space then starts from.
     let opened = dev
         .irqs
         .lock()
-        .open(pdev)
+        .open(pdev, &dev.irq_info)
         .and_then(|()| config::open(&dev.config, pdev, &dev.memory));
     if let Err(e) = opened {
         config::close(&dev.config);
-        dev.memory.write().close();
+        close_bars(dev);
         state.saved = None;
         pdev.disable();
         return Err(e);
@@ -389,13 +429,14 @@ fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>)
     // at D3hot entry to it.
     drop(memory::wake_to_d0(&dev.memory, pdev));
     pdev.clear_master();
-    intrs::teardown(&dev.irqs, &dev.memory, &dev.pdev);
+    intrs::teardown(&dev.irqs, &dev.irq_info, &dev.memory, &dev.pdev);
     ioeventfd::teardown(&dev.ioeventfds);
     config::close(&dev.config);
-    dev.memory.write().close();
+    close_bars(dev);
 
     let mut state = dev.open_state.lock();
-    let reset_works = core::mem::take(&mut state.reset_works);
+    let reset_works = dev.reset_works.load(Relaxed);
+    dev.reset_works.store(false, Relaxed);
     member.set_needs_reset(true);
 
     let mut restore = true;
@@ -423,6 +464,13 @@ fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>)
     }
     pdev.disable();
     trace::close(pdev, &reset, member.needs_reset());
+}
+
+/// Releases the BARs of `dev` (last close, or a failed first open).
+fn close_bars(dev: &VfioPciDevice) {
+    let mut gate = dev.memory.write();
+    gate.close();
+    dev.mmap_bars.publish(None);
 }
 
 /// `read(2)`/`write(2)` on the device file: the region at `*pos` moves up to `count` bytes.

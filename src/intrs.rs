@@ -50,7 +50,13 @@ use intx::{
 };
 use kernel::{
     prelude::*,
-    sync::Mutex,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Mutex, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -87,6 +93,48 @@ struct IrqCaps {
     intx_count: u32,
     /// Whether MSI-X vectors can be allocated one at a time.
     dynamic_msix: bool,
+}
+
+/// What `GET_IRQ_INFO` reports that the driver decided at open ([`IrqCaps`]'s INTx count
+/// and dynamic MSI-X), kept beside the interrupt state so that the ioctl reads it without the
+/// interrupt lock, as vfio-pci reads its flags. Written only with that lock held, at open
+/// ([`IrqState::open`]) and at the last close ([`teardown`]); the VFIO core runs no ioctl
+/// before the open has finished or after the close has begun.
+pub(crate) struct IrqInfo(Atomic<u32>);
+
+impl IrqInfo {
+    const INTX_VISIBLE: u32 = 1 << 0;
+    const DYNAMIC_MSIX: u32 = 1 << 1;
+
+    /// Nothing open: no INTx pin, no dynamic MSI-X.
+    pub(crate) const fn new() -> Self {
+        Self(Atomic::new(0))
+    }
+
+    fn publish(&self, caps: Option<IrqCaps>) {
+        let bits = caps.map_or(0, |caps| {
+            let intx = if caps.intx_count != 0 {
+                Self::INTX_VISIBLE
+            } else {
+                0
+            };
+            let dynamic = if caps.dynamic_msix {
+                Self::DYNAMIC_MSIX
+            } else {
+                0
+            };
+            intx | dynamic
+        });
+        self.0.store(bits, Relaxed);
+    }
+
+    fn intx_count(&self) -> u32 {
+        u32::from(self.0.load(Relaxed) & Self::INTX_VISIBLE != 0)
+    }
+
+    fn dynamic_msix(&self) -> bool {
+        self.0.load(Relaxed) & Self::DYNAMIC_MSIX != 0
+    }
 }
 
 /// The interrupt type in use.
@@ -137,7 +185,7 @@ impl IrqState {
     /// Prepares interrupt handling at first open: decides how INTx is masked, and leaves the
     /// physical DisINTx clear for functions that can mask INTx with it. With `nointxmask` as
     /// vfio-pci: neither the broken-masking quirk nor DisINTx is considered.
-    pub(crate) fn open(&mut self, pdev: &OwnedDevice) -> Result {
+    pub(crate) fn open(&mut self, pdev: &OwnedDevice, info: &IrqInfo) -> Result {
         let intx = if self.nointxmask {
             IntxSupport::Maskable(IntxMasking::IrqChip)
         } else if has_broken_intx(pdev) {
@@ -166,13 +214,14 @@ impl IrqState {
             intx_count: u32::from(intx_visible),
             dynamic_msix,
         });
+        info.publish(self.caps);
         Ok(())
     }
 
     /// The number of interrupts of `index` (`0` for an unknown index or a closed device).
-    fn count(&self, pdev: &OwnedDevice, index: u32) -> u32 {
+    fn count(info: &IrqInfo, pdev: &OwnedDevice, index: u32) -> u32 {
         match index {
-            INTX => self.caps.map_or(0, |caps| caps.intx_count),
+            INTX => info.intx_count(),
             MSI => {
                 let Some(cap) = pdev.msi_cap() else {
                     return 0;
@@ -267,11 +316,7 @@ fn intx_masking_supported(pdev: &OwnedDevice) -> bool {
 // ---------------------------------------------------------------------------------- uAPI
 
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub(crate) fn get_irq_info(
-    irqs: &Mutex<IrqState>,
-    pdev: &OwnedDevice,
-    arg: UserPtr,
-) -> Result<isize> {
+pub(crate) fn get_irq_info(irqs: &IrqInfo, pdev: &OwnedDevice, arg: UserPtr) -> Result<isize> {
     const MINSZ: usize = offset_of!(vfio_irq_info, count) + size_of::<u32>();
     let mut info: vfio_irq_info = uapi::copy_in(arg, MINSZ)?;
     let index = info.index;
@@ -281,11 +326,7 @@ pub(crate) fn get_irq_info(
     if index == ERR && !vfio::err_irq_offered(pdev) {
         return Err(EINVAL);
     }
-    let (count, dynamic_msix) = {
-        let state = irqs.lock();
-        let dynamic = state.caps.is_some_and(|caps| caps.dynamic_msix);
-        (state.count(pdev, index), dynamic)
-    };
+    let (count, dynamic_msix) = (IrqState::count(irqs, pdev, index), irqs.dynamic_msix());
     let mut flags = vfio::VFIO_IRQ_INFO_EVENTFD;
     if index == INTX {
         flags |= vfio::VFIO_IRQ_INFO_MASKABLE | vfio::VFIO_IRQ_INFO_AUTOMASKED;
@@ -343,19 +384,20 @@ struct SetIrqs {
 /// `memory` (MSI-X vectors live in a BAR); the MSI queue size enabled is recorded in `limit`.
 pub(crate) fn set_irqs(
     irqs: &Mutex<IrqState>,
+    info: &IrqInfo,
     memory: &RwSem<MemoryGate>,
     pdev: &OwnedDevice,
     limit: &impl MsiQueueLimit,
     arg: UserPtr,
 ) -> Result<isize> {
-    let request = read_set_irqs(irqs, pdev, arg)?;
+    let request = read_set_irqs(info, pdev, arg)?;
     let mut state = irqs.lock();
     apply(&mut state, memory, pdev, limit, request)
 }
 
 /// Copies in and validates a `SET_IRQS` header (through the VFIO core's
 /// `vfio_set_irqs_validate_and_prepare`, as vfio-pci does) and its data.
-fn read_set_irqs(irqs: &Mutex<IrqState>, pdev: &OwnedDevice, arg: UserPtr) -> Result<SetIrqs> {
+fn read_set_irqs(info: &IrqInfo, pdev: &OwnedDevice, arg: UserPtr) -> Result<SetIrqs> {
     const MINSZ: usize = offset_of!(vfio_irq_set, count) + size_of::<u32>();
     let hdr: vfio_irq_set = uapi::copy_in(arg, MINSZ)?;
     let vfio_irq_set {
@@ -366,7 +408,7 @@ fn read_set_irqs(irqs: &Mutex<IrqState>, pdev: &OwnedDevice, arg: UserPtr) -> Re
         count,
         ..
     } = hdr;
-    let max = irqs.lock().count(pdev, index);
+    let max = IrqState::count(info, pdev, index);
     let header = SetIrqsHeader {
         argsz,
         flags,
@@ -611,11 +653,17 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
 
 /// Disables the interrupt type in use and releases its eventfds (last close); the error and
 /// request eventfds stay until [`release_triggers`].
-pub(crate) fn teardown(irqs: &Mutex<IrqState>, memory: &RwSem<MemoryGate>, pdev: &OwnedDevice) {
+pub(crate) fn teardown(
+    irqs: &Mutex<IrqState>,
+    info: &IrqInfo,
+    memory: &RwSem<MemoryGate>,
+    pdev: &OwnedDevice,
+) {
     let mut state = irqs.lock();
     state.disable(memory, pdev);
     state.virq_disabled = false;
     state.caps = None;
+    info.publish(None);
 }
 
 /// Drops the error and request eventfds at the very end of the last close, as vfio-pci does.

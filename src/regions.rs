@@ -8,7 +8,10 @@
 //! routed to the region's handler by [`crate::device`].
 
 use crate::{
-    bars::MsixTable,
+    bars::{
+        MmapBars,
+        MsixTable, //
+    },
     kernel_ext::pci::{
         regs,
         OwnedDevice,
@@ -90,10 +93,11 @@ pub(crate) fn split_offset(pos: u64) -> (u64, u64) {
 /// `VFIO_DEVICE_GET_REGION_INFO` for `info.index`: where the region is in the file, how big
 /// it is, what may be done with it, and (for the BAR holding the MSI-X table) that the table
 /// may be mmapped too, as vfio-pci says on platforms that remap interrupts. `memory` is the
-/// memory gate of `pdev`, `msix_table` where its MSI-X table is, `vga` what it is to the VGA
-/// code.
+/// memory gate of `pdev` (taken only for the ROM), `mmap_bars` which BARs may be mmapped,
+/// `msix_table` where its MSI-X table is, `vga` what it is to the VGA code.
 pub(crate) fn info(
     memory: &RwSem<MemoryGate>,
+    mmap_bars: &MmapBars,
     pdev: &OwnedDevice,
     msix_table: Option<MsixTable>,
     vga: &VgaFunction,
@@ -111,17 +115,13 @@ pub(crate) fn info(
             let len = pdev.resource(usize::from(bar)).len;
             if len == 0 {
                 (0, 0)
-            } else {
-                let gate = memory.read();
-                let bars = gate.bars()?;
-                if bars.mmappable(bar) {
-                    if msix_table.is_some_and(|table| table.bar == bar) {
-                        caps.add_msix_mappable()?;
-                    }
-                    (len, READ | WRITE | MMAP)
-                } else {
-                    (len, READ | WRITE)
+            } else if mmap_bars.contains(bar) {
+                if msix_table.is_some_and(|table| table.bar == bar) {
+                    caps.add_msix_mappable()?;
                 }
+                (len, READ | WRITE | MMAP)
+            } else {
+                (len, READ | WRITE)
             }
         }
         Region::Rom => rom_info(memory, pdev)?,

@@ -10,13 +10,15 @@
 //! opens the first one through its cdev in one iommufd (the others share its
 //! group or set and count as owned) and issues the zero-length hot reset.
 //!
-//! A second table (module `access`) gives the device API's costs on the
-//! function of the "slot" topology: config and BAR reads, MSI-X delivery to
-//! an eventfd, and the VFIO selftests' device-init time.
+//! A second table (module `ops`, rows in `table`) gives the cost of every
+//! device ioctl and file operation, both drivers alternating in rounds,
+//! with the ratio and the spread of the per-round ratios.
 
 mod device_init;
 mod huge_fault;
 mod msix;
+mod ops;
+mod table;
 
 pub(crate) use device_init::init_times;
 
@@ -41,8 +43,10 @@ struct Sample {
     reset: Vec<Duration>,
 }
 
-pub fn run(topology: &Path, ko: Option<&Path>) -> i32 {
-    match bench(topology, ko) {
+/// Runs the benchmark; with `filter` (comma-separated substrings of row names), only the
+/// per-operation rows it matches (and the reset-set table if "reset set" matches).
+pub fn run(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> i32 {
+    match bench(topology, ko, filter) {
         Ok(()) => 0,
         Err(e) => {
             println!("benchmark failed: {e}");
@@ -51,7 +55,7 @@ pub fn run(topology: &Path, ko: Option<&Path>) -> i32 {
     }
 }
 
-fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
+fn bench(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> Result<(), Fail> {
     let text =
         std::fs::read_to_string(topology).map_err(|e| Fail::other(format!("reading {}: {e}", topology.display())))?;
     let topologies = sysfs::parse_topology(&text).map_err(Fail::other)?;
@@ -64,7 +68,35 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
     if std::env::var_os("VFIO_PCI_RS_BENCH_ONLY").is_some_and(|v| v == "huge_fault") {
         return huge_fault::function(&topologies, devices)?.map_or(Ok(()), |bdf| huge_fault::bench(&bdf));
     }
+    if table::Filter::new(filter).matches("reset set") {
+        reset_sets(&topologies, devices)?;
+    }
 
+    let first = |name: &str| -> Result<Option<String>, Fail> {
+        match topologies.iter().find(|t| t.name == name) {
+            Some(t) => Ok(sysfs::functions_below(devices, &t.port)?.into_iter().next()),
+            None => Ok(None),
+        }
+    };
+    match first(OPS_TOPOLOGY)? {
+        Some(e1000e) => {
+            let f = ops::Functions { e1000e, vectors: first(VECTORS_TOPOLOGY)?, pf: first(PF_TOPOLOGY)? };
+            let order = [(table::C, REFERENCE_NAME), (table::RUST, RUST_NAME)];
+            ops::bench(&f, OPS_ROUNDS, order, table::Filter::new(filter))?;
+        }
+        None => println!("no function in the {OPS_TOPOLOGY:?} topology: no per-operation table"),
+    }
+    if table::Filter::new(filter).matches("huge fault") {
+        if let Some(bdf) = huge_fault::function(&topologies, devices)? {
+            println!();
+            huge_fault::bench(&bdf)?;
+        }
+    }
+    Ok(())
+}
+
+/// The reset-set table: INFO and the hot reset for every reset-set size.
+fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail> {
     println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, scope) in CASES {
@@ -107,188 +139,17 @@ fn bench(topology: &Path, ko: Option<&Path>) -> Result<(), Fail> {
     println!();
     println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone.");
     println!();
-    if let Some(t) = topologies.iter().find(|t| t.name == ACCESS_TOPOLOGY) {
-        let functions = sysfs::functions_below(devices, &t.port)?;
-        if let Some(bdf) = functions.first() {
-            access::bench(bdf)?;
-        }
-    }
-    if let Some(bdf) = huge_fault::function(&topologies, devices)? {
-        println!();
-        huge_fault::bench(&bdf)?;
-    }
     Ok(())
 }
 
-/// The topology whose function the device-access benchmark uses.
-const ACCESS_TOPOLOGY: &str = "slot";
-
-/// The device API's costs, both drivers on one function, alternating: config space and BAR
-/// reads through the device file, BAR reads through an mmap and MSI-X delivery to an eventfd
-/// (bench/msix.rs) in one open of the cdev; then, with the function closed again, the VFIO
-/// selftests' device-init time (bench/device_init.rs).
-mod access {
-    use super::{device_init, median, ms, msix, ratio, Fail, REFERENCE_NAME, ROUNDS, RUST_NAME};
-    use crate::sys::Mmio;
-    use crate::sysfs;
-    use crate::vfio::{Device, Iommufd};
-    use std::os::unix::fs::FileExt;
-    use std::time::{Duration, Instant};
-
-    const CALLS: usize = 2000;
-    const CONFIG_OFFSET: u64 = 7 << 40;
-    /// e1000e/igb STATUS register.
-    const STATUS: u64 = 0x8;
-
-    /// One operation measured: its name, its unit and, per driver, the times.
-    struct Op {
-        name: &'static str,
-        unit: fn(Duration) -> String,
-        times: [Vec<Duration>; 2],
-        error: Option<String>,
-    }
-
-    impl Op {
-        fn new(name: &'static str, unit: fn(Duration) -> String) -> Op {
-            Op { name, unit, times: Default::default(), error: None }
-        }
-
-        /// Runs `measure` for driver `k` unless the operation failed before; its first failure
-        /// is reported in the table instead of the times.
-        fn run(&mut self, drv: &str, k: usize, measure: impl FnOnce(&mut Vec<Duration>) -> Result<(), Fail>) {
-            if self.error.is_none() {
-                if let Err(e) = measure(&mut self.times[k]) {
-                    self.error = Some(format!("{drv}: {e}"));
-                }
-            }
-        }
-    }
-
-    /// The measurements besides the per-operation times: per driver, MSI-X signals beyond
-    /// one per sample, and the init times of each IOMMU mode (in `device_init::MODES` order).
-    #[derive(Default)]
-    struct Side {
-        msix_extra: [msix::Extra; 2],
-        init_modes: [[Vec<Duration>; 2]; device_init::MODES.len()],
-    }
-
-    pub(super) fn bench(bdf: &str) -> Result<(), Fail> {
-        let mut ops = [
-            Op::new("config read (4 bytes, read(2))", ns),
-            Op::new("BAR0 read (4 bytes, read(2))", ns),
-            Op::new("BAR0 read (4 bytes, mmap)", ns),
-            Op::new("MSI-X delivery (ICS write → eventfd read)", ns),
-            Op::new("device init (vfio_pci_device_init_perf_test)", ms),
-        ];
-        let mut side = Side::default();
-        for round in 0..ROUNDS {
-            for (k, drv) in [REFERENCE_NAME, RUST_NAME].into_iter().enumerate() {
-                measure(drv, bdf, k, round, &mut ops, &mut side)?;
-            }
-        }
-        println!("| device access ({bdf}) | C | Rust | ratio |");
-        println!("|---|---|---|---|");
-        for op in &ops {
-            if let Some(e) = &op.error {
-                println!("| {} | n/a | n/a | {e} |", op.name);
-                continue;
-            }
-            let (c, r) = (median(&op.times[0]), median(&op.times[1]));
-            println!("| {} | {} | {} | {} |", op.name, (op.unit)(c), (op.unit)(r), ratio(r, c));
-        }
-        println!();
-        println!(
-            "Medians per driver of {CALLS} reads and {} MSI-X deliveries per round, in one open of the cdev (iommufd), and of {} {} runs per IOMMU mode per round, each from its own tick phase; {ROUNDS} rounds, drivers alternating.",
-            msix::SAMPLES,
-            device_init::PASSES,
-            device_init::TEST
-        );
-        let [c, r] = side.msix_extra;
-        println!(
-            "MSI-X signals beyond one per delivery, in the delivery's read / late: C {} / {}, Rust {} / {}.",
-            c.in_read, c.late, r.in_read, r.late
-        );
-        let modes: Vec<String> = device_init::MODES
-            .iter()
-            .zip(&side.init_modes)
-            .map(|(mode, t)| {
-                let (c, r) = (median(&t[0]), median(&t[1]));
-                format!("{mode} {} / {} ({})", ms(c), ms(r), ratio(r, c))
-            })
-            .collect();
-        println!("Device init per IOMMU mode, C / Rust: {}.", modes.join(", "));
-        Ok(())
-    }
-
-    fn ns(d: Duration) -> String {
-        format!("{:.0} ns", d.as_secs_f64() * 1e9)
-    }
-
-    fn time(times: &mut Vec<Duration>, mut call: impl FnMut() -> Result<(), Fail>) -> Result<(), Fail> {
-        for _ in 0..10 {
-            call()?;
-        }
-        for _ in 0..CALLS {
-            let t = Instant::now();
-            let r = call();
-            times.push(t.elapsed());
-            r?;
-        }
-        Ok(())
-    }
-
-    /// Binds `bdf` to `drv`, measures every operation as driver `k` in round `round`, unbinds.
-    fn measure(drv: &str, bdf: &str, k: usize, round: usize, ops: &mut [Op; 5], side: &mut Side) -> Result<(), Fail> {
-        sysfs::set_driver_override(bdf, drv)?;
-        sysfs::drivers_probe(bdf)?;
-        let [config, bar, mapped, delivery, init] = ops;
-        let result = (|| {
-            let cdev = sysfs::vfio_dev_entries(bdf)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Fail::other(format!("{bdf} has no cdev under {drv}")))?;
-            {
-                let dev = Device::open_cdev(&cdev)?;
-                let iommufd = Iommufd::open()?;
-                dev.bind_iommufd(&iommufd).map_err(Fail::Os)?;
-                let ioas = iommufd.ioas_alloc().map_err(Fail::Os)?;
-                dev.attach_pt(ioas).map_err(Fail::Os)?;
-                let mut word = [0u8; 4];
-                config.run(drv, k, |t| {
-                    time(t, || dev.file().read_exact_at(&mut word, CONFIG_OFFSET).map_err(Fail::from))
-                });
-                bar.run(drv, k, |t| time(t, || dev.file().read_exact_at(&mut word, STATUS).map_err(Fail::from)));
-                match Mmio::map_at(&dev, 0, 4096, true) {
-                    Ok(map) => {
-                        mapped.run(drv, k, |t| {
-                            time(t, || {
-                                map.read32(STATUS as usize).map(drop).ok_or_else(|| Fail::other("outside the mapping"))
-                            })
-                        });
-                        delivery.run(drv, k, |t| msix::measure(bdf, &dev, &map, t, &mut side.msix_extra[k]));
-                    }
-                    Err(e) => {
-                        for op in [mapped, delivery] {
-                            op.run(drv, k, |_| Err(Fail::other(format!("mmap: {e}"))));
-                        }
-                    }
-                }
-            }
-            // Closed again: the selftest opens the function itself.
-            init.run(drv, k, |t| {
-                for (mode, times) in side.init_modes.iter_mut().zip(device_init::measure(bdf, round)?) {
-                    t.extend(&times);
-                    mode[k].extend(times);
-                }
-                Ok(())
-            });
-            Ok(())
-        })();
-        let _ = sysfs::unbind(bdf);
-        let _ = sysfs::clear_driver_override(bdf);
-        result
-    }
-}
+/// The topologies whose first function the per-operation table uses: the e1000e for most
+/// rows, the NVMe controller (bench-only, harness/topology.sh) for MSI-X with 32 vectors,
+/// the igb PF for PCI_VF_TOKEN.
+const OPS_TOPOLOGY: &str = "slot";
+const VECTORS_TOPOLOGY: &str = "vectors";
+const PF_TOPOLOGY: &str = "sriov";
+/// Rounds of the per-operation table (the driver going first alternates).
+const OPS_ROUNDS: usize = 6;
 
 /// Binds `functions` to `drv`, opens the first through its cdev, times INFO
 /// and the zero-length hot reset, then unbinds everything.

@@ -456,7 +456,7 @@ fn main() {
         let topology = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
             .map_or_else(|| PathBuf::from("/etc/vfio-pci-rs/topology"), PathBuf::from);
         let ko = std::env::var_os("VFIO_PCI_RS_KO").map(PathBuf::from);
-        std::process::exit(bench::run(&topology, ko.as_deref()));
+        std::process::exit(bench::run(&topology, ko.as_deref(), args.filter.as_deref()));
     }
     if args.self_check {
         let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());

@@ -25,6 +25,16 @@ use kernel::{
     sync::Arc, //
 };
 
+// `struct msi_msg` is three 32-bit words on every architecture. `kernel::bindings` declares it
+// as a zero-sized placeholder (`_unused: [u8; 0]`): a local of that type has no storage, so
+// `get_cached_msi_msg` wrote its 12 bytes over whatever the compiler had put there (on a KASAN
+// kernel, the memory gate's write guard in `MsiVectors::set_vector`: a bad unlock balance,
+// then an Oops). The type used is our bindgen's, opaque with the C layout; this keeps it so.
+const _: () = assert!(
+    core::mem::size_of::<vfio::msi_msg>() == 3 * core::mem::size_of::<u32>()
+        && core::mem::align_of::<vfio::msi_msg>() >= core::mem::align_of::<u32>()
+);
+
 /// Inspection of a function's MSI and MSI-X capabilities.
 pub(crate) trait PciMsiExt: PciDeviceExt {
     /// The offset of the MSI capability, if the function has one.
@@ -149,10 +159,12 @@ impl IrqVectors {
         }
         let line = self.irq_vector(index)?;
         let irq = line.number();
-        let mut msg: bindings::msi_msg = pin_init::zeroed();
+        let mut msg = vfio::msi_msg::default();
         // SAFETY: With MSI-X enabled, `irq` is the Linux IRQ of an allocated MSI-X vector of
-        // the function, which `line` keeps allocated, so it has an MSI descriptor; `msg` is a
-        // local.
+        // the function, which `line` keeps allocated, so it has an MSI descriptor. `msg` is a
+        // local of the C `struct msi_msg`'s size and alignment (our bindgen's opaque type, not
+        // the zero-sized placeholder of `kernel::bindings`; asserted below), so the 12 bytes
+        // `get_cached_msi_msg` copies into it and `pci_write_msi_msg` reads stay inside it.
         unsafe {
             vfio::get_cached_msi_msg(irq, &mut msg);
             vfio::pci_write_msi_msg(irq, &mut msg);
