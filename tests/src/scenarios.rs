@@ -180,6 +180,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::params::scenarios())
     .chain(crate::power::scenarios())
     .chain(crate::dma_buf::scenarios())
+    .chain(crate::fuzz::scenarios())
     .collect()
 }
 
