@@ -521,36 +521,35 @@ impl Mapping {
     }
 
     /// One load (`value` None) or store of `size` bytes (1, 2, 4 or 8) at `offset`, made by a
-    /// forked child, so that a fault the driver refuses (`SIGBUS`) or a protection fault
+    /// child process sharing our memory (clone with CLONE_VM and CLONE_VFORK: a fork of
+    /// the whole test program costs over half a second in the KASAN guest), so that a fault the driver refuses (`SIGBUS`) or a protection fault
     /// (`SIGSEGV`) kills the child, not the test.
     pub fn touch_in_child(&self, offset: usize, size: usize, value: Option<u64>) -> Result<ChildTouch, Fail> {
         if !matches!(size, 1 | 2 | 4 | 8) {
             return Err(Fail::other("size must be 1, 2, 4 or 8"));
         }
         let p = self.span(offset, size).ok_or_else(|| Fail::other("outside the mapping"))?;
-        // SAFETY: fork has no memory-safety preconditions; the child only makes one volatile
-        // access and calls _exit (both async-signal-safe), so the other threads' state it
-        // inherits is never used.
-        let pid = unsafe { libc::fork() };
+        let req = TouchReq { p, size, value };
+        // The child's stack: 16-aligned top of a buffer of ours, unused meanwhile.
+        let mut stack = vec![0u128; 4096];
+        let top = stack.as_mut_ptr_range().end.cast::<c_void>();
+        // SAFETY: clone(CLONE_VM | CLONE_VFORK) runs `touch_child` in a new process that
+        // shares our memory, on `stack`, while this thread is suspended until the child
+        // exits (so `req` and `stack` outlive it and nothing else uses that stack); the
+        // child only makes one volatile access and calls _exit, touching no other state.
+        // A refused fault kills the child (SIGBUS: std's handler finds no guard page and
+        // restores the default action, in the child's own copy of the handlers).
+        let pid = unsafe {
+            libc::clone(
+                touch_child,
+                top,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&raw const req).cast_mut().cast::<c_void>(),
+            )
+        };
+        drop(stack);
         if pid < 0 {
             return Err(Fail::Os(Errno::last()));
-        }
-        if pid == 0 {
-            // SAFETY: `p..p+size` lies inside the inherited live mapping; the access may be
-            // unaligned, so it is made with read/write_unaligned; _exit never returns.
-            unsafe {
-                match (size, value) {
-                    (1, None) => drop(p.read_volatile()),
-                    (2, None) => drop(p.cast::<u16>().read_unaligned()),
-                    (4, None) => drop(p.cast::<u32>().read_unaligned()),
-                    (_, None) => drop(p.cast::<u64>().read_unaligned()),
-                    (1, Some(v)) => p.write_volatile(v as u8),
-                    (2, Some(v)) => p.cast::<u16>().write_unaligned(v as u16),
-                    (4, Some(v)) => p.cast::<u32>().write_unaligned(v as u32),
-                    (_, Some(v)) => p.cast::<u64>().write_unaligned(v),
-                }
-                libc::_exit(0)
-            }
         }
         let mut status: c_int = 0;
         // SAFETY: waits for our own child; `status` is a valid output location.
@@ -573,6 +572,43 @@ impl Drop for Mapping {
         // SAFETY: `ptr`/`len` describe exactly a live range this value owns (made by `map`
         // or left by `unmap_part`), and no reference into it exists.
         unsafe { libc::munmap(self.ptr.cast::<c_void>(), self.len) };
+    }
+}
+
+/// What the child of [`Mapping::touch_in_child`] does.
+struct TouchReq {
+    p: *mut u8,
+    size: usize,
+    value: Option<u64>,
+}
+
+/// The child of [`Mapping::touch_in_child`]: one access, then _exit.
+extern "C" fn touch_child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the parent's `TouchReq`, alive while the parent is suspended; `p` and
+    // `size` lie inside a live mapping (checked by `span`); the access may be unaligned,
+    // hence read/write_unaligned; _exit never returns.
+    unsafe {
+        let r = &*arg.cast::<TouchReq>();
+        let p = r.p;
+        match (r.size, r.value) {
+            (1, None) => {
+                let _ = p.read_volatile();
+            }
+            (2, None) => {
+                let _ = p.cast::<u16>().read_unaligned();
+            }
+            (4, None) => {
+                let _ = p.cast::<u32>().read_unaligned();
+            }
+            (_, None) => {
+                let _ = p.cast::<u64>().read_unaligned();
+            }
+            (1, Some(v)) => p.write_volatile(v as u8),
+            (2, Some(v)) => p.cast::<u16>().write_unaligned(v as u16),
+            (4, Some(v)) => p.cast::<u32>().write_unaligned(v as u32),
+            (_, Some(v)) => p.cast::<u64>().write_unaligned(v),
+        }
+        libc::_exit(0)
     }
 }
 
