@@ -419,7 +419,8 @@ impl<'a> Fuzz<'a> {
         for index in 0..9u32 {
             let (r, b) = self.region_info_raw(index, 32);
             if r.is_ok() {
-                self.regions[index as usize] = Some((u64::from_ne_bytes(b[16..24].try_into().unwrap_or([0; 8])), le32(&b, 4)));
+                self.regions[index as usize] =
+                    Some((u64::from_ne_bytes(b[16..24].try_into().unwrap_or([0; 8])), le32(&b, 4)));
             }
             let outcome = match r {
                 Ok(_) => ok(vec![("bytes", Val::Bytes(b[..32].to_vec()))]),
@@ -702,7 +703,8 @@ impl<'a> Fuzz<'a> {
         if self.maps.len() >= 16 {
             return self.munmap();
         }
-        let index = if self.rng.percent(85) { self.draw_region_index() } else { self.rng.pick(&[CONFIG_INDEX, ROM_INDEX]) };
+        let index =
+            if self.rng.percent(85) { self.draw_region_index() } else { self.rng.pick(&[CONFIG_INDEX, ROM_INDEX]) };
         let size = self.region(index).map_or(0, |(s, _)| s);
         let pages = size.div_ceil(4096).max(1);
         let offset = if self.rng.percent(85) {
@@ -806,7 +808,10 @@ impl<'a> Fuzz<'a> {
             if r.is_ok() {
                 self.ioevents.remove(i);
             }
-            self.rec(format!("IOEVENTFD de-assign #{i} flags={flags:#x} offset={offset:#x} data={data:#x}"), ret_outcome(r));
+            self.rec(
+                format!("IOEVENTFD de-assign #{i} flags={flags:#x} offset={offset:#x} data={data:#x}"),
+                ret_outcome(r),
+            );
             return;
         }
         let flags = if self.rng.percent(85) { self.rng.pick(&[1, 2, 4, 4, 8]) } else { self.rng.next() as u32 & 0x1f };
@@ -816,11 +821,8 @@ impl<'a> Fuzz<'a> {
             8 => 8,
             _ => 4,
         };
-        let index = if self.rng.percent(85) {
-            self.draw_region_index()
-        } else {
-            self.rng.pick(&[ROM_INDEX, CONFIG_INDEX, 8])
-        };
+        let index =
+            if self.rng.percent(85) { self.draw_region_index() } else { self.rng.pick(&[ROM_INDEX, CONFIG_INDEX, 8]) };
         let size = self.region(index).map_or(0, |(s, _)| s);
         let offset = region_offset(index) + self.draw_offset(size, width);
         let data = self.rng.next() & if self.rng.percent(50) { 0xffff_ffff } else { u64::MAX };
@@ -865,14 +867,22 @@ impl<'a> Fuzz<'a> {
             index = FEATURE_LOW_POWER_ENTRY;
         }
         let ops = if self.rng.percent(85) {
-            self.rng.pick(&[FEATURE_GET, FEATURE_SET, FEATURE_PROBE | FEATURE_GET, FEATURE_PROBE | FEATURE_SET, FEATURE_PROBE, 0])
+            self.rng.pick(&[
+                FEATURE_GET,
+                FEATURE_SET,
+                FEATURE_PROBE | FEATURE_GET,
+                FEATURE_PROBE | FEATURE_SET,
+                FEATURE_PROBE,
+                0,
+            ])
         } else {
             (self.rng.next() as u32) & 0xffff_0000
         };
         let flags = index | ops;
         let mut desc = String::new();
         let data: Vec<u8> = if index == FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP && self.rng.percent(70) {
-            let (fd, kind) = self.draw_fd(&[(FdKind::Fresh, 80), (FdKind::Closed, 5), (FdKind::DevNull, 5), (FdKind::Minus1, 10)]);
+            let (fd, kind) =
+                self.draw_fd(&[(FdKind::Fresh, 80), (FdKind::Closed, 5), (FdKind::DevNull, 5), (FdKind::Minus1, 10)]);
             desc = format!(" wakeup={}", kind.name());
             let reserved = if self.rng.percent(90) { 0 } else { self.rng.next() as u32 };
             words(&[fd as u32, reserved])
@@ -981,7 +991,10 @@ impl<'a> Fuzz<'a> {
         v.extend([u32::MAX; 16]);
         let Some(d) = self.dev() else { return };
         let (r, _) = raw_ioctl(d, VFIO_DEVICE_PCI_HOT_RESET, &words(&v), 0);
-        self.rec(format!("PCI_HOT_RESET argsz={argsz} flags={flags:#x} count={count} fds=[{}]", desc.join(" ")), ret_outcome(r));
+        self.rec(
+            format!("PCI_HOT_RESET argsz={argsz} flags={flags:#x} count={count} fds=[{}]", desc.join(" ")),
+            ret_outcome(r),
+        );
     }
 
     fn reset(&mut self) {
@@ -995,7 +1008,8 @@ impl<'a> Fuzz<'a> {
         // Device ioctls nobody implements for PCI, container and group ioctls on a device
         // fd, the known ones with size or direction bits (other numbers), iommufd numbers.
         // Not BIND/ATTACH/DETACH_IOMMUFD (118-120): the core's, and they change the open.
-        let nr = self.rng.pick(&[100u8, 101, 102, 103, 104, 105, 106, 114, 115, 121, 122, 125, 130, 0x80, 0x85, 0x8a, 0xff]);
+        let nr =
+            self.rng.pick(&[100u8, 101, 102, 103, 104, 105, 106, 114, 115, 121, 122, 125, 130, 0x80, 0x85, 0x8a, 0xff]);
         let cmd = if self.rng.percent(70) {
             io(VFIO_TYPE, nr)
         } else {
@@ -1046,7 +1060,10 @@ impl<'a> Fuzz<'a> {
         let unmap = self.rng.percent(70);
         let cdev = self.rng.percent(50);
         self.close(unmap);
-        self.rec(format!("close{}", if unmap { " (mappings unmapped first)" } else { " (mappings kept)" }), ok(Vec::new()));
+        self.rec(
+            format!("close{}", if unmap { " (mappings unmapped first)" } else { " (mappings kept)" }),
+            ok(Vec::new()),
+        );
         self.open(cdev);
     }
 
@@ -1109,10 +1126,12 @@ fn draw_op(rng: &mut Rng) -> Op {
 /// The run's seed and length: the scenario's, unless the environment says otherwise
 /// (`VFIO_PCI_RS_FUZZ_SEED`, `VFIO_PCI_RS_FUZZ_OPS`: for long runs outside CI).
 fn seed_and_ops(base: u64, bdf: &str, ops: usize) -> (u64, usize) {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| {
-        let v = v.trim().to_string();
-        v.strip_prefix("0x").map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
-    });
+    let env = |k: &str| {
+        std::env::var(k).ok().and_then(|v| {
+            let v = v.trim().to_string();
+            v.strip_prefix("0x").map_or_else(|| v.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+        })
+    };
     let seed = env("VFIO_PCI_RS_FUZZ_SEED").unwrap_or(base) ^ fnv(bdf);
     let ops = env("VFIO_PCI_RS_FUZZ_OPS").map_or(ops, |n| n as usize);
     (seed, ops)
@@ -1192,7 +1211,11 @@ fn run(c: &Ctx, base: u64, planned: usize) -> Transcript {
         f.one(kind);
         spent[k] += t1.elapsed();
         if trace {
-            eprintln!("# fuzz {op} {kind:?} {:?}: {}", t1.elapsed(), f.t.steps.last().map_or(String::new(), |s| format!("{}: {}", s.name, s.outcome)));
+            eprintln!(
+                "# fuzz {op} {kind:?} {:?}: {}",
+                t1.elapsed(),
+                f.t.steps.last().map_or(String::new(), |s| format!("{}: {}", s.name, s.outcome))
+            );
         }
     }
     let secs = t0.elapsed().as_secs_f64();
@@ -1218,7 +1241,12 @@ fn run(c: &Ctx, base: u64, planned: usize) -> Transcript {
     t.info.push(format!(
         "{ops} operations ({steps} steps) in {secs:.1} s: {:.0} operations/s; {}",
         ops as f64 / secs.max(1e-9),
-        f.counts.iter().zip(&spent).map(|((o, n), d)| format!("{o:?} {n} ({:.1} s)", d.as_secs_f64())).collect::<Vec<_>>().join(", ")
+        f.counts
+            .iter()
+            .zip(&spent)
+            .map(|((o, n), d)| format!("{o:?} {n} ({:.1} s)", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     drop(f.maps);
     unbind_site(&mut t, &set);
@@ -1271,7 +1299,11 @@ fn expect_fuzz(c: &Ctx, t: &Transcript) -> Vec<String> {
         }
     }
     if !odd.is_empty() {
-        failures.push(format!("{} steps with an undocumented outcome, first: {}", odd.len(), odd[..odd.len().min(5)].join("; ")));
+        failures.push(format!(
+            "{} steps with an undocumented outcome, first: {}",
+            odd.len(),
+            odd[..odd.len().min(5)].join("; ")
+        ));
     }
     match t.find("afterwards: GET_INFO and the IDs in config space") {
         Some(Outcome::Ok(_)) => {
@@ -1301,7 +1333,8 @@ pub(crate) fn self_check() -> Vec<String> {
         failures.push(format!("SplitMix64(0) gave {first:x?}"));
     }
     let a: Vec<Op> = (1..200).map(|op| draw_op(&mut op_rng(42, op))).collect();
-    let b: Vec<Op> = (1..200).rev().map(|op| draw_op(&mut op_rng(42, op))).collect::<Vec<_>>().into_iter().rev().collect();
+    let b: Vec<Op> =
+        (1..200).rev().map(|op| draw_op(&mut op_rng(42, op))).collect::<Vec<_>>().into_iter().rev().collect();
     if a != b {
         failures.push("operation draws depend on the order they are made in".into());
     }
