@@ -387,7 +387,7 @@ fn lseek(fd: &OwnedFd, offset: i64, whence: i32) -> Result<i64, Fail> {
     Ok(r)
 }
 
-fn fstat_size(fd: &OwnedFd) -> Result<u64, Fail> {
+pub(crate) fn fstat_size(fd: &OwnedFd) -> Result<u64, Fail> {
     // SAFETY: `st` is written by fstat before it is read.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat on an fd we own into a stat buffer that lives across the call.
@@ -397,7 +397,7 @@ fn fstat_size(fd: &OwnedFd) -> Result<u64, Fail> {
     Ok(st.st_size as u64)
 }
 
-fn fd_flags(fd: &OwnedFd) -> Result<Fields, Fail> {
+pub(crate) fn fd_flags(fd: &OwnedFd) -> Result<Fields, Fail> {
     // SAFETY: fcntl queries on an fd we own.
     let (fdf, fl) = unsafe { (libc::fcntl(fd.as_raw_fd(), libc::F_GETFD), libc::fcntl(fd.as_raw_fd(), libc::F_GETFL)) };
     if fdf < 0 || fl < 0 {

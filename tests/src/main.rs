@@ -27,6 +27,7 @@ mod demo;
 mod dma_buf;
 mod driver;
 mod features;
+mod fuzz;
 mod harness;
 mod huge_map;
 mod info_caps;

@@ -181,6 +181,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::power::scenarios())
     .chain(crate::dma_buf::scenarios())
     .chain(crate::vga::scenarios())
+    .chain(crate::fuzz::scenarios())
     .collect()
 }
 

@@ -48,6 +48,9 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("uapi: hot reset info replies decode entry by entry", hot_reset_decode),
         Case::new("reset: expected dev_ids follow bindings and groups", cdev_expectations),
         Case::new("sys: errno names", errno_names),
+        Case::new("fuzz: the generator and the operation draws", || {
+            CaseResult::from_failures(crate::fuzz::self_check())
+        }),
         Case::new("sys: dev_t major and minor", dev_numbers),
         Case::new("topology: the file format", topology_parse),
         Case::new("topology: functions below a port, through switch bridges", topology_walk),

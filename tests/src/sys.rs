@@ -428,3 +428,225 @@ pub fn dev_major(dev: u64) -> u32 {
 pub fn dev_minor(dev: u64) -> u32 {
     libc::minor(dev)
 }
+
+/// A mapping of a device file at an offset, length, protection and sharing the caller
+/// chooses (the fuzzer's, tests/src/fuzz.rs), which can be split by unmapping part of it.
+/// It is only ever accessed by the kernel on the process's behalf (through a pipe) or by a
+/// forked child, never through a Rust reference: device memory may vanish (a zapped BAR
+/// faults with `SIGBUS`) at any time.  Unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// mmap(2) of `len` bytes (the kernel rounds up to pages) of `file` at `offset`, with
+    /// `prot` (`PROT_*` bits) and `flags` (`MAP_SHARED` or `MAP_PRIVATE`, never
+    /// `MAP_FIXED`: the address is the kernel's choice).
+    pub fn map(file: &impl AsRawFd, offset: u64, len: usize, prot: i32, flags: i32) -> Result<Mapping, Errno> {
+        let flags = flags & !libc::MAP_FIXED & !libc::MAP_FIXED_NOREPLACE;
+        // SAFETY: addr NULL and no MAP_FIXED: the kernel picks a range that overlaps nothing
+        // of ours; the fd is only used by the call.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, file.as_raw_fd(), offset as i64) };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(Mapping { ptr: p.cast::<u8>(), len: len.div_ceil(PAGE_SIZE) * PAGE_SIZE })
+    }
+
+    /// The mapped length (whole pages).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Unmap the pages `[start, start + len)` (page multiples, inside the mapping): the
+    /// pieces left before and after, and munmap's result.  On failure the mapping is kept
+    /// whole (first piece).
+    pub fn unmap_part(self, start: usize, len: usize) -> (Result<(), Errno>, Vec<Mapping>) {
+        if start % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 || len == 0 || start + len > self.len {
+            return (Err(Errno::EINVAL), vec![self]);
+        }
+        let me = std::mem::ManuallyDrop::new(self);
+        let (ptr, total) = (me.ptr, me.len);
+        // SAFETY: the range lies inside our own mapping, which no reference points into; the
+        // pieces around it become their own Mappings and the whole one is never unmapped again.
+        let r = unsafe { libc::munmap(ptr.wrapping_add(start).cast::<c_void>(), len) };
+        if r < 0 {
+            let e = Errno::last();
+            return (Err(e), vec![Mapping { ptr, len: total }]);
+        }
+        let mut left = Vec::new();
+        if start > 0 {
+            left.push(Mapping { ptr, len: start });
+        }
+        if start + len < total {
+            left.push(Mapping { ptr: ptr.wrapping_add(start + len), len: total - start - len });
+        }
+        (Ok(()), left)
+    }
+
+    fn span(&self, offset: usize, n: usize) -> Option<*mut u8> {
+        (n > 0 && offset.checked_add(n)? <= self.len).then(|| self.ptr.wrapping_add(offset))
+    }
+
+    /// The kernel reads `n` bytes of the mapping at `offset` (write(2) of them into `pipe`):
+    /// a fault the driver refuses makes the copy fail with `EFAULT` instead of a signal.
+    /// Returns the count the kernel copied; the pipe is drained afterwards.
+    pub fn kernel_read(&self, offset: usize, n: usize, pipe: &Pipe) -> Result<usize, Errno> {
+        let p = self.span(offset, n).ok_or(Errno::EINVAL)?;
+        // SAFETY: write(2) only reads the `n` bytes at `p`, inside our live mapping.
+        let r = unsafe { libc::write(pipe.w, p.cast::<c_void>(), n) };
+        let result = if r < 0 { Err(Errno::last()) } else { Ok(r as usize) };
+        pipe.drain();
+        result
+    }
+
+    /// The kernel writes `data` into the mapping at `offset` (read(2) from `pipe` after
+    /// `data` was written into it); as [`Mapping::kernel_read`].
+    pub fn kernel_write(&self, offset: usize, data: &[u8], pipe: &Pipe) -> Result<usize, Errno> {
+        let p = self.span(offset, data.len()).ok_or(Errno::EINVAL)?;
+        pipe.drain();
+        // SAFETY: write(2) reads the slice `data`, alive across the call.
+        let w = unsafe { libc::write(pipe.w, data.as_ptr().cast::<c_void>(), data.len()) };
+        if w < 0 || w as usize != data.len() {
+            pipe.drain();
+            return Err(Errno::last());
+        }
+        // SAFETY: read(2) writes at most `data.len()` bytes at `p`, inside our live mapping,
+        // which no Rust reference points into.
+        let r = unsafe { libc::read(pipe.r, p.cast::<c_void>(), data.len()) };
+        let result = if r < 0 { Err(Errno::last()) } else { Ok(r as usize) };
+        pipe.drain();
+        result
+    }
+
+    /// One load (`value` None) or store of `size` bytes (1, 2, 4 or 8) at `offset`, made by a
+    /// child process sharing our memory (clone with CLONE_VM and CLONE_VFORK: a fork of
+    /// the whole test program costs over half a second in the KASAN guest), so that a fault the driver refuses (`SIGBUS`) or a protection fault
+    /// (`SIGSEGV`) kills the child, not the test.
+    pub fn touch_in_child(&self, offset: usize, size: usize, value: Option<u64>) -> Result<ChildTouch, Fail> {
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(Fail::other("size must be 1, 2, 4 or 8"));
+        }
+        let p = self.span(offset, size).ok_or_else(|| Fail::other("outside the mapping"))?;
+        let req = TouchReq { p, size, value };
+        // The child's stack: 16-aligned top of a buffer of ours, unused meanwhile.
+        let mut stack = vec![0u128; 4096];
+        let top = stack.as_mut_ptr_range().end.cast::<c_void>();
+        // SAFETY: clone(CLONE_VM | CLONE_VFORK) runs `touch_child` in a new process that
+        // shares our memory, on `stack`, while this thread is suspended until the child
+        // exits (so `req` and `stack` outlive it and nothing else uses that stack); the
+        // child only makes one volatile access and calls _exit, touching no other state.
+        // A refused fault kills the child (SIGBUS: std's handler finds no guard page and
+        // restores the default action, in the child's own copy of the handlers).
+        let pid = unsafe {
+            libc::clone(
+                touch_child,
+                top,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&raw const req).cast_mut().cast::<c_void>(),
+            )
+        };
+        drop(stack);
+        if pid < 0 {
+            return Err(Fail::Os(Errno::last()));
+        }
+        let mut status: c_int = 0;
+        // SAFETY: waits for our own child; `status` is a valid output location.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r < 0 {
+            return Err(Fail::Os(Errno::last()));
+        }
+        Ok(if libc::WIFSIGNALED(status) {
+            ChildTouch::Signal(libc::WTERMSIG(status))
+        } else if libc::WEXITSTATUS(status) == 0 {
+            ChildTouch::Read
+        } else {
+            ChildTouch::Exit(libc::WEXITSTATUS(status))
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe exactly a live range this value owns (made by `map`
+        // or left by `unmap_part`), and no reference into it exists.
+        unsafe { libc::munmap(self.ptr.cast::<c_void>(), self.len) };
+    }
+}
+
+/// What the child of [`Mapping::touch_in_child`] does.
+struct TouchReq {
+    p: *mut u8,
+    size: usize,
+    value: Option<u64>,
+}
+
+/// The child of [`Mapping::touch_in_child`]: one access, then _exit.
+extern "C" fn touch_child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the parent's `TouchReq`, alive while the parent is suspended; `p` and
+    // `size` lie inside a live mapping (checked by `span`); the access may be unaligned,
+    // hence read/write_unaligned; _exit never returns.
+    unsafe {
+        let r = &*arg.cast::<TouchReq>();
+        let p = r.p;
+        match (r.size, r.value) {
+            (1, None) => {
+                let _ = p.read_volatile();
+            }
+            (2, None) => {
+                let _ = p.cast::<u16>().read_unaligned();
+            }
+            (4, None) => {
+                let _ = p.cast::<u32>().read_unaligned();
+            }
+            (_, None) => {
+                let _ = p.cast::<u64>().read_unaligned();
+            }
+            (1, Some(v)) => p.write_volatile(v as u8),
+            (2, Some(v)) => p.cast::<u16>().write_unaligned(v as u16),
+            (4, Some(v)) => p.cast::<u32>().write_unaligned(v as u32),
+            (_, Some(v)) => p.cast::<u64>().write_unaligned(v),
+        }
+        libc::_exit(0)
+    }
+}
+
+/// A non-blocking pipe, through which the kernel copies to and from a [`Mapping`].
+pub struct Pipe {
+    r: c_int,
+    w: c_int,
+}
+
+impl Pipe {
+    pub fn new() -> Result<Pipe, Errno> {
+        let mut fds: [c_int; 2] = [-1; 2];
+        // SAFETY: pipe2 writes two fds into `fds`, which lives across the call.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(Pipe { r: fds[0], w: fds[1] })
+    }
+
+    /// Read whatever the pipe holds and drop it.
+    fn drain(&self) {
+        let mut buf = [0u8; 256];
+        loop {
+            // SAFETY: read(2) writes at most 256 bytes into `buf`.
+            let n = unsafe { libc::read(self.r, buf.as_mut_ptr().cast::<c_void>(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: both fds are ours, closed once.
+        unsafe {
+            libc::close(self.r);
+            libc::close(self.w);
+        }
+    }
+}
