@@ -43,9 +43,9 @@ use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// Operations per run in the suite (`VFIO_PCI_RS_FUZZ_OPS` overrides it).
-const OPS_SINGLE: usize = 4_000;
-const OPS_SET: usize = 4_000;
-const OPS_ROOTBUS: usize = 4_000;
+const OPS_SINGLE: usize = 7_500;
+const OPS_SET: usize = 7_500;
+const OPS_ROOTBUS: usize = 7_500;
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
