@@ -157,7 +157,9 @@ case "$shards" in '' | *[!0-9]* | 0) die "VFIO_PCI_RS_GUEST_SHARDS=$shards: need
 
 # The framebuffer guests alone: a filtered run whose filter names their case ("framebuffer").
 # Two boots, one per driver (tests/src/framebuffer.rs: the removal of the boot framebuffer
-# happens once per boot); the harness compares their transcripts below.
+# happens once per boot), in the BIOS's 640x480 16-colour mode (vga=0x112: the boot setup code
+# sets BIOS mode 0x12), the only kind of mode vga16fb takes; the harness compares their
+# transcripts below.
 only_framebuffer=0
 [ "$mode" = tests ] && [[ "$filter" == *framebuffer* ]] && only_framebuffer=1
 
@@ -219,9 +221,9 @@ if [ $((only_noiommu + only_aer + only_framebuffer)) -gt 1 ]; then
 	die "a filter names more than one of the noiommu, AER and framebuffer cases: run them one at a time"
 elif [ "$only_framebuffer" = 1 ]; then
 	guest_dirs=("$run/logs/framebuffer-vfio-pci" "$run/logs/framebuffer-vfio-pci-rs")
-	boot_guest "$run/logs/framebuffer-vfio-pci" " harness.framebuffer=vfio-pci" &
+	boot_guest "$run/logs/framebuffer-vfio-pci" " harness.framebuffer=vfio-pci vga=0x112" &
 	pid=$!
-	boot_guest "$run/logs/framebuffer-vfio-pci-rs" " harness.framebuffer=vfio-pci-rs"
+	boot_guest "$run/logs/framebuffer-vfio-pci-rs" " harness.framebuffer=vfio-pci-rs vga=0x112"
 	wait "$pid" || true
 elif [ "$only_noiommu" = 1 ]; then
 	guest_dirs=("$run/logs")
@@ -250,7 +252,7 @@ else
 	# And the framebuffer cases: two short guests, one per driver.
 	for d in vfio-pci vfio-pci-rs; do
 		guest_dirs+=("$run/logs/framebuffer-$d")
-		boot_guest "$run/logs/framebuffer-$d" " harness.framebuffer=$d" &
+		boot_guest "$run/logs/framebuffer-$d" " harness.framebuffer=$d vga=0x112" &
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p" || true; done

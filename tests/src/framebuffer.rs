@@ -1,10 +1,12 @@
 //! The boot framebuffer a VGA-class function's bind removes, on both drivers, in boots of their
 //! own (the framebuffer guests of scripts/guest.sh: `--framebuffer DRIVER`).
 //!
-//! In the text mode SeaBIOS leaves, the firmware's screen_info describes a VGA text console, so
-//! sysfb registers the platform device `vga-framebuffer.0`, and vga16fb (loaded by the guest's
-//! init in these boots, as udev would load it) binds it and registers `fb0` over the legacy
-//! window at 0xa0000. The bind of the boot VGA device must remove that framebuffer before the
+//! These boots start in the BIOS's 640x480 16-colour mode (`vga=0x112`: the boot setup code
+//! sets BIOS mode 0x12 through SeaBIOS's VGA BIOS), so the firmware's screen_info describes a
+//! VGA (`VIDEO_TYPE_VGAC`) in a mode vga16fb drives: sysfb registers the platform device
+//! `vga-framebuffer.0`, and vga16fb (loaded by the guest's init in these boots, as udev would
+//! load it) binds it and registers `fb0` over the legacy window at 0xa0000. (The VGA text
+//! console leaves 16-colour modes to vga16fb.) The bind of the boot VGA device must remove that framebuffer before the
 //! driver touches the device (`aperture_remove_conflicting_pci_devices()`: sysfb's device is
 //! unregistered, which unbinds vga16fb, and the VGA text console is deactivated), and the
 //! framebuffer must stay gone after the unbind: nothing gives it back.
