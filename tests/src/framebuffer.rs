@@ -95,9 +95,7 @@ fn record_state(t: &mut Transcript, step: &str) {
 fn bind_log(bdf: &str, lines: &[String]) -> Vec<String> {
     lines
         .iter()
-        .filter(|l| {
-            l.contains(bdf) || l.contains("vga-framebuffer") || l.contains("vga16fb") || l.contains("fb0")
-        })
+        .filter(|l| l.contains(bdf) || l.contains("vga-framebuffer") || l.contains("vga16fb") || l.contains("fb0"))
         .map(|l| {
             l.replace(&format!("vfio-pci-rs {bdf}"), &format!("DRIVER {bdf}"))
                 .replace(&format!("vfio-pci {bdf}"), &format!("DRIVER {bdf}"))
