@@ -53,7 +53,10 @@ mode=${1:-tests}
 filter=${2:-}
 # The benchmark's guest also has the bench-only topologies (harness/topology.sh).
 [ "$mode" = bench ] && TOPOLOGY_BENCH=1
-timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-900}
+# The memory-debugging kernel (KASAN, kmemleak) runs the same guests about twice as slowly.
+default_timeout=900
+[ "$KERNEL_FLAVOUR" = kasan ] && default_timeout=2700
+timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-$default_timeout}
 
 KDIR=$("$REPO/scripts/kernel.sh")
 kver=$(cat "$KDIR/include/config/kernel.release")
