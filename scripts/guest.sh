@@ -292,7 +292,22 @@ for dir in "${guest_dirs[@]}"; do
 	guest_rc=${exit_line#HARNESS: exit }
 
 	# Kernel splats anywhere in the console log fail the run.
-	if grep -aEn "$splats" "$dir/console.log" > "$dir/splats.txt"; then
+	grep -aEn "$splats" "$dir/console.log" > "$dir/splats.txt" || true
+	# But for one, in the framebuffer guests only: vga16fb's removal calls iounmap() on an address
+	# it never ioremapped (its screen_base is VGA_MAP_MEM), and iounmap() warns once, whichever
+	# driver removes the framebuffer (the kernel's own comment in arch/x86/mm/ioremap.c names
+	# vga16fb). Exactly that WARNING line, when its call trace runs through vga16fb_destroy
+	# within the next 30 lines, is set aside and reported; anything else still fails.
+	if [[ "$dir" == */framebuffer-* ]] && [ -s "$dir/splats.txt" ]; then
+		known=$(awk '/WARNING: arch\/x86\/mm\/ioremap\.c:[0-9]+ at iounmap/ { w = NR }
+			w && NR <= w + 30 && /vga16fb_destroy/ { print w; w = 0 }' "$dir/console.log" | paste -sd" ")
+		if [ -n "$known" ]; then
+			echo "# harness: ${dir##*/}: the known upstream WARN of vga16fb's removal (iounmap of VGA_MAP_MEM) at console line $known, set aside"
+			awk -F: -v known=" $known " 'index(known, " " $1 " ") == 0' "$dir/splats.txt" > "$dir/splats.tmp"
+			mv "$dir/splats.tmp" "$dir/splats.txt"
+		fi
+	fi
+	if [ -s "$dir/splats.txt" ]; then
 		problems+=("${name}kernel splat in the guest's console log ($dir/console.log)")
 		head -n 20 "$dir/splats.txt" | sed 's/^/# splat: /'
 	fi
