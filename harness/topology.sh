@@ -11,6 +11,18 @@ rp() { # rp ID DEVFN CHASSIS [extra properties]: a slow, hotplug-capable root po
 	echo "-device pcie-root-port,id=$1,bus=pcie.0,addr=$2,chassis=$3,slot=$3,x-speed=2_5,x-width=1${4:+,$4}"
 }
 
+e1000_slots() { # e1000_slots BUS SLOT...: an 8-function e1000 in each slot of BUS
+	local bus=$1 slot fn mf
+	shift
+	for slot in "$@"; do
+		for fn in 0 1 2 3 4 5 6 7; do
+			mf=
+			[ "$fn" = 0 ] && mf=,multifunction=on
+			printf -- '-device e1000,bus=%s,addr=%02x.%s%s,romfile= ' "$bus" "$slot" "$fn" "$mf"
+		done
+	done
+}
+
 TOPOLOGIES=(
 	# One function behind a hotplug-capable root port: pciehp owns the slot, slot reset.
 	# (The QEMU ids ep_slot and ep_sriov name the functions tests/src/aer.rs injects AER
@@ -55,7 +67,13 @@ TOPOLOGIES=(
 BENCH_TOPOLOGIES=(
 	# An NVMe controller (no namespace, no guest driver): 65 MSI-X vectors, for SET_IRQS with
 	# 32 of them.
-	"vectors 0b.0 $(rp rp_vectors 0b.0 11) -device nvme,serial=vfio-pci-rs-bench,bus=rp_vectors,addr=00.0"
+	# (At 0d.0, chassis 13: 0b.0 and 0c.0 are the VGA topology's ports.)
+	"vectors 0d.0 $(rp rp_vectors 0d.0 13) -device nvme,serial=vfio-pci-rs-bench,bus=rp_vectors,addr=00.0"
+	# Reset sets of 8 and 32 functions for the scaling rows: multifunction e1000s (conventional
+	# PCI, no guest driver, no option ROM) behind a PCIe-to-PCI bridge below a root port
+	# without hotplug, so one bus reset spans them all (one IOMMU group: the bridge's alias).
+	"oct 10.0 $(rp rp_oct 10.0 16 hotplug=off) -device pcie-pci-bridge,id=br_oct,bus=rp_oct,addr=00.0 $(e1000_slots br_oct 1)"
+	"bus32 11.0 $(rp rp_bus32 11.0 17 hotplug=off) -device pcie-pci-bridge,id=br_bus32,bus=rp_bus32,addr=00.0 $(e1000_slots br_bus32 1 2 3 4)"
 )
 
 # topology_entries: the topologies of this guest, one entry per line.

@@ -27,14 +27,17 @@ KVER_PKG=linux-source-$KERNEL                  # the source package (trixie-back
 # The config fragments (tinyconfig + these, scripts/kernel.sh) and the build recipe's version:
 # bump KERNEL_RECIPE when an edit to kernel.sh changes how a tree is configured or built.
 KFRAGMENTS=("$REPO/kernel/vfio-pci-rs.config" "$REPO/kernel/vfio-pci-rs-$KERNEL.config")
-# The flavour: "test" (the default: the kernel every test runs on), or "bench", the
+# The flavour: "test" (the default: the kernel every test runs on); "bench", the
 # production-config kernel only scripts/bench.sh builds: kernel/vfio-pci-rs-bench.config
-# merged last (its lines win), in a tree of its own (the tree's name hashes the fragments).
+# merged last (its lines win); or "kasan", the memory-debugging kernel (KASAN, kmemleak, debug
+# objects: kernel/vfio-pci-rs-kasan.config) the suite runs on by hand. Each in a tree of its
+# own (the tree's name hashes the fragments).
 KERNEL_FLAVOUR=${VFIO_PCI_RS_KERNEL_FLAVOUR:-test}
 case "$KERNEL_FLAVOUR" in
 test) ;;
 bench) KFRAGMENTS+=("$REPO/kernel/vfio-pci-rs-bench.config") ;;
-*) die "VFIO_PCI_RS_KERNEL_FLAVOUR=$KERNEL_FLAVOUR: the flavours are test and bench" ;;
+kasan) KFRAGMENTS+=("$REPO/kernel/vfio-pci-rs-kasan.config") ;;
+*) die "VFIO_PCI_RS_KERNEL_FLAVOUR=$KERNEL_FLAVOUR: the flavours are test, bench and kasan" ;;
 esac
 KERNEL_RECIPE=r1
 # A built tree is named by its version and a hash of what configures it, so checkouts with

@@ -53,7 +53,10 @@ mode=${1:-tests}
 filter=${2:-}
 # The benchmark's guest also has the bench-only topologies (harness/topology.sh).
 [ "$mode" = bench ] && TOPOLOGY_BENCH=1
-timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-900}
+# The memory-debugging kernel (KASAN, kmemleak) runs the same guests about twice as slowly.
+default_timeout=900
+[ "$KERNEL_FLAVOUR" = kasan ] && default_timeout=2700
+timeout_s=${VFIO_PCI_RS_GUEST_TIMEOUT:-$default_timeout}
 
 KDIR=$("$REPO/scripts/kernel.sh")
 kver=$(cat "$KDIR/include/config/kernel.release")
@@ -155,6 +158,14 @@ fi
 [ "$mode" = tests ] || shards=1
 case "$shards" in '' | *[!0-9]* | 0) die "VFIO_PCI_RS_GUEST_SHARDS=$shards: need a number >= 1" ;; esac
 
+# The framebuffer guests alone: a filtered run whose filter names their case ("framebuffer").
+# Two boots, one per driver (tests/src/framebuffer.rs: the removal of the boot framebuffer
+# happens once per boot), in the BIOS's 640x480 16-colour mode (vga=0x112: the boot setup code
+# sets BIOS mode 0x12), the only kind of mode vga16fb takes; the harness compares their
+# transcripts below.
+only_framebuffer=0
+[ "$mode" = tests ] && [[ "$filter" == *framebuffer* ]] && only_framebuffer=1
+
 # The noiommu guest alone: a filtered run whose filter names it, or VFIO_PCI_RS_GUEST_NOIOMMU=1.
 only_noiommu=${VFIO_PCI_RS_GUEST_NOIOMMU:-0}
 [ "$mode" = tests ] && [[ "$filter" == *noiommu* ]] && only_noiommu=1
@@ -209,8 +220,14 @@ boot_guest() {
 log "booting $shards guest(s) ($mode, timeout ${timeout_s}s, logs in $run/logs)"
 t0=$(date +%s)
 guest_dirs=()
-if [ "$only_noiommu" = 1 ] && [ "$only_aer" = 1 ]; then
-	die "a filter names both the noiommu and the AER cases: run them one at a time"
+if [ $((only_noiommu + only_aer + only_framebuffer)) -gt 1 ]; then
+	die "a filter names more than one of the noiommu, AER and framebuffer cases: run them one at a time"
+elif [ "$only_framebuffer" = 1 ]; then
+	guest_dirs=("$run/logs/framebuffer-vfio-pci" "$run/logs/framebuffer-vfio-pci-rs")
+	boot_guest "$run/logs/framebuffer-vfio-pci" " harness.framebuffer=vfio-pci vga=0x112" &
+	pid=$!
+	boot_guest "$run/logs/framebuffer-vfio-pci-rs" " harness.framebuffer=vfio-pci-rs vga=0x112"
+	wait "$pid" || true
 elif [ "$only_noiommu" = 1 ]; then
 	guest_dirs=("$run/logs")
 	boot_guest "$run/logs" "" noiommu
@@ -235,6 +252,12 @@ else
 	guest_dirs+=("$run/logs/aer")
 	boot_guest "$run/logs/aer" " harness.aer=1" &
 	pids+=($!)
+	# And the framebuffer cases: two short guests, one per driver.
+	for d in vfio-pci vfio-pci-rs; do
+		guest_dirs+=("$run/logs/framebuffer-$d")
+		boot_guest "$run/logs/framebuffer-$d" " harness.framebuffer=$d vga=0x112" &
+		pids+=($!)
+	done
 	for p in "${pids[@]}"; do wait "$p" || true; done
 fi
 log "guest(s) ran $(( $(date +%s) - t0 )) s (qemu exit $(cat "${guest_dirs[@]/%//qemu_rc}" | paste -sd' '))"
@@ -269,7 +292,22 @@ for dir in "${guest_dirs[@]}"; do
 	guest_rc=${exit_line#HARNESS: exit }
 
 	# Kernel splats anywhere in the console log fail the run.
-	if grep -aEn "$splats" "$dir/console.log" > "$dir/splats.txt"; then
+	grep -aEn "$splats" "$dir/console.log" > "$dir/splats.txt" || true
+	# But for one, in the framebuffer guests only: vga16fb's removal calls iounmap() on an address
+	# it never ioremapped (its screen_base is VGA_MAP_MEM), and iounmap() warns once, whichever
+	# driver removes the framebuffer (the kernel's own comment in arch/x86/mm/ioremap.c names
+	# vga16fb). Exactly that WARNING line, when its call trace runs through vga16fb_destroy
+	# within the next 30 lines, is set aside and reported; anything else still fails.
+	if [[ "$dir" == */framebuffer-* ]] && [ -s "$dir/splats.txt" ]; then
+		known=$(awk '/WARNING: arch\/x86\/mm\/ioremap\.c:[0-9]+ at iounmap/ { w = NR }
+			w && NR <= w + 30 && /vga16fb_destroy/ { print w; w = 0 }' "$dir/console.log" | paste -sd" ")
+		if [ -n "$known" ]; then
+			echo "# harness: ${dir##*/}: the known upstream WARN of vga16fb's removal (iounmap of VGA_MAP_MEM) at console line $known, set aside"
+			awk -F: -v known=" $known " 'index(known, " " $1 " ") == 0' "$dir/splats.txt" > "$dir/splats.tmp"
+			mv "$dir/splats.tmp" "$dir/splats.txt"
+		fi
+	fi
+	if [ -s "$dir/splats.txt" ]; then
 		problems+=("${name}kernel splat in the guest's console log ($dir/console.log)")
 		head -n 20 "$dir/splats.txt" | sed 's/^/# splat: /'
 	fi
@@ -280,6 +318,16 @@ for dir in "${guest_dirs[@]}"; do
 		f=$(echo "$summary" | awk '{print $3}')
 	elif [ "$mode" = tests ]; then
 		problems+=("${name}the test binary printed no summary")
+	fi
+	# kmemleak (the memory-debugging kernel): the guest's scan after the tests must have run
+	# and reported nothing.
+	if [ "$KERNEL_FLAVOUR" = kasan ] && [ "$mode" = tests ]; then
+		if ! grep -aq '^HARNESS: kmemleak scanned' "$output"; then
+			problems+=("${name}no kmemleak scan after the tests")
+		elif grep -aq '^HARNESS: kmemleak unreferenced object' "$output"; then
+			problems+=("${name}kmemleak: $(grep -ac '^HARNESS: kmemleak unreferenced object' "$output") unreferenced object(s)")
+			grep -a '^HARNESS: kmemleak ' "$output" | head -n 40 | sed 's/^HARNESS: /# /'
+		fi
 	fi
 	# A failing guest command that reported no failure of its own is one.
 	if [ -n "$exit_line" ] && [ "$guest_rc" != 0 ] && [ "$f" = 0 ]; then
@@ -302,6 +350,23 @@ if [ "$mode" = tests ]; then
 	for dir in "${guest_dirs[@]}"; do
 		grep -a '^HARNESS: errno ' "$dir/output.log" | cut -d' ' -f3- || true
 	done > "$run/logs/errno-steps.tsv"
+fi
+
+# The framebuffer guests' transcripts (their "HARNESS: framebuffer" lines) must match: one
+# check, counted with the guests' own.
+fb_c=$run/logs/framebuffer-vfio-pci fb_rs=$run/logs/framebuffer-vfio-pci-rs
+if [ -d "$fb_c" ] && [ -d "$fb_rs" ]; then
+	name="vga/vga_boot_framebuffer: vfio-pci-rs transcript (its boot) matches vfio-pci (its boot)"
+	grep -a '^HARNESS: framebuffer ' "$fb_c/output.log" | cut -d' ' -f3- > "$fb_c/transcript.txt" || true
+	grep -a '^HARNESS: framebuffer ' "$fb_rs/output.log" | cut -d' ' -f3- > "$fb_rs/transcript.txt" || true
+	if [ -s "$fb_c/transcript.txt" ] && cmp -s "$fb_c/transcript.txt" "$fb_rs/transcript.txt"; then
+		echo "# harness: ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "# harness: not ok - $name"
+		diff "$fb_c/transcript.txt" "$fb_rs/transcript.txt" | head -n 40 | sed 's/^/# /' || true
+		failed=$((failed + 1))
+	fi
 fi
 
 fail=0

@@ -30,8 +30,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The topologies measured, in order: name, human description.
-const CASES: &[(&str, &str)] =
-    &[("slot", "slot reset (pciehp)"), ("multifunction", "bus reset"), ("quad", "bus reset")];
+const CASES: &[(&str, &str)] = &[
+    ("slot", "slot reset (pciehp)"),
+    ("multifunction", "bus reset"),
+    ("quad", "bus reset"),
+    ("oct", "bus reset"),
+    ("bus32", "bus reset"),
+];
 const ROUNDS: usize = 4;
 const INFO_CALLS: usize = 500;
 const RESET_CALLS: usize = 10;
@@ -41,6 +46,9 @@ const RESET_CALLS: usize = 10;
 struct Sample {
     info: Vec<Duration>,
     reset: Vec<Duration>,
+    /// The close of the set's only open device: the last close of the set, which resets it if a
+    /// function could not be reset alone (the dirty set).
+    close: Vec<Duration>,
 }
 
 /// Runs the benchmark; with `filter` (comma-separated substrings of row names), only the
@@ -97,8 +105,8 @@ fn bench(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> Result<(),
 
 /// The reset-set table: INFO and the hot reset for every reset-set size.
 fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail> {
-    println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | INFO per function C | INFO per function Rust | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust | last close C | last close Rust | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, scope) in CASES {
         let Some(t) = topologies.iter().find(|t| t.name == *name) else {
             continue;
@@ -121,23 +129,30 @@ fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail
         let b = median(&bare);
         let (oc, or) = (rc.saturating_sub(b), rr.saturating_sub(b));
         let (mc, mr) = (minimum(&c.info), minimum(&rust.info));
+        let (cc, cr) = (median(&c.close), median(&rust.close));
+        let n = u32::try_from(functions.len()).unwrap_or(u32::MAX);
         println!(
-            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             functions.len(),
             us(ic),
             us(ir),
             ratio(ir, ic),
             ratio(mr, mc),
+            us(ic / n),
+            us(ir / n),
             ms(rc),
             ms(rr),
             ratio(rr, rc),
             ms(b),
             us(oc),
             us(or),
+            ms(cc),
+            ms(cr),
+            ratio(cr, cc),
         );
     }
     println!();
-    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone.");
+    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone; INFO per function = INFO divided by the set's functions; last close = the close of the set's only open device: its disable, then the dirty set's slot or bus reset if a function could not be reset alone.");
     println!();
     Ok(())
 }
@@ -184,6 +199,9 @@ fn measure(drv: &str, functions: &[String], sample: &mut Sample) -> Result<(), F
             sample.reset.push(t.elapsed());
             r.map_err(Fail::Os)?;
         }
+        let t = Instant::now();
+        drop(dev);
+        sample.close.push(t.elapsed());
         Ok(())
     })();
     for bdf in functions {

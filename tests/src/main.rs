@@ -10,6 +10,7 @@
 //! Usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose]
 //!        vfio-pci-rs-tests --noiommu [--filter SUBSTR]   (the noiommu guest: its cases only)
 //!        vfio-pci-rs-tests --aer [--filter SUBSTR]       (the AER guest: its cases only)
+//!        vfio-pci-rs-tests --framebuffer DRIVER   (a framebuffer guest: its case, one driver)
 //!        vfio-pci-rs-tests --self-check [--filter SUBSTR]
 //!        vfio-pci-rs-tests --demo BDF   (open a bound function both ways, step by step)
 //!        vfio-pci-rs-tests --bench      (hot-reset latency, vfio-pci-rs against vfio-pci)
@@ -27,6 +28,7 @@ mod demo;
 mod dma_buf;
 mod driver;
 mod features;
+mod framebuffer;
 mod fuzz;
 mod harness;
 mod huge_map;
@@ -92,6 +94,10 @@ pub struct Args {
     /// memory lock (whose ASPM update takes pci_bus_sem) form a lock cycle lockdep reports
     /// for vfio-pci and would for this driver, whatever the order of the scenarios.
     pub aer: bool,
+    /// `--framebuffer DRIVER`: a framebuffer guest (scripts/guest.sh): the boot-framebuffer
+    /// case (framebuffer.rs) for DRIVER (vfio-pci or vfio-pci-rs) only, since the removal it
+    /// checks happens once per boot; `Some(true)` for vfio-pci-rs.
+    pub framebuffer: Option<bool>,
 }
 
 pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -106,6 +112,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
         bench: false,
         noiommu: false,
         aer: false,
+        framebuffer: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -124,6 +131,14 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
             "--bench" => a.bench = true,
             "--noiommu" => a.noiommu = true,
             "--aer" => a.aer = true,
+            "--framebuffer" => {
+                let v = args.next().ok_or("--framebuffer needs a driver")?;
+                a.framebuffer = Some(match v.as_str() {
+                    REFERENCE_NAME => false,
+                    RUST_NAME => true,
+                    _ => return Err(format!("--framebuffer: {v:?} is neither {REFERENCE_NAME} nor {RUST_NAME}")),
+                });
+            }
             "--demo" => a.demo = Some(args.next().ok_or("--demo needs a PCI address")?),
             "--list" => a.list = true,
             "--verbose" | "-v" => a.verbose = true,
@@ -135,7 +150,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
 }
 
 const USAGE: &str =
-    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] [--noiommu] [--aer] | --demo BDF | --bench";
+    "usage: vfio-pci-rs-tests [--filter SUBSTR] [--shard K/N] [--timeout SECS] [--list] [--verbose] [--self-check] [--noiommu] [--aer] [--framebuffer DRIVER] | --demo BDF | --bench";
 
 /// Where a topology's scenarios run.
 enum Target {
@@ -170,10 +185,13 @@ struct Suite {
     noiommu: bool,
     /// The AER guest: only the AER scenarios (see [`Args::aer`]).
     aer: bool,
+    /// A framebuffer guest: only the boot-framebuffer scenario, for one driver (see
+    /// [`Args::framebuffer`]).
+    framebuffer: Option<bool>,
 }
 
 impl Suite {
-    fn discover(verbose: bool, noiommu: bool, aer: bool) -> Suite {
+    fn discover(verbose: bool, noiommu: bool, aer: bool, framebuffer: Option<bool>) -> Suite {
         let ko = std::env::var_os("VFIO_PCI_RS_KO").map(PathBuf::from);
         let topo_path = std::env::var_os("VFIO_PCI_RS_TOPOLOGY")
             .map(PathBuf::from)
@@ -235,6 +253,8 @@ impl Suite {
                 noiommu::scenarios()
             } else if aer {
                 aer::scenarios()
+            } else if framebuffer.is_some() {
+                framebuffer::scenarios()
             } else {
                 scenarios::all()
             },
@@ -246,7 +266,16 @@ impl Suite {
             kunit: Vec::new(),
             noiommu,
             aer,
+            framebuffer,
         }
+    }
+
+    /// A framebuffer guest's one driver run, its transcript printed for the harness's
+    /// comparison of the two boots.
+    fn framebuffer_run(&self, ti: usize, si: usize, rust: bool, site: &Site) -> CaseResult {
+        let result = self.expectations(ti, si, rust, site);
+        framebuffer::print_transcript(&self.transcript(ti, si, rust, site));
+        result
     }
 
     fn driver(&self, rust: bool) -> &Driver {
@@ -341,7 +370,7 @@ impl Suite {
     fn cases(&self) -> Vec<Case<'_>> {
         let mut cases: Vec<Case<'_>> =
             self.kunit.iter().map(|(name, result)| Case::new(name.clone(), move || result.clone())).collect();
-        if !self.noiommu && !self.aer {
+        if !self.noiommu && !self.aer && self.framebuffer.is_none() {
             cases.push(Case::new("module_load_unload", || self.module_load_unload()));
         }
         if let Some(e) = &self.topology_error {
@@ -360,6 +389,12 @@ impl Suite {
                     format!("{base}: {RUST_NAME} transcript matches {REFERENCE_NAME}"),
                 ];
                 for (k, name) in names.into_iter().enumerate() {
+                    // A framebuffer guest runs one driver; the harness compares the boots.
+                    if let Some(rust) = self.framebuffer {
+                        if k != usize::from(rust) {
+                            continue;
+                        }
+                    }
                     let case = match &topo.target {
                         Target::Skip(why) => {
                             let why = why.clone();
@@ -372,6 +407,9 @@ impl Suite {
                         Target::Ready(site) => match (s.applies)(site) {
                             Err(why) => Case::new(name, move || CaseResult::skip(why.clone())),
                             Ok(()) => match k {
+                                _ if self.framebuffer.is_some() => {
+                                    Case::new(name, move || self.framebuffer_run(ti, si, k == 1, site))
+                                }
                                 0 => Case::new(name, move || self.expectations(ti, si, false, site)),
                                 1 => Case::new(name, move || self.expectations(ti, si, true, site)),
                                 _ => Case::new(name, move || self.comparison(ti, si, site)),
@@ -382,7 +420,7 @@ impl Suite {
                 }
             }
         }
-        if self.noiommu || self.aer {
+        if self.noiommu || self.aer || self.framebuffer.is_some() {
             return cases;
         }
         let env =
@@ -463,7 +501,7 @@ fn main() {
         let cases = harness::filter(selfcheck::cases(), args.filter.as_deref());
         std::process::exit(harness::run_all(&cases, args.timeout));
     }
-    let mut suite = Suite::discover(args.verbose, args.noiommu, args.aer);
+    let mut suite = Suite::discover(args.verbose, args.noiommu, args.aer, args.framebuffer);
     if args.list {
         // Known only once the module has been loaded: listing does not load it.
         println!("kunit/{}*/... (the module's KUnit cases, read from the log of its first load)", kunit::PREFIX);
@@ -474,7 +512,7 @@ fn main() {
     }
     // The first load of the module, before any case: its KUnit suites run and are read back
     // (in the normal guests: the noiommu and AER guests run only their own cases).
-    if !args.noiommu && !args.aer {
+    if !args.noiommu && !args.aer && args.framebuffer.is_none() {
         suite.kunit = kunit::collect(&suite.rust);
     }
     let cases = harness::shard(harness::filter(suite.cases(), args.filter.as_deref()), args.shard);

@@ -97,7 +97,7 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// One VGA-class function (class 0x0300xx).
-fn vga_function(site: &Site) -> Result<(), String> {
+pub(crate) fn vga_function(site: &Site) -> Result<(), String> {
     match &site.functions[..] {
         [one] if is_vga(one) => Ok(()),
         _ => Err("the VGA scenarios run on one VGA-class function".into()),
@@ -126,7 +126,7 @@ fn with_vga_device(c: &Ctx, body: impl FnOnce(&mut Transcript, &Device) -> Resul
     })
 }
 
-fn open_and(
+pub(crate) fn open_and(
     t: &mut Transcript,
     group: &str,
     bdf: &str,
@@ -288,7 +288,7 @@ fn arbiter_state(bdf: &str) -> Result<String, Fail> {
     Ok(kept.join(","))
 }
 
-fn text(v: &String, _: &mut Transcript) -> Fields {
+pub(crate) fn text(v: &String, _: &mut Transcript) -> Fields {
     vec![("value", Val::text(v.clone()))]
 }
 
@@ -321,7 +321,7 @@ fn log_fields(log: &Result<Vec<String>, String>) -> Outcome {
     }
 }
 
-fn boot_vga(bdf: &str) -> Result<String, Fail> {
+pub(crate) fn boot_vga(bdf: &str) -> Result<String, Fail> {
     Ok(fs::read_to_string(sysfs::device_dir(bdf).join("boot_vga"))?.trim().to_string())
 }
 
@@ -363,7 +363,7 @@ fn arbiter(c: &Ctx) -> Transcript {
     scenario(|t| arbiter_run(t, driver, &bdf))
 }
 
-fn field_text(t: &Transcript, step: &str, key: &str) -> Option<String> {
+pub(crate) fn field_text(t: &Transcript, step: &str, key: &str) -> Option<String> {
     t.find(step).and_then(|o| o.field(key)).map(|v| match v {
         Val::Text(s) => s.clone(),
         other => other.to_string(),
