@@ -26,6 +26,7 @@ mod d3_reset;
 mod demo;
 mod dma_buf;
 mod driver;
+mod fault_inject;
 mod features;
 mod fuzz;
 mod harness;
