@@ -181,7 +181,7 @@ pub(crate) fn interrupt_topologies(site: &Site) -> Result<(), String> {
 
 /// The e1000e of "slot" only, where the benchmark's MSI-X cycles oopsed (a scenario too long
 /// to repeat on every interrupt topology: ~10 s per driver under TCG).
-fn slot_e1000e(site: &Site) -> Result<(), String> {
+pub(crate) fn slot_e1000e(site: &Site) -> Result<(), String> {
     interrupt_topologies(site)?;
     let path = fs::canonicalize(sysfs::device_dir(&site.functions[0])).map_err(|e| e.to_string())?;
     match path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()) {
@@ -377,7 +377,7 @@ fn raw(fd: &OwnedFd) -> i32 {
 }
 
 /// The vfio IRQ names in /proc/interrupts, sorted.
-fn vfio_irq_names() -> Result<Vec<String>, Fail> {
+pub(crate) fn vfio_irq_names() -> Result<Vec<String>, Fail> {
     let text = fs::read_to_string("/proc/interrupts")?;
     let mut names: Vec<String> = Vec::new();
     for line in text.lines() {

@@ -27,6 +27,7 @@ mod d3_reset;
 mod demo;
 mod dma_buf;
 mod driver;
+mod fault_inject;
 mod features;
 mod framebuffer;
 mod fuzz;

@@ -182,6 +182,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::dma_buf::scenarios())
     .chain(crate::vga::scenarios())
     .chain(crate::fuzz::scenarios())
+    .chain(crate::fault_inject::scenarios())
     .collect()
 }
 

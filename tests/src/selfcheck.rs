@@ -61,6 +61,7 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("transcript: skipped steps match anything and are listed", cmp_skipped),
         Case::new("transcript: a transcript that stops early differs", cmp_length),
         Case::new("transcript: different step names differ", cmp_names),
+        Case::new("transcript: a set of names agrees when it is among the reference's", cmp_among),
         Case::new("transcript: the errno table's steps", errno_table_steps),
         Case::new("transcript: ids are normalised, their equalities kept", cmp_ids),
         Case::new("transcript: rendering of values and outcomes", rendering),
@@ -404,6 +405,27 @@ fn cmp_outcome() -> CaseResult {
         &format!("a field difference is shown whole ({d})"),
         d.starts_with("step 6 'VFIO_DEVICE_GET_INFO'") && d.contains("flags=0x3") && d.contains("flags=0x2"),
     );
+    c.done()
+}
+
+fn cmp_among() -> CaseResult {
+    let mut c = Check::default();
+    let walk = |names: &[&str], ended: bool| {
+        let mut t = Transcript::new();
+        let set = Val::Among(names.iter().map(|n| n.to_string()).collect());
+        t.record("open: injected failures", Outcome::Ok(vec![("errnos", set), ("walk ended", Val::Bool(ended))]));
+        t
+    };
+    let differs = |a: &Transcript, b: &Transcript| compare(a, b, "vfio-pci", "vfio-pci-rs").difference;
+    c.eq("equal sets agree", differs(&walk(&["EBUSY"], true), &walk(&["EBUSY"], true)), None);
+    c.eq("a smaller set agrees", differs(&walk(&["EBUSY", "EINVAL"], true), &walk(&["EINVAL"], true)), None);
+    c.eq("the empty set agrees", differs(&walk(&["EBUSY"], true), &walk(&[], true)), None);
+    c.eq(
+        "a name the reference lacks differs",
+        differs(&walk(&["EBUSY"], true), &walk(&["EBUSY", "EIO"], true)).as_deref(),
+        Some("step 1 'open: injected failures': vfio-pci gave ok {errnos={EBUSY}, walk ended=yes}, vfio-pci-rs gave ok {errnos={EBUSY, EIO}, walk ended=yes}"),
+    );
+    c.that("the other fields are still compared", differs(&walk(&[], true), &walk(&[], false)).is_some());
     c.done()
 }
 

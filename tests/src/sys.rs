@@ -232,6 +232,20 @@ pub fn init_module(image: &[u8], params: &CStr) -> Result<(), Errno> {
     }
 }
 
+/// mount(2) of a pseudo filesystem (`debugfs`, ...) of type `fstype` on `target`: no
+/// source device, no flags, no options.
+pub fn mount_pseudo(fstype: &CStr, target: &CStr) -> Result<(), Errno> {
+    // SAFETY: mount(source, target, type, flags, data) reads the three NUL-terminated
+    // strings (`fstype` serves as the source name too, as mount(8) does for pseudo
+    // filesystems), which outlive the call; `data` is NULL.
+    let ret = unsafe { libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// eventfd2(2) with initial count 0 and no flags: a new eventfd.
 pub fn new_eventfd() -> Result<std::os::fd::OwnedFd, Errno> {
     // SAFETY: eventfd(unsigned int initval, int flags) takes two integers

@@ -22,6 +22,11 @@ pub enum Val {
     Bytes(Vec<u8>),
     /// A value normalised at recording time (see the module comment).
     Norm(String),
+    /// A set of names (sorted, each once) compared by inclusion, not equality: the candidate's
+    /// set agrees with the reference's when each of its names is also in the reference's (the
+    /// fault-injection cases: every errno vfio-pci-rs answers an injected failure with must be
+    /// one vfio-pci answers too; `compare`).
+    Among(Vec<String>),
 }
 
 impl Val {
@@ -57,6 +62,7 @@ impl fmt::Display for Val {
                 Ok(())
             }
             Val::Norm(s) => write!(f, "<{s}>"),
+            Val::Among(names) => write!(f, "{{{}}}", names.join(", ")),
         }
     }
 }
@@ -234,7 +240,25 @@ pub struct Comparison {
     pub uncompared: Vec<String>,
 }
 
-/// Compare step by step: same step names in the same order, equal outcomes.
+/// Whether a candidate's outcome agrees with the reference's: they are equal, except that an
+/// [`Val::Among`] field agrees when every name of the candidate's set is in the reference's.
+pub fn agree(reference: &Outcome, candidate: &Outcome) -> bool {
+    match (reference, candidate) {
+        (Outcome::Ok(r), Outcome::Ok(c)) => {
+            r.len() == c.len()
+                && r.iter().zip(c).all(|((rk, rv), (ck, cv))| {
+                    rk == ck
+                        && match (rv, cv) {
+                            (Val::Among(rs), Val::Among(cs)) => cs.iter().all(|n| rs.contains(n)),
+                            _ => rv == cv,
+                        }
+                })
+        }
+        _ => reference == candidate,
+    }
+}
+
+/// Compare step by step: same step names in the same order, outcomes that [`agree`].
 /// A `Skipped` outcome on either side matches anything (and is listed).
 pub fn compare(reference: &Transcript, candidate: &Transcript, ref_name: &str, cand_name: &str) -> Comparison {
     let mut cmp = Comparison::default();
@@ -257,7 +281,7 @@ pub fn compare(reference: &Transcript, candidate: &Transcript, ref_name: &str, c
                     (_, Outcome::Skipped(why)) => {
                         cmp.uncompared.push(format!("step {no} '{}': skipped for {cand_name} ({why})", r.name))
                     }
-                    (a, b) if a == b => {}
+                    (a, b) if agree(a, b) => {}
                     (a, b) => {
                         cmp.difference =
                             Some(format!("step {no} '{}': {ref_name} gave {a}, {cand_name} gave {b}", r.name));

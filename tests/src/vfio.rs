@@ -68,6 +68,12 @@ impl Container {
 /// An open VFIO group.
 pub struct Group(File);
 
+impl AsRawFd for Group {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 impl Group {
     pub fn open(group: &str) -> Result<Group, Fail> {
         open_rw(Path::new(&group_path(group))).map(Group)
