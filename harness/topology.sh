@@ -69,10 +69,11 @@ BENCH_TOPOLOGIES=(
 	# 32 of them.
 	# (At 0d.0, chassis 13: 0b.0 and 0c.0 are the VGA topology's ports.)
 	"vectors 0d.0 $(rp rp_vectors 0d.0 13) -device nvme,serial=vfio-pci-rs-bench,bus=rp_vectors,addr=00.0"
-	# Reset sets of 8 and 32 functions for the scaling rows: multifunction e1000s (conventional
+	# Reset sets of 8, 16 and 32 functions for the scaling rows: multifunction e1000s (conventional
 	# PCI, no guest driver, no option ROM) behind a PCIe-to-PCI bridge below a root port
 	# without hotplug, so one bus reset spans them all (one IOMMU group: the bridge's alias).
 	"oct 10.0 $(rp rp_oct 10.0 16 hotplug=off) -device pcie-pci-bridge,id=br_oct,bus=rp_oct,addr=00.0 $(e1000_slots br_oct 1)"
+	"bus16 12.0 $(rp rp_bus16 12.0 18 hotplug=off) -device pcie-pci-bridge,id=br_bus16,bus=rp_bus16,addr=00.0 $(e1000_slots br_bus16 1 2)"
 	"bus32 11.0 $(rp rp_bus32 11.0 17 hotplug=off) -device pcie-pci-bridge,id=br_bus32,bus=rp_bus32,addr=00.0 $(e1000_slots br_bus32 1 2 3 4)"
 )
 

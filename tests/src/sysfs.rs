@@ -233,6 +233,16 @@ pub fn model_of(bdf: &str) -> Option<&'static Model> {
 
 // --------------------------------------------------------- binding knobs
 
+/// The bridge whose secondary bus `bdf` is on (its sysfs parent), as a PCI address.
+pub fn parent_bridge(bdf: &str) -> Result<String, Fail> {
+    let real = fs::canonicalize(device_dir(bdf))?;
+    real.parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n.contains(':') && n.contains('.'))
+        .ok_or_else(|| Fail::other(format!("{bdf} has no parent bridge")))
+}
+
 pub fn device_dir(bdf: &str) -> PathBuf {
     Path::new(PCI_DEVICES).join(bdf)
 }
