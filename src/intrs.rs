@@ -11,9 +11,9 @@
 //! [`intx`] and [`msi`]). Closing the device disables everything and releases every eventfd.
 //!
 //! Lock order: this state, then the virtual config, then the memory gate; the config code
-//! calls [`intx_mask`], [`intx_unmask`] and [`active_irq_type`] without its lock held. IRQ
-//! bypass (posting MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ
-//! bypass manager.
+//! calls [`intx_mask`] and [`intx_unmask`] without its lock held, and writes the MSI
+//! capability inside [`with_active_irq_type`]. Each MSI/MSI-X vector with an eventfd is also an
+//! IRQ bypass producer (see [`msi`]).
 
 mod intx;
 mod msi;
@@ -716,9 +716,15 @@ pub(crate) fn unmask_intx_after_resume(irqs: &Mutex<IrqState>, pdev: &OwnedDevic
     irqs.lock().unmask_intx(pdev);
 }
 
-/// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
-pub(crate) fn active_irq_type(irqs: &Mutex<IrqState>) -> Option<u32> {
-    irqs.lock().irq_type()
+/// Runs `f` with the uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any,
+/// and the interrupt lock held, so that no `SET_IRQS` changes the type before `f` is done. `f`
+/// may take the config lock, and must not call back into this module.
+pub(crate) fn with_active_irq_type<R>(
+    irqs: &Mutex<IrqState>,
+    f: impl FnOnce(Option<u32>) -> R,
+) -> R {
+    let state = irqs.lock();
+    f(state.irq_type())
 }
 
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
