@@ -25,6 +25,7 @@ use crate::{
     dma_buf,
     feature,
     hot_reset,
+    info_caps::AtomicCompleter,
     intrs,
     intrs::{
         IrqInfo,
@@ -152,6 +153,9 @@ pub(crate) struct VfioPciDevice {
     power: RuntimePower,
     /// The VGA arbiter client and region of a VGA-class function (see [`crate::vga`]).
     vga: VgaFunction,
+    /// The AtomicOps widths the function's physical function completes (read-only, so read
+    /// at bind), for `GET_INFO`'s capability chain.
+    atomic_completer: AtomicCompleter,
 }
 
 impl VfioPciDevice {
@@ -224,6 +228,7 @@ impl VfioPciDevice {
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
                 power: RuntimePower::new(),
                 vga: VgaFunction::bind::<Self>(pdev)?,
+                atomic_completer: AtomicCompleter::of(pdev),
             }),
         )?;
         // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
@@ -268,7 +273,7 @@ impl VfioDeviceOps for VfioPciDevice {
         let arg = UserPtr::from_addr(arg);
         match cmd {
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => {
-                ioctl::get_info(arg, &dev.pdev, || dev.reset_works())
+                ioctl::get_info(arg, &dev.pdev, dev.atomic_completer, || dev.reset_works())
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => {
                 let result =
