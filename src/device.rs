@@ -10,7 +10,7 @@
 
 use crate::{
     bars::{
-        MmapBars,
+        BarsInfo,
         MsixTable, //
     },
     config::{
@@ -144,8 +144,9 @@ pub(crate) struct VfioPciDevice {
     /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
     memory: RwSem<MemoryGate>,
-    /// Which BARs may be mmapped while the function is open, readable without the gate.
-    mmap_bars: MmapBars,
+    /// Which BARs may be mmapped, and which are mapped, while the function is open, readable
+    /// without the gate.
+    bars_info: BarsInfo,
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
     ioeventfds: Mutex<Ioeventfds<Self>>,
@@ -224,7 +225,7 @@ impl VfioPciDevice {
                 msix_table: MsixTable::of(pdev),
                 token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
-                mmap_bars: MmapBars::new(),
+                bars_info: BarsInfo::new(),
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
                 power: RuntimePower::new(),
                 vga: VgaFunction::bind::<Self>(pdev)?,
@@ -297,7 +298,7 @@ impl VfioDeviceOps for VfioPciDevice {
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => {
-                ioeventfd::ioctl(dev, &dev.ioeventfds, dev.msix_table, arg)
+                ioeventfd::ioctl(dev, &dev.ioeventfds, &dev.bars_info, dev.msix_table, arg)
             }
             _ => Err(ENOTTY),
         }
@@ -322,7 +323,7 @@ impl VfioDeviceOps for VfioPciDevice {
     ) -> Result {
         regions::info(
             &dev.memory,
-            &dev.mmap_bars,
+            &dev.bars_info,
             &dev.pdev,
             dev.msix_table,
             &dev.vga,
@@ -399,7 +400,7 @@ fn open_resumed(dev: &VfioDevice<VfioPciDevice>) -> Result {
     {
         let mut gate = dev.memory.write();
         gate.open(pdev);
-        dev.mmap_bars.publish(gate.bars().ok());
+        dev.bars_info.publish(gate.bars().ok());
     }
     // Interrupt setup may change the command register (INTx disable), which the virtual
     // config space then starts from.
@@ -475,7 +476,7 @@ fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>)
 fn close_bars(dev: &VfioPciDevice) {
     let mut gate = dev.memory.write();
     gate.close();
-    dev.mmap_bars.publish(None);
+    dev.bars_info.publish(None);
 }
 
 /// `read(2)`/`write(2)` on the device file: the region at `*pos` moves up to `count` bytes.
