@@ -55,7 +55,7 @@ TOPOLOGIES=(
 BENCH_TOPOLOGIES=(
 	# An NVMe controller (no namespace, no guest driver): 65 MSI-X vectors, for SET_IRQS with
 	# 32 of them.
-	"vectors 0b.0 $(rp rp_vectors 0b.0 11) -device nvme,serial=vfio-pci-rs-bench,bus=rp_vectors,addr=00.0"
+	"vectors 0d.0 $(rp rp_vectors 0d.0 13) -device nvme,serial=vfio-pci-rs-bench,bus=rp_vectors,addr=00.0"
 )
 
 # topology_entries: the topologies of this guest, one entry per line.
