@@ -164,15 +164,25 @@ impl OpenBars {
     }
 }
 
-/// Which BARs user space may mmap, as one bit per BAR beside the memory gate, so that
-/// `GET_REGION_INFO` reads it without the gate (as vfio-pci reads its `bar_mmap_supported`).
-/// Written only with the gate held for writing, when the BARs are opened and released.
-pub(crate) struct MmapBars(Atomic<u32>);
+/// What the BARs of the open function allow, beside the memory gate, so that ioctls read it
+/// without the gate: which BARs user space may mmap (one bit per BAR, as vfio-pci reads its
+/// `bar_mmap_supported` for `GET_REGION_INFO`), and whether each BAR is mapped or the errno
+/// accesses to it get (for `VFIO_DEVICE_IOEVENTFD`, which vfio-pci answers without a lock).
+/// Written only with the gate held for writing, when the BARs are opened and released; the
+/// VFIO core runs no ioctl before the open has finished or after the close has begun.
+pub(crate) struct BarsInfo {
+    mmappable: Atomic<u32>,
+    /// Per BAR, 0 when it is mapped, else the (negative) errno of [`OpenBars::mapping`].
+    mapped: [Atomic<i32>; NUM_BARS],
+}
 
-impl MmapBars {
+impl BarsInfo {
     /// No BAR (the function is not open).
-    pub(crate) const fn new() -> Self {
-        Self(Atomic::new(0))
+    pub(crate) fn new() -> Self {
+        Self {
+            mmappable: Atomic::new(0),
+            mapped: core::array::from_fn(|_| Atomic::new(EINVAL.to_errno())),
+        }
     }
 
     /// Records what `bars` allows, or nothing when the BARs are released.
@@ -182,11 +192,29 @@ impl MmapBars {
                 .filter(|&bar| bars.mmappable(bar))
                 .fold(0, |bits, bar| bits | 1 << bar)
         });
-        self.0.store(bits, Relaxed);
+        self.mmappable.store(bits, Relaxed);
+        for (bar, mapped) in self.mapped.iter().enumerate() {
+            let errno = match bars.map(|bars| bars.mapping(bar as u8)) {
+                Some(Ok(_)) => 0,
+                Some(Err(e)) => e.to_errno(),
+                // As `MemoryGate::bars` answers when the function is not open.
+                None => EINVAL.to_errno(),
+            };
+            mapped.store(errno, Relaxed);
+        }
     }
 
     /// Whether user space may mmap BAR `bar`.
-    pub(crate) fn contains(&self, bar: u8) -> bool {
-        bar < NUM_BARS as u8 && self.0.load(Relaxed) & (1 << bar) != 0
+    pub(crate) fn mmappable(&self, bar: u8) -> bool {
+        bar < NUM_BARS as u8 && self.mmappable.load(Relaxed) & (1 << bar) != 0
+    }
+
+    /// Whether BAR `bar` is mapped: the errno [`OpenBars::mapping`] gives if not.
+    pub(crate) fn mapped(&self, bar: u8) -> Result {
+        match self.mapped.get(usize::from(bar)).map(|m| m.load(Relaxed)) {
+            Some(0) => Ok(()),
+            Some(errno) => Err(Error::from_errno(errno)),
+            None => Err(EINVAL),
+        }
     }
 }

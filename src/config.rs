@@ -13,12 +13,16 @@
 //! function, BAR writes are sizing requests answered from the host's resources.
 //!
 //! Locking: reads take no lock, as in vfio-pci: the bytes and owners they use are atomics (see
-//! [`shadow`]) that only the holder of the config lock changes. Everything else (writes, BAR
-//! reads, which may first answer pending sizing writes) holds the lock inside
-//! [`ConfigSpace`]. Order: interrupts (`irqs`), then config, then the memory gate.
-//! Config code never calls into [`crate::intrs`] with the config lock held, so interrupt code
-//! may read or update config state (INTx virtually disabled, MSI queue size) while it holds its
-//! own lock.
+//! [`shadow`]). Neither do writes whose rules need nothing but those bytes (most of the header,
+//! capabilities without a hook, raw and pass-through bytes: [`access::write_needs_lock`]):
+//! their changes to the copy are single atomic updates of the bits written. Everything else
+//! (the command register, BARs, the capabilities with a hook, BAR reads, which may first answer
+//! pending sizing writes) holds the lock inside [`ConfigSpace`], one chunk at a time. Order:
+//! interrupts (`irqs`), then config, then the memory gate. An MSI chunk is written with the
+//! interrupt lock held around the config lock, so that SET_IRQS cannot change the interrupt
+//! type it reads; otherwise config code never calls into [`crate::intrs`] with the config lock
+//! held, so interrupt code may read or update config state (INTx virtually disabled, MSI queue
+//! size) while it holds its own lock.
 
 mod access;
 mod layout;
@@ -67,7 +71,8 @@ pub(crate) struct WriteParts<'a> {
 /// The config space of a bound function, as user space sees it.
 #[pin_data]
 pub(crate) struct ConfigSpace {
-    /// The virtual bytes and their owners: read without a lock, changed under `state`'s.
+    /// The virtual bytes and their owners: read without a lock, changed under `state`'s except
+    /// by the writes that need no lock.
     shadow: Shadow,
     #[pin]
     state: Mutex<ConfigState>,
@@ -272,9 +277,10 @@ pub(crate) fn write(
     let mut done = 0;
     while done < count {
         let user = buf.wrapping_byte_add(done);
-        let moved = write_chunk(config, parts, user, count - done, pos)?;
-        done += moved;
-        pos += moved;
+        let chunk = config.shadow.chunk(pos, count - done)?;
+        write_chunk(config, parts, user, chunk)?;
+        done += chunk.len;
+        pos += chunk.len;
     }
     Ok(done)
 }
@@ -307,42 +313,32 @@ fn read_chunk(
     Ok(len)
 }
 
-/// Writes the first chunk of `count` bytes at `pos` from user memory at `user`.
+/// Writes `chunk` from user memory at `user`: without any lock when its rules need no state
+/// beyond the bytes themselves (see [`access::write_needs_lock`]), else with the config lock
+/// held, and for MSI the interrupt lock before it.
+#[inline]
 fn write_chunk(
     config: &ConfigSpace,
     parts: &WriteParts<'_>,
     user: UserPtr,
-    count: usize,
-    pos: usize,
-) -> Result<usize> {
-    // Asked before taking the config lock: see the lock order in the module comment.
-    let irq_type = intrs::active_irq_type(parts.irqs);
-    let (len, intx) = {
-        let mut state = config.state.lock();
-        let msi_qmax = state.msi_qmax;
-        let open = state.open.as_mut().ok_or(ENODEV)?;
-        let mut virt = VirtualConfig {
-            shadow: &config.shadow,
-            open,
-        };
-        let chunk = config.shadow.chunk(pos, count)?;
-        if !access::writable(chunk.policy) {
-            // Dropped without even reading the user buffer, as vfio-pci does.
-            return Ok(chunk.len);
-        }
-        let mut bytes = [0u8; 4];
-        let data = bytes.get_mut(..chunk.len).ok_or(EINVAL)?;
-        // The config lock alone may be held here (see `memory`).
-        UserSlice::new(user, chunk.len).reader().read_slice(data)?;
-        let val = u32::from_le_bytes(bytes);
-        let ctx = access::WriteCtx {
-            pdev: parts.pdev,
-            memory: parts.memory,
-            mappings: parts.mappings,
-            irq_type,
-            msi_qmax,
-        };
-        (chunk.len, virt.write(&ctx, chunk, val)?)
+    chunk: Chunk,
+) -> Result {
+    if !access::writable(chunk.policy) {
+        // Dropped without even reading the user buffer, as vfio-pci does.
+        return Ok(());
+    }
+    if !access::write_needs_lock(chunk) {
+        let val = read_user(user, chunk.len)?;
+        return config.shadow.write_unlocked(parts.pdev, chunk, val);
+    }
+    let intx = if access::reads_irq_type(chunk) {
+        // SET_IRQS cannot change the interrupt type until the MSI control register is
+        // written back (the lock order allows the config lock under the interrupt lock).
+        intrs::with_active_irq_type(parts.irqs, |irq_type| {
+            write_locked(config, parts, user, chunk, irq_type)
+        })?
+    } else {
+        write_locked(config, parts, user, chunk, None)?
     };
     match intx {
         Some(access::IntxChange::Mask) => {
@@ -351,7 +347,45 @@ fn write_chunk(
         Some(access::IntxChange::Unmask) => intrs::intx_unmask(parts.irqs, parts.pdev),
         None => {}
     }
-    Ok(len)
+    Ok(())
+}
+
+/// Writes `chunk` from user memory at `user` with the config lock held; `irq_type` is the
+/// interrupt type in use for the chunks that read it ([`access::reads_irq_type`]). Returns the
+/// INTx change to apply once the lock is dropped.
+fn write_locked(
+    config: &ConfigSpace,
+    parts: &WriteParts<'_>,
+    user: UserPtr,
+    chunk: Chunk,
+    irq_type: Option<u32>,
+) -> Result<Option<access::IntxChange>> {
+    let mut state = config.state.lock();
+    let msi_qmax = state.msi_qmax;
+    let open = state.open.as_mut().ok_or(ENODEV)?;
+    let mut virt = VirtualConfig {
+        shadow: &config.shadow,
+        open,
+    };
+    // The config lock (and the interrupt lock) may be held here (see `memory`).
+    let val = read_user(user, chunk.len)?;
+    let ctx = access::WriteCtx {
+        pdev: parts.pdev,
+        memory: parts.memory,
+        mappings: parts.mappings,
+        irq_type,
+        msi_qmax,
+    };
+    virt.write(&ctx, chunk, val)
+}
+
+/// The `len` (1, 2 or 4) bytes at `user`, little-endian.
+#[inline]
+fn read_user(user: UserPtr, len: usize) -> Result<u32> {
+    let mut bytes = [0u8; 4];
+    let data = bytes.get_mut(..len).ok_or(EINVAL)?;
+    UserSlice::new(user, len).reader().read_slice(data)?;
+    Ok(u32::from_le_bytes(bytes))
 }
 
 #[kernel::macros::kunit_tests(vfio_pci_rs_config)]
@@ -442,6 +476,24 @@ mod tests {
         assert!(!needs_lock(0x04));
         assert!(!needs_lock(0x2c));
         assert!(!needs_lock(0x40));
+        // Writes that act beyond their bytes take the config lock, the others none.
+        let write_locks = |pos, len| shadow.chunk(pos, len).is_ok_and(access::write_needs_lock);
+        assert!(write_locks(0x04, 2));
+        assert!(write_locks(0x04, 4));
+        assert!(write_locks(0x05, 1));
+        assert!(!write_locks(0x06, 2));
+        assert!(!write_locks(0x08, 4));
+        assert!(!write_locks(0x0c, 4));
+        assert!(write_locks(0x10, 4));
+        assert!(write_locks(0x24, 4));
+        assert!(write_locks(0x30, 4));
+        assert!(!write_locks(0x3c, 1));
+        assert!(write_locks(0x44, 4));
+        assert!(!write_locks(0x48, 2));
+        assert!(!write_locks(0x80, 4));
+        // Only the MSI capability's writes ask the interrupt type.
+        assert!(!shadow.chunk(0x04, 2).is_ok_and(access::reads_irq_type));
+        assert!(!shadow.chunk(0x44, 4).is_ok_and(access::reads_irq_type));
         // Writes to dropped-write policies are not even read from user space.
         assert!(access::writable(Policy::Raw));
         assert!(!access::writable(Policy::Direct { raw_write: false }));

@@ -10,7 +10,7 @@
 
 use crate::{
     bars::{
-        MmapBars,
+        BarsInfo,
         MsixTable, //
     },
     config::{
@@ -25,6 +25,7 @@ use crate::{
     dma_buf,
     feature,
     hot_reset,
+    info_caps::AtomicCompleter,
     intrs,
     intrs::{
         IrqInfo,
@@ -143,8 +144,9 @@ pub(crate) struct VfioPciDevice {
     /// resets and memory-decode changes hold it exclusive across the change.
     #[pin]
     memory: RwSem<MemoryGate>,
-    /// Which BARs may be mmapped while the function is open, readable without the gate.
-    mmap_bars: MmapBars,
+    /// Which BARs may be mmapped, and which are mapped, while the function is open, readable
+    /// without the gate.
+    bars_info: BarsInfo,
     /// The armed `VFIO_DEVICE_IOEVENTFD`s (see [`crate::ioeventfd`]).
     #[pin]
     ioeventfds: Mutex<Ioeventfds<Self>>,
@@ -152,6 +154,9 @@ pub(crate) struct VfioPciDevice {
     power: RuntimePower,
     /// The VGA arbiter client and region of a VGA-class function (see [`crate::vga`]).
     vga: VgaFunction,
+    /// The AtomicOps widths the function's physical function completes (read-only, so read
+    /// at bind), for `GET_INFO`'s capability chain.
+    atomic_completer: AtomicCompleter,
 }
 
 impl VfioPciDevice {
@@ -220,10 +225,11 @@ impl VfioPciDevice {
                 msix_table: MsixTable::of(pdev),
                 token_role: TokenRole::of(pdev, sriov::token_of_pf)?,
                 memory <- new_rwsem!(MemoryGate::new(), "VfioPciDevice::memory"),
-                mmap_bars: MmapBars::new(),
+                bars_info: BarsInfo::new(),
                 ioeventfds <- new_mutex!(Ioeventfds::new()),
                 power: RuntimePower::new(),
                 vga: VgaFunction::bind::<Self>(pdev)?,
+                atomic_completer: AtomicCompleter::of(pdev),
             }),
         )?;
         // The PCI core leaves an unbound function's power state unknown; only D0 is a valid
@@ -268,7 +274,7 @@ impl VfioDeviceOps for VfioPciDevice {
         let arg = UserPtr::from_addr(arg);
         match cmd {
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_GET_INFO => {
-                ioctl::get_info(arg, &dev.pdev, || dev.reset_works())
+                ioctl::get_info(arg, &dev.pdev, dev.atomic_completer, || dev.reset_works())
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_RESET => {
                 let result =
@@ -292,7 +298,7 @@ impl VfioDeviceOps for VfioPciDevice {
             }
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_PCI_HOT_RESET => hot_reset::hot_reset(dev, arg),
             uapi::VFIO_PCI_RS_IOCTL_VFIO_DEVICE_IOEVENTFD => {
-                ioeventfd::ioctl(dev, &dev.ioeventfds, dev.msix_table, arg)
+                ioeventfd::ioctl(dev, &dev.ioeventfds, &dev.bars_info, dev.msix_table, arg)
             }
             _ => Err(ENOTTY),
         }
@@ -317,7 +323,7 @@ impl VfioDeviceOps for VfioPciDevice {
     ) -> Result {
         regions::info(
             &dev.memory,
-            &dev.mmap_bars,
+            &dev.bars_info,
             &dev.pdev,
             dev.msix_table,
             &dev.vga,
@@ -394,7 +400,7 @@ fn open_resumed(dev: &VfioDevice<VfioPciDevice>) -> Result {
     {
         let mut gate = dev.memory.write();
         gate.open(pdev);
-        dev.mmap_bars.publish(gate.bars().ok());
+        dev.bars_info.publish(gate.bars().ok());
     }
     // Interrupt setup may change the command register (INTx disable), which the virtual
     // config space then starts from.
@@ -470,7 +476,7 @@ fn close(dev: &VfioDevice<VfioPciDevice>, set: &LockedDevSet<'_, VfioPciDevice>)
 fn close_bars(dev: &VfioPciDevice) {
     let mut gate = dev.memory.write();
     gate.close();
-    dev.mmap_bars.publish(None);
+    dev.bars_info.publish(None);
 }
 
 /// `read(2)`/`write(2)` on the device file: the region at `*pos` moves up to `count` bytes.

@@ -11,9 +11,9 @@
 //! [`intx`] and [`msi`]). Closing the device disables everything and releases every eventfd.
 //!
 //! Lock order: this state, then the virtual config, then the memory gate; the config code
-//! calls [`intx_mask`], [`intx_unmask`] and [`active_irq_type`] without its lock held. IRQ
-//! bypass (posting MSIs straight to a KVM guest) is not supported: the test kernel has no IRQ
-//! bypass manager.
+//! calls [`intx_mask`] and [`intx_unmask`] without its lock held, and writes the MSI
+//! capability inside [`with_active_irq_type`]. Each MSI/MSI-X vector with an eventfd is also an
+//! IRQ bypass producer (see [`msi`]).
 
 mod intx;
 mod msi;
@@ -347,11 +347,68 @@ enum Action {
     Trigger,
 }
 
+/// How many bytes of `SET_IRQS` data a request keeps in itself, without an allocation: up to
+/// 16 eventfds or 64 flags, which covers what VMMs usually pass (vfio-pci copies every
+/// request's data into an allocation).
+const INLINE_DATA: usize = 64;
+
+/// The data of a `SET_IRQS` as user space wrote it: `len` bytes inline, or an allocation for
+/// more than [`INLINE_DATA`].
+enum DataBytes {
+    Inline {
+        bytes: [u8; INLINE_DATA],
+        len: usize,
+    },
+    Heap(KVec<u8>),
+}
+
+impl DataBytes {
+    /// Copies in the `size` bytes at `user`.
+    fn read(user: UserPtr, size: usize) -> Result<Self> {
+        if size > INLINE_DATA {
+            let mut bytes = KVec::new();
+            UserSlice::new(user, size).read_all(&mut bytes, GFP_KERNEL)?;
+            return Ok(Self::Heap(bytes));
+        }
+        let mut bytes = [0; INLINE_DATA];
+        if size != 0 {
+            let data = bytes.get_mut(..size).ok_or(EINVAL)?;
+            UserSlice::new(user, size).reader().read_slice(data)?;
+        }
+        Ok(Self::Inline { bytes, len: size })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => bytes.get(..*len).unwrap_or(&[]),
+            Self::Heap(bytes) => bytes,
+        }
+    }
+}
+
+/// The eventfds of a `SET_IRQS`, one per interrupt of the range, read from its data.
+#[derive(Clone, Copy)]
+struct Fds<'a>(&'a [u8]);
+
+impl Fds<'_> {
+    /// The `i`-th eventfd, if the data has one.
+    fn get(self, i: usize) -> Option<i32> {
+        let at = i.checked_mul(size_of::<i32>())?;
+        let bytes = self.0.get(at..at.checked_add(size_of::<i32>())?)?;
+        Some(i32::from_ne_bytes(bytes.try_into().ok()?))
+    }
+
+    /// The first eventfd (`-1`, none, if absent).
+    fn first(self) -> i32 {
+        self.get(0).unwrap_or(-1)
+    }
+}
+
 /// The data of a `SET_IRQS`, one entry per interrupt of the range.
 enum IrqData {
     None,
-    Bool(KVec<u8>),
-    EventFd(KVec<i32>),
+    Bool(DataBytes),
+    EventFd(DataBytes),
 }
 
 impl IrqData {
@@ -359,14 +416,9 @@ impl IrqData {
     fn first_set(&self) -> bool {
         match self {
             IrqData::None => true,
-            IrqData::Bool(bools) => bools.first().is_some_and(|b| *b != 0),
+            IrqData::Bool(bools) => bools.as_slice().first().is_some_and(|b| *b != 0),
             IrqData::EventFd(_) => false,
         }
-    }
-
-    /// The first eventfd (`-1`, none, if absent).
-    fn first_fd(fds: &[i32]) -> i32 {
-        fds.first().copied().unwrap_or(-1)
     }
 }
 
@@ -418,21 +470,10 @@ fn read_set_irqs(info: &IrqInfo, pdev: &OwnedDevice, arg: UserPtr) -> Result<Set
     };
     let data_size = vfio::validate_set_irqs(&header, max, NUM_IRQS)?;
 
-    let mut bytes = KVec::new();
-    if data_size != 0 {
-        UserSlice::new(arg.wrapping_byte_add(MINSZ), data_size).read_all(&mut bytes, GFP_KERNEL)?;
-    }
+    let bytes = DataBytes::read(arg.wrapping_byte_add(MINSZ), data_size)?;
     let data = match flags & vfio::VFIO_IRQ_SET_DATA_TYPE_MASK {
         vfio::VFIO_IRQ_SET_DATA_BOOL => IrqData::Bool(bytes),
-        vfio::VFIO_IRQ_SET_DATA_EVENTFD => {
-            let mut fds = KVec::with_capacity(bytes.len() / size_of::<i32>(), GFP_KERNEL)?;
-            for fd in bytes.chunks_exact(size_of::<i32>()) {
-                let fd =
-                    [fd.first(), fd.get(1), fd.get(2), fd.get(3)].map(|b| b.copied().unwrap_or(0));
-                fds.push(i32::from_ne_bytes(fd), GFP_KERNEL)?;
-            }
-            IrqData::EventFd(fds)
-        }
+        vfio::VFIO_IRQ_SET_DATA_EVENTFD => IrqData::EventFd(bytes),
         _ => IrqData::None,
     };
     let action = match flags & vfio::VFIO_IRQ_SET_ACTION_TYPE_MASK {
@@ -496,7 +537,7 @@ fn intx_unmask_ioctl(state: &IrqState, pdev: &OwnedDevice, req: &SetIrqs) -> Res
         return Err(EINVAL);
     }
     match &req.data {
-        IrqData::EventFd(fds) => match IrqData::first_fd(fds) {
+        IrqData::EventFd(fds) => match Fds(fds.as_slice()).first() {
             fd if fd >= 0 => line.enable_unmask_eventfd(fd)?,
             _ => line.disable_unmask_eventfd(),
         },
@@ -524,7 +565,7 @@ fn intx_trigger(
         return Err(EINVAL);
     }
     if let IrqData::EventFd(fds) = &req.data {
-        let fd = IrqData::first_fd(fds);
+        let fd = Fds(fds.as_slice()).first();
         let trigger = if fd >= 0 {
             Some(EventFd::from_fd(fd)?)
         } else {
@@ -571,6 +612,7 @@ fn msi_trigger(
         return Err(EINVAL);
     }
     if let IrqData::EventFd(fds) = &req.data {
+        let fds = Fds(fds.as_slice());
         if let IrqMode::Msi(vectors) = &mut state.mode {
             vectors.set_block(memory, req.start, req.count, Some(fds))?;
             return Ok(0);
@@ -600,7 +642,7 @@ fn msi_trigger(
     };
     if is_this {
         match &req.data {
-            IrqData::Bool(which) => vectors.signal(req.start, req.count, Some(which)),
+            IrqData::Bool(which) => vectors.signal(req.start, req.count, Some(which.as_slice())),
             _ => vectors.signal(req.start, req.count, None),
         }
         return Ok(0);
@@ -628,7 +670,7 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
             if req.count == 0 {
                 return Err(EINVAL);
             }
-            if bools.first().is_some_and(|b| *b != 0) {
+            if bools.as_slice().first().is_some_and(|b| *b != 0) {
                 if let Some(trigger) = slot {
                     trigger.signal();
                 }
@@ -639,7 +681,7 @@ fn single_trigger(slot: &mut Option<EventFd>, req: &SetIrqs) -> Result {
             if req.count == 0 {
                 return Err(EINVAL);
             }
-            match IrqData::first_fd(fds) {
+            match Fds(fds.as_slice()).first() {
                 -1 => *slot = None,
                 fd if fd >= 0 => *slot = Some(EventFd::from_fd(fd)?),
                 _ => return Err(EINVAL),
@@ -716,9 +758,15 @@ pub(crate) fn unmask_intx_after_resume(irqs: &Mutex<IrqState>, pdev: &OwnedDevic
     irqs.lock().unmask_intx(pdev);
 }
 
-/// The uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any.
-pub(crate) fn active_irq_type(irqs: &Mutex<IrqState>) -> Option<u32> {
-    irqs.lock().irq_type()
+/// Runs `f` with the uAPI index of the interrupt type in use (INTx, MSI or MSI-X), if any,
+/// and the interrupt lock held, so that no `SET_IRQS` changes the type before `f` is done. `f`
+/// may take the config lock, and must not call back into this module.
+pub(crate) fn with_active_irq_type<R>(
+    irqs: &Mutex<IrqState>,
+    f: impl FnOnce(Option<u32>) -> R,
+) -> R {
+    let state = irqs.lock();
+    f(state.irq_type())
 }
 
 /// Signals the REQ eventfd (the core asks the user to release the device); false when user
@@ -742,5 +790,27 @@ pub(crate) fn signal_error(irqs: &Mutex<IrqState>) -> bool {
             true
         }
         None => false,
+    }
+}
+
+#[kernel::macros::kunit_tests(vfio_pci_rs_intrs)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventfds_from_data() {
+        let mut bytes = [0u8; 12];
+        for (i, fd) in [7i32, -1, 0x0102_0304].iter().enumerate() {
+            bytes[4 * i..4 * i + 4].copy_from_slice(&fd.to_ne_bytes());
+        }
+        let fds = Fds(&bytes);
+        assert_eq!(fds.first(), 7);
+        assert_eq!(fds.get(1), Some(-1));
+        assert_eq!(fds.get(2), Some(0x0102_0304));
+        assert_eq!(fds.get(3), None);
+        assert_eq!(fds.get(usize::MAX), None);
+        // A partial entry is none; no data at all means no eventfd.
+        assert_eq!(Fds(&bytes[..10]).get(2), None);
+        assert_eq!(Fds(&[]).first(), -1);
     }
 }

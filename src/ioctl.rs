@@ -10,7 +10,10 @@
 //! changes on an error path.
 
 use crate::{
-    info_caps,
+    info_caps::{
+        self,
+        AtomicCompleter, //
+    },
     kernel_ext::{
         pci::{
             config::PowerState,
@@ -33,6 +36,7 @@ use core::mem::{
 };
 use kernel::{
     prelude::*,
+    transmute::AsBytes,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -40,14 +44,16 @@ use kernel::{
 };
 
 /// `VFIO_DEVICE_GET_INFO`: the device's flags, its numbers of regions and interrupts, and the
-/// capability chain of `pdev` ([`info_caps::chain`]); `reset_works` says (once the argument is
-/// in) whether a function-level reset worked at open. As in vfio-pci, a chain sets
+/// capability chain of `pdev`, whose physical function completes the AtomicOps of `completer`
+/// ([`info_caps::chain`]); `reset_works` says (once the argument is in) whether a
+/// function-level reset worked at open. As in vfio-pci, a chain sets
 /// `VFIO_DEVICE_FLAGS_CAPS`; it is copied after the fixed reply, with `cap_offset` pointing to
 /// it, when `argsz` leaves room for it, and otherwise `argsz` comes back as the size needed
 /// (`cap_offset` 0).
 pub(crate) fn get_info(
     arg: UserPtr,
     pdev: &OwnedDevice,
+    completer: AtomicCompleter,
     reset_works: impl FnOnce() -> bool,
 ) -> Result<isize> {
     const MINSZ: usize = offset_of!(uapi::vfio_device_info, num_irqs) + size_of::<u32>();
@@ -62,8 +68,8 @@ pub(crate) fn get_info(
     info.num_regions = uapi::VFIO_PCI_NUM_REGIONS;
     info.num_irqs = uapi::VFIO_PCI_NUM_IRQS;
 
-    let caps = info_caps::chain(pdev)?;
-    if !caps.is_empty() {
+    if let Some(cap) = info_caps::chain(completer, pdev) {
+        let caps = cap.as_bytes();
         info.flags |= uapi::VFIO_DEVICE_FLAGS_CAPS;
         let needed = INFO_SIZE + caps.len();
         if argsz < needed {
@@ -71,7 +77,7 @@ pub(crate) fn get_info(
         } else {
             UserSlice::new(arg.wrapping_byte_add(INFO_SIZE), caps.len())
                 .writer()
-                .write_slice(&caps)?;
+                .write_slice(caps)?;
             info.cap_offset = INFO_SIZE as u32;
         }
     }

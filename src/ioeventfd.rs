@@ -18,7 +18,10 @@
 
 use crate::kernel_ext::pci::PciDeviceExt;
 use crate::{
-    bars::MsixTable,
+    bars::{
+        BarsInfo,
+        MsixTable, //
+    },
     kernel_ext::pci::{
         bar::BarMapping,
         OwnedDevice, //
@@ -268,10 +271,12 @@ impl<T: GatedFunction> Ioeventfds<T> {
 
 /// `VFIO_DEVICE_IOEVENTFD`: arms (`fd >= 0`) or disarms (`fd == -1`) a write of `data` at
 /// file offset `offset`, of the width the flags select, on `dev`, whose armed ioeventfds are
-/// `ioeventfds` and whose MSI-X table is `msix_table`.
+/// `ioeventfds`, whose BARs' mappings `bars_info` records and whose MSI-X table is
+/// `msix_table`.
 pub(crate) fn ioctl<T: GatedFunction>(
     dev: &VfioDevice<T>,
     ioeventfds: &Mutex<Ioeventfds<T>>,
+    bars_info: &BarsInfo,
     msix_table: Option<MsixTable>,
     arg: UserPtr,
 ) -> Result<isize> {
@@ -285,8 +290,9 @@ pub(crate) fn ioctl<T: GatedFunction>(
     };
     let target = Target::new(dev.pdev(), msix_table, req.offset, size, req.data)?;
     // A BAR that could not be claimed or mapped at open refuses with the errno it got then
-    // (vfio-pci maps it here, with the same errnos).
-    dev.memory().read().bars()?.mapping(target.bar)?;
+    // (vfio-pci maps it here, with the same errnos, without a lock: so do we, from what the
+    // open recorded beside the gate).
+    bars_info.mapped(target.bar)?;
     ioeventfds.lock().apply(dev, target, request).map(|()| 0)
 }
 

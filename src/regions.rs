@@ -9,7 +9,7 @@
 
 use crate::{
     bars::{
-        MmapBars,
+        BarsInfo,
         MsixTable, //
     },
     kernel_ext::pci::{
@@ -93,11 +93,11 @@ pub(crate) fn split_offset(pos: u64) -> (u64, u64) {
 /// `VFIO_DEVICE_GET_REGION_INFO` for `info.index`: where the region is in the file, how big
 /// it is, what may be done with it, and (for the BAR holding the MSI-X table) that the table
 /// may be mmapped too, as vfio-pci says on platforms that remap interrupts. `memory` is the
-/// memory gate of `pdev` (taken only for the ROM), `mmap_bars` which BARs may be mmapped,
+/// memory gate of `pdev` (taken only for the ROM), `bars_info` what its BARs allow (mmap),
 /// `msix_table` where its MSI-X table is, `vga` what it is to the VGA code.
 pub(crate) fn info(
     memory: &RwSem<MemoryGate>,
-    mmap_bars: &MmapBars,
+    bars_info: &BarsInfo,
     pdev: &OwnedDevice,
     msix_table: Option<MsixTable>,
     vga: &VgaFunction,
@@ -115,7 +115,7 @@ pub(crate) fn info(
             let len = pdev.resource(usize::from(bar)).len;
             if len == 0 {
                 (0, 0)
-            } else if mmap_bars.contains(bar) {
+            } else if bars_info.mmappable(bar) {
                 if msix_table.is_some_and(|table| table.bar == bar) {
                     caps.add_msix_mappable()?;
                 }

@@ -42,7 +42,9 @@ pub(super) struct WriteCtx<'a> {
     pub(super) memory: &'a RwSem<MemoryGate>,
     /// The device file's mappings, zapped when BAR access is cut.
     pub(super) mappings: &'a FileMappings,
-    /// The interrupt type in use (uAPI index), if any.
+    /// The interrupt type in use (uAPI index), if any, for the chunks that read it
+    /// ([`reads_irq_type`]: asked with the interrupt lock held across the write); `None` for
+    /// the others.
     pub(super) irq_type: Option<u32>,
     /// The largest MSI queue size user space may program.
     pub(super) msi_qmax: u8,
@@ -74,6 +76,13 @@ pub(super) fn writable(policy: Policy) -> bool {
     }
 }
 
+/// Whether a header offset is inside the command register (whose writes act on the memory
+/// gate, the BARs and INTx).
+fn is_command(offset: usize) -> bool {
+    let command = regs::PCI_COMMAND as usize;
+    (command..command + 2).contains(&offset)
+}
+
 /// Whether a header offset is inside a BAR or the ROM BAR.
 fn is_bar(offset: usize) -> bool {
     let bars = regs::PCI_BASE_ADDRESS_0 as usize..regs::PCI_BASE_ADDRESS_5 as usize + 4;
@@ -85,6 +94,26 @@ fn is_bar(offset: usize) -> bool {
 #[inline]
 pub(super) fn needs_lock(chunk: Chunk) -> bool {
     matches!(chunk.policy, Policy::Table(_, Hook::Header)) && is_bar(chunk.offset)
+}
+
+/// Whether writing `chunk` needs the config lock: its hook acts beyond the table (the command
+/// register's decode, INTx and BAR restore; BAR sizing; MSI, PM, VPD, PCIe and AF), or it
+/// reads state kept under the lock. The rest (raw and pass-through bytes, capabilities
+/// without a hook, the other header registers) are written as vfio-pci writes them, without
+/// a lock, [`Shadow::write_unlocked`].
+#[inline]
+pub(super) fn write_needs_lock(chunk: Chunk) -> bool {
+    match chunk.policy {
+        Policy::Raw | Policy::Direct { .. } | Policy::Table(_, Hook::None) => false,
+        Policy::Table(_, Hook::Header) => is_command(chunk.offset) || is_bar(chunk.offset),
+        Policy::Table(..) => true,
+    }
+}
+
+/// Whether writing `chunk` reads the interrupt type in use (the MSI capability's hook).
+#[inline]
+pub(super) fn reads_irq_type(chunk: Chunk) -> bool {
+    matches!(chunk.policy, Policy::Table(_, Hook::Msi))
 }
 
 impl Shadow {
@@ -141,29 +170,18 @@ impl Shadow {
         }
         Ok(val)
     }
-}
 
-impl VirtualConfig<'_> {
-    /// Writable virtualized bits to the copy, writable others to the device.
-    fn table_write(
-        &mut self,
-        pdev: &OwnedDevice,
-        table: &PermTable,
-        chunk: Chunk,
-        val: u32,
-    ) -> Result {
+    /// Writable virtualized bits to the copy (one atomic update of just those bits), writable
+    /// others to the device, as vfio-pci's default write.
+    #[inline]
+    fn table_write(&self, pdev: &OwnedDevice, table: &PermTable, chunk: Chunk, val: u32) -> Result {
         let write = table.write_bits(chunk.offset, chunk.len);
         if write == 0 {
             return Ok(());
         }
         let virt = table.virt_bits(chunk.offset, chunk.len);
         if write & virt != 0 {
-            let old = self.get(chunk.pos, chunk.len);
-            self.set(
-                chunk.pos,
-                chunk.len,
-                (old & !(write & virt)) | (val & write & virt),
-            );
+            self.update(chunk.pos, chunk.len, write & virt, val);
         }
         let through = write & !virt;
         if through != 0 {
@@ -171,6 +189,35 @@ impl VirtualConfig<'_> {
             pdev.user_write_config(chunk.pos, chunk.len, (phys & !through) | (val & through))?;
         }
         Ok(())
+    }
+
+    /// Writes `val` (the low `chunk.len` bytes) to `chunk`, which [`write_needs_lock`] says
+    /// needs no lock: its bits go to the device, or to the copy by [`Shadow::update`], and
+    /// nothing else changes.
+    // Always inlined into the write path, like `Shadow::read`.
+    #[inline(always)]
+    pub(super) fn write_unlocked(&self, pdev: &OwnedDevice, chunk: Chunk, val: u32) -> Result {
+        match chunk.policy {
+            Policy::Raw | Policy::Direct { raw_write: true } => {
+                pdev.user_write_config(chunk.pos, chunk.len, val)
+            }
+            Policy::Direct { raw_write: false } => Ok(()),
+            Policy::Table(table, _) => self.table_write(pdev, table, chunk, val),
+        }
+    }
+}
+
+impl VirtualConfig<'_> {
+    /// Writable virtualized bits to the copy, writable others to the device.
+    #[inline]
+    fn table_write(
+        &mut self,
+        pdev: &OwnedDevice,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result {
+        self.shadow.table_write(pdev, table, chunk, val)
     }
 
     /// Writes `val` (the low `chunk.len` bytes) to `chunk`; returns an INTx change to apply.
@@ -248,7 +295,7 @@ impl VirtualConfig<'_> {
         }
 
         let mut intx = None;
-        if (command..=command + 1).contains(&chunk.offset) {
+        if is_command(chunk.offset) {
             let disabled = self.get(command, 2) & regs::PCI_COMMAND_INTX_DISABLE != 0;
             if disabled != self.open.intx_virtually_disabled {
                 self.open.intx_virtually_disabled = disabled;

@@ -9,6 +9,10 @@
 //! [`OpenConfig`], which exists only under the config lock (or in the open that builds the
 //! space, while no file exists to read through): writers' read-modify-write sequences never
 //! interleave, and a reader racing a writer sees each dword either before or after, as with C.
+//! The one exception, writes that need no lock, change only bits no locked sequence reads
+//! back, each in one atomic update of just those bits ([`Shadow::update`]), which every change
+//! is: concurrent writers of different bits of a dword never undo each other (in vfio-pci they
+//! may).
 
 use super::{
     layout::Owner,
@@ -135,13 +139,26 @@ impl Shadow {
             }
             return;
         }
+        self.update(pos, count, low_bytes(count), val);
+    }
+
+    /// Sets the bits `mask` of the `count` (at most 4) bytes at `pos`, which stay inside one
+    /// dword, to those of `val`, in one atomic update: a lock-free writer changing other bits
+    /// of the dword at the same time loses nothing, nor does it. Writes that take no lock
+    /// change the copy only through this, and only bits that no writer holding the lock reads
+    /// back (see [`super::access::write_needs_lock`]).
+    pub(super) fn update(&self, pos: usize, count: usize, mask: u32, val: u32) {
         let Some(word) = self.words.get(pos / 4) else {
             return;
         };
         let shift = 8 * (pos % 4);
-        let mask = low_bytes(count) << shift;
-        let old = word.load(Relaxed);
-        word.store((old & !mask) | ((val << shift) & mask), Relaxed);
+        let mask = (mask & low_bytes(count.min(4 - pos % 4))) << shift;
+        let val = val << shift;
+        let mut old = word.load(Relaxed);
+        // Only another lock-free writer's update of other bits makes this retry.
+        while let Err(now) = word.cmpxchg(old, (old & !mask) | (val & mask), Relaxed) {
+            old = now;
+        }
     }
 
     /// Zeroes every byte, leaves every byte unassigned and forgets the MSI rules; `_held` as
@@ -304,6 +321,27 @@ mod tests {
         assert_eq!(shadow.get(256, 1), 0);
         shadow.clear(&mut held);
         assert_eq!(shadow.get(0, 4), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn updates_change_only_their_bits() -> Result {
+        let shadow = Shadow::new(256)?;
+        let mut held = held();
+        shadow.set(&mut held, 0x3c, 4, 0x4433_2211);
+        shadow.update(0x3c, 1, 0xff, 0xaa);
+        assert_eq!(shadow.get(0x3c, 4), 0x4433_22aa);
+        shadow.update(0x3d, 2, 0x0f0f, 0xffff);
+        assert_eq!(shadow.get(0x3c, 4), 0x443f_2faa);
+        // The mask is cut to the bytes written, and to the dword.
+        shadow.update(0x3e, 1, u32::MAX, 0);
+        assert_eq!(shadow.get(0x3c, 4), 0x4400_2faa);
+        shadow.update(0x3f, 4, u32::MAX, 0x11);
+        assert_eq!(shadow.get(0x3c, 4), 0x1100_2faa);
+        assert_eq!(shadow.get(0x40, 4), 0);
+        // Past the end: dropped.
+        shadow.update(256, 4, u32::MAX, 0);
+        assert_eq!(shadow.get(252, 4), 0);
         Ok(())
     }
 

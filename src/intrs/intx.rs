@@ -6,8 +6,9 @@
 //! [`IntxShared`] as its handler. The hard-IRQ handler masks the line (with DisINTx when the
 //! function supports it, else at the interrupt chip) and signals the trigger eventfd; the user
 //! unmasks it through `SET_IRQS` or through an unmask eventfd (a VFIO core virqfd). The mask
-//! state, and the user's virtual INTx-disable bit it depends on, live under an irq-saving
-//! spinlock shared by the handler, the virqfd callbacks and process context.
+//! state lives under an irq-saving spinlock shared by the handler, the virqfd callbacks and
+//! process context; the user's virtual INTx-disable bit, which an unmask depends on, changes
+//! under it too, and is read without it to decide whether to signal.
 //!
 //! [`IntxLine`] owns the request: it exists only while the IRQ is requested, and dropping it
 //! stops the unmask eventfd, frees the IRQ, and only then frees what the handler touches.
@@ -41,7 +42,11 @@ use crate::kernel_ext::{
 };
 use kernel::{
     prelude::*,
-    str::CString, //
+    str::CString,
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    }, //
 };
 
 /// How a function's INTx is masked, decided at open.
@@ -58,9 +63,6 @@ pub(crate) enum IntxMasking {
 struct LineState {
     /// Whether the line is masked (DisINTx set or the IRQ disabled).
     masked: bool,
-    /// The user's virtual INTx-disable bit (`IrqState::virq_disabled`, mirrored here for the
-    /// contexts that cannot take the interrupt state's mutex).
-    virq_disabled: bool,
 }
 
 /// The handler of a requested INTx line, which the unmask virqfd reaches too.
@@ -70,6 +72,11 @@ struct IntxShared {
     masking: IntxMasking,
     #[pin]
     state: IrqSaveSpinLock<LineState>,
+    /// The user's virtual INTx-disable bit (`IrqState::virq_disabled`, mirrored here for the
+    /// contexts that cannot take the interrupt state's mutex). Changed only with `state`'s
+    /// lock held, so that an unmask sees it stable; read without the lock before signalling,
+    /// as vfio-pci reads its `virq_disabled`.
+    virq_disabled: Atomic<bool>,
     /// The trigger eventfd, signalled without a lock by the handler and the virqfd's work.
     trigger: EventFdSlot,
 }
@@ -82,7 +89,7 @@ impl IntxShared {
     /// Signals the trigger eventfd unless the user disabled INTx in the virtual command
     /// register.
     fn send(&self) {
-        if self.state.lock().virq_disabled {
+        if self.virq_disabled.load(Relaxed) {
             return;
         }
         self.trigger.signal();
@@ -109,7 +116,7 @@ impl IntxShared {
     /// eventfd itself.
     fn unmask_line(&self, line: &RequestedIrq) -> bool {
         let mut state = self.state.lock();
-        if !state.masked || state.virq_disabled {
+        if !state.masked || self.virq_disabled.load(Relaxed) {
             return false;
         }
         let pending = match self.masking {
@@ -207,10 +214,10 @@ impl IntxLine {
             state <- new_irqsave_spinlock!(
                 LineState {
                     masked: virq_disabled,
-                    virq_disabled,
                 },
                 "vfio_pci_rs_intx"
             ),
+            virq_disabled: Atomic::new(virq_disabled),
             trigger: EventFdSlot::new(trigger),
         }? Error);
         let reg = match reg.write_pin_init(Virqfd::new(Registration::new(
@@ -277,7 +284,9 @@ impl IntxLine {
     /// Records the user's virtual INTx-disable bit for the handler and the virqfd callbacks.
     pub(crate) fn set_virq_disabled(&self, disabled: bool) {
         if let Some(reg) = self.reg() {
-            reg.handler().state.lock().virq_disabled = disabled;
+            let shared = reg.handler();
+            let _state = shared.state.lock();
+            shared.virq_disabled.store(disabled, Relaxed);
         }
     }
 

@@ -18,6 +18,7 @@
 //! Writing an MSI-X vector's message touches the table in a BAR, so every step that can do
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
+use super::Fds;
 use crate::{
     kernel_ext::eventfd::EventFd,
     kernel_ext::irq::{
@@ -146,16 +147,16 @@ impl MsiVectors {
 
     /// Attaches the eventfds `fds` (`None`: detaches) to vectors `start..start + count`. On
     /// failure every vector of the block is left detached.
-    pub(crate) fn set_block(
+    pub(super) fn set_block(
         &mut self,
         memory: &RwSem<MemoryGate>,
         start: u32,
         count: u32,
-        fds: Option<&[i32]>,
+        fds: Option<Fds<'_>>,
     ) -> Result {
         let mut failed = None;
         for (i, vector) in (start..start.saturating_add(count)).enumerate() {
-            let fd = fds.and_then(|fds| fds.get(i).copied()).unwrap_or(-1);
+            let fd = fds.and_then(|fds| fds.get(i)).unwrap_or(-1);
             if let Err(e) = self.set_vector(memory, vector, fd) {
                 failed = Some((vector, e));
                 break;

@@ -42,10 +42,32 @@ impl AtomicOpWidth {
     }
 }
 
+/// A set of [`AtomicOpWidth`]s, as Device Capabilities 2 lists the widths a function
+/// completes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AtomicOpWidths(u32);
+
+impl AtomicOpWidths {
+    /// The completer bits of Device Capabilities 2.
+    const MASK: u32 = bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP32
+        | bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP64
+        | bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP128;
+
+    /// Whether the set holds `width`.
+    pub(crate) const fn contains(self, width: AtomicOpWidth) -> bool {
+        self.0 & width.devcap2_bit() != 0
+    }
+
+    /// Whether the set is empty.
+    pub(crate) const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
 impl OwnedDevice {
-    /// Whether this function's physical function (itself, unless it is a VF) says it completes
-    /// AtomicOps of `width` (Device Capabilities 2; no for conventional PCI).
-    pub(crate) fn physfn_completes_atomic(&self, width: AtomicOpWidth) -> bool {
+    /// The widths of AtomicOps this function's physical function (itself, unless it is a VF)
+    /// says it completes: one read of Device Capabilities 2 (none for conventional PCI).
+    pub(crate) fn physfn_atomic_completer(&self) -> AtomicOpWidths {
         let mut devcap2 = 0u32;
         // SAFETY: The physical function is valid while `self` is (see `PciDeviceExt::physfn`);
         // `devcap2` is a valid output location, left 0 when the register does not exist.
@@ -56,7 +78,7 @@ impl OwnedDevice {
                 &mut devcap2,
             )
         };
-        devcap2 & width.devcap2_bit() != 0
+        AtomicOpWidths(devcap2 & AtomicOpWidths::MASK)
     }
 
     /// Enables the physical function to request AtomicOps of `width` if every port up to the
