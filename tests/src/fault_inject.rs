@@ -63,21 +63,6 @@ use std::time::Instant;
 /// The largest N tried: a walk that still reaches its N-th point there fails.
 const MAX_N: u32 = 400;
 
-const VFIO_DEVICE_GET_IRQ_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 9);
-const VFIO_DEVICE_SET_IRQS: c_ulong = io(VFIO_TYPE, VFIO_BASE + 10);
-const VFIO_DEVICE_IOEVENTFD: c_ulong = io(VFIO_TYPE, VFIO_BASE + 16);
-const IRQ_INTX: u32 = 0;
-const IRQ_MSI: u32 = 1;
-const IRQ_MSIX: u32 = 2;
-const IRQ_DATA_NONE: u32 = 1 << 0;
-const IRQ_DATA_EVENTFD: u32 = 1 << 2;
-const IRQ_ACTION_TRIGGER: u32 = 1 << 5;
-const FEATURE_GET: u32 = 1 << 16;
-const FEATURE_SET: u32 = 1 << 17;
-const FEATURE_PROBE: u32 = 1 << 18;
-const FEATURE_LOW_POWER_ENTRY: u32 = 3;
-const FEATURE_DMA_BUF: u32 = 11;
-const IOEVENTFD_32: u32 = 1 << 2;
 const ROM_INDEX: u32 = 6;
 const CONFIG_INDEX: u32 = 7;
 const PAGE: usize = 4096;
@@ -820,18 +805,32 @@ fn ioctls(c: &Ctx) -> Transcript {
             let a = arg(&words(&[size, 0, index]), size as usize, vfio::SENTINEL);
             walk(t, fi, probe, buf_op(o.name, d, VFIO_DEVICE_GET_REGION_INFO, a, size as usize))?;
         }
-        for (o, index) in [(&IOCTL_OPS[5], IRQ_INTX), (&IOCTL_OPS[6], IRQ_MSI), (&IOCTL_OPS[7], IRQ_MSIX)] {
+        for (o, index) in [
+            (&IOCTL_OPS[5], VFIO_PCI_INTX_IRQ_INDEX),
+            (&IOCTL_OPS[6], VFIO_PCI_MSI_IRQ_INDEX),
+            (&IOCTL_OPS[7], VFIO_PCI_MSIX_IRQ_INDEX),
+        ] {
             let a = arg(&words(&[16, 0, index]), 32, vfio::SENTINEL);
             walk(t, fi, probe, buf_op(o.name, d, VFIO_DEVICE_GET_IRQ_INFO, a, 32))?;
         }
         let hot = 12 + 8 * 8;
         let a = arg(&words(&[hot, 0, 0]), hot as usize, vfio::SENTINEL);
         walk(t, fi, probe, buf_op(IOCTL_OPS[8].name, d, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, a, hot as usize))?;
-        let a = arg(&words(&[8, FEATURE_PROBE | FEATURE_SET | FEATURE_LOW_POWER_ENTRY]), 8, 0);
+        let a = arg(
+            &words(&[8, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY]),
+            8,
+            0,
+        );
         walk(t, fi, probe, buf_op(IOCTL_OPS[9].name, d, VFIO_DEVICE_FEATURE, a, 8))?;
         // struct vfio_device_feature + vfio_device_feature_dma_buf with one range.
-        let mut dma =
-            words(&[8 + 16 + 16, FEATURE_GET | FEATURE_DMA_BUF, 0, (libc::O_RDWR | libc::O_CLOEXEC) as u32, 0, 1]);
+        let mut dma = words(&[
+            8 + 16 + 16,
+            VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_BUF,
+            0,
+            (libc::O_RDWR | libc::O_CLOEXEC) as u32,
+            0,
+            1,
+        ]);
         dma.extend_from_slice(&0u64.to_ne_bytes());
         dma.extend_from_slice(&(PAGE as u64).to_ne_bytes());
         let template = arg(&dma, dma.len(), 0);
@@ -860,7 +859,7 @@ fn ioctls(c: &Ctx) -> Transcript {
 
 /// SET_IRQS with DATA_EVENTFD | ACTION_TRIGGER for one vector (`fd` -1: none).
 fn irq_arg(index: u32, fd: RawFd) -> Vec<u64> {
-    arg(&words(&[24, IRQ_DATA_EVENTFD | IRQ_ACTION_TRIGGER, index, 0, 1, fd as u32]), 24, 0)
+    arg(&words(&[24, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 1, fd as u32]), 24, 0)
 }
 
 fn set_irqs(d: &Device, index: u32, fd: RawFd) -> Result<i32, Errno> {
@@ -871,7 +870,7 @@ fn disable_irqs(d: &Device, index: u32) {
     let _ = ioctl_arg(
         d,
         VFIO_DEVICE_SET_IRQS,
-        &mut arg(&words(&[20, IRQ_DATA_NONE | IRQ_ACTION_TRIGGER, index, 0, 0]), 20, 0),
+        &mut arg(&words(&[20, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, index, 0, 0]), 20, 0),
     );
 }
 
@@ -908,11 +907,13 @@ fn irqs(c: &Ctx) -> Transcript {
             }),
             follow_up: o.follow_up,
         };
-        walk(t, fi, probe, enable(&IRQ_OPS[0], IRQ_INTX, fd))?;
-        for (en, at, index) in [(&IRQ_OPS[1], &IRQ_OPS[2], IRQ_MSI), (&IRQ_OPS[3], &IRQ_OPS[4], IRQ_MSIX)] {
+        walk(t, fi, probe, enable(&IRQ_OPS[0], VFIO_PCI_INTX_IRQ_INDEX, fd))?;
+        for (en, at, index) in
+            [(&IRQ_OPS[1], &IRQ_OPS[2], VFIO_PCI_MSI_IRQ_INDEX), (&IRQ_OPS[3], &IRQ_OPS[4], VFIO_PCI_MSIX_IRQ_INDEX)]
+        {
             walk(t, fi, probe, enable(en, index, -1))?;
             // The vector's first request_irq() (its /proc/irq/N/) made without injection.
-            let label = if index == IRQ_MSI { "MSI" } else { "MSI-X" };
+            let label = if index == VFIO_PCI_MSI_IRQ_INDEX { "MSI" } else { "MSI-X" };
             t.need(&format!("{label}: enable with an eventfd"), set_irqs(d, index, fd), |r, _| ret_answer(r))?;
             t.need(&format!("{label}: detach it"), set_irqs(d, index, -1), |r, _| ret_answer(r))?;
             let r = walk(t, fi, probe, attach(at, index));
@@ -1009,7 +1010,7 @@ fn mmap(c: &Ctx) -> Transcript {
                 prepare: Box::new(move || {
                     let d = open_device(g, name)?;
                     let e = new_eventfd().map_err(Fail::Os)?;
-                    let mut a = words(&[32, IOEVENTFD_32]);
+                    let mut a = words(&[32, VFIO_DEVICE_IOEVENTFD_32]);
                     a.extend_from_slice(&mark.to_ne_bytes());
                     a.extend_from_slice(&0x80u64.to_ne_bytes());
                     a.extend_from_slice(&e.as_raw_fd().to_ne_bytes());

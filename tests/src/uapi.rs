@@ -62,9 +62,12 @@ pub const VFIO_GROUP_GET_DEVICE_FD: c_ulong = io(VFIO_TYPE, VFIO_BASE + 6);
 // Device ioctls (group-path device fd or /dev/vfio/devices/vfioN).
 pub const VFIO_DEVICE_GET_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 7);
 pub const VFIO_DEVICE_GET_REGION_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 8);
+pub const VFIO_DEVICE_GET_IRQ_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 9);
+pub const VFIO_DEVICE_SET_IRQS: c_ulong = io(VFIO_TYPE, VFIO_BASE + 10);
 pub const VFIO_DEVICE_RESET: c_ulong = io(VFIO_TYPE, VFIO_BASE + 11);
 pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: c_ulong = io(VFIO_TYPE, VFIO_BASE + 12);
 pub const VFIO_DEVICE_PCI_HOT_RESET: c_ulong = io(VFIO_TYPE, VFIO_BASE + 13);
+pub const VFIO_DEVICE_IOEVENTFD: c_ulong = io(VFIO_TYPE, VFIO_BASE + 16);
 pub const VFIO_DEVICE_FEATURE: c_ulong = io(VFIO_TYPE, VFIO_BASE + 17);
 pub const VFIO_DEVICE_BIND_IOMMUFD: c_ulong = io(VFIO_TYPE, VFIO_BASE + 18);
 pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: c_ulong = io(VFIO_TYPE, VFIO_BASE + 19);
@@ -177,3 +180,18 @@ const _: () = assert!(size_of::<IommuDestroy>() == 8);
 pub const fn argsz<T>() -> u32 {
     size_of::<T>() as u32
 }
+
+// The IRQ indexes and SET_IRQS flags, the FEATURE flags and features, and the IOEVENTFD size
+// flag, as vfio.h numbers them.
+pub const VFIO_PCI_INTX_IRQ_INDEX: u32 = 0;
+pub const VFIO_PCI_MSI_IRQ_INDEX: u32 = 1;
+pub const VFIO_PCI_MSIX_IRQ_INDEX: u32 = 2;
+pub const VFIO_IRQ_SET_DATA_NONE: u32 = 1 << 0;
+pub const VFIO_IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
+pub const VFIO_IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
+pub const VFIO_DEVICE_FEATURE_GET: u32 = 1 << 16;
+pub const VFIO_DEVICE_FEATURE_SET: u32 = 1 << 17;
+pub const VFIO_DEVICE_FEATURE_PROBE: u32 = 1 << 18;
+pub const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY: u32 = 3;
+pub const VFIO_DEVICE_FEATURE_DMA_BUF: u32 = 11;
+pub const VFIO_DEVICE_IOEVENTFD_32: u32 = 1 << 2;
