@@ -7,7 +7,7 @@
 # newest built sibling of the same version, so a fragment change rebuilds only
 # what it touches and never disturbs the tree another checkout uses.  A tree is
 # rebuilt only when the source package version changes.  The three newest trees
-# of a version are kept.  Prints the tree it leaves ready for `make -C KDIR M=...`.
+# of a version are kept, and the newest of each flavour.  Prints the tree it leaves ready for `make -C KDIR M=...`.
 
 . "$(dirname "$0")/common.sh"
 
@@ -105,14 +105,27 @@ if ! in_root make LLVM=1 -j"$JOBS" bzImage modules > "$KBUILD_LOG" 2>&1; then
 fi
 echo "$want" > "$STAMP"
 
-# Keep the KEEP_TREES newest configurations of this version (by their build time); older
-# ones go, with their installed modules and logs.
-for t in $(for t in "$WORK/linux-$KERNEL"-*; do
-		[ -f "$t/.vfio-pci-rs-stamp" ] && printf '%s %s\n' "$(stat -c %Y "$t/.vfio-pci-rs-stamp")" "$t"
-	done | sort -rn | tail -n +$((KEEP_TREES + 1)) | cut -d' ' -f2-); do
-	case "$t" in *.modroot | *.log | *.tmp) continue ;; esac
+# Keep the KEEP_TREES newest configurations of this version (by their build time), and the
+# newest of every flavour (test, bench, kasan) whatever its age: building the bench or the
+# memory-debugging kernel must never evict the tree the test command uses. Older ones go, with
+# their installed modules and logs. A tree records its flavour in .vfio-pci-rs-flavour; one
+# built before that file existed counts as its own flavour, so it goes once it is old.
+echo "$KERNEL_FLAVOUR" > "$KDIR/.vfio-pci-rs-flavour"
+declare -A newest_of_flavour=()
+rank=0
+while read -r _ t; do
+	rank=$((rank + 1))
+	flavour=$(cat "$t/.vfio-pci-rs-flavour" 2> /dev/null || echo "unrecorded:$t")
+	if [ -z "${newest_of_flavour[$flavour]:-}" ]; then
+		newest_of_flavour[$flavour]=$t
+		continue
+	fi
+	[ "$rank" -le "$KEEP_TREES" ] && continue
 	log "removing an old configuration's tree: $(basename "$t")"
 	rm -rf "$t" "$t.modroot" "$t.build.log"
-done
+done < <(for t in "$WORK/linux-$KERNEL"-*; do
+	case "$t" in *.modroot | *.log | *.tmp) continue ;; esac
+	[ -f "$t/.vfio-pci-rs-stamp" ] && printf '%s %s\n' "$(stat -c %Y "$t/.vfio-pci-rs-stamp")" "$t"
+done | sort -rn)
 log "test kernel $KERNEL built in $(( $(date +%s) - t0 )) s ($(du -h arch/x86/boot/bzImage | cut -f1) bzImage)"
 echo "$KDIR"
