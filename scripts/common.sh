@@ -86,3 +86,19 @@ in_root() {
 			/bin/bash -c "cd \"\$0\" 2>/dev/null || cd /; exec \"\$@\"" "$cwd" "$@"
 	' in-root "$ROOT" "$WORK" "$REPO" "$PWD" "$@"
 }
+
+# kbuild_ext DIR ARGS...: make -C "$KDIR" M=DIR LLVM=1 ARGS (an external module's build), after a
+# `make clean` of DIR when DIR was last built against another kernel tree. Kbuild records every
+# prerequisite of an object with its absolute path (rustc's and clang's dependency lists), and
+# make's pattern rules match those paths: building against tree B with objects of tree A in DIR
+# regenerated A's rust/kernel/generated_arch_static_branch_asm.rs with B's configuration (seen:
+# the test kernel, which has no JUMP_LABEL, broke the bench kernel's tree).
+kbuild_ext() {
+	local dir=$1 stamp=$1/.vfio-pci-rs-kdir
+	shift
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$KDIR" ]; then
+		in_root make -s -C "$KDIR" M="$dir" LLVM=1 clean > /dev/null 2>&1 || true
+	fi
+	echo "$KDIR" > "$stamp"
+	in_root make -C "$KDIR" M="$dir" LLVM=1 "$@"
+}

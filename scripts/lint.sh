@@ -65,7 +65,7 @@ finding() {
 
 # The module build with warnings counted; "$@" are extra make arguments.
 build() {
-	in_root make -C "$KDIR" M="$REPO" LLVM=1 "$@" modules > "$out/build.log" 2>&1 || {
+	kbuild_ext "$REPO" "$@" modules > "$out/build.log" 2>&1 || {
 		cat "$out/build.log"
 		echo "# lint: the module does not build (make $*)"
 		return 1

@@ -5,4 +5,4 @@
 KDIR=$("$REPO/scripts/kernel.sh")
 target=${1:-modules}
 cd "$REPO"
-in_root make -C "$KDIR" M="$REPO" LLVM=1 "$target"
+kbuild_ext "$REPO" "$target"
