@@ -408,6 +408,12 @@ impl<'a> Fuzz<'a> {
     /// Open the first function through its group or cdev; records the steps of the open
     /// and the region infos.  Failing, the fuzzer carries on with no device open.
     fn open(&mut self, cdev: bool) {
+        // After the last close both drivers let the function runtime-suspend, asynchronously
+        // (the put's idle work). Whether this open finds it still resumed or resumes it
+        // (PMCSR written 0, so the Data Select bits user space set are gone) would be up to the
+        // scheduler; with two vCPUs the work runs beside the fuzzer and both happened, on
+        // either driver. Waiting for the suspend makes it always the latter.
+        self.await_suspend();
         let p = format!("{:06} open {}: ", self.op, if cdev { "cdev" } else { "group" });
         let members = self.members;
         let a = &members[0];
@@ -1102,25 +1108,35 @@ impl<'a> Fuzz<'a> {
         if self.open.is_none() {
             return;
         }
-        let power = sysfs::device_dir(&self.members[0].bdf).join("power");
-        let read = |name: &str| std::fs::read_to_string(power.join(name)).unwrap_or_default();
-        if read("runtime_usage").trim() != "0" {
+        if !self.await_suspend() {
             self.low_power_ops = 0;
             return;
         }
         self.low_power_ops += 1;
+    }
+
+    /// Waits, if nothing holds the first function resumed (`runtime_usage` 0), until it is
+    /// runtime-suspended (2 s at most; [`Self::settle`] and [`Self::open`] say why); false if
+    /// something holds it.
+    fn await_suspend(&mut self) -> bool {
+        let power = sysfs::device_dir(&self.members[0].bdf).join("power");
+        let read = |name: &str| std::fs::read_to_string(power.join(name)).unwrap_or_default();
+        if read("runtime_usage").trim() != "0" {
+            return false;
+        }
         if read("runtime_status").trim() == "suspended" {
-            return;
+            return true;
         }
         self.settles.0 += 1;
         let deadline = Instant::now() + Duration::from_secs(2);
         while read("runtime_status").trim() != "suspended" {
             if Instant::now() >= deadline {
                 self.settles.1 += 1;
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        true
     }
 
     /// After [`LOW_POWER_OPS`] operations in low power: `LOW_POWER_EXIT`, recorded.
