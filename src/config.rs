@@ -152,11 +152,7 @@ impl Shadow {
         } else {
             layout::HEADER_LEN
         };
-        let mut start = pos;
-        while start > base && self.owner(start - 1) == owner {
-            start -= 1;
-        }
-        start
+        self.owner_run_start(pos, base)
     }
 
     /// The chunk of an access of `count` bytes at `pos`: how many bytes, which rules, and the

@@ -270,6 +270,7 @@ impl VfioDeviceOps for VfioPciDevice {
     }
 
     /// Routes an ioctl to its handler; unknown commands get `ENOTTY`, as from vfio-pci.
+    #[inline]
     fn ioctl(dev: &VfioDevice<Self>, cmd: u32, arg: usize) -> Result<isize> {
         let arg = UserPtr::from_addr(arg);
         match cmd {

@@ -17,9 +17,16 @@ use super::{
 };
 use crate::kernel_ext::bindings as vfio;
 use kernel::{
-    error::to_result,
+    bindings,
+    ffi,
     prelude::*, //
 };
+
+/// The PM core's request flags (`include/linux/pm_runtime.h`), as its entry points take them.
+#[cfg(CONFIG_PM)]
+const RPM_GET_PUT: ffi::c_int = bindings::RPM_GET_PUT as ffi::c_int;
+#[cfg(CONFIG_PM)]
+const RPM_ASYNC: ffi::c_int = bindings::RPM_ASYNC as ffi::c_int;
 
 impl OwnedDevice {
     /// Lets the PM core runtime-suspend the function once its usage count is zero
@@ -38,9 +45,32 @@ impl OwnedDevice {
 
     /// Resumes the function if it is suspended and takes a usage reference
     /// (`pm_runtime_resume_and_get()`); on failure no reference is held.
+    ///
+    /// It runs on every config and BAR access, so it calls the PM core itself, as the inline
+    /// does, rather than a C helper around the inline (one call and return less per access).
+    #[inline]
     pub(crate) fn runtime_resume_and_get(&self) -> Result {
-        // SAFETY: The device is valid by the type invariant of `pci::Device`.
-        to_result(unsafe { vfio::vfio_pci_rs_pm_runtime_resume_and_get(device_raw_of(self)) })
+        #[cfg(CONFIG_PM)]
+        {
+            // SAFETY: The device is valid by the type invariant of `pci::Device`;
+            // `__pm_runtime_resume()` with `RPM_GET_PUT` takes a usage reference and resumes it
+            // synchronously, which the caller's context allows (it may sleep, as the C inline's
+            // callers may).
+            let ret = unsafe { bindings::__pm_runtime_resume(device_raw_of(self), RPM_GET_PUT) };
+            if ret < 0 {
+                // As the inline: the reference was taken even though the resume failed.
+                self.runtime_put_noidle();
+                return Err(Error::from_errno(ret));
+            }
+            Ok(())
+        }
+        #[cfg(not(CONFIG_PM))]
+        {
+            // SAFETY: The device is valid by the type invariant of `pci::Device`.
+            kernel::error::to_result(unsafe {
+                vfio::vfio_pci_rs_pm_runtime_resume_and_get(device_raw_of(self))
+            })
+        }
     }
 
     /// Resumes the function if it is suspended, without taking a reference
@@ -51,9 +81,22 @@ impl OwnedDevice {
     }
 
     /// Drops a usage reference and, if it was the last, queues a suspend (`pm_runtime_put()`).
+    ///
+    /// Called directly, as [`Self::runtime_resume_and_get`] is.
+    #[inline]
     pub(crate) fn runtime_put(&self) {
-        // SAFETY: The device is valid by the type invariant of `pci::Device`.
-        unsafe { vfio::vfio_pci_rs_pm_runtime_put(device_raw_of(self)) }
+        #[cfg(CONFIG_PM)]
+        {
+            // SAFETY: The device is valid by the type invariant of `pci::Device`; with
+            // `RPM_GET_PUT | RPM_ASYNC`, `__pm_runtime_idle()` drops a usage reference (never
+            // below zero) and only queues the idle check, so it does not sleep.
+            let _ = unsafe { bindings::__pm_runtime_idle(device_raw_of(self), RPM_GET_PUT | RPM_ASYNC) };
+        }
+        #[cfg(not(CONFIG_PM))]
+        {
+            // SAFETY: The device is valid by the type invariant of `pci::Device`.
+            unsafe { vfio::vfio_pci_rs_pm_runtime_put(device_raw_of(self)) }
+        }
     }
 
     /// Takes a usage reference without resuming the function (`pm_runtime_get_noresume()`).
