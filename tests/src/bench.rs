@@ -18,6 +18,7 @@ mod device_init;
 mod huge_fault;
 mod msix;
 mod ops;
+mod profile;
 mod table;
 
 pub(crate) use device_init::init_times;
@@ -61,7 +62,10 @@ struct Sample {
 /// per-operation rows it matches (and the reset-set table if "reset set" matches).
 pub fn run(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> i32 {
     match bench(topology, ko, filter) {
-        Ok(()) => 0,
+        Ok(()) => {
+            profile::print_windows_and_symbols();
+            0
+        }
         Err(e) => {
             println!("benchmark failed: {e}");
             1

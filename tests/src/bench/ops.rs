@@ -69,6 +69,8 @@ const REGION_SHIFT: u32 = 40;
 const CONFIG_INDEX: u64 = 7;
 const PCI_COMMAND: u64 = 0x4;
 const PCI_COMMAND_MEMORY: u16 = 1 << 1;
+const CAP_ID_MSI: u8 = 0x05;
+const CAP_ID_EXP: u8 = 0x10;
 /// e1000e's STATUS register (read-only).
 const STATUS: u64 = 0x8;
 /// e1000e's receive descriptor base address (low, high): plain storage
@@ -284,6 +286,51 @@ fn config_rw(t: &mut Turn<'_>, d: &Device) {
             Ok(())
         });
     }
+    // The virtualized registers a VMM writes most: the command register (the memory gate's
+    // input; the value read is written back, so decoding never changes), the MSI capability's
+    // message data and the PCI Express capability's device control; each read, then written back.
+    let mut regs = vec![("command register", Some(PCI_COMMAND), 2)];
+    regs.push(("MSI message data", capability(f, CAP_ID_MSI).and_then(|c| msi_data(f, c)), 2));
+    regs.push(("PCIe device control", capability(f, CAP_ID_EXP).map(|c| c + 0x08), 2));
+    for (what, offset, n) in regs {
+        let Some(offset) = offset else { continue };
+        let mut buf = [0u8; 2];
+        t.time(&format!("config read, {what} ({n} bytes)"), WARMUP, CHEAP, || {
+            f.read_exact_at(&mut buf[..n], at(CONFIG_INDEX, offset)).map_err(Fail::from)
+        });
+        let name = format!("config write, {what} ({n} bytes)");
+        t.run(&name, |t| {
+            f.read_exact_at(&mut buf[..n], at(CONFIG_INDEX, offset))?;
+            t.time(&name, WARMUP, CHEAP, || f.write_all_at(&buf[..n], at(CONFIG_INDEX, offset)).map_err(Fail::from));
+            Ok(())
+        });
+    }
+}
+
+/// The offset of the message data in the MSI capability at `cap`: after a 32- or 64-bit address.
+fn msi_data(f: &std::fs::File, cap: u64) -> Option<u64> {
+    let mut control = [0u8; 2];
+    f.read_exact_at(&mut control, at(CONFIG_INDEX, cap + 2)).ok()?;
+    Some(cap + if u16::from_le_bytes(control) & 0x80 != 0 { 0x0c } else { 0x08 })
+}
+
+/// The offset of the first standard capability `id` in the config space behind `f`.
+fn capability(f: &std::fs::File, id: u8) -> Option<u64> {
+    let byte = |offset: u64| {
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at(CONFIG_INDEX, offset)).ok().map(|()| b[0])
+    };
+    let mut next = byte(0x34)? & !3;
+    for _ in 0..48 {
+        if next == 0 {
+            return None;
+        }
+        if byte(u64::from(next))? == id {
+            return Some(u64::from(next));
+        }
+        next = byte(u64::from(next) + 1)? & !3;
+    }
+    None
 }
 
 /// BAR0 through `read(2)`/`write(2)`: reads of STATUS (8 bytes: STATUS and the next

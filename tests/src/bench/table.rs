@@ -8,6 +8,7 @@
 //! the same round, of which the table prints the smallest and the largest.
 //! Under `-icount shift=0` a nanosecond of guest time is one instruction.
 
+use super::profile;
 use crate::sys::Fail;
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,7 @@ impl Turn<'_> {
             for _ in 0..warmup {
                 call()?;
             }
+            let window = profile::Window::open(name, self.drv, samples);
             for _ in 0..samples {
                 let t = Instant::now();
                 let r = call();
@@ -169,6 +171,7 @@ impl Turn<'_> {
                 r?;
                 self.sample(name, d);
             }
+            drop(window);
             Ok(())
         })();
         if let Err(e) = result {
