@@ -203,7 +203,11 @@ fn allowed(op: &str, away: bool) -> Vec<Errno> {
         // A group is open in one file at a time and excludes the cdev path (EBUSY); a cdev
         // bind of a device open elsewhere is EINVAL (the cdev path allows one open) or
         // EBUSY (its group is open); a device no longer registered is ENODEV.
-        "open (group path)" | "open (cdev path)" => vec![E::EBUSY, E::EINVAL, E::ENODEV, E::EPERM],
+        // EPERM: the group's DMA is owned by another iommufd (two functions of one group
+        // bound in the two processes).  EAGAIN: the first open's function reset found the
+        // device lock held (an unbind, a removal or a reset of the function in progress)
+        // and vfio-pci fails the open rather than wait (vfio_pci_core_enable).
+        "open (group path)" | "open (cdev path)" => vec![E::EBUSY, E::EINVAL, E::ENODEV, E::EPERM, E::EAGAIN],
         "close" | "close the groups" | "ioeventfd signal" | "GET_INFO" => vec![],
         // Enabling one type while another is on is EINVAL; MSI-X vectors past the count
         // without dynamic allocation EINVAL; a trigger of a disabled type EINVAL.
@@ -444,7 +448,16 @@ fn worker(sh: &Shared, index: u64) -> Tally {
                 g.take();
             }
         }
-        let op = rng.draw_op(sh.plan.hot_reset);
+        let mut op = rng.draw_op(sh.plan.hot_reset);
+        // The two paths exclude each other and a session is reopened as soon as it is
+        // closed, so whichever path holds the function tends to keep it: every process
+        // prefers the group path in even seconds of the wall clock (shared by both
+        // processes) and the cdev path in odd ones.
+        if matches!(op, Op::OpenGroup | Op::OpenCdev) && rng.below(5) != 0 {
+            let odd =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).is_ok_and(|d| d.as_secs() % 2 == 1);
+            op = if odd { Op::OpenCdev } else { Op::OpenGroup };
+        }
         sh.ops.fetch_add(1, Ordering::Relaxed);
         let func = rng.below(sh.plan.functions.len() as u64) as usize;
         match op {
