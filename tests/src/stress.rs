@@ -62,6 +62,8 @@ const DISRUPT_DEADLINE: Duration = Duration::from_secs(30);
 /// A session (an open device fd) is closed by the next operation of any worker after this
 /// long, so that no fd is held for long.
 const SESSION_AGE: Duration = Duration::from_millis(400);
+/// A session of the path not preferred at the moment is closed after this long.
+const OFF_PATH_AGE: Duration = Duration::from_millis(50);
 /// The child process's own limit, should its parent never close its stdin.
 const CHILD_MAX: Duration = Duration::from_secs(90);
 /// The argument that makes the test program a stress worker process.
@@ -434,29 +436,32 @@ fn worker(sh: &Shared, index: u64) -> Tally {
             thread::sleep(Duration::from_millis(5));
             continue;
         }
+        // The two paths exclude each other and a session is reopened as soon as it is
+        // closed, so whichever path holds the function tends to keep it: every process
+        // prefers the group path in even seconds of the wall clock (shared by both
+        // processes) and the cdev path in odd ones, and closes the other path's sessions
+        // (and its groups) soon.
+        let prefer_cdev =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).is_ok_and(|d| d.as_secs() % 2 == 1);
         // Old sessions go first, whoever opened them, and the groups once no session uses
         // them (they keep the other process off the group path and off the cdev path).
         for s in &sh.slots {
             let mut g = lock(s);
-            if g.as_ref().is_some_and(|x| x.opened.elapsed() > SESSION_AGE) {
+            let age = g.as_ref().map(|x| (x.opened.elapsed(), x.cdev));
+            if age.is_some_and(|(a, cdev)| a > SESSION_AGE || (cdev != prefer_cdev && a > OFF_PATH_AGE)) {
                 g.take();
             }
         }
         {
             let mut g = lock(&sh.groups);
-            if g.as_ref().is_some_and(|x| Arc::strong_count(x) == 1 && x.opened.elapsed() > SESSION_AGE) {
+            let unused = g.as_ref().is_some_and(|x| Arc::strong_count(x) == 1);
+            if unused && (prefer_cdev || g.as_ref().is_some_and(|x| x.opened.elapsed() > SESSION_AGE)) {
                 g.take();
             }
         }
         let mut op = rng.draw_op(sh.plan.hot_reset);
-        // The two paths exclude each other and a session is reopened as soon as it is
-        // closed, so whichever path holds the function tends to keep it: every process
-        // prefers the group path in even seconds of the wall clock (shared by both
-        // processes) and the cdev path in odd ones.
         if matches!(op, Op::OpenGroup | Op::OpenCdev) && rng.below(5) != 0 {
-            let odd =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).is_ok_and(|d| d.as_secs() % 2 == 1);
-            op = if odd { Op::OpenCdev } else { Op::OpenGroup };
+            op = if prefer_cdev { Op::OpenCdev } else { Op::OpenGroup };
         }
         sh.ops.fetch_add(1, Ordering::Relaxed);
         let func = rng.below(sh.plan.functions.len() as u64) as usize;
