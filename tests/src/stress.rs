@@ -43,7 +43,8 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long the workers run in `stress_single` and `stress_set`.
+/// How long the workers run in `stress_single` and `stress_set` (`VFIO_PCI_RS_STRESS_SECS`
+/// overrides it).
 const RUN_TIME: Duration = Duration::from_secs(6);
 /// How long the workers run before, between and after the disruptions of `stress_unbind`.
 const PHASE_TIME: Duration = Duration::from_millis(1500);
@@ -1070,7 +1071,7 @@ fn stress_run(c: &Ctx) -> Transcript {
         }
         if let Ok(before) = before {
             let crew = Crew::start(plan_of(c));
-            thread::sleep(RUN_TIME);
+            thread::sleep(run_time());
             finish_crew(t, crew, false);
             afterwards(t, &set, before);
         }
@@ -1105,6 +1106,27 @@ fn expect_stress(c: &Ctx, t: &Transcript) -> Vec<String> {
 }
 
 // ------------------------------------------------------------------ stress_unbind
+
+/// [`RUN_TIME`], or `VFIO_PCI_RS_STRESS_SECS` seconds (the long run,
+/// harness/stress-long.sh).
+fn run_time() -> Duration {
+    std::env::var("VFIO_PCI_RS_STRESS_SECS").ok().and_then(|v| v.parse().ok()).map_or(RUN_TIME, Duration::from_secs)
+}
+
+/// How many times `stress_unbind` goes through its disruptions: 1, or
+/// `VFIO_PCI_RS_STRESS_ROUNDS`.
+fn rounds() -> u32 {
+    std::env::var("VFIO_PCI_RS_STRESS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+}
+
+/// A step name of round `round` of `stress_unbind`: the name itself in the first round.
+fn round_name(base: &str, round: u32) -> String {
+    if round == 1 {
+        base.to_string()
+    } else {
+        format!("{base} [round {round}]")
+    }
+}
 
 /// Run `f` (a sysfs write that waits for the device fds) beside the workers: after
 /// [`DISRUPT_PATIENCE`] the workers are paused until it returns, [`DISRUPT_DEADLINE`] at
@@ -1212,70 +1234,74 @@ fn stress_unbind(c: &Ctx) -> Transcript {
         let mut crew = Crew::start(plan_of(c));
         let mut paused = Vec::new();
         let script = (|| -> Result<(), Abort> {
-            thread::sleep(PHASE_TIME);
-            // Unbind.
-            for m in &set {
-                let bdf = m.bdf.clone();
-                let (r, p) = disrupt(&mut crew, move || sysfs::unbind(&bdf));
-                if p {
-                    paused.push(format!("unbind {}", m.label));
-                }
-                t.need(&format!("{U_UNBIND} ({})", m.label), r, none)?;
-            }
-            thread::sleep(PHASE_TIME / 3);
-            record_bind_back(t, U_REBIND, driver, &set)?;
-            thread::sleep(PHASE_TIME);
-            // PCI remove and rescan.
-            let bdf = set[0].bdf.clone();
-            let remove = sysfs::device_dir(&bdf).join("remove");
-            let (r, p) = disrupt(&mut crew, move || sysfs::write_attr(&remove, "1"));
-            if p {
-                paused.push("remove".into());
-            }
-            t.need(U_REMOVE, r, none)?;
-            let gone = sysfs::wait_path(&sysfs::device_dir(&bdf), false);
-            t.record(U_GONE, Outcome::Ok(vec![("gone", Val::Bool(gone))]));
-            thread::sleep(PHASE_TIME / 3);
-            let rescan = Path::new("/sys/class/pci_bus").join(&bdf[..7]).join("rescan");
-            t.need(U_RESCAN, sysfs::write_attr(&rescan, "1"), none)?;
-            let back = set.iter().all(|m| sysfs::wait_path(&sysfs::device_dir(&m.bdf), true));
-            t.record(U_BACK, Outcome::Ok(vec![("present", Val::Bool(back))]));
-            record_bind_back(t, U_REBIND_RESCAN, driver, &set)?;
-            thread::sleep(PHASE_TIME);
-            // The driver's removal.
-            if driver.is_reference() {
-                // Built in: what its unregistration would do, driver_unregister unbinding
-                // every function, each unbind waiting for the function's fds.
+            for round in 1..=rounds() {
+                let n = |base: &str| round_name(base, round);
+                thread::sleep(PHASE_TIME);
+                // Unbind.
                 for m in &set {
                     let bdf = m.bdf.clone();
-                    let name = driver.name;
-                    let (r, p) = disrupt(&mut crew, move || sysfs::unbind_from(name, &bdf));
+                    let (r, p) = disrupt(&mut crew, move || sysfs::unbind(&bdf));
                     if p {
-                        paused.push(format!("unbind {} from the driver", m.label));
+                        paused.push(n(&format!("unbind {}", m.label)));
                     }
-                    if r.is_err() {
-                        t.need(&format!("{U_RMMOD}: unbind {}", m.label), r, none)?;
-                    }
+                    t.need(&n(&format!("{U_UNBIND} ({})", m.label)), r, none)?;
                 }
-                t.record(
-                    U_RMMOD,
-                    Outcome::Skipped(
-                        "vfio-pci is built into the test kernel: its functions were unbound instead".into(),
-                    ),
-                );
-            } else {
-                let (r, seen) = rmmod_while_open(&mut crew);
-                t.info.push(format!(
-                    "rmmod {} while the workers run answered: {}",
-                    crate::driver::RUST_MODULE,
-                    seen.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ")
-                ));
-                t.need(U_RMMOD, r, none)?;
+                thread::sleep(PHASE_TIME / 3);
+                record_bind_back(t, &n(U_REBIND), driver, &set)?;
+                thread::sleep(PHASE_TIME);
+                // PCI remove and rescan.
+                let bdf = set[0].bdf.clone();
+                let remove = sysfs::device_dir(&bdf).join("remove");
+                let (r, p) = disrupt(&mut crew, move || sysfs::write_attr(&remove, "1"));
+                if p {
+                    paused.push(n("remove"));
+                }
+                t.need(&n(U_REMOVE), r, none)?;
+                let gone = sysfs::wait_path(&sysfs::device_dir(&bdf), false);
+                t.record(n(U_GONE), Outcome::Ok(vec![("gone", Val::Bool(gone))]));
+                thread::sleep(PHASE_TIME / 3);
+                let rescan = Path::new("/sys/class/pci_bus").join(&bdf[..7]).join("rescan");
+                t.need(&n(U_RESCAN), sysfs::write_attr(&rescan, "1"), none)?;
+                let back = set.iter().all(|m| sysfs::wait_path(&sysfs::device_dir(&m.bdf), true));
+                t.record(n(U_BACK), Outcome::Ok(vec![("present", Val::Bool(back))]));
+                record_bind_back(t, &n(U_REBIND_RESCAN), driver, &set)?;
+                thread::sleep(PHASE_TIME);
+                // The driver's removal.
+                if driver.is_reference() {
+                    // Built in: what its unregistration would do, driver_unregister unbinding
+                    // every function, each unbind waiting for the function's fds.
+                    for m in &set {
+                        let bdf = m.bdf.clone();
+                        let name = driver.name;
+                        let (r, p) = disrupt(&mut crew, move || sysfs::unbind_from(name, &bdf));
+                        if p {
+                            paused.push(n(&format!("unbind {} from the driver", m.label)));
+                        }
+                        if r.is_err() {
+                            t.need(&n(&format!("{U_RMMOD}: unbind {}", m.label)), r, none)?;
+                        }
+                    }
+                    t.record(
+                        n(U_RMMOD),
+                        Outcome::Skipped(
+                            "vfio-pci is built into the test kernel: its functions were unbound instead".into(),
+                        ),
+                    );
+                } else {
+                    let (r, seen) = rmmod_while_open(&mut crew);
+                    t.info.push(format!(
+                        "{}: rmmod {} while the workers run answered: {}",
+                        n("remove the driver"),
+                        crate::driver::RUST_MODULE,
+                        seen.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ")
+                    ));
+                    t.need(&n(U_RMMOD), r, none)?;
+                }
+                thread::sleep(PHASE_TIME / 3);
+                t.need(&n(U_RELOAD), driver.load(""), none)?;
+                record_bind_back(t, &n(U_REBIND_RELOAD), driver, &set)?;
+                thread::sleep(PHASE_TIME);
             }
-            thread::sleep(PHASE_TIME / 3);
-            t.need(U_RELOAD, driver.load(""), none)?;
-            record_bind_back(t, U_REBIND_RELOAD, driver, &set)?;
-            thread::sleep(PHASE_TIME);
             Ok(())
         })();
         finish_crew(t, crew, true);
@@ -1306,19 +1332,24 @@ fn expect_stress_unbind(c: &Ctx, t: &Transcript) -> Vec<String> {
         e.val(&format!("bind {l}"), "driver", &Val::Norm("driver under test".into()));
     }
     e.ok(GET_INFO_BEFORE);
+    for round in 1..=rounds() {
+        let n = |base: &str| round_name(base, round);
+        for l in &labels {
+            e.ok(&n(&format!("{U_UNBIND} ({l})")));
+            e.ok(&n(&format!("{U_REBIND} ({l})")));
+            e.ok(&n(&format!("{U_REBIND_RESCAN} ({l})")));
+            e.ok(&n(&format!("{U_REBIND_RELOAD} ({l})")));
+        }
+        e.ok(&n(U_REMOVE));
+        e.val(&n(U_GONE), "gone", &Val::Bool(true));
+        e.ok(&n(U_RESCAN));
+        e.val(&n(U_BACK), "present", &Val::Bool(true));
+        e.ok_or_skipped(&n(U_RMMOD));
+        e.ok(&n(U_RELOAD));
+    }
     for l in &labels {
-        e.ok(&format!("{U_UNBIND} ({l})"));
-        e.ok(&format!("{U_REBIND} ({l})"));
-        e.ok(&format!("{U_REBIND_RESCAN} ({l})"));
-        e.ok(&format!("{U_REBIND_RELOAD} ({l})"));
         e.ok(&format!("afterwards: bound ({l})"));
     }
-    e.ok(U_REMOVE);
-    e.val(U_GONE, "gone", &Val::Bool(true));
-    e.ok(U_RESCAN);
-    e.val(U_BACK, "present", &Val::Bool(true));
-    e.ok_or_skipped(U_RMMOD);
-    e.ok(U_RELOAD);
     e.val(STOPPED, "stopped", &Val::Bool(true));
     e.num(UNDOCUMENTED, "count", 0);
     e.ok("afterwards: the nodes");
