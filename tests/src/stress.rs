@@ -1336,9 +1336,9 @@ fn expect_stress_unbind(c: &Ctx, t: &Transcript) -> Vec<String> {
         let n = |base: &str| round_name(base, round);
         for l in &labels {
             e.ok(&n(&format!("{U_UNBIND} ({l})")));
-            e.ok(&n(&format!("{U_REBIND} ({l})")));
-            e.ok(&n(&format!("{U_REBIND_RESCAN} ({l})")));
-            e.ok(&n(&format!("{U_REBIND_RELOAD} ({l})")));
+            e.ok(&format!("{} ({l})", n(U_REBIND)));
+            e.ok(&format!("{} ({l})", n(U_REBIND_RESCAN)));
+            e.ok(&format!("{} ({l})", n(U_REBIND_RELOAD)));
         }
         e.ok(&n(U_REMOVE));
         e.val(&n(U_GONE), "gone", &Val::Bool(true));
