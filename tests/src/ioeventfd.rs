@@ -96,7 +96,7 @@ fn ioeventfd_raw(d: &Device, argsz: u32, flags: u32, offset: u64, data: u64, fd:
 
 /// Assign (`fd >= 0`) or de-assign (`fd == -1`) a write of `data`, `flags`
 /// wide, at file offset `offset`.
-fn ioeventfd(d: &Device, flags: u32, offset: u64, data: u64, fd: i32) -> Result<i32, Fail> {
+pub(crate) fn ioeventfd(d: &Device, flags: u32, offset: u64, data: u64, fd: i32) -> Result<i32, Fail> {
     ioeventfd_raw(d, 32, flags, offset, data, fd)
 }
 

@@ -183,6 +183,7 @@ pub fn all() -> Vec<Scenario> {
     .chain(crate::vga::scenarios())
     .chain(crate::fuzz::scenarios())
     .chain(crate::fault_inject::scenarios())
+    .chain(crate::stress::scenarios())
     .collect()
 }
 

@@ -143,6 +143,10 @@ pub struct Transcript {
     /// Diagnostics that are neither compared nor a failure (counts of
     /// timing-dependent outcomes); always shown.
     pub info: Vec<String>,
+    /// Sets compared loosely between the drivers (the outcomes each operation of a stress
+    /// case saw, tests/src/stress.rs): a difference is reported with the comparison, not a
+    /// failure; (name, the set's members, sorted).
+    pub loose: Vec<(String, Vec<String>)>,
     /// Raw ids seen so far, per id space, for normalisation.
     ids: Vec<(String, u64)>,
 }
@@ -201,6 +205,7 @@ impl Transcript {
         }
         self.notes.extend(other.notes);
         self.info.extend(other.info);
+        self.loose.extend(other.loose);
     }
 
     /// Normalise `raw` within id space `space` ("ictx1"): the first distinct
@@ -307,6 +312,41 @@ pub fn compare(reference: &Transcript, candidate: &Transcript, ref_name: &str, c
         }
     }
     cmp
+}
+
+/// The loosely compared sets ([`Transcript::loose`]) that differ between two runs, one
+/// sentence each: the names only one side has, and the members only one side saw.
+pub fn loose_differences(
+    reference: &Transcript,
+    candidate: &Transcript,
+    ref_name: &str,
+    cand_name: &str,
+) -> Vec<String> {
+    let mut names: Vec<&str> = reference.loose.iter().chain(&candidate.loose).map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let get = |t: &'_ Transcript, n: &str| -> Vec<String> {
+        t.loose.iter().filter(|(k, _)| k == n).flat_map(|(_, v)| v.iter().cloned()).collect()
+    };
+    let mut out = Vec::new();
+    for n in names {
+        let (r, c) = (get(reference, n), get(candidate, n));
+        let only_r: Vec<&String> = r.iter().filter(|x| !c.contains(x)).collect();
+        let only_c: Vec<&String> = c.iter().filter(|x| !r.contains(x)).collect();
+        if only_r.is_empty() && only_c.is_empty() {
+            continue;
+        }
+        let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let mut parts = Vec::new();
+        if !only_r.is_empty() {
+            parts.push(format!("only {ref_name} saw {{{}}}", list(&only_r)));
+        }
+        if !only_c.is_empty() {
+            parts.push(format!("only {cand_name} saw {{{}}}", list(&only_c)));
+        }
+        out.push(format!("{n}: {}", parts.join("; ")));
+    }
+    out
 }
 
 /// A step that ended in an errno on either driver: a row of the errno table
