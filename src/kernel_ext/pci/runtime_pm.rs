@@ -90,7 +90,9 @@ impl OwnedDevice {
             // SAFETY: The device is valid by the type invariant of `pci::Device`; with
             // `RPM_GET_PUT | RPM_ASYNC`, `__pm_runtime_idle()` drops a usage reference (never
             // below zero) and only queues the idle check, so it does not sleep.
-            let _ = unsafe { bindings::__pm_runtime_idle(device_raw_of(self), RPM_GET_PUT | RPM_ASYNC) };
+            let _ = unsafe {
+                bindings::__pm_runtime_idle(device_raw_of(self), RPM_GET_PUT | RPM_ASYNC)
+            };
         }
         #[cfg(not(CONFIG_PM))]
         {
