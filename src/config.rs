@@ -490,6 +490,32 @@ mod tests {
         // Only the MSI capability's writes ask the interrupt type.
         assert!(!shadow.chunk(0x04, 2).is_ok_and(access::reads_irq_type));
         assert!(!shadow.chunk(0x44, 4).is_ok_and(access::reads_irq_type));
+        // An MSI capability (64-bit) at 0x50: only the writes that reach its flags word lock
+        // and ask the interrupt type (from 0x50 to 0x52 included, vfio-pci's condition); the
+        // message address and data are written without a lock.
+        let mut held = OpenConfig {
+            bars_dirty: false,
+            restore_bars: [0; 7],
+            intx_virtually_disabled: false,
+        };
+        for pos in 0x50..0x5e {
+            shadow.set_owner(&mut held, pos, Owner::Cap(regs::PCI_CAP_ID_MSI as u8));
+        }
+        shadow.set_msi_flags(&mut held, Some(regs::PCI_MSI_FLAGS_64BIT as u16));
+        let msi_locks = |pos, len| {
+            let chunk = shadow.chunk(pos, len);
+            let locks = chunk.is_ok_and(access::write_needs_lock);
+            assert_eq!(locks, chunk.is_ok_and(access::reads_irq_type));
+            locks
+        };
+        assert!(msi_locks(0x50, 4));
+        assert!(msi_locks(0x50, 2));
+        assert!(msi_locks(0x52, 2));
+        assert!(msi_locks(0x52, 1));
+        assert!(!msi_locks(0x50, 1));
+        assert!(!msi_locks(0x53, 1));
+        assert!(!msi_locks(0x54, 4));
+        assert!(!msi_locks(0x5c, 2));
         // Writes to dropped-write policies are not even read from user space.
         assert!(access::writable(Policy::Raw));
         assert!(!access::writable(Policy::Direct { raw_write: false }));
