@@ -41,6 +41,7 @@ use crate::{
         PciDeviceExt, //
     },
     kernel_ext::sync::RwSem,
+    kernel_ext::uaccess,
     kernel_ext::vfio::FileMappings,
     memory::MemoryGate, //
 };
@@ -48,10 +49,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::Mutex,
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    }, //
+    uaccess::UserPtr, //
 };
 use layout::Owner;
 use perms::Policy;
@@ -305,7 +303,7 @@ fn read_chunk(
     let len = chunk.len;
     let bytes = val.to_le_bytes();
     let data = bytes.get(..len).ok_or(EINVAL)?;
-    UserSlice::new(user, len).writer().write_slice(data)?;
+    uaccess::copy_to_user(user, data)?;
     Ok(len)
 }
 
@@ -380,7 +378,7 @@ fn write_locked(
 fn read_user(user: UserPtr, len: usize) -> Result<u32> {
     let mut bytes = [0u8; 4];
     let data = bytes.get_mut(..len).ok_or(EINVAL)?;
-    UserSlice::new(user, len).reader().read_slice(data)?;
+    uaccess::copy_from_user(user, data)?;
     Ok(u32::from_le_bytes(bytes))
 }
 

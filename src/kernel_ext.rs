@@ -63,6 +63,7 @@ pub(crate) mod pci;
 pub(crate) mod print;
 pub(crate) mod sync;
 pub(crate) mod trace;
+pub(crate) mod uaccess;
 pub(crate) mod uuid;
 pub(crate) mod vfio;
 pub(crate) mod vga;

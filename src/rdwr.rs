@@ -19,16 +19,12 @@ use crate::{
         PciDeviceExt, //
     },
     kernel_ext::sync::RwSem,
+    kernel_ext::uaccess,
     memory::MemoryGate, //
 };
 use kernel::{
     prelude::*,
-    uaccess::{
-        UserPtr,
-        UserSlice,
-        UserSliceReader,
-        UserSliceWriter, //
-    }, //
+    uaccess::UserPtr, //
 };
 
 pub(crate) use crate::kernel_ext::iomap::Width;
@@ -51,20 +47,16 @@ pub(crate) struct Transfer {
     pub(crate) write: bool,
 }
 
-/// The user side of a transfer: where read bytes go or written bytes come from.
-enum UserBuffer {
-    Read(UserSliceWriter),
-    Write(UserSliceReader),
+/// The user side of a transfer: where the next read byte goes, or the next written byte comes
+/// from. The copies are [`uaccess`]'s (inlined), one device access's bytes at a time.
+struct UserBuffer {
+    at: UserPtr,
+    write: bool,
 }
 
 impl UserBuffer {
-    fn new(buf: UserPtr, count: usize, write: bool) -> Self {
-        let slice = UserSlice::new(buf, count);
-        if write {
-            Self::Write(slice.reader())
-        } else {
-            Self::Read(slice.writer())
-        }
+    fn new(buf: UserPtr, write: bool) -> Self {
+        Self { at: buf, write }
     }
 
     /// Moves one device access: `access` does the device side with the value to write (if
@@ -75,35 +67,35 @@ impl UserBuffer {
         access: impl FnOnce(Option<u64>) -> Result<u64>,
     ) -> Result {
         let n = width as usize;
-        match self {
-            Self::Write(reader) => {
-                let mut bytes = [0u8; 8];
-                reader.read_slice(&mut bytes[..n])?;
-                access(Some(u64::from_le_bytes(bytes)))?;
-            }
-            Self::Read(writer) => {
-                let value = access(None)?;
-                writer.write_slice(&value.to_le_bytes()[..n])?;
-            }
+        let mut bytes = [0u8; 8];
+        let data = bytes.get_mut(..n).ok_or(EINVAL)?;
+        if self.write {
+            uaccess::copy_from_user(self.at, data)?;
+            access(Some(u64::from_le_bytes(bytes)))?;
+        } else {
+            let value = access(None)?.to_le_bytes();
+            uaccess::copy_to_user(self.at, value.get(..n).ok_or(EINVAL)?)?;
         }
+        self.at = self.at.wrapping_byte_add(n);
         Ok(())
     }
 
     /// Skips `n` bytes of an excluded range: reads give `0xff`, writes are dropped.
     fn fill_excluded(&mut self, n: usize) -> Result {
-        match self {
-            Self::Write(reader) => reader.skip(n),
-            Self::Read(writer) => {
-                let ones = [0xffu8; 64];
-                let mut left = n;
-                while left > 0 {
-                    let chunk = left.min(ones.len());
-                    writer.write_slice(&ones[..chunk])?;
-                    left -= chunk;
-                }
-                Ok(())
+        if !self.write {
+            let ones = [0xffu8; 64];
+            let mut left = n;
+            while left > 0 {
+                let chunk = left.min(ones.len());
+                uaccess::copy_to_user(
+                    self.at.wrapping_byte_add(n - left),
+                    ones.get(..chunk).ok_or(EINVAL)?,
+                )?;
+                left -= chunk;
             }
         }
+        self.at = self.at.wrapping_byte_add(n);
+        Ok(())
     }
 }
 
@@ -179,7 +171,7 @@ pub(crate) fn bar_rw(
         memory.read().bars()?.mapping(bar)?;
     }
 
-    let mut user = UserBuffer::new(buf, count as usize, write);
+    let mut user = UserBuffer::new(buf, write);
     split_rw(
         &mut user,
         offset,
@@ -206,7 +198,7 @@ pub(crate) fn bar_rw(
 /// at most `max` bytes per device access and outside any memory gate: for ranges that are no
 /// BAR of the function, which its memory decode does not govern (the legacy VGA ranges).
 pub(crate) fn io_rw(io: &IoMap, xfer: Transfer, max: Width) -> Result<usize> {
-    let mut user = UserBuffer::new(xfer.buf, xfer.count, xfer.write);
+    let mut user = UserBuffer::new(xfer.buf, xfer.write);
     split_rw(
         &mut user,
         xfer.offset,
@@ -261,7 +253,7 @@ pub(crate) fn rom_read(
         start: rom.size() as u64,
         end: len,
     });
-    let mut user = UserBuffer::new(buf, count as usize, false);
+    let mut user = UserBuffer::new(buf, false);
     // Some devices fault on 64-bit ROM reads: at most 32 bits, as vfio-pci.
     split_rw(
         &mut user,

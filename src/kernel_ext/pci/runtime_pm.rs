@@ -115,6 +115,7 @@ impl OwnedDevice {
     }
 
     /// Resumes the function and keeps it resumed while the returned reference lives.
+    #[inline]
     pub(crate) fn runtime_active(&self) -> Result<RuntimeActive<'_>> {
         self.runtime_resume_and_get()?;
         Ok(RuntimeActive(self))

@@ -9,8 +9,8 @@
 //! [`copy_in`] and [`copy_out`] do both halves, the same way for every ioctl.
 
 use crate::kernel_ext::bindings;
+use crate::kernel_ext::uaccess;
 use kernel::{
-    ffi,
     prelude::*,
     transmute::{
         AsBytes,
@@ -84,31 +84,12 @@ impl_argsz!(
 
 /// Copies the first `minsz` bytes of the argument at `arg` into a zeroed `T`: `EFAULT` if user
 /// memory faults, `EINVAL` if the argument's `argsz` is below `minsz` (or `minsz` exceeds `T`).
-///
-/// Every ioctl starts here, so it calls `_copy_from_user()` itself, as the C drivers' inlined
-/// `copy_from_user()` of a fixed size does, rather than through a [`kernel::uaccess::UserSlice`] reader (an
-/// out-of-line call and a C helper more: 33 of the 100 instructions GET_IRQ_INFO took beyond
-/// vfio-pci's, measured by `scripts/profile.sh`).
+/// Every ioctl starts here: the copy inlines ([`crate::kernel_ext::uaccess`] says why).
 #[inline]
 pub(crate) fn copy_in<T: Argsz>(arg: UserPtr, minsz: usize) -> Result<T> {
     let mut val = T::default();
-    let bytes = val.as_bytes_mut();
-    if minsz > bytes.len() {
-        return Err(EINVAL);
-    }
-    // SAFETY: `bytes` is valid for writes of `minsz` bytes (checked above) and is not user
-    // memory; `_copy_from_user()` checks that the user range is accessible (`access_ok()`),
-    // handles faults in it, and returns how many bytes it could not copy.
-    let left = unsafe {
-        kernel::bindings::_copy_from_user(
-            bytes.as_mut_ptr().cast(),
-            arg.as_const_ptr(),
-            minsz as ffi::c_ulong,
-        )
-    };
-    if left != 0 {
-        return Err(EFAULT);
-    }
+    let bytes = val.as_bytes_mut().get_mut(..minsz).ok_or(EINVAL)?;
+    uaccess::copy_from_user(arg, bytes)?;
     if (val.argsz() as usize) < minsz {
         return Err(EINVAL);
     }
@@ -117,26 +98,10 @@ pub(crate) fn copy_in<T: Argsz>(arg: UserPtr, minsz: usize) -> Result<T> {
 
 /// Copies `val` back to `arg`, at most `argsz` bytes of it, as the C drivers'
 /// `copy_to_user(arg, &val, min(argsz, sizeof(val)))`; `EFAULT` if user memory faults.
-///
-/// Called directly, as [`copy_in`] is.
 #[inline]
 pub(crate) fn copy_out<T: AsBytes>(arg: UserPtr, val: &T, argsz: usize) -> Result {
     let bytes = val.as_bytes();
-    let len = argsz.min(bytes.len());
-    // SAFETY: `bytes` is valid for reads of `len <= bytes.len()` bytes and is not user memory;
-    // `_copy_to_user()` checks that the user range is accessible (`access_ok()`), handles faults
-    // in it, and returns how many bytes it could not copy.
-    let left = unsafe {
-        kernel::bindings::_copy_to_user(
-            arg.as_mut_ptr(),
-            bytes.as_ptr().cast(),
-            len as ffi::c_ulong,
-        )
-    };
-    if left != 0 {
-        return Err(EFAULT);
-    }
-    Ok(())
+    uaccess::copy_to_user(arg, &bytes[..argsz.min(bytes.len())])
 }
 
 // The VFIO core concern (ioctl dispatch, GET_INFO, hot reset, features): ioctl numbers, flags,
