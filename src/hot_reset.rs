@@ -163,6 +163,7 @@ enum Entries {
 
 impl Entries {
     /// Room for `count` entries.
+    #[inline]
     fn with_capacity(count: usize) -> Result<Self> {
         if count <= INLINE_ENTRIES {
             return Ok(Self::Inline {
@@ -173,6 +174,7 @@ impl Entries {
         Ok(Self::Allocated(KVec::with_capacity(count, GFP_KERNEL)?))
     }
 
+    #[inline]
     fn len(&self) -> usize {
         match self {
             Self::Inline { len, .. } => *len,
@@ -182,6 +184,7 @@ impl Entries {
 
     /// Appends `entry`; `EAGAIN` when the inline room is full (the caller never pushes more
     /// entries than it asked room for: the topology changed).
+    #[inline]
     fn push(&mut self, entry: uapi::vfio_pci_dependent_device) -> Result {
         match self {
             Self::Inline { entries, len } => {
@@ -194,6 +197,7 @@ impl Entries {
         }
     }
 
+    #[inline]
     fn as_slice(&self) -> &[uapi::vfio_pci_dependent_device] {
         match self {
             Self::Inline { entries, len } => entries.get(..*len).unwrap_or(&[]),
