@@ -1098,9 +1098,11 @@ fn bind_walk(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abort
                     call: Box::new(|f| f.write(bdf.as_bytes()).map_err(|e| Errno(e.raw_os_error().unwrap_or(0)))),
                     answer: Box::new(|_, _| bound_answer(driver, &bdf, &probe.group)),
                     release: Box::new(|_, r| {
+                        let entries = sysfs::vfio_dev_entries(&bdf).unwrap_or_default();
                         if r.is_some() || sysfs::current_driver(&bdf).is_ok() {
                             let _ = sysfs::unbind(&bdf);
                         }
+                        remove_fallback_nodes(&entries);
                     }),
                     follow_up: BIND_OPS[0].follow_up,
                 },
@@ -1111,12 +1113,30 @@ fn bind_walk(t: &mut Transcript, driver: &Driver, bdf: &str) -> Result<(), Abort
     }
 }
 
+/// The node devtmpfs makes for the vfio device `entry` when the vfio class's name for it
+/// (`vfio/devices/<entry>`, a kasprintf) cannot be allocated: `device_get_devnode()` then
+/// falls back to the device's own name, and `device_add()` ignores the node's failures.
+/// That is the driver core's answer to the failure, the same under both drivers; the unbind
+/// then deletes the class's name, so the fallback node stays behind unless removed.
+fn fallback_node(entry: &str) -> PathBuf {
+    Path::new("/dev").join(entry)
+}
+
+/// Remove the fallback nodes (see `fallback_node`) a walk's failures left for `entries`.
+fn remove_fallback_nodes(entries: &[String]) {
+    for e in entries {
+        let _ = fs::remove_file(fallback_node(e));
+    }
+}
+
 /// What a bind produced, as user space sees it (waiting for the nodes as `require_bound` does).
+/// The cdev node counts at the class's name or at the driver core's fallback name.
 fn bound_answer(driver: &Driver, bdf: &str, group: &str) -> Fields {
     let gpath = PathBuf::from(vfio::group_path(group));
     sysfs::wait_path(&gpath, true);
     let entries = sysfs::vfio_dev_entries(bdf).unwrap_or_default();
-    let cdev = entries.first().map(|e| Path::new(&vfio::cdev_path(e)).exists()).unwrap_or(false);
+    let cdev =
+        entries.first().map(|e| Path::new(&vfio::cdev_path(e)).exists() || fallback_node(e).exists()).unwrap_or(false);
     vec![
         ("driver", sysfs::current_driver(bdf).map_or(Val::text("none"), |d| driver_val(driver, &d))),
         ("group node", Val::Bool(gpath.exists())),
