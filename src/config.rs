@@ -405,6 +405,7 @@ mod tests {
             };
             shadow.set_owner(&mut held, pos, owner);
         }
+        shadow.index_runs(&mut held);
         Ok(shadow)
     }
 
@@ -500,6 +501,7 @@ mod tests {
             shadow.set_owner(&mut held, pos, Owner::Cap(regs::PCI_CAP_ID_MSI as u8));
         }
         shadow.set_msi_flags(&mut held, Some(regs::PCI_MSI_FLAGS_64BIT as u16));
+        shadow.index_runs(&mut held);
         let msi_locks = |pos, len| {
             let chunk = shadow.chunk(pos, len);
             let locks = chunk.is_ok_and(access::write_needs_lock);

@@ -13,14 +13,12 @@
 
 use crate::kernel_ext::{
     eventfd::EventFd,
+    uaccess,
     vfio::uapi, //
 };
 use kernel::{
     prelude::*,
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    }, //
+    uaccess::UserPtr, //
 };
 
 /// The GET and SET bits of a feature request.
@@ -81,7 +79,9 @@ pub(crate) fn device_feature(
             match check(flags, argsz, SET, size)? {
                 Request::Probe => Ok(()),
                 Request::Run => {
-                    let wakeup_fd = UserSlice::new(arg, size).reader().read::<i32>()?;
+                    let mut fd = [0u8; core::mem::size_of::<i32>()];
+                    uaccess::copy_from_user(arg, &mut fd)?;
+                    let wakeup_fd = i32::from_ne_bytes(fd);
                     if wakeup_fd < 0 {
                         return Err(EINVAL);
                     }
@@ -104,7 +104,7 @@ pub(crate) fn device_feature(
                 Request::Probe => Ok(()),
                 Request::Run => {
                     let mut uuid = [0u8; 16];
-                    UserSlice::new(arg, 16).reader().read_slice(&mut uuid)?;
+                    uaccess::copy_from_user(arg, &mut uuid)?;
                     dev.set_vf_token(uuid);
                     Ok(())
                 }

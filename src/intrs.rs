@@ -29,6 +29,7 @@ use crate::{
         PciDeviceExt, //
     },
     kernel_ext::sync::RwSem,
+    kernel_ext::uaccess,
     kernel_ext::vfio::irq::{
         self as vfio,
         SetIrqsHeader, //
@@ -373,7 +374,7 @@ impl DataBytes {
         let mut bytes = [0; INLINE_DATA];
         if size != 0 {
             let data = bytes.get_mut(..size).ok_or(EINVAL)?;
-            UserSlice::new(user, size).reader().read_slice(data)?;
+            uaccess::copy_from_user(user, data)?;
         }
         Ok(Self::Inline { bytes, len: size })
     }

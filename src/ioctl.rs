@@ -20,6 +20,7 @@ use crate::{
             OwnedDevice, //
         },
         sync::RwSem,
+        uaccess,
         vfio::{
             uapi,
             FileMappings, //
@@ -37,10 +38,7 @@ use core::mem::{
 use kernel::{
     prelude::*,
     transmute::AsBytes,
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    }, //
+    uaccess::UserPtr, //
 };
 
 /// `VFIO_DEVICE_GET_INFO`: the device's flags, its numbers of regions and interrupts, and the
@@ -75,9 +73,7 @@ pub(crate) fn get_info(
         if argsz < needed {
             info.argsz = u32::try_from(needed)?;
         } else {
-            UserSlice::new(arg.wrapping_byte_add(INFO_SIZE), caps.len())
-                .writer()
-                .write_slice(caps)?;
+            uaccess::copy_to_user(arg.wrapping_byte_add(INFO_SIZE), caps)?;
             info.cap_offset = INFO_SIZE as u32;
         }
     }

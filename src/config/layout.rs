@@ -124,6 +124,7 @@ impl VirtualConfig<'_> {
         if extended {
             self.link_ecaps(pdev)?;
         }
+        self.shadow.index_runs(self.open);
         Ok(())
     }
 

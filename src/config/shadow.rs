@@ -45,6 +45,9 @@ pub(super) struct Shadow {
     /// The owners of each dword's bytes, encoded, 16 bits a byte (lowest byte lowest): one
     /// load answers a whole access.
     owners: KVec<Atomic<u64>>,
+    /// For each dword, where the run of bytes of one owner that holds its first byte starts
+    /// (see [`Shadow::index_runs`]): a capability's start in one load.
+    run_starts: KVec<Atomic<u32>>,
     /// The MSI capability's control register as found at open, with [`MSI_PRESENT`] if the
     /// function has MSI (0 if not): its rules depend on the 64-bit and masking bits.
     msi_flags: Atomic<u32>,
@@ -57,13 +60,16 @@ impl Shadow {
         let dwords = size / 4;
         let mut words = KVec::with_capacity(dwords, GFP_KERNEL)?;
         let mut owners = KVec::with_capacity(dwords, GFP_KERNEL)?;
+        let mut run_starts = KVec::with_capacity(dwords, GFP_KERNEL)?;
         for _ in 0..dwords {
             words.push(Atomic::new(0), GFP_KERNEL)?;
             owners.push(Atomic::new(0), GFP_KERNEL)?;
+            run_starts.push(Atomic::new(0), GFP_KERNEL)?;
         }
         Ok(Self {
             words,
             owners,
+            run_starts,
             msi_flags: Atomic::new(0),
         })
     }
@@ -123,36 +129,29 @@ impl Shadow {
     }
 
     /// The first byte of the run of bytes that end at `pos` and share its owner, not below
-    /// `floor`. Reads each dword's owners once and steps over a dword all of whose bytes share
-    /// the owner at once (byte by byte through [`Self::owner`], the start of the MSI message
-    /// data took 700 instructions; `scripts/profile.sh`).
+    /// `floor`, as [`Self::index_runs`] last recorded the runs. Two loads: the owners of
+    /// `pos`'s dword, and the recorded start if the run reaches the dword's first byte.
+    /// (Walking back byte by byte through [`Self::owner`], the start of the MSI message data
+    /// took 700 instructions, dword by dword still about 120; `scripts/profile.sh`.)
+    #[inline]
     pub(super) fn owner_run_start(&self, pos: usize, floor: usize) -> usize {
         let Some(word) = self.owners.get(pos / 4) else {
             return pos;
         };
-        let mut packed = word.load(Relaxed);
-        let code = (packed >> (16 * (pos % 4))) as u16;
-        let whole_dword = u64::from(code) * 0x0001_0001_0001_0001;
+        let packed = word.load(Relaxed);
+        let lane_code = |lane: usize| (packed >> (16 * lane)) as u16;
+        let code = lane_code(pos % 4);
         let mut start = pos;
-        while start > floor {
-            let prev = start - 1;
-            if prev % 4 == 3 {
-                // Into the previous dword: its owners, and all four bytes at once if they can.
-                let Some(word) = self.owners.get(prev / 4) else {
-                    break;
-                };
-                packed = word.load(Relaxed);
-                if packed == whole_dword && start - 4 >= floor {
-                    start -= 4;
-                    continue;
-                }
-            }
-            if (packed >> (16 * (prev % 4))) as u16 != code {
-                break;
-            }
-            start = prev;
+        while start % 4 != 0 && lane_code((start - 1) % 4) == code {
+            start -= 1;
         }
-        start
+        if start % 4 == 0 {
+            start = self
+                .run_starts
+                .get(pos / 4)
+                .map_or(start, |s| s.load(Relaxed) as usize);
+        }
+        start.max(floor.min(pos))
     }
 
     /// The MSI capability's rules, if the function has MSI.
@@ -219,6 +218,29 @@ impl Shadow {
                 (old & !(0xffff << shift)) | (u64::from(code) << shift),
                 Relaxed,
             );
+        }
+    }
+
+    /// Records where each dword's first byte's owner run starts, for
+    /// [`Self::owner_run_start`]; owners set after it are not seen there until it runs
+    /// again. `_held` as for [`Shadow::set`]: the open-time build calls it last.
+    pub(super) fn index_runs(&self, _held: &mut OpenConfig) {
+        let mut start = 0;
+        let mut previous = None;
+        for pos in 0..self.len() {
+            let code = self
+                .owners
+                .get(pos / 4)
+                .map_or(0, |o| (o.load(Relaxed) >> (16 * (pos % 4))) as u16);
+            if previous != Some(code) {
+                start = pos;
+            }
+            previous = Some(code);
+            if pos % 4 == 0 {
+                if let Some(slot) = self.run_starts.get(pos / 4) {
+                    slot.store(start as u32, Relaxed);
+                }
+            }
         }
     }
 
@@ -342,6 +364,7 @@ mod tests {
         for pos in 0x4e..0x54 {
             shadow.set_owner(&mut held, pos, Owner::Cap(9));
         }
+        shadow.index_runs(&mut held);
         assert_eq!(shadow.owner_run_start(0x40, 0x40), 0x40);
         assert_eq!(shadow.owner_run_start(0x43, 0x40), 0x40);
         assert_eq!(shadow.owner_run_start(0x4c, 0x40), 0x40);
