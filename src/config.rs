@@ -14,8 +14,9 @@
 //!
 //! Locking: reads take no lock, as in vfio-pci: the bytes and owners they use are atomics (see
 //! [`shadow`]). Neither do writes whose rules need nothing but those bytes (most of the header,
-//! capabilities without a hook, raw and pass-through bytes: [`access::write_needs_lock`]):
-//! their changes to the copy are single atomic updates of the bits written. Everything else
+//! capabilities without a hook, raw and pass-through bytes, MSI but its control register, PCIe
+//! but a function-level reset: [`access::write_needs_lock`]): their changes to the copy are
+//! single atomic updates of the bits written. Everything else
 //! (the command register, BARs, the capabilities with a hook, BAR reads, which may first answer
 //! pending sizing writes) holds the lock inside [`ConfigSpace`], one chunk at a time. Order:
 //! interrupts (`irqs`), then config, then the memory gate. An MSI chunk is written with the
@@ -53,7 +54,10 @@ use kernel::{
 };
 use layout::Owner;
 use perms::Policy;
-use shadow::Shadow;
+use shadow::{
+    OwnerRun,
+    Shadow, //
+};
 
 /// What a config write acts on besides config space, lent by the wiring ([`crate::device`]):
 /// the function, its interrupts (INTx masking follows the virtual INTx-disable bit) and its
@@ -139,18 +143,18 @@ impl VirtualConfig<'_> {
 }
 
 impl Shadow {
-    /// Where the capability owning `pos` starts (0 for the header).
-    fn cap_start(&self, pos: usize) -> usize {
-        let owner = self.owner(pos);
-        if owner == Owner::Header {
+    /// Where the capability owning `run`'s byte starts (0 for the header).
+    #[inline]
+    fn cap_start(&self, run: &OwnerRun) -> usize {
+        if run.owner == Owner::Header {
             return 0;
         }
-        let base = if pos >= layout::EXT_START {
+        let base = if run.pos >= layout::EXT_START {
             layout::EXT_START
         } else {
             layout::HEADER_LEN
         };
-        self.owner_run_start(pos, base)
+        self.run_start(run, base)
     }
 
     /// The chunk of an access of `count` bytes at `pos`: how many bytes, which rules, and the
@@ -165,8 +169,8 @@ impl Shadow {
             return Err(EFAULT);
         }
         // Up to the end of the dword or of the owner, whichever comes first.
-        let (owner, same) = self.owner_run(pos);
-        let left = count.min(same);
+        let run = self.owner_run(pos);
+        let left = count.min(run.len);
         let len = if left >= 4 && pos % 4 == 0 {
             4
         } else if left >= 2 && pos % 2 == 0 {
@@ -174,15 +178,15 @@ impl Shadow {
         } else {
             1
         };
-        let (policy, start) = match owner {
+        let (policy, start) = match run.owner {
             Owner::Unassigned => (Policy::Raw, pos),
             Owner::Header => (perms::HEADER_POLICY, 0),
             Owner::Cap(id) if u32::from(id) == regs::PCI_CAP_ID_MSI => (
                 self.msi().unwrap_or(Policy::Direct { raw_write: false }),
-                self.cap_start(pos),
+                self.cap_start(&run),
             ),
-            Owner::Cap(id) => (perms::cap_policy(id), self.cap_start(pos)),
-            Owner::Ecap(id) => (perms::ecap_policy(id), self.cap_start(pos)),
+            Owner::Cap(id) => (perms::cap_policy(id), self.cap_start(&run)),
+            Owner::Ecap(id) => (perms::ecap_policy(id), self.cap_start(&run)),
         };
         Ok(Chunk {
             pos,
@@ -321,18 +325,18 @@ fn write_chunk(
         // Dropped without even reading the user buffer, as vfio-pci does.
         return Ok(());
     }
-    if !access::write_needs_lock(chunk) {
-        let val = read_user(user, chunk.len)?;
+    let val = read_user(user, chunk.len)?;
+    if !access::write_needs_lock(chunk, val) {
         return config.shadow.write_unlocked(parts.pdev, chunk, val);
     }
     let intx = if access::reads_irq_type(chunk) {
         // SET_IRQS cannot change the interrupt type until the MSI control register is
         // written back (the lock order allows the config lock under the interrupt lock).
         intrs::with_active_irq_type(parts.irqs, |irq_type| {
-            write_locked(config, parts, user, chunk, irq_type)
+            write_locked(config, parts, chunk, val, irq_type)
         })?
     } else {
-        write_locked(config, parts, user, chunk, None)?
+        write_locked(config, parts, chunk, val, None)?
     };
     match intx {
         Some(access::IntxChange::Mask) => {
@@ -344,14 +348,14 @@ fn write_chunk(
     Ok(())
 }
 
-/// Writes `chunk` from user memory at `user` with the config lock held; `irq_type` is the
-/// interrupt type in use for the chunks that read it ([`access::reads_irq_type`]). Returns the
-/// INTx change to apply once the lock is dropped.
+/// Writes `val` (the low `chunk.len` bytes) to `chunk` with the config lock held; `irq_type`
+/// is the interrupt type in use for the chunks that read it ([`access::reads_irq_type`]).
+/// Returns the INTx change to apply once the lock is dropped.
 fn write_locked(
     config: &ConfigSpace,
     parts: &WriteParts<'_>,
-    user: UserPtr,
     chunk: Chunk,
+    val: u32,
     irq_type: Option<u32>,
 ) -> Result<Option<access::IntxChange>> {
     let mut state = config.state.lock();
@@ -361,8 +365,6 @@ fn write_locked(
         shadow: &config.shadow,
         open,
     };
-    // The config lock (and the interrupt lock) may be held here (see `memory`).
-    let val = read_user(user, chunk.len)?;
     let ctx = access::WriteCtx {
         pdev: parts.pdev,
         memory: parts.memory,
@@ -446,9 +448,40 @@ mod tests {
         assert_eq!(split(&shadow, 0x4a, 4), Some((2, 0)));
         assert_eq!(split(&shadow, 0x4b, 4), Some((1, 0)));
         assert_eq!(split(&shadow, 0x4c, 4), Some((4, 0)));
-        assert_eq!(shadow.cap_start(0x47), 0x40);
-        assert_eq!(shadow.cap_start(0x49), 0x48);
-        assert_eq!(shadow.cap_start(0x10), 0);
+        assert_eq!(shadow.cap_start(&shadow.owner_run(0x47)), 0x40);
+        assert_eq!(shadow.cap_start(&shadow.owner_run(0x49)), 0x48);
+        assert_eq!(shadow.cap_start(&shadow.owner_run(0x10)), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn pcie_writes_lock_only_to_reset() -> Result {
+        let shadow = layout()?;
+        let mut held = OpenConfig {
+            bars_dirty: false,
+            restore_bars: [0; 7],
+            intx_virtually_disabled: false,
+        };
+        // A PCI Express capability at 0x60: device control at 0x68, FLR its bit 15.
+        for pos in 0x60..0x9c {
+            shadow.set_owner(&mut held, pos, Owner::Cap(regs::PCI_CAP_ID_EXP as u8));
+        }
+        shadow.index_runs(&mut held);
+        let locks = |pos, len, val| {
+            shadow
+                .chunk(pos, len)
+                .is_ok_and(|c| access::write_needs_lock(c, val))
+        };
+        let flr = regs::PCI_EXP_DEVCTL_BCR_FLR;
+        assert!(!locks(0x68, 2, 0));
+        assert!(!locks(0x68, 2, !flr & 0xffff));
+        assert!(locks(0x68, 2, flr));
+        assert!(locks(0x68, 4, flr));
+        assert!(locks(0x69, 1, flr >> 8));
+        assert!(!locks(0x68, 1, 0xff));
+        assert!(!locks(0x6a, 2, 0xffff));
+        assert!(!locks(0x60, 4, u32::MAX));
+        assert!(!locks(0x88, 2, flr));
         Ok(())
     }
 
@@ -472,7 +505,11 @@ mod tests {
         assert!(!needs_lock(0x2c));
         assert!(!needs_lock(0x40));
         // Writes that act beyond their bytes take the config lock, the others none.
-        let write_locks = |pos, len| shadow.chunk(pos, len).is_ok_and(access::write_needs_lock);
+        let write_locks = |pos, len| {
+            shadow
+                .chunk(pos, len)
+                .is_ok_and(|c| access::write_needs_lock(c, 0))
+        };
         assert!(write_locks(0x04, 2));
         assert!(write_locks(0x04, 4));
         assert!(write_locks(0x05, 1));
@@ -504,7 +541,7 @@ mod tests {
         shadow.index_runs(&mut held);
         let msi_locks = |pos, len| {
             let chunk = shadow.chunk(pos, len);
-            let locks = chunk.is_ok_and(access::write_needs_lock);
+            let locks = chunk.is_ok_and(|c| access::write_needs_lock(c, 0));
             assert_eq!(locks, chunk.is_ok_and(access::reads_irq_type));
             locks
         };

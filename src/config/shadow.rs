@@ -53,6 +53,18 @@ pub(super) struct Shadow {
     msi_flags: Atomic<u32>,
 }
 
+/// The owner of one byte, as [`Shadow::owner_run`] found it.
+#[derive(Clone, Copy)]
+pub(super) struct OwnerRun {
+    pub(super) owner: Owner,
+    /// How many bytes from the byte to the end of its dword share its owner (at least 1).
+    pub(super) len: usize,
+    /// The byte.
+    pub(super) pos: usize,
+    /// Its dword's owners, encoded, as loaded.
+    packed: u64,
+}
+
 impl Shadow {
     /// Room for a function with `size` bytes of config space (256 or 4096: whole dwords);
     /// every byte unassigned.
@@ -110,13 +122,13 @@ impl Shadow {
 
     /// The owner of the byte at `pos` ([`Owner::Unassigned`] past the end).
     pub(super) fn owner(&self, pos: usize) -> Owner {
-        self.owner_run(pos).0
+        self.owner_run(pos).owner
     }
 
     /// The owner of the byte at `pos`, and how many bytes from `pos` to the end of its dword
-    /// share that owner (at least 1).
+    /// share that owner: one load of the dword's owners, kept for [`Self::run_start`].
     #[inline]
-    pub(super) fn owner_run(&self, pos: usize) -> (Owner, usize) {
+    pub(super) fn owner_run(&self, pos: usize) -> OwnerRun {
         let packed = self.owners.get(pos / 4).map_or(0, |o| o.load(Relaxed));
         // The lanes of `pos` and the bytes after it, lowest first.
         let lanes = packed >> (16 * (pos % 4));
@@ -125,21 +137,26 @@ impl Shadow {
         // the clamp to what is left of the dword.
         let differ = lanes ^ (u64::from(code) * 0x0001_0001_0001_0001);
         let same = (differ.trailing_zeros() / 16) as usize;
-        (decode(code), same.clamp(1, 4 - pos % 4))
+        OwnerRun {
+            owner: decode(code),
+            len: same.clamp(1, 4 - pos % 4),
+            pos,
+            packed,
+        }
     }
 
-    /// The first byte of the run of bytes that end at `pos` and share its owner, not below
-    /// `floor`, as [`Self::index_runs`] last recorded the runs. Two loads: the owners of
-    /// `pos`'s dword, and the recorded start if the run reaches the dword's first byte.
-    /// (Walking back byte by byte through [`Self::owner`], the start of the MSI message data
-    /// took 700 instructions, dword by dword still about 120; `scripts/profile.sh`.)
+    /// The first byte of the run of bytes that end at `run`'s byte and share its owner, not
+    /// below `floor`, as [`Self::index_runs`] last recorded the runs: from the owners `run`
+    /// loaded, and one more load if the run reaches back to its dword's first byte. (Walking
+    /// back byte by byte through [`Self::owner`], the start of the MSI message data took 700
+    /// instructions, dword by dword still about 120; `scripts/profile.sh`.)
     #[inline]
-    pub(super) fn owner_run_start(&self, pos: usize, floor: usize) -> usize {
-        let Some(word) = self.owners.get(pos / 4) else {
+    pub(super) fn run_start(&self, run: &OwnerRun, floor: usize) -> usize {
+        let pos = run.pos;
+        if pos >= self.len() {
             return pos;
-        };
-        let packed = word.load(Relaxed);
-        let lane_code = |lane: usize| (packed >> (16 * lane)) as u16;
+        }
+        let lane_code = |lane: usize| (run.packed >> (16 * lane)) as u16;
         let code = lane_code(pos % 4);
         let mut start = pos;
         while start % 4 != 0 && lane_code((start - 1) % 4) == code {
@@ -221,8 +238,7 @@ impl Shadow {
         }
     }
 
-    /// Records where each dword's first byte's owner run starts, for
-    /// [`Self::owner_run_start`]; owners set after it are not seen there until it runs
+    /// Records where each dword's first byte's owner run starts, for [`Self::run_start`]; owners set after it are not seen there until it runs
     /// again. `_held` as for [`Shadow::set`]: the open-time build calls it last.
     pub(super) fn index_runs(&self, _held: &mut OpenConfig) {
         let mut start = 0;
@@ -287,6 +303,17 @@ mod tests {
         }
     }
 
+    /// The owner of `pos` and its run to the end of the dword.
+    fn run(shadow: &Shadow, pos: usize) -> (Owner, usize) {
+        let run = shadow.owner_run(pos);
+        (run.owner, run.len)
+    }
+
+    /// Where the run ending at `pos` starts, not below `floor`.
+    fn start(shadow: &Shadow, pos: usize, floor: usize) -> usize {
+        shadow.run_start(&shadow.owner_run(pos), floor)
+    }
+
     #[test]
     fn owners_round_trip() -> Result {
         let shadow = Shadow::new(256)?;
@@ -331,25 +358,25 @@ mod tests {
         {
             shadow.set_owner(&mut held, pos, owner);
         }
-        assert_eq!(shadow.owner_run(0), (Owner::Header, 2));
-        assert_eq!(shadow.owner_run(1), (Owner::Header, 1));
-        assert_eq!(shadow.owner_run(2), (Owner::Cap(1), 2));
-        assert_eq!(shadow.owner_run(3), (Owner::Cap(1), 1));
+        assert_eq!(run(&shadow, 0), (Owner::Header, 2));
+        assert_eq!(run(&shadow, 1), (Owner::Header, 1));
+        assert_eq!(run(&shadow, 2), (Owner::Cap(1), 2));
+        assert_eq!(run(&shadow, 3), (Owner::Cap(1), 1));
         // Dwords 1 and 2 all header: runs end with the dword.
         for pos in 4..12 {
             shadow.set_owner(&mut held, pos, Owner::Header);
         }
-        assert_eq!(shadow.owner_run(4), (Owner::Header, 4));
-        assert_eq!(shadow.owner_run(6), (Owner::Header, 2));
+        assert_eq!(run(&shadow, 4), (Owner::Header, 4));
+        assert_eq!(run(&shadow, 6), (Owner::Header, 2));
         // Dword 3: an owner followed by unassigned bytes (code 0, like the lanes past the
         // dword).
         shadow.set_owner(&mut held, 12, Owner::Cap(5));
-        assert_eq!(shadow.owner_run(12), (Owner::Cap(5), 1));
-        assert_eq!(shadow.owner_run(13), (Owner::Unassigned, 3));
+        assert_eq!(run(&shadow, 12), (Owner::Cap(5), 1));
+        assert_eq!(run(&shadow, 13), (Owner::Unassigned, 3));
         // Untouched dwords and past the end.
-        assert_eq!(shadow.owner_run(16), (Owner::Unassigned, 4));
-        assert_eq!(shadow.owner_run(255), (Owner::Unassigned, 1));
-        assert_eq!(shadow.owner_run(4096), (Owner::Unassigned, 4));
+        assert_eq!(run(&shadow, 16), (Owner::Unassigned, 4));
+        assert_eq!(run(&shadow, 255), (Owner::Unassigned, 1));
+        assert_eq!(run(&shadow, 4096), (Owner::Unassigned, 4));
         Ok(())
     }
 
@@ -365,18 +392,18 @@ mod tests {
             shadow.set_owner(&mut held, pos, Owner::Cap(9));
         }
         shadow.index_runs(&mut held);
-        assert_eq!(shadow.owner_run_start(0x40, 0x40), 0x40);
-        assert_eq!(shadow.owner_run_start(0x43, 0x40), 0x40);
-        assert_eq!(shadow.owner_run_start(0x4c, 0x40), 0x40);
-        assert_eq!(shadow.owner_run_start(0x4d, 0x40), 0x40);
-        assert_eq!(shadow.owner_run_start(0x4e, 0x40), 0x4e);
-        assert_eq!(shadow.owner_run_start(0x53, 0x40), 0x4e);
+        assert_eq!(start(&shadow, 0x40, 0x40), 0x40);
+        assert_eq!(start(&shadow, 0x43, 0x40), 0x40);
+        assert_eq!(start(&shadow, 0x4c, 0x40), 0x40);
+        assert_eq!(start(&shadow, 0x4d, 0x40), 0x40);
+        assert_eq!(start(&shadow, 0x4e, 0x40), 0x4e);
+        assert_eq!(start(&shadow, 0x53, 0x40), 0x4e);
         // The floor stops it, inside a dword too.
-        assert_eq!(shadow.owner_run_start(0x4c, 0x42), 0x42);
-        assert_eq!(shadow.owner_run_start(0x4c, 0x44), 0x44);
+        assert_eq!(start(&shadow, 0x4c, 0x42), 0x42);
+        assert_eq!(start(&shadow, 0x4c, 0x44), 0x44);
         // Unassigned bytes (below 0x40) are a run of their own; past the end: itself.
-        assert_eq!(shadow.owner_run_start(0x3f, 0), 0);
-        assert_eq!(shadow.owner_run_start(4096, 0), 4096);
+        assert_eq!(start(&shadow, 0x3f, 0), 0);
+        assert_eq!(start(&shadow, 4096, 0), 4096);
         Ok(())
     }
 
