@@ -154,6 +154,13 @@ impl MsiVectors {
         count: u32,
         fds: Option<Fds<'_>>,
     ) -> Result {
+        if fds.is_some() {
+            // Room for the block at once: grown a vector at a time, the table took six
+            // reallocations for 32 vectors.
+            let end = start.saturating_add(count) as usize;
+            self.vectors
+                .reserve(end.saturating_sub(self.vectors.len()), GFP_KERNEL)?;
+        }
         let mut failed = None;
         for (i, vector) in (start..start.saturating_add(count)).enumerate() {
             let fd = fds.and_then(|fds| fds.get(i)).unwrap_or(-1);
