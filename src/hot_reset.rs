@@ -28,6 +28,7 @@ use crate::{
             OwnedDevice,
             PciDeviceExt, //
         },
+        small_vec::SmallVec,
         trace,
         uaccess,
         vfio::{
@@ -153,58 +154,7 @@ fn count_affected(pdev: &OwnedDevice, slot: bool) -> Result<usize> {
 const INLINE_ENTRIES: usize = 8;
 
 /// The entries of a reply, as [`get_info`] collects them.
-enum Entries {
-    Inline {
-        entries: [uapi::vfio_pci_dependent_device; INLINE_ENTRIES],
-        len: usize,
-    },
-    Allocated(KVec<uapi::vfio_pci_dependent_device>),
-}
-
-impl Entries {
-    /// Room for `count` entries.
-    #[inline]
-    fn with_capacity(count: usize) -> Result<Self> {
-        if count <= INLINE_ENTRIES {
-            return Ok(Self::Inline {
-                entries: Default::default(),
-                len: 0,
-            });
-        }
-        Ok(Self::Allocated(KVec::with_capacity(count, GFP_KERNEL)?))
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        match self {
-            Self::Inline { len, .. } => *len,
-            Self::Allocated(entries) => entries.len(),
-        }
-    }
-
-    /// Appends `entry`; `EAGAIN` when the inline room is full (the caller never pushes more
-    /// entries than it asked room for: the topology changed).
-    #[inline]
-    fn push(&mut self, entry: uapi::vfio_pci_dependent_device) -> Result {
-        match self {
-            Self::Inline { entries, len } => {
-                let slot = entries.get_mut(*len).ok_or(EAGAIN)?;
-                *slot = entry;
-                *len += 1;
-                Ok(())
-            }
-            Self::Allocated(entries) => entries.push(entry, GFP_KERNEL).map_err(Error::from),
-        }
-    }
-
-    #[inline]
-    fn as_slice(&self) -> &[uapi::vfio_pci_dependent_device] {
-        match self {
-            Self::Inline { entries, len } => entries.get(..*len).unwrap_or(&[]),
-            Self::Allocated(entries) => entries.as_slice(),
-        }
-    }
-}
+type Entries = SmallVec<uapi::vfio_pci_dependent_device, INLINE_ENTRIES>;
 
 /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`: the functions a hot reset of this one would touch.
 pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Result<isize> {
@@ -233,7 +183,7 @@ pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Res
         return Err(ENOSPC);
     }
 
-    let mut entries = Entries::with_capacity(count)?;
+    let mut entries = Entries::with_capacity(count, GFP_KERNEL)?;
     let by_dev_id = dev.cdev_opened();
     let mut flags = 0;
     if by_dev_id {
@@ -277,7 +227,8 @@ pub(crate) fn get_info<T: ResetTarget>(dev: &VfioDevice<T>, arg: UserPtr) -> Res
                 address.devfn,
                 id,
             );
-            entries.push(entry)
+            // Room for `count` was made and checked above.
+            entries.push_within_capacity(entry).map_err(|_| EAGAIN)
         })?;
     }
 

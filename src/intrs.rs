@@ -28,6 +28,7 @@ use crate::{
         OwnedDevice,
         PciDeviceExt, //
     },
+    kernel_ext::small_vec::SmallVec,
     kernel_ext::sync::RwSem,
     kernel_ext::uaccess,
     kernel_ext::vfio::irq::{
@@ -58,10 +59,7 @@ use kernel::{
         },
         Mutex, //
     },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    }, //
+    uaccess::UserPtr, //
 };
 use msi::{
     Allocation,
@@ -353,38 +351,16 @@ enum Action {
 /// request's data into an allocation).
 const INLINE_DATA: usize = 64;
 
-/// The data of a `SET_IRQS` as user space wrote it: `len` bytes inline, or an allocation for
-/// more than [`INLINE_DATA`].
-enum DataBytes {
-    Inline {
-        bytes: [u8; INLINE_DATA],
-        len: usize,
-    },
-    Heap(KVec<u8>),
-}
+/// The data of a `SET_IRQS` as user space wrote it: in place up to [`INLINE_DATA`] bytes.
+type DataBytes = SmallVec<u8, INLINE_DATA>;
 
-impl DataBytes {
-    /// Copies in the `size` bytes at `user`.
-    fn read(user: UserPtr, size: usize) -> Result<Self> {
-        if size > INLINE_DATA {
-            let mut bytes = KVec::new();
-            UserSlice::new(user, size).read_all(&mut bytes, GFP_KERNEL)?;
-            return Ok(Self::Heap(bytes));
-        }
-        let mut bytes = [0; INLINE_DATA];
-        if size != 0 {
-            let data = bytes.get_mut(..size).ok_or(EINVAL)?;
-            uaccess::copy_from_user(user, data)?;
-        }
-        Ok(Self::Inline { bytes, len: size })
+/// Copies in the `size` bytes of `SET_IRQS` data at `user`.
+fn read_data(user: UserPtr, size: usize) -> Result<DataBytes> {
+    let mut bytes = DataBytes::with_default(size, GFP_KERNEL)?;
+    if size != 0 {
+        uaccess::copy_from_user(user, bytes.as_mut_slice())?;
     }
-
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Self::Inline { bytes, len } => bytes.get(..*len).unwrap_or(&[]),
-            Self::Heap(bytes) => bytes,
-        }
-    }
+    Ok(bytes)
 }
 
 /// The eventfds of a `SET_IRQS`, one per interrupt of the range, read from its data.
@@ -471,7 +447,7 @@ fn read_set_irqs(info: &IrqInfo, pdev: &OwnedDevice, arg: UserPtr) -> Result<Set
     };
     let data_size = vfio::validate_set_irqs(&header, max, NUM_IRQS)?;
 
-    let bytes = DataBytes::read(arg.wrapping_byte_add(MINSZ), data_size)?;
+    let bytes = read_data(arg.wrapping_byte_add(MINSZ), data_size)?;
     let data = match flags & vfio::VFIO_IRQ_SET_DATA_TYPE_MASK {
         vfio::VFIO_IRQ_SET_DATA_BOOL => IrqData::Bool(bytes),
         vfio::VFIO_IRQ_SET_DATA_EVENTFD => IrqData::EventFd(bytes),

@@ -38,6 +38,9 @@
 //! - [`module_param`]: string and boolean module parameters (`module!` has integer ones
 //!   only); [`uuid`]: UUIDs; [`print`]: rate-limited device messages and messages naming an
 //!   eventfd.
+//! - [`small_vec`]: a vector whose first elements live in place (ioctl data and replies
+//!   without an allocation); [`uaccess`]: inline copies of a few bytes from and to user
+//!   memory.
 //! - [`trace`]: the driver's trace events (defined in `trace.c`); [`dyndbg`]: the refusal
 //!   messages of the hot-reset ioctls, as dynamic-debug call sites (in `dyndbg.c`).
 //! - [`compat`]: the few items whose bodies differ between the supported kernels (7.2 and
@@ -61,6 +64,7 @@ pub(crate) mod mm;
 pub(crate) mod module_param;
 pub(crate) mod pci;
 pub(crate) mod print;
+pub(crate) mod small_vec;
 pub(crate) mod sync;
 pub(crate) mod trace;
 pub(crate) mod uaccess;
