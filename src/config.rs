@@ -389,15 +389,20 @@ mod tests {
     use super::*;
     use perms::Hook;
 
+    /// What the open-time build holds, to change the shadow with.
+    fn held() -> OpenConfig {
+        OpenConfig {
+            bars_dirty: false,
+            restore_bars: [0; 7],
+            intx_virtually_disabled: false,
+        }
+    }
+
     /// A 256-byte config space: the header, a PM capability at 0x40 (8 bytes), a vendor
     /// capability at 0x48 (2 bytes), the rest unassigned.
     fn layout() -> Result<Shadow> {
         let shadow = Shadow::new(256)?;
-        let mut held = OpenConfig {
-            bars_dirty: false,
-            restore_bars: [0; 7],
-            intx_virtually_disabled: false,
-        };
+        let mut held = held();
         for pos in 0..256 {
             let owner = match pos {
                 0..0x40 => Owner::Header,
@@ -457,11 +462,7 @@ mod tests {
     #[test]
     fn pcie_writes_lock_only_to_reset() -> Result {
         let shadow = layout()?;
-        let mut held = OpenConfig {
-            bars_dirty: false,
-            restore_bars: [0; 7],
-            intx_virtually_disabled: false,
-        };
+        let mut held = held();
         // A PCI Express capability at 0x60: device control at 0x68, FLR its bit 15.
         for pos in 0x60..0x9c {
             shadow.set_owner(&mut held, pos, Owner::Cap(regs::PCI_CAP_ID_EXP as u8));
@@ -529,11 +530,7 @@ mod tests {
         // An MSI capability (64-bit) at 0x50: only the writes that reach its flags word lock
         // and ask the interrupt type (from 0x50 to 0x52 included, vfio-pci's condition); the
         // message address and data are written without a lock.
-        let mut held = OpenConfig {
-            bars_dirty: false,
-            restore_bars: [0; 7],
-            intx_virtually_disabled: false,
-        };
+        let mut held = held();
         for pos in 0x50..0x5e {
             shadow.set_owner(&mut held, pos, Owner::Cap(regs::PCI_CAP_ID_MSI as u8));
         }
