@@ -27,6 +27,7 @@ use crate::driver::{self, REFERENCE_NAME, RUST_MODULE, RUST_NAME};
 use crate::sys::Fail;
 use crate::sysfs;
 use crate::vfio::{Device, Iommufd};
+use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,13 @@ const RESET_CALLS: usize = 10;
 #[derive(Default, Clone)]
 struct Sample {
     info: Vec<Duration>,
+    /// The hot resets with every function held awake (runtime PM forbidden).
     reset: Vec<Duration>,
+    /// The hot resets with the unopened functions runtime-suspended first (each woken by the
+    /// reset: D3hot to D0, 10 ms).
+    woken: Vec<Duration>,
+    /// How many functions were runtime-suspended before each of those.
+    asleep: Vec<usize>,
     /// The close of the set's only open device: the last close of the set, which resets it if a
     /// function could not be reset alone (the dirty set).
     close: Vec<Duration>,
@@ -115,8 +122,8 @@ fn bench(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> Result<(),
 
 /// The reset-set table: INFO and the hot reset for every reset-set size.
 fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail> {
-    println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | INFO per function C | INFO per function Rust | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust | last close C | last close Rust | ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | INFO per function C | INFO per function Rust | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust | last close C | last close Rust | ratio | suspended before a reset C / Rust | HOT_RESET with them suspended C | Rust | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, scope) in CASES {
         let Some(t) = topologies.iter().find(|t| t.name == *name) else {
             continue;
@@ -152,7 +159,7 @@ fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail
         let (cc, cr) = (median(&c.close), median(&rust.close));
         let n = u32::try_from(functions.len()).unwrap_or(u32::MAX);
         println!(
-            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
             functions.len(),
             us(ic),
             us(ir),
@@ -169,10 +176,15 @@ fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail
             ms(cc),
             ms(cr),
             ratio(cr, cc),
+            mean(&c.asleep),
+            mean(&rust.asleep),
+            ms(median(&c.woken)),
+            ms(median(&rust.woken)),
+            ratio(median(&rust.woken), median(&c.woken)),
         );
     }
     println!();
-    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone; INFO per function = INFO divided by the set's functions; last close = the close of the set's only open device: its disable, then the dirty set's slot or bus reset if a function could not be reset alone.");
+    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone; INFO per function = INFO divided by the set's functions; last close = the close of the set's only open device: its disable, then the dirty set's slot or bus reset if a function could not be reset alone; HOT_RESET and its overhead with every function held awake (power/control \"on\"), then, with them suspended, the unopened functions left to runtime-suspend before each reset (how many were, on average), which the reset wakes first (D3hot to D0: 10 ms each).");
     println!();
     Ok(())
 }
@@ -213,10 +225,25 @@ fn measure(drv: &str, functions: &[String], sample: &mut Sample) -> Result<(), F
             sample.info.push(t.elapsed());
             call.result.map_err(Fail::Os)?;
         }
+        // Held awake (power/control "on"): the reset wakes no function, so its overhead is the
+        // driver's own.
+        set_runtime_pm(functions, "on")?;
         for _ in 0..RESET_CALLS {
             let t = Instant::now();
             let r = dev.hot_reset_groups(&[]);
             sample.reset.push(t.elapsed());
+            r.map_err(Fail::Os)?;
+        }
+        set_runtime_pm(functions, "auto")?;
+        // Left to runtime-suspend: before each reset the unopened functions are given time to
+        // reach D3hot, so the reset wakes each of them first, as a VMM's hot reset of a set
+        // with idle functions does. (Back to back, whether a function had suspended again
+        // depended on when the PM core's work ran: a race, not a cost of either driver.)
+        for _ in 0..RESET_CALLS {
+            sample.asleep.push(settle(&functions[1..]));
+            let t = Instant::now();
+            let r = dev.hot_reset_groups(&[]);
+            sample.woken.push(t.elapsed());
             r.map_err(Fail::Os)?;
         }
         let t = Instant::now();
@@ -224,11 +251,37 @@ fn measure(drv: &str, functions: &[String], sample: &mut Sample) -> Result<(), F
         sample.close.push(t.elapsed());
         Ok(())
     })();
+    let _ = set_runtime_pm(functions, "auto");
     for bdf in functions {
         let _ = sysfs::unbind(bdf);
         let _ = sysfs::clear_driver_override(bdf);
     }
     result
+}
+
+/// Writes `control` ("on": runtime PM forbidden, the function resumed; "auto": allowed) to
+/// every function's `power/control`.
+fn set_runtime_pm(functions: &[String], control: &str) -> Result<(), Fail> {
+    for bdf in functions {
+        sysfs::write_attr(&sysfs::device_dir(bdf).join("power/control"), control)?;
+    }
+    Ok(())
+}
+
+/// Waits (up to a second) until every function of `functions` is runtime-suspended; returns
+/// how many are.
+fn settle(functions: &[String]) -> usize {
+    let suspended = || {
+        functions
+            .iter()
+            .filter(|f| {
+                fs::read_to_string(sysfs::device_dir(f).join("power/runtime_status"))
+                    .is_ok_and(|s| s.trim() == "suspended")
+            })
+            .count()
+    };
+    sysfs::wait_until(Duration::from_secs(1), || suspended() == functions.len());
+    suspended()
 }
 
 /// Times the slot or bus reset alone: the function's own "bus" reset method
@@ -262,6 +315,14 @@ fn median(v: &[Duration]) -> Duration {
     let mut s = v.to_vec();
     s.sort();
     s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+/// The mean of `v`, to two places.
+fn mean(v: &[usize]) -> String {
+    if v.is_empty() {
+        return "n/a".to_string();
+    }
+    format!("{:.2}", v.iter().sum::<usize>() as f64 / v.len() as f64)
 }
 
 fn minimum(v: &[Duration]) -> Duration {
