@@ -15,10 +15,12 @@
 //! Locking: reads take no lock, as in vfio-pci: the bytes and owners they use are atomics (see
 //! [`shadow`]). Neither do writes whose rules need nothing but those bytes (most of the header,
 //! capabilities without a hook, raw and pass-through bytes, MSI but its control register, PCIe
-//! but a function-level reset: [`access::write_needs_lock`]): their changes to the copy are
-//! single atomic updates of the bits written. Everything else
-//! (the command register, BARs, the capabilities with a hook, BAR reads, which may first answer
-//! pending sizing writes) holds the lock inside [`ConfigSpace`], one chunk at a time. Order:
+//! but a function-level reset: [`access::WriteRoute`]): their changes to the copy are single
+//! atomic updates of the bits written. Command register writes hold the memory gate's write
+//! lock alone, as vfio-pci's hold its `memory_lock`: that serialises them, and what they read
+//! and change besides the bytes is in atomics too ([`CommandState`]). Everything else (BARs,
+//! the capabilities with a hook, BAR reads, which may first answer pending sizing writes)
+//! holds the lock inside [`ConfigSpace`], one chunk at a time. Order:
 //! interrupts (`irqs`), then config, then the memory gate. An MSI chunk is written with the
 //! interrupt lock held around the config lock, so that SET_IRQS cannot change the interrupt
 //! type it reads; otherwise config code never calls into [`crate::intrs`] with the config lock
@@ -49,7 +51,13 @@ use crate::{
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::Mutex,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Mutex, //
+    },
     uaccess::UserPtr, //
 };
 use layout::Owner;
@@ -76,8 +84,49 @@ pub(crate) struct ConfigSpace {
     /// The virtual bytes and their owners: read without a lock, changed under `state`'s except
     /// by the writes that need no lock.
     shadow: Shadow,
+    /// What command register writes use besides the bytes.
+    command: CommandState,
     #[pin]
     state: Mutex<ConfigState>,
+}
+
+/// What a command register write reads and changes besides the virtual bytes, without the
+/// config lock: set at open, before any file can write, and changed only with the memory
+/// gate's write lock held (the lock every command register write takes, for its memory
+/// decode), so these writes never interleave.
+struct CommandState {
+    /// BAR 0-5 and ROM as the host programmed them, to restore after a reset user space
+    /// caused behind the driver's back.
+    host_bars: [Atomic<u32>; 7],
+    /// User space set INTx disable in the virtual command register.
+    intx_virtually_disabled: Atomic<bool>,
+}
+
+impl CommandState {
+    fn new() -> Self {
+        Self {
+            host_bars: core::array::from_fn(|_| Atomic::new(0)),
+            intx_virtually_disabled: Atomic::new(false),
+        }
+    }
+
+    /// At open: the host's BARs as the fresh copy `shadow` holds them, INTx not disabled.
+    fn capture(&self, shadow: &Shadow) {
+        for (i, bar) in self.host_bars.iter().enumerate() {
+            let pos = if i < 6 {
+                regs::PCI_BASE_ADDRESS_0 as usize + 4 * i
+            } else {
+                regs::PCI_ROM_ADDRESS as usize
+            };
+            bar.store(shadow.get(pos, 4), Relaxed);
+        }
+        self.intx_virtually_disabled.store(false, Relaxed);
+    }
+
+    /// The host's value of BAR `i` (0-5; 6 is the ROM).
+    fn host_bar(&self, i: usize) -> u32 {
+        self.host_bars.get(i).map_or(0, |bar| bar.load(Relaxed))
+    }
 }
 
 /// The config state behind the config lock.
@@ -95,11 +144,6 @@ struct ConfigState {
 struct OpenConfig {
     /// The virtual BARs may hold sizing writes not yet masked to the BARs' sizes.
     bars_dirty: bool,
-    /// BAR 0-5 and ROM as the host programmed them, to restore after a reset user space
-    /// caused behind the driver's back.
-    restore_bars: [u32; 7],
-    /// User space set INTx disable in the virtual command register.
-    intx_virtually_disabled: bool,
 }
 
 /// The virtual config space of an open function, with the right to change it.
@@ -114,6 +158,7 @@ impl ConfigSpace {
         let size = usize::try_from(pdev.cfg_size()).unwrap_or(0);
         try_pin_init!(Self {
             shadow: Shadow::new(size)?,
+            command: CommandState::new(),
             state <- new_mutex!(ConfigState {
                 msi_qmax: 0,
                 open: None,
@@ -214,6 +259,7 @@ struct Chunk {
 pub(crate) fn open(config: &ConfigSpace, pdev: &OwnedDevice, memory: &RwSem<MemoryGate>) -> Result {
     let mut state = config.state.lock();
     let mut open = OpenConfig::build(&config.shadow, pdev)?;
+    config.command.capture(&config.shadow);
     let virt = VirtualConfig {
         shadow: &config.shadow,
         open: &mut open,
@@ -312,8 +358,9 @@ fn read_chunk(
 }
 
 /// Writes `chunk` from user memory at `user`: without any lock when its rules need no state
-/// beyond the bytes themselves (see [`access::write_needs_lock`]), else with the config lock
-/// held, and for MSI the interrupt lock before it.
+/// beyond the bytes themselves, with the memory gate's write lock alone for the command
+/// register, else with the config lock held, and for MSI the interrupt lock before it (see
+/// [`access::WriteRoute`]).
 #[inline]
 fn write_chunk(
     config: &ConfigSpace,
@@ -326,17 +373,23 @@ fn write_chunk(
         return Ok(());
     }
     let val = read_user(user, chunk.len)?;
-    if !access::write_needs_lock(chunk, val) {
-        return config.shadow.write_unlocked(parts.pdev, chunk, val);
-    }
-    let intx = if access::reads_irq_type(chunk) {
-        // SET_IRQS cannot change the interrupt type until the MSI control register is
-        // written back (the lock order allows the config lock under the interrupt lock).
-        intrs::with_active_irq_type(parts.irqs, |irq_type| {
-            write_locked(config, parts, chunk, val, irq_type)
-        })?
-    } else {
-        write_locked(config, parts, chunk, val, None)?
+    let intx = match access::write_route(chunk, val) {
+        access::WriteRoute::Unlocked => {
+            return config.shadow.write_unlocked(parts.pdev, chunk, val);
+        }
+        access::WriteRoute::Command(table) => {
+            config
+                .shadow
+                .write_command(&config.command, parts, table, chunk, val)?
+        }
+        access::WriteRoute::Locked if access::reads_irq_type(chunk) => {
+            // SET_IRQS cannot change the interrupt type until the MSI control register is
+            // written back (the lock order allows the config lock under the interrupt lock).
+            intrs::with_active_irq_type(parts.irqs, |irq_type| {
+                write_locked(config, parts, chunk, val, irq_type)
+            })?
+        }
+        access::WriteRoute::Locked => write_locked(config, parts, chunk, val, None)?,
     };
     match intx {
         Some(access::IntxChange::Mask) => {
@@ -391,11 +444,7 @@ mod tests {
 
     /// What the open-time build holds, to change the shadow with.
     fn held() -> OpenConfig {
-        OpenConfig {
-            bars_dirty: false,
-            restore_bars: [0; 7],
-            intx_virtually_disabled: false,
-        }
+        OpenConfig { bars_dirty: false }
     }
 
     /// A 256-byte config space: the header, a PM capability at 0x40 (8 bytes), a vendor
@@ -471,7 +520,7 @@ mod tests {
         let locks = |pos, len, val| {
             shadow
                 .chunk(pos, len)
-                .is_ok_and(|c| access::write_needs_lock(c, val))
+                .is_ok_and(|c| matches!(access::write_route(c, val), access::WriteRoute::Locked))
         };
         let flr = regs::PCI_EXP_DEVCTL_BCR_FLR;
         assert!(!locks(0x68, 2, 0));
@@ -505,15 +554,18 @@ mod tests {
         assert!(!needs_lock(0x04));
         assert!(!needs_lock(0x2c));
         assert!(!needs_lock(0x40));
-        // Writes that act beyond their bytes take the config lock, the others none.
-        let write_locks = |pos, len| {
-            shadow
-                .chunk(pos, len)
-                .is_ok_and(|c| access::write_needs_lock(c, 0))
-        };
-        assert!(write_locks(0x04, 2));
-        assert!(write_locks(0x04, 4));
-        assert!(write_locks(0x05, 1));
+        // Writes that act beyond their bytes take the config lock, but the command register's,
+        // which take the memory gate's write lock alone; the others no lock.
+        let route = |pos, len| shadow.chunk(pos, len).map(|c| access::write_route(c, 0));
+        let write_locks = |pos, len| matches!(route(pos, len), Ok(access::WriteRoute::Locked));
+        let command = |pos, len| matches!(route(pos, len), Ok(access::WriteRoute::Command(_)));
+        assert!(command(0x04, 2));
+        assert!(command(0x04, 4));
+        assert!(command(0x04, 1));
+        assert!(command(0x05, 1));
+        assert!(!command(0x06, 2));
+        assert!(!command(0x00, 4));
+        assert!(!write_locks(0x04, 2));
         assert!(!write_locks(0x06, 2));
         assert!(!write_locks(0x08, 4));
         assert!(!write_locks(0x0c, 4));
@@ -538,7 +590,8 @@ mod tests {
         shadow.index_runs(&mut held);
         let msi_locks = |pos, len| {
             let chunk = shadow.chunk(pos, len);
-            let locks = chunk.is_ok_and(|c| access::write_needs_lock(c, 0));
+            let locks = chunk
+                .is_ok_and(|c| matches!(access::write_route(c, 0), access::WriteRoute::Locked));
             assert_eq!(locks, chunk.is_ok_and(access::reads_irq_type));
             locks
         };

@@ -14,7 +14,9 @@ use super::{
         Shadow, //
     },
     Chunk,
-    VirtualConfig, //
+    CommandState,
+    VirtualConfig,
+    WriteParts, //
 };
 use crate::{
     kernel_ext::pci::{
@@ -33,7 +35,10 @@ use crate::{
         MemoryGate, //
     }, //
 };
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::atomic::Relaxed, //
+};
 
 /// What a write needs to know beyond the config state.
 pub(super) struct WriteCtx<'a> {
@@ -50,14 +55,23 @@ pub(super) struct WriteCtx<'a> {
     pub(super) msi_qmax: u8,
 }
 
+/// Locks the gate `memory`, first removing the BARs' user mappings from `mappings` if `zap`.
+fn lock_memory<'a>(
+    memory: &'a RwSem<MemoryGate>,
+    mappings: &FileMappings,
+    zap: bool,
+) -> MemoryAccess<'a> {
+    if zap {
+        memory::lock_and_zap(memory, mappings)
+    } else {
+        memory.write()
+    }
+}
+
 impl WriteCtx<'_> {
     /// Locks the memory gate, first removing the BARs' user mappings if `zap`.
     fn lock_memory(&self, zap: bool) -> MemoryAccess<'_> {
-        if zap {
-            memory::lock_and_zap(self.memory, self.mappings)
-        } else {
-            self.memory.write()
-        }
+        lock_memory(self.memory, self.mappings, zap)
     }
 }
 
@@ -96,20 +110,40 @@ pub(super) fn needs_lock(chunk: Chunk) -> bool {
     matches!(chunk.policy, Policy::Table(_, Hook::Header)) && is_bar(chunk.offset)
 }
 
-/// Whether writing `val` to `chunk` needs the config lock: its hook acts beyond the table (the
-/// command register's decode, INTx and BAR restore; BAR sizing; MSI's control register, PM,
-/// VPD, a PCIe function-level reset and AF), or it reads state kept under the lock. The rest
-/// (raw and pass-through bytes, capabilities without a hook, the other header registers, the
-/// other MSI and PCIe bytes) are written as vfio-pci writes them, without a lock,
-/// [`Shadow::write_unlocked`].
+/// How a write of a chunk is serialised against the others.
+#[derive(Clone, Copy)]
+pub(super) enum WriteRoute {
+    /// No lock: its bits go to the device, or to the copy by one atomic update of just those
+    /// bits, and nothing else changes ([`Shadow::write_unlocked`]). Raw and pass-through bytes,
+    /// capabilities without a hook, the header but the command register and BARs, the other
+    /// MSI and PCIe bytes: as vfio-pci writes them.
+    Unlocked,
+    /// The command register, under its table: with the memory gate's write lock alone (its
+    /// memory decode drives the gate), as vfio-pci's `memory_lock` serialises these writes
+    /// ([`Shadow::write_command`]).
+    Command(&'static PermTable),
+    /// With the config lock: the hook acts beyond the table (BAR sizing; MSI's control
+    /// register, PM, VPD, a PCIe function-level reset, AF) or reads state kept under the lock.
+    Locked,
+}
+
+/// How writing `val` to `chunk` is serialised ([`WriteRoute`]).
 #[inline]
-pub(super) fn write_needs_lock(chunk: Chunk, val: u32) -> bool {
-    match chunk.policy {
+pub(super) fn write_route(chunk: Chunk, val: u32) -> WriteRoute {
+    let locked = match chunk.policy {
         Policy::Raw | Policy::Direct { .. } | Policy::Table(_, Hook::None) => false,
-        Policy::Table(_, Hook::Header) => is_command(chunk.offset) || is_bar(chunk.offset),
+        Policy::Table(table, Hook::Header) if is_command(chunk.offset) => {
+            return WriteRoute::Command(table)
+        }
+        Policy::Table(_, Hook::Header) => is_bar(chunk.offset),
         Policy::Table(_, Hook::Msi) => msi_write_fixes_flags(chunk),
         Policy::Table(_, Hook::Exp) => exp_write_starts_flr(chunk, val),
         Policy::Table(..) => true,
+    };
+    if locked {
+        WriteRoute::Locked
+    } else {
+        WriteRoute::Unlocked
     }
 }
 
@@ -220,7 +254,7 @@ impl Shadow {
         Ok(())
     }
 
-    /// Writes `val` (the low `chunk.len` bytes) to `chunk`, which [`write_needs_lock`] says
+    /// Writes `val` (the low `chunk.len` bytes) to `chunk`, which [`write_route`] says
     /// needs no lock: its bits go to the device, or to the copy by [`Shadow::update`], and
     /// nothing else changes.
     // Always inlined into the write path, like `Shadow::read`.
@@ -260,6 +294,102 @@ impl Shadow {
         if readrq != before {
             let bytes = 128i32 << (readrq >> 12);
             pdev.pcie_set_readrq(bytes.max(pdev.pcie_mps()));
+        }
+    }
+}
+
+impl Shadow {
+    /// Writes `val` (the low `chunk.len` bytes) to `chunk`, of the command register (header
+    /// offset 4 or 5, under `table`), holding the memory gate's write lock of `parts` and no
+    /// other: the gate serialises these writes, every byte changes by an atomic update, and
+    /// the rest they use is `command`'s. Clearing memory decode first removes the BARs' user
+    /// mappings. Returns the INTx change to apply once the gate is released.
+    pub(super) fn write_command(
+        &self,
+        command: &CommandState,
+        parts: &WriteParts<'_>,
+        table: &PermTable,
+        chunk: Chunk,
+        val: u32,
+    ) -> Result<Option<IntxChange>> {
+        let pdev: &OwnedDevice = parts.pdev;
+        let at = regs::PCI_COMMAND as usize;
+        let mut gate;
+        if chunk.offset == at {
+            let decode = regs::PCI_COMMAND_MEMORY | regs::PCI_COMMAND_IO;
+            let phys_cmd = pdev.user_read_config(at, 2)?;
+            let virt_cmd = self.get(at, 2);
+            let new_cmd = val & 0xffff;
+            let is_set = |cmd: u32, bit: u32| cmd & bit != 0;
+            let new_mem = is_set(new_cmd, regs::PCI_COMMAND_MEMORY);
+            let new_io = is_set(new_cmd, regs::PCI_COMMAND_IO);
+            gate = lock_memory(parts.memory, parts.mappings, !new_mem);
+            // Decode enabled as far as we know but off in hardware: the function was reset
+            // behind our back and lost its BARs.
+            let lost_mem = new_mem
+                && is_set(virt_cmd, regs::PCI_COMMAND_MEMORY)
+                && !is_set(phys_cmd, regs::PCI_COMMAND_MEMORY)
+                && !pdev.has_no_command_memory();
+            let lost_io = new_io
+                && is_set(virt_cmd, regs::PCI_COMMAND_IO)
+                && !is_set(phys_cmd, regs::PCI_COMMAND_IO);
+            if lost_mem || lost_io || bars_changed(command, pdev) {
+                restore_bars(command, pdev);
+            }
+            self.table_write(pdev, table, chunk, val)?;
+            // The decode bits as written, whatever the table keeps of them.
+            self.update(at, 2, decode, new_cmd);
+            let enabled =
+                pdev.has_no_command_memory() || is_set(self.get(at, 2), regs::PCI_COMMAND_MEMORY);
+            gate.set_decode_enabled(enabled);
+            crate::dma_buf::restore(&mut gate, pdev);
+        } else {
+            gate = parts.memory.write();
+            self.table_write(pdev, table, chunk, val)?;
+        }
+        let disabled = self.get(at, 2) & regs::PCI_COMMAND_INTX_DISABLE != 0;
+        let flag = &command.intx_virtually_disabled;
+        let intx = if disabled != flag.load(Relaxed) {
+            flag.store(disabled, Relaxed);
+            Some(if disabled {
+                IntxChange::Mask
+            } else {
+                IntxChange::Unmask
+            })
+        } else {
+            None
+        };
+        drop(gate);
+        Ok(intx)
+    }
+}
+
+/// Whether a BAR the host programmed reads differently now.
+fn bars_changed(command: &CommandState, pdev: &OwnedDevice) -> bool {
+    (0..6).any(|i| {
+        let bar = command.host_bar(i);
+        bar != 0 && pdev.user_read_config(regs::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4) != Ok(bar)
+    })
+}
+
+/// Writes the host's BARs back after a reset user space caused.
+fn restore_bars(command: &CommandState, pdev: &OwnedDevice) {
+    if pdev.is_virtfn() {
+        return;
+    }
+    dev_info!(
+        pdev.as_device(),
+        "vfio_bar_restore: reset recovery - restoring BARs\n"
+    );
+    for i in 0..6 {
+        let pos = regs::PCI_BASE_ADDRESS_0 as usize + 4 * i;
+        let _ = pdev.user_write_config(pos, 4, command.host_bar(i));
+    }
+    let _ = pdev.user_write_config(regs::PCI_ROM_ADDRESS as usize, 4, command.host_bar(6));
+    if crate::quirks::has_broken_intx(pdev) {
+        let at = regs::PCI_COMMAND as usize;
+        if let Ok(cmd) = pdev.user_read_config(at, 2) {
+            let _ = pdev.user_write_config(at, 2, cmd | regs::PCI_COMMAND_INTX_DISABLE);
         }
     }
 }
@@ -310,7 +440,8 @@ impl VirtualConfig<'_> {
         Ok(None)
     }
 
-    /// The standard header: command register (memory gate, BAR restore), INTx disable, BARs.
+    /// The standard header's registers with a hook but the command register
+    /// ([`Shadow::write_command`]): the BARs, whose sizing writes [`Self::fix_bars`] answers.
     fn write_header(
         &mut self,
         ctx: &WriteCtx<'_>,
@@ -318,92 +449,11 @@ impl VirtualConfig<'_> {
         chunk: Chunk,
         val: u32,
     ) -> Result<Option<IntxChange>> {
-        let pdev: &OwnedDevice = ctx.pdev;
-        let command = regs::PCI_COMMAND as usize;
-        let decode = regs::PCI_COMMAND_MEMORY | regs::PCI_COMMAND_IO;
-        if chunk.offset == command {
-            let phys_cmd = pdev.user_read_config(command, 2)?;
-            let virt_cmd = self.get(command, 2);
-            let new_cmd = val & 0xffff;
-            let is_set = |cmd: u32, bit: u32| cmd & bit != 0;
-            let new_mem = is_set(new_cmd, regs::PCI_COMMAND_MEMORY);
-            let new_io = is_set(new_cmd, regs::PCI_COMMAND_IO);
-            let mut gate = ctx.lock_memory(!new_mem);
-            // Decode enabled as far as we know but off in hardware: the function was reset
-            // behind our back and lost its BARs.
-            let lost_mem = new_mem
-                && is_set(virt_cmd, regs::PCI_COMMAND_MEMORY)
-                && !is_set(phys_cmd, regs::PCI_COMMAND_MEMORY)
-                && !pdev.has_no_command_memory();
-            let lost_io = new_io
-                && is_set(virt_cmd, regs::PCI_COMMAND_IO)
-                && !is_set(phys_cmd, regs::PCI_COMMAND_IO);
-            if lost_mem || lost_io || self.bars_changed(pdev) {
-                self.restore_bars(pdev);
-            }
-            self.table_write(pdev, table, chunk, val)?;
-            let cmd = (self.get(command, 2) & !decode) | (new_cmd & decode);
-            self.set(command, 2, cmd);
-            gate.set_decode_enabled(self.memory_enabled(pdev));
-            crate::dma_buf::restore(&mut gate, pdev);
-            drop(gate);
-        } else {
-            self.table_write(pdev, table, chunk, val)?;
-        }
-
-        let mut intx = None;
-        if is_command(chunk.offset) {
-            let disabled = self.get(command, 2) & regs::PCI_COMMAND_INTX_DISABLE != 0;
-            if disabled != self.open.intx_virtually_disabled {
-                self.open.intx_virtually_disabled = disabled;
-                intx = Some(if disabled {
-                    IntxChange::Mask
-                } else {
-                    IntxChange::Unmask
-                });
-            }
-        }
+        self.table_write(ctx.pdev, table, chunk, val)?;
         if is_bar(chunk.offset) {
             self.open.bars_dirty = true;
         }
-        Ok(intx)
-    }
-
-    /// Whether a BAR the host programmed reads differently now.
-    fn bars_changed(&self, pdev: &OwnedDevice) -> bool {
-        self.open
-            .restore_bars
-            .iter()
-            .take(6)
-            .enumerate()
-            .any(|(i, bar)| {
-                *bar != 0
-                    && pdev.user_read_config(regs::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4)
-                        != Ok(*bar)
-            })
-    }
-
-    /// Writes the host's BARs back after a reset user space caused.
-    fn restore_bars(&self, pdev: &OwnedDevice) {
-        if pdev.is_virtfn() {
-            return;
-        }
-        dev_info!(
-            pdev.as_device(),
-            "vfio_bar_restore: reset recovery - restoring BARs\n"
-        );
-        for (i, bar) in self.open.restore_bars.iter().take(6).enumerate() {
-            let _ = pdev.user_write_config(regs::PCI_BASE_ADDRESS_0 as usize + 4 * i, 4, *bar);
-        }
-        if let Some(rom) = self.open.restore_bars.get(6) {
-            let _ = pdev.user_write_config(regs::PCI_ROM_ADDRESS as usize, 4, *rom);
-        }
-        if crate::quirks::has_broken_intx(pdev) {
-            let command = regs::PCI_COMMAND as usize;
-            if let Ok(cmd) = pdev.user_read_config(command, 2) {
-                let _ = pdev.user_write_config(command, 2, cmd | regs::PCI_COMMAND_INTX_DISABLE);
-            }
-        }
+        Ok(None)
     }
 
     /// Makes the virtual BARs answer sizing: each keeps only the address bits its resource's

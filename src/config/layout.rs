@@ -59,11 +59,7 @@ impl OpenConfig {
         if size < EXT_START {
             return Err(EINVAL);
         }
-        let mut open = OpenConfig {
-            bars_dirty: true,
-            restore_bars: [0; 7],
-            intx_virtually_disabled: false,
-        };
+        let mut open = OpenConfig { bars_dirty: true };
         let mut this = VirtualConfig {
             shadow,
             open: &mut open,
@@ -82,16 +78,6 @@ impl VirtualConfig<'_> {
             self.shadow.set_owner(self.open, pos, Owner::Header);
         }
         self.fill(pdev, 0, HEADER_LEN)?;
-
-        // The BARs as the host programmed them, restored when the function loses them.
-        self.open.restore_bars = core::array::from_fn(|i| {
-            let pos = if i < 6 {
-                regs::PCI_BASE_ADDRESS_0 as usize + 4 * i
-            } else {
-                regs::PCI_ROM_ADDRESS as usize
-            };
-            self.get(pos, 4)
-        });
 
         let pin = regs::PCI_INTERRUPT_PIN as usize;
         if pdev.is_virtfn() {

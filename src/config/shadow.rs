@@ -195,7 +195,7 @@ impl Shadow {
     /// dword, to those of `val`, in one atomic update: a lock-free writer changing other bits
     /// of the dword at the same time loses nothing, nor does it. Writes that take no lock
     /// change the copy only through this, and only bits that no writer holding the lock reads
-    /// back (see [`super::access::write_needs_lock`]).
+    /// back (see [`super::access::WriteRoute`]).
     pub(super) fn update(&self, pos: usize, count: usize, mask: u32, val: u32) {
         let Some(word) = self.words.get(pos / 4) else {
             return;
@@ -296,11 +296,7 @@ mod tests {
 
     /// The right to change a shadow, as an open holds it.
     fn held() -> OpenConfig {
-        OpenConfig {
-            bars_dirty: false,
-            restore_bars: [0; 7],
-            intx_virtually_disabled: false,
-        }
+        OpenConfig { bars_dirty: false }
     }
 
     /// The owner of `pos` and its run to the end of the dword.
