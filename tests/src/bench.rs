@@ -19,9 +19,11 @@ mod huge_fault;
 mod msix;
 mod ops;
 mod profile;
+mod reset_trace;
 mod table;
 
 pub(crate) use device_init::init_times;
+pub(crate) use reset_trace::self_check as reset_trace_self_check;
 
 use crate::driver::{self, REFERENCE_NAME, RUST_MODULE, RUST_NAME};
 use crate::sys::Fail;
@@ -55,6 +57,9 @@ struct Sample {
     info: Vec<Duration>,
     /// The hot resets with every function held awake (runtime PM forbidden).
     reset: Vec<Duration>,
+    /// Each of those minus the time `pci_reset_bus()` took in it, timed in the kernel (on
+    /// kernels with the function graph tracer, [`reset_trace`]).
+    beyond: Vec<Duration>,
     /// The hot resets with the unopened functions runtime-suspended first (each woken by the
     /// reset: D3hot to D0, 10 ms).
     woken: Vec<Duration>,
@@ -122,8 +127,8 @@ fn bench(topology: &Path, ko: Option<&Path>, filter: Option<&str>) -> Result<(),
 
 /// The reset-set table: INFO and the hot reset for every reset-set size.
 fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail> {
-    println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | INFO per function C | INFO per function Rust | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust | last close C | last close Rust | ratio | suspended before a reset C / Rust | HOT_RESET with them suspended C | Rust | ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| reset set | functions | INFO C | INFO Rust | ratio | INFO min ratio | INFO per function C | INFO per function Rust | HOT_RESET C | HOT_RESET Rust | ratio | reset alone | overhead C | overhead Rust | last close C | last close Rust | ratio | suspended before a reset C / Rust | HOT_RESET with them suspended C | Rust | ratio | beyond pci_reset_bus C | Rust | ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, scope) in CASES {
         let Some(t) = topologies.iter().find(|t| t.name == *name) else {
             continue;
@@ -159,7 +164,7 @@ fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail
         let (cc, cr) = (median(&c.close), median(&rust.close));
         let n = u32::try_from(functions.len()).unwrap_or(u32::MAX);
         println!(
-            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
+            "| {name} ({scope}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} |",
             functions.len(),
             us(ic),
             us(ir),
@@ -181,10 +186,13 @@ fn reset_sets(topologies: &[sysfs::Topology], devices: &Path) -> Result<(), Fail
             ms(median(&c.woken)),
             ms(median(&rust.woken)),
             ratio(median(&rust.woken), median(&c.woken)),
+            beyond(&c.beyond),
+            beyond(&rust.beyond),
+            if c.beyond.is_empty() { "n/a".to_string() } else { ratio(median(&rust.beyond), median(&c.beyond)) },
         );
     }
     println!();
-    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone; INFO per function = INFO divided by the set's functions; last close = the close of the set's only open device: its disable, then the dirty set's slot or bus reset if a function could not be reset alone; HOT_RESET and its overhead with every function held awake (power/control \"on\"), then, with them suspended, the unopened functions left to runtime-suspend before each reset (how many were, on average), which the reset wakes first (D3hot to D0: 10 ms each).");
+    println!("Medians of {INFO_CALLS} INFO calls and {RESET_CALLS} resets per driver and round, {ROUNDS} rounds, drivers alternating; \"INFO min ratio\" compares the fastest calls, the least disturbed by the emulator; reset alone = the same slot or bus reset through sysfs with the functions unbound; overhead = hot reset minus reset alone; INFO per function = INFO divided by the set's functions; last close = the close of the set's only open device: its disable, then the dirty set's slot or bus reset if a function could not be reset alone; HOT_RESET and its overhead with every function held awake (power/control \"on\"), then, with them suspended, the unopened functions left to runtime-suspend before each reset (how many were, on average), which the reset wakes first (D3hot to D0: 10 ms each); beyond pci_reset_bus = a hot reset held awake minus the time pci_reset_bus() took in it, timed by ftrace's function_graph tracer on that function alone (kernels that have it), both on the guest's instruction clock.");
     println!();
     Ok(())
 }
@@ -228,12 +236,21 @@ fn measure(drv: &str, functions: &[String], sample: &mut Sample) -> Result<(), F
         // Held awake (power/control "on"): the reset wakes no function, so its overhead is the
         // driver's own.
         set_runtime_pm(functions, "on")?;
+        let tracer = reset_trace::ResetTracer::start();
         for _ in 0..RESET_CALLS {
+            if let Some(tracer) = &tracer {
+                tracer.clear();
+            }
             let t = Instant::now();
             let r = dev.hot_reset_groups(&[]);
-            sample.reset.push(t.elapsed());
+            let took = t.elapsed();
+            sample.reset.push(took);
             r.map_err(Fail::Os)?;
+            if let Some(inside) = tracer.as_ref().and_then(reset_trace::ResetTracer::take) {
+                sample.beyond.push(took.saturating_sub(inside));
+            }
         }
+        drop(tracer);
         set_runtime_pm(functions, "auto")?;
         // Left to runtime-suspend: before each reset the unopened functions are given time to
         // reach D3hot, so the reset wakes each of them first, as a VMM's hot reset of a set
@@ -315,6 +332,15 @@ fn median(v: &[Duration]) -> Duration {
     let mut s = v.to_vec();
     s.sort();
     s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+/// The median of `v` in µs, or why there is none.
+fn beyond(v: &[Duration]) -> String {
+    if v.is_empty() {
+        "no function graph tracer".to_string()
+    } else {
+        us(median(v))
+    }
 }
 
 /// The mean of `v`, to two places.

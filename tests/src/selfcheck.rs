@@ -54,6 +54,9 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("stress: the worker process's counts and the allowed errnos", || {
             CaseResult::from_failures(crate::stress::self_check())
         }),
+        Case::new("bench: function_graph lines give pci_reset_bus's time", || {
+            CaseResult::from_failures(crate::bench::reset_trace_self_check())
+        }),
         Case::new("sys: dev_t major and minor", dev_numbers),
         Case::new("topology: the file format", topology_parse),
         Case::new("topology: functions below a port, through switch bridges", topology_walk),
