@@ -44,7 +44,8 @@ use crate::{
     },
     memory::{
         self,
-        GatedFunction, //
+        GatedFunction,
+        MemoryAccess, //
     },
     runtime_pm, //
 };
@@ -369,9 +370,8 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
 
     // Functions of the set may be runtime-suspended: resumed for the reset, as vfio-pci does
     // before it checks anything else (dropped after the memory gates, declared below).
-    let _resumed = runtime_pm::resume_set(&set)?;
-    let members = set.members().count();
-    let mut blocked = KVec::with_capacity(members, GFP_KERNEL)?;
+    let resumed = runtime_pm::resume_set(&set)?;
+    let mut blocked = Gates::with_capacity(resumed.len(), GFP_KERNEL)?;
     let this = set.this();
     let mut lock_all = || -> Result {
         for member in set.members() {
@@ -386,13 +386,18 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
                     refused(Refusal::Busy(member.data().pdev()));
                     EBUSY
                 })?;
-            blocked.push(access, GFP_KERNEL)?;
+            // Room for every member was made above (were it full, the gate would be released
+            // again and the reset refused below).
+            if blocked.push_within_capacity(Some(access)).is_err() {
+                return Err(EBUSY);
+            }
         }
         Ok(())
     };
-    if let Err(e) = lock_all() {
+    let locked = lock_all();
+    if let Err(e) = locked {
         // The functions locked so far get their dma-bufs back, as in vfio-pci.
-        for (member, gate) in set.members().zip(blocked.iter_mut()) {
+        for (member, gate) in members_and_gates(&set, &mut blocked) {
             crate::dma_buf::restore(gate, member.data().pdev());
         }
         return Err(e);
@@ -401,17 +406,32 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
     // The reset brings every function to D0 itself, behind our back; do it first, through the
     // gates, so functions that lose their config on D3->D0 (NoSoftRst-) get back the state
     // saved when they entered D3hot.
-    for (member, gate) in set.members().zip(blocked.iter_mut()) {
+    for (member, gate) in members_and_gates(&set, &mut blocked) {
         let _ = gate.set_power_state(member.data().pdev(), PowerState::D0);
     }
     let result = target
         .reset_bus()
         .inspect_err(|&e| refused(Refusal::ResetFailed(e)));
-    for (member, gate) in set.members().zip(blocked.iter_mut()) {
+    for (member, gate) in members_and_gates(&set, &mut blocked) {
         crate::dma_buf::restore(gate, member.data().pdev());
     }
+    // The gates open before the functions may suspend again, as in vfio-pci.
+    drop(blocked);
+    drop(resumed);
     result
 }
+
+/// The members of `set` paired with the gates of `blocked` held for them, in order.
+fn members_and_gates<'s, 'g, T: ResetTarget>(
+    set: &'s LockedDevSet<'_, T>,
+    blocked: &'s mut Gates<'g>,
+) -> impl Iterator<Item = (SetMember<'s, T>, &'s mut MemoryAccess<'g>)> {
+    set.members()
+        .zip(blocked.as_mut_slice().iter_mut().flatten())
+}
+
+/// The memory gates of a set's functions, held shut across its reset.
+type Gates<'a> = SmallVec<Option<MemoryAccess<'a>>, { runtime_pm::SET_IN_PLACE }>;
 
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other
 /// function of it is open (the one closing now still counts as open), as vfio-pci does on

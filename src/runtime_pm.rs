@@ -35,6 +35,7 @@ use crate::{
             OwnedDevice, //
         },
         print::dev_info_ratelimited,
+        small_vec::SmallVec,
         sync::RwSem,
         vfio::LockedDevSet, //
     },
@@ -124,16 +125,26 @@ pub(crate) fn resume_for_access(pdev: &OwnedDevice) -> Result<RuntimeActive<'_>>
     })
 }
 
+/// How many functions of a reset set [`ResumedSet`] (and the hot reset's memory gates) hold in
+/// place: a slot or a bus of up to 16 functions needs no allocation, as vfio-pci's hot reset
+/// allocates nothing there either.
+pub(crate) const SET_IN_PLACE: usize = 16;
+
+/// Usage references on every function of a set, from [`resume_set`].
+pub(crate) type ResumedSet<'a> = SmallVec<Option<RuntimeActive<'a>>, SET_IN_PLACE>;
+
 /// Resumes every function of the locked dev_set `set` for a reset of all of them; they may
 /// suspend again once the returned references are dropped.
 pub(crate) fn resume_set<'a, T: GatedFunction>(
     set: &'a LockedDevSet<'_, T>,
-) -> Result<KVec<RuntimeActive<'a>>> {
-    let mut active = KVec::new();
+) -> Result<ResumedSet<'a>> {
+    let mut active = ResumedSet::with_capacity(set.members().count(), GFP_KERNEL)?;
     for member in set.members() {
         let pdev: &'a OwnedDevice = member.data().pdev();
         let reference = pdev.runtime_active()?;
-        active.push(reference, GFP_KERNEL)?;
+        // There is room for every member: the set cannot change while it is locked (were it
+        // full, the reference would be dropped again, and the function not held awake).
+        let _ = active.push_within_capacity(Some(reference));
     }
     Ok(active)
 }
