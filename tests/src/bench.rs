@@ -241,9 +241,12 @@ fn measure(drv: &str, functions: &[String], sample: &mut Sample) -> Result<(), F
             if let Some(tracer) = &tracer {
                 tracer.clear();
             }
+            let window =
+                profile::Window::open(&format!("hot reset held awake, {} function(s)", functions.len()), drv, 1);
             let t = Instant::now();
             let r = dev.hot_reset_groups(&[]);
             let took = t.elapsed();
+            drop(window);
             sample.reset.push(took);
             r.map_err(Fail::Os)?;
             if let Some(inside) = tracer.as_ref().and_then(reset_trace::ResetTracer::take) {
