@@ -196,15 +196,67 @@ only_noiommu=${VFIO_PCI_RS_GUEST_NOIOMMU:-0}
 only_aer=0
 [ "$mode" = tests ] && [[ "$filter" == *aer_* ]] && only_aer=1
 
-# boot_guest DIR APPEND [noiommu]: one guest, its console in DIR/console.log, its output (ttyS1)
+# boot_once DIR APPEND [noiommu]: one guest, its console in DIR/console.log, its output (ttyS1)
 # in DIR/output.log (or the terminal in shell mode), QEMU's exit status in DIR/qemu_rc; with
 # "noiommu", the noiommu guest.
 # Its third serial port (ttyS2) is the guest's request channel to QEMU's monitor: the relay
 # scripts/monitor-relay.py joins the two sockets (DIR/req.sock, DIR/qmp.sock), so a test can
 # have QEMU inject an AER error (tests/src/aer.rs); its log is DIR/relay.log. Every guest has
 # its own sockets, so sharded guests never share them.
+# A frozen guest: with two vCPUs under TCG, a guest whose timer interrupts stopped (the
+# freeze Documentation/testing.rst, "Two vCPUs", describes; seen again in session 13, a kasan
+# shard silent at boot for 20 minutes, just before "clocksource: Switched to clocksource
+# tsc-early", both vCPUs still spinning). In the tests and demo modes with more than one vCPU,
+# init logs a heartbeat every $heartbeat_s seconds from a timer sleep (harness.heartbeat), and a
+# watch on the host counts a guest frozen when its console stays silent for
+# VFIO_PCI_RS_GUEST_SILENCE seconds (default 600; 0: no watch). It is killed, its logs moved
+# to DIR/frozen-attempt (DIR/frozen there says after which console line), and booted once more;
+# the summary reports it, and a second freeze fails the run.
+heartbeat_s=30
+silence_s=${VFIO_PCI_RS_GUEST_SILENCE:-600}
+case "$silence_s" in '' | *[!0-9]*) die "VFIO_PCI_RS_GUEST_SILENCE=$silence_s: need a number of seconds" ;; esac
+watch=0
+if [ "$silence_s" -gt 0 ] && [ "$smp" -gt 1 ] && { [ "$mode" = tests ] || [ "$mode" = demo ]; }; then
+	watch=1
+	append+=" harness.heartbeat=$heartbeat_s"
+fi
+
+# watch_silence DIR: kills the guest of DIR (its QEMU, found by its monitor socket's path) once
+# its console has not grown for $silence_s seconds, writing why to DIR/frozen.
+watch_silence() {
+	local dir=$1 size last=-1 quiet=0 step=15
+	while sleep "$step"; do
+		size=$(stat -c %s "$dir/console.log" 2> /dev/null || echo 0)
+		if [ "$size" != "$last" ]; then
+			last=$size quiet=0
+			continue
+		fi
+		quiet=$((quiet + step))
+		if [ "$quiet" -ge "$silence_s" ]; then
+			echo "console silent for $quiet s after: $(tail -n1 "$dir/console.log" 2> /dev/null | tr -d '\r')" > "$dir/frozen"
+			pkill -TERM -f "unix:$dir/qmp.sock," || true
+			return
+		fi
+	done
+}
+
+# boot_guest DIR APPEND [noiommu]: boot_once, and once more if the watch found it frozen.
 boot_guest() {
-	local dir=$1 extra=$2 serial_out="file:$1/output.log" rc relay
+	local dir=$1
+	boot_once "$@"
+	if [ -f "$dir/frozen" ]; then
+		rm -rf "$dir/frozen-attempt"
+		mkdir -p "$dir/frozen-attempt"
+		for f in console.log output.log relay.log qemu_rc frozen; do
+			if [ -e "$dir/$f" ]; then mv "$dir/$f" "$dir/frozen-attempt/"; fi
+		done
+		log "guest ${dir##*/} froze ($(cat "$dir/frozen-attempt/frozen")): booting it again, once"
+		boot_once "$@"
+	fi
+}
+
+boot_once() {
+	local dir=$1 extra=$2 serial_out="file:$1/output.log" rc relay qemu watcher
 	local iommu=(-device intel-iommu,intremap=on,caching-mode=on)
 	extra=" intel_iommu=on$extra"
 	if [ "${3:-}" = noiommu ]; then
@@ -231,8 +283,19 @@ boot_guest() {
 		-fsdev local,id=toolusr,path=/usr,security_model=none,readonly=on \
 		-device virtio-9p-pci,fsdev=toolusr,mount_tag=toolusr,bus=pcie.0,addr=0a.0 \
 		-kernel "$KDIR/arch/x86/boot/bzImage" -initrd "$run/initramfs.cpio" \
-		-append "$append$extra" < /dev/null
+		-append "$append$extra" < /dev/null &
+	qemu=$!
+	watcher=
+	if [ "$watch" = 1 ]; then
+		watch_silence "$dir" &
+		watcher=$!
+	fi
+	wait "$qemu"
 	rc=$?
+	if [ -n "$watcher" ]; then
+		kill "$watcher" 2> /dev/null
+		wait "$watcher" 2> /dev/null
+	fi
 	echo "$rc" > "$dir/qemu_rc"
 	# The relay ends when QEMU closes its sockets, or sees qemu_rc if it never reached them.
 	wait "$relay"
@@ -302,6 +365,11 @@ for dir in "${guest_dirs[@]}"; do
 	touch "$output"
 	grep -av '^HARNESS: ' "$output" | grep -avE "$summary_re" || true
 
+	if [ -f "$dir/frozen" ]; then
+		problems+=("${name}the guest froze twice: $(cat "$dir/frozen")")
+	elif [ -d "$dir/frozen-attempt" ]; then
+		echo "# harness: ${dir##*/} froze once ($(cat "$dir/frozen-attempt/frozen")) and was booted again; first attempt's logs: $dir/frozen-attempt"
+	fi
 	qemu_rc=$(cat "$dir/qemu_rc")
 	if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
 		problems+=("${name}the guest did not finish within ${timeout_s}s")
