@@ -138,7 +138,12 @@ fn forget(pdev: &OwnedDevice, memory: &RwSem<MemoryGate>) {
         .iter()
         .position(|entry| core::ptr::eq::<kernel::pci::Device>(&*entry.pf, &**pdev));
     let entry = at.and_then(|i| pfs.remove(i).ok());
+    // The list's buffer goes with its last entry: the list is a static, never dropped, so a
+    // buffer left at module unload would leak (kmemleak found one per load that had enabled
+    // SR-IOV, 16 bytes each, on the kasan kernel).
+    let emptied = pfs.is_empty().then(|| core::mem::take(&mut *pfs));
     // The entry goes after the lock is released: it may hold the last reference to the PF.
     drop(pfs);
     drop(entry);
+    drop(emptied);
 }
