@@ -179,6 +179,12 @@ impl Turn<'_> {
         }
     }
 
+    /// A profile window ([`profile::Window`]) for `samples` samples of row `name` timed by the
+    /// caller itself (rows [`Self::time`] cannot take, such as a pair of calls timed apart).
+    pub(super) fn window(&self, name: &str, samples: usize) -> profile::Window {
+        profile::Window::open(name, self.drv, samples)
+    }
+
     /// Runs `body` as the measurement of row `name` when it still measures;
     /// its failure ends the row.
     pub(super) fn run(&mut self, name: &str, body: impl FnOnce(&mut Self) -> Result<(), Fail>) {
