@@ -37,7 +37,7 @@
 //! case reported not ok, with the tail of the client's output.
 
 use crate::driver::{Driver, World, REFERENCE_NAME, RUST_NAME};
-use crate::harness::Case;
+use crate::harness::{self, Case};
 use crate::ktap::CaseResult;
 use crate::scenarios::Site;
 use crate::sysfs;
@@ -66,6 +66,10 @@ const LOG_DIR: &str = "/tmp/vfio-clients";
 /// default), so a hung client is killed and reported here rather than taking
 /// the whole run down.  Measured under TCG: a selftest takes 1-3 s, a QEMU
 /// run about 20-35 s (QEMU itself runs emulated inside the emulated guest).
+/// On a slower kernel (a longer case timeout: the kasan kernel's) they scale
+/// with it ([`harness::scaled`]): there `vfio_dma_mapping_test` took 54.5 s
+/// under vfio-pci and was killed at 60 s under vfio-pci-rs, 25 of its 30
+/// tests done, and QEMU's runs took 80-90 s.
 const SELFTEST_DEADLINE: Duration = Duration::from_secs(60);
 const QEMU_DEADLINE: Duration = Duration::from_secs(100);
 /// QEMU's output has settled when it has not grown for this long.
@@ -327,7 +331,7 @@ pub(crate) fn run_selftest(
         .stderr(err)
         .spawn()
         .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-    let exit = wait_deadline(&mut child, t0 + SELFTEST_DEADLINE);
+    let exit = wait_deadline(&mut child, t0 + harness::scaled(SELFTEST_DEADLINE));
     let elapsed = t0.elapsed();
     let output = read_log(log);
     let (planned, results) = parse_tap(&output);
@@ -629,7 +633,7 @@ fn run_qemu(mode: QemuMode, bdf: &str, log: &Path) -> Result<QemuRun, String> {
         .spawn()
         .map_err(|e| format!("starting QEMU: {e}"))?;
     let stdin = child.stdin.take();
-    let mut q = Qemu { child, stdin, log: log.to_path_buf(), deadline: t0 + QEMU_DEADLINE };
+    let mut q = Qemu { child, stdin, log: log.to_path_buf(), deadline: t0 + harness::scaled(QEMU_DEADLINE) };
 
     // Start-up: the monitor prompt (the machine is created and reset by then),
     // then the output settles (a start-up hot reset may still be printing).
@@ -648,12 +652,15 @@ fn run_qemu(mode: QemuMode, bdf: &str, log: &Path) -> Result<QemuRun, String> {
                 for c in VGA_MONITOR_COMMANDS {
                     q.send(c);
                 }
-                let _ = q.wait_for(Instant::now() + QEMU_REACT, |t| trace_of(t, &["vfio_vga_read"]).len() >= 3);
+                let _ = q.wait_for(Instant::now() + harness::scaled(QEMU_REACT), |t| {
+                    trace_of(t, &["vfio_vga_read"]).len() >= 3
+                });
                 q.settle();
             }
             reset_sent = q.send("system_reset");
             if reset_sent {
-                let _ = q.wait_for(Instant::now() + QEMU_REACT, |t| hot_reset_trace(t).len() > startup_len);
+                let _ = q
+                    .wait_for(Instant::now() + harness::scaled(QEMU_REACT), |t| hot_reset_trace(t).len() > startup_len);
                 q.settle();
             }
             q.send("quit");

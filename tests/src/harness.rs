@@ -102,10 +102,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The per-case timeout the test program allows by default; a run given a longer one
+/// (`--timeout`, the kasan kernel's 1200 s) is on a kernel that much slower.
+pub const DEFAULT_CASE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How many times slower than the test kernel this run's kernel is taken to be: the case
+/// timeout over the default one, at least 1 (set by [`run_all`]). Deadlines inside a case
+/// (a client's run, QEMU's) scale by it, so they stay under the case's own.
+static SLOWDOWN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Scales `deadline` by the run's slowdown ([`SLOWDOWN`]).
+pub fn scaled(deadline: Duration) -> Duration {
+    deadline * SLOWDOWN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The slowdown a case timeout of `timeout` means: whole multiples of the default, at least 1.
+pub fn slowdown_of(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_secs() / DEFAULT_CASE_TIMEOUT.as_secs()).unwrap_or(u32::MAX).max(1)
+}
+
 /// Run every case and report it to stdout; returns the process exit code
 /// (0 iff nothing failed).  A case running longer than `timeout` is
 /// reported failed, the remaining ones as not run, and the process exits.
 pub fn run_all(cases: &[Case], timeout: Duration) -> i32 {
+    SLOWDOWN.store(slowdown_of(timeout), std::sync::atomic::Ordering::Relaxed);
     let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
     let ktap = match Ktap::start(io::stdout(), cases.len()) {
         Ok(k) => k,

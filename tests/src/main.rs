@@ -111,7 +111,7 @@ pub fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String
         self_check: false,
         list: false,
         verbose: false,
-        timeout: Duration::from_secs(120),
+        timeout: harness::DEFAULT_CASE_TIMEOUT,
         demo: None,
         bench: false,
         noiommu: false,

@@ -57,6 +57,13 @@ pub fn cases() -> Vec<Case<'static>> {
         Case::new("bench: function_graph lines give pci_reset_bus's time", || {
             CaseResult::from_failures(crate::bench::reset_trace_self_check())
         }),
+        Case::new("harness: a longer case timeout scales the deadlines inside cases", || {
+            let mut c = Check::default();
+            for (secs, want) in [(120, 1), (1200, 10), (60, 1), (239, 1), (240, 2)] {
+                c.eq(&format!("slowdown of {secs} s"), harness::slowdown_of(Duration::from_secs(secs)), want);
+            }
+            c.done()
+        }),
         Case::new("sys: dev_t major and minor", dev_numbers),
         Case::new("topology: the file format", topology_parse),
         Case::new("topology: functions below a port, through switch bridges", topology_walk),
