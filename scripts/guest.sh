@@ -414,9 +414,28 @@ for dir in "${guest_dirs[@]}"; do
 	if [ "$KERNEL_FLAVOUR" = kasan ] && [ "$mode" = tests ]; then
 		if ! grep -aq '^HARNESS: kmemleak scanned' "$output"; then
 			problems+=("${name}no kmemleak scan after the tests")
-		elif grep -aq '^HARNESS: kmemleak unreferenced object' "$output"; then
-			problems+=("${name}kmemleak: $(grep -ac '^HARNESS: kmemleak unreferenced object' "$output") unreferenced object(s)")
-			grep -a '^HARNESS: kmemleak ' "$output" | head -n 40 | sed 's/^HARNESS: /# /'
+		else
+			# One leak is the kernel's, under both drivers: dma_buf_phys_vec_to_sgt()
+			# (drivers/dma-buf/dma-buf-mapping.c, 7.2 and 7.3) sets the table's orig_nents to
+			# 0, so dma_buf_free_sgt()'s sg_free_table() frees none of the scatterlist it
+			# allocated: every map of a dma-buf of a PCI BAR leaks it. An unreferenced object
+			# allocated by sg_alloc_table() from dma_buf_phys_vec_to_sgt() is set aside and
+			# counted; any other one fails the run.
+			awk '/^HARNESS: kmemleak unreferenced object/ { n++ } n { block[n] = block[n] $0 "\n" }
+				END { for (i = 1; i <= n; i++) {
+					known = block[i] ~ /sg_alloc_table/ && block[i] ~ /dma_buf_phys_vec_to_sgt/
+					printf "%s", block[i] > (known ? "/dev/fd/3" : "/dev/fd/4") } }' \
+				< <(grep -a '^HARNESS: kmemleak ' "$output" | grep -av '^HARNESS: kmemleak scanned') \
+				3> "$dir/kmemleak-known.txt" 4> "$dir/kmemleak.txt"
+			known=$(grep -ac 'unreferenced object' "$dir/kmemleak-known.txt" || true)
+			leaks=$(grep -ac 'unreferenced object' "$dir/kmemleak.txt" || true)
+			if [ "$known" -gt 0 ]; then
+				echo "# harness: ${dir##*/}: $known kmemleak report(s) of the kernel's dma-buf scatterlist leak (dma_buf_phys_vec_to_sgt), set aside: $dir/kmemleak-known.txt"
+			fi
+			if [ "$leaks" -gt 0 ]; then
+				problems+=("${name}kmemleak: $leaks unreferenced object(s)")
+				head -n 40 "$dir/kmemleak.txt" | sed 's/^HARNESS: /# /'
+			fi
 		fi
 	fi
 	# A failing guest command that reported no failure of its own is one.
