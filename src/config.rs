@@ -182,12 +182,18 @@ impl VirtualConfig<'_> {
     /// without that bit). BAR access also needs the function out of D3, which the memory gate
     /// asks at every access.
     fn memory_enabled(&self, pdev: &OwnedDevice) -> bool {
-        let cmd = self.get(regs::PCI_COMMAND as usize, 2);
-        pdev.has_no_command_memory() || cmd & regs::PCI_COMMAND_MEMORY != 0
+        self.shadow.memory_enabled(pdev)
     }
 }
 
 impl Shadow {
+    /// Whether the command register of this copy enables memory decode (always, for
+    /// functions without that bit).
+    fn memory_enabled(&self, pdev: &OwnedDevice) -> bool {
+        let cmd = self.get(regs::PCI_COMMAND as usize, 2);
+        pdev.has_no_command_memory() || cmd & regs::PCI_COMMAND_MEMORY != 0
+    }
+
     /// Where the capability owning `run`'s byte starts (0 for the header).
     #[inline]
     fn cap_start(&self, run: &OwnerRun) -> usize {

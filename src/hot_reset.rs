@@ -22,7 +22,10 @@ use crate::{
             HotResetIoctl,
             Refusal, //
         },
-        iommufd::GroupFile,
+        iommufd::{
+            GroupFile,
+            IommufdCtx, //
+        },
         pci::{
             config::PowerState,
             OwnedDevice,
@@ -252,25 +255,35 @@ enum Ownership {
 }
 
 impl Ownership {
-    /// Whether this proof covers `member`, a member of the set of `this`, the calling device;
-    /// if not, the rule it breaks.
-    fn covers<'m, T: ResetTarget>(
-        &self,
-        this: &SetMember<'_, T>,
-        member: &SetMember<'m, T>,
-    ) -> Result<(), Refusal<'m>> {
+    /// This proof, to check against the members of the locked dev_set of `this`, the calling
+    /// device: its iommufd_ctx is read once, not per member.
+    fn for_set<'s, T: ResetTarget>(&'s self, this: &SetMember<'s, T>) -> Proof<'s> {
+        match self {
+            Self::Groups(files) => Proof::Groups(files),
+            Self::Iommufd => Proof::Iommufd(this.iommufd_ctx()),
+        }
+    }
+}
+
+/// An [`Ownership`] as checked against the members of a locked dev_set.
+enum Proof<'a> {
+    /// The group files passed in.
+    Groups(&'a [GroupFile]),
+    /// The context of the calling device; a cdev-opened device is always bound to one (were
+    /// it not, nothing would be covered).
+    Iommufd(Option<IommufdCtx<'a>>),
+}
+
+impl Proof<'_> {
+    /// Whether this proof covers `member`; if not, the rule it breaks.
+    fn covers<'m, T: ResetTarget>(&self, member: &SetMember<'m, T>) -> Result<(), Refusal<'m>> {
         let pdev: &'m pci::Device = member.data().pdev();
         match self {
             Self::Groups(files) => match files.iter().any(|file| file.has_dev(member)) {
                 true => Ok(()),
                 false => Err(Refusal::GroupMissing(pdev)),
             },
-            // A cdev-opened device is always bound to a ctx.
-            Self::Iommufd => match this
-                .iommufd_ctx()
-                .ok_or(ENODEV)
-                .and_then(|c| member.dev_id_in(c))
-            {
+            Self::Iommufd(ictx) => match ictx.ok_or(ENODEV).and_then(|c| member.dev_id_in(c)) {
                 Ok(_) => Ok(()),
                 Err(e) if e == ENOENT => Ok(()),
                 Err(_) => Err(Refusal::NotOwned(pdev)),
@@ -373,9 +386,10 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
     let resumed = runtime_pm::resume_set(&set)?;
     let mut blocked = Gates::with_capacity(resumed.len(), GFP_KERNEL)?;
     let this = set.this();
+    let proof = proof.for_set(&this);
     let mut lock_all = || -> Result {
         for member in set.members() {
-            if let Err(why) = proof.covers(&this, &member) {
+            if let Err(why) = proof.covers(&member) {
                 refused(why);
                 return Err(EINVAL);
             }
@@ -388,14 +402,13 @@ fn reset_dev_set<T: ResetTarget>(dev: &VfioDevice<T>, proof: &Ownership) -> Resu
                 })?;
             // Room for every member was made above (were it full, the gate would be released
             // again and the reset refused below).
-            if blocked.push_within_capacity(Some(access)).is_err() {
+            if blocked.push_within_capacity(access).is_err() {
                 return Err(EBUSY);
             }
         }
         Ok(())
     };
-    let locked = lock_all();
-    if let Err(e) = locked {
+    if let Err(e) = lock_all() {
         // The functions locked so far get their dma-bufs back, as in vfio-pci.
         for (member, gate) in members_and_gates(&set, &mut blocked) {
             crate::dma_buf::restore(gate, member.data().pdev());
@@ -426,12 +439,11 @@ fn members_and_gates<'s, 'g, T: ResetTarget>(
     set: &'s LockedDevSet<'_, T>,
     blocked: &'s mut Gates<'g>,
 ) -> impl Iterator<Item = (SetMember<'s, T>, &'s mut MemoryAccess<'g>)> {
-    set.members()
-        .zip(blocked.as_mut_slice().iter_mut().flatten())
+    set.members().zip(blocked.as_mut_slice().iter_mut())
 }
 
 /// The memory gates of a set's functions, held shut across its reset.
-type Gates<'a> = SmallVec<Option<MemoryAccess<'a>>, { runtime_pm::SET_IN_PLACE }>;
+type Gates<'a> = SmallVec<MemoryAccess<'a>, { runtime_pm::SET_IN_PLACE }>;
 
 /// Resets the set with a bus or slot reset if a function of it still needs one and no other
 /// function of it is open (the one closing now still counts as open), as vfio-pci does on

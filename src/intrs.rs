@@ -17,6 +17,7 @@
 
 mod intx;
 mod msi;
+mod name;
 
 use crate::quirks::has_broken_intx;
 use crate::{

@@ -131,7 +131,7 @@ pub(crate) fn resume_for_access(pdev: &OwnedDevice) -> Result<RuntimeActive<'_>>
 pub(crate) const SET_IN_PLACE: usize = 16;
 
 /// Usage references on every function of a set, from [`resume_set`].
-pub(crate) type ResumedSet<'a> = SmallVec<Option<RuntimeActive<'a>>, SET_IN_PLACE>;
+pub(crate) type ResumedSet<'a> = SmallVec<RuntimeActive<'a>, SET_IN_PLACE>;
 
 /// Resumes every function of the locked dev_set `set` for a reset of all of them; they may
 /// suspend again once the returned references are dropped.
@@ -144,7 +144,7 @@ pub(crate) fn resume_set<'a, T: GatedFunction>(
         let reference = pdev.runtime_active()?;
         // There is room for every member: the set cannot change while it is locked (were it
         // full, the reference would be dropped again, and the function not held awake).
-        let _ = active.push_within_capacity(Some(reference));
+        let _ = active.push_within_capacity(reference);
     }
     Ok(active)
 }

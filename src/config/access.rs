@@ -339,9 +339,7 @@ impl Shadow {
             self.table_write(pdev, table, chunk, val)?;
             // The decode bits as written, whatever the table keeps of them.
             self.update(at, 2, decode, new_cmd);
-            let enabled =
-                pdev.has_no_command_memory() || is_set(self.get(at, 2), regs::PCI_COMMAND_MEMORY);
-            gate.set_decode_enabled(enabled);
+            gate.set_decode_enabled(self.memory_enabled(pdev));
             crate::dma_buf::restore(&mut gate, pdev);
         } else {
             gate = parts.memory.write();

@@ -13,6 +13,7 @@
 //! [`IntxLine`] owns the request: it exists only while the IRQ is requested, and dropping it
 //! stops the unmask eventfd, frees the IRQ, and only then frees what the handler touches.
 
+use super::name;
 use crate::kernel_ext::sync::{
     new_irqsave_spinlock,
     IrqSaveSpinLock, //
@@ -42,7 +43,6 @@ use crate::kernel_ext::{
 };
 use kernel::{
     prelude::*,
-    str::CString,
     sync::atomic::{
         Atomic,
         Relaxed, //
@@ -190,7 +190,7 @@ impl IntxLine {
         trigger: Option<EventFd>,
     ) -> Result<Self> {
         let irq = pdev.intx_line().ok_or(ENODEV)?;
-        let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_device().name()))?;
+        let name = name::intx(pdev.as_device().name())?;
         // Room first, so that nothing below fails for want of memory.
         let reg = KBox::<IntxRegistration>::new_uninit(GFP_KERNEL)?;
         let flags = match masking {

@@ -18,7 +18,10 @@
 //! Writing an MSI-X vector's message touches the table in a BAR, so every step that can do
 //! it runs with memory decoding forced on ([`with_memory_enabled`]).
 
-use super::Fds;
+use super::{
+    name,
+    Fds, //
+};
 use crate::{
     kernel_ext::eventfd::EventFd,
     kernel_ext::irq::{
@@ -227,16 +230,7 @@ impl MsiVectors {
         while self.vectors.len() <= index {
             self.vectors.push(None, GFP_KERNEL)?;
         }
-        let suffix = match self.kind {
-            MsiKind::Msi => "",
-            MsiKind::Msix => "x",
-        };
-        let name = CString::try_from_fmt(fmt!(
-            "vfio-msi{}[{}]({})",
-            suffix,
-            vector,
-            self.pdev.as_device().name()
-        ))?;
+        let name = name::msi(self.kind, vector, self.pdev.as_device().name())?;
         let mut producer = KBox::pin_init(Producer::new(), GFP_KERNEL)?;
         let trigger = Arc::new(EventFd::from_fd(fd)?, GFP_KERNEL)?;
         let token = trigger.clone();

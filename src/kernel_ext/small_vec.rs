@@ -9,6 +9,11 @@
 //! measured with `scripts/profile.sh`). The kernel crate has no small-vector type; upstream
 //! this would be one in `kernel::alloc`.
 
+use core::{
+    mem::MaybeUninit,
+    ptr,
+    slice, //
+};
 use kernel::{
     alloc::Flags,
     prelude::*, //
@@ -16,65 +21,95 @@ use kernel::{
 
 /// Up to `N` elements of `T` in place, more in a [`KVec`]. Which one is decided once, by the
 /// size asked for at creation: the vector never grows beyond it.
-pub(crate) enum SmallVec<T, const N: usize> {
+///
+/// The room in place is left uninitialised until an element is pushed, and only the pushed
+/// elements are dropped: a vector of guards for a set of 16 functions neither writes nor
+/// checks the slots a set of two leaves empty.
+pub(crate) struct SmallVec<T, const N: usize>(Storage<T, N>);
+
+/// Where the elements of a [`SmallVec`] are.
+///
+/// # Invariants
+///
+/// In `Inline`, `len <= N` and `items[..len]` are initialised.
+enum Storage<T, const N: usize> {
     /// The elements are `items[..len]`.
-    Inline { items: [T; N], len: usize },
+    Inline {
+        items: [MaybeUninit<T>; N],
+        len: usize,
+    },
     /// More than `N` were asked for.
     Heap(KVec<T>),
 }
 
-impl<T: Default, const N: usize> SmallVec<T, N> {
+impl<T, const N: usize> SmallVec<T, N> {
     /// Empty, with room for `capacity` elements: in place if that fits, else allocated with
     /// `flags`.
     #[inline]
     pub(crate) fn with_capacity(capacity: usize, flags: Flags) -> Result<Self> {
         if capacity <= N {
-            return Ok(Self::Inline {
-                items: core::array::from_fn(|_| T::default()),
+            // INVARIANT: No element is claimed to be initialised.
+            return Ok(Self(Storage::Inline {
+                items: [const { MaybeUninit::uninit() }; N],
                 len: 0,
-            });
+            }));
         }
-        Ok(Self::Heap(KVec::with_capacity(capacity, flags)?))
+        Ok(Self(Storage::Heap(KVec::with_capacity(capacity, flags)?)))
     }
 
     /// Appends `item` if the room asked for at creation is not used up; gives it back
     /// otherwise.
     #[inline]
     pub(crate) fn push_within_capacity(&mut self, item: T) -> Result<(), T> {
-        match self {
-            Self::Inline { items, len } => {
+        match &mut self.0 {
+            Storage::Inline { items, len } => {
                 let Some(slot) = items.get_mut(*len) else {
                     return Err(item);
                 };
-                *slot = item;
+                slot.write(item);
+                // INVARIANT: `items[*len]` was just initialised, and `*len < N` since it
+                // indexed `items`.
                 *len += 1;
                 Ok(())
             }
-            Self::Heap(items) => items.push_within_capacity(item).map_err(|e| e.0),
+            Storage::Heap(items) => items.push_within_capacity(item).map_err(|e| e.0),
         }
     }
 
     /// How many elements there are.
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.as_slice().len()
+        match &self.0 {
+            Storage::Inline { len, .. } => *len,
+            Storage::Heap(items) => items.len(),
+        }
     }
 
     /// The elements.
     #[inline]
     pub(crate) fn as_slice(&self) -> &[T] {
-        match self {
-            Self::Inline { items, len } => items.get(..*len).unwrap_or(&[]),
-            Self::Heap(items) => items.as_slice(),
+        match &self.0 {
+            Storage::Inline { items, len } => {
+                let init = items.get(..*len).unwrap_or(&[]);
+                // SAFETY: `items[..len]` are initialised (type invariant), and
+                // `MaybeUninit<T>` has the layout of `T`; the borrow of `self` keeps them so.
+                unsafe { slice::from_raw_parts(init.as_ptr().cast::<T>(), init.len()) }
+            }
+            Storage::Heap(items) => items.as_slice(),
         }
     }
 
     /// The elements, to change.
     #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
-        match self {
-            Self::Inline { items, len } => items.get_mut(..*len).unwrap_or(&mut []),
-            Self::Heap(items) => items.as_mut_slice(),
+        match &mut self.0 {
+            Storage::Inline { items, len } => {
+                let init = items.get_mut(..*len).unwrap_or(&mut []);
+                // SAFETY: As in `as_slice`; the borrow is exclusive, and a `T` written through
+                // it leaves the slot initialised.
+                unsafe { slice::from_raw_parts_mut(init.as_mut_ptr().cast::<T>(), init.len()) }
+            }
+            Storage::Heap(items) => items.as_mut_slice(),
         }
     }
 }
@@ -84,12 +119,31 @@ impl<T: Clone + Default, const N: usize> SmallVec<T, N> {
     #[inline]
     pub(crate) fn with_default(len: usize, flags: Flags) -> Result<Self> {
         if len <= N {
-            return Ok(Self::Inline {
-                items: core::array::from_fn(|_| T::default()),
-                len,
-            });
+            let mut items = [const { MaybeUninit::uninit() }; N];
+            for slot in items.iter_mut().take(len) {
+                slot.write(T::default());
+            }
+            // INVARIANT: `items[..len]` were just initialised, and `len <= N`.
+            return Ok(Self(Storage::Inline { items, len }));
         }
-        Ok(Self::Heap(KVec::from_elem(T::default(), len, flags)?))
+        Ok(Self(Storage::Heap(KVec::from_elem(
+            T::default(),
+            len,
+            flags,
+        )?)))
+    }
+}
+
+impl<T, const N: usize> Drop for SmallVec<T, N> {
+    fn drop(&mut self) {
+        // A `KVec` drops its elements itself.
+        if let Storage::Inline { items, len } = &mut self.0 {
+            let init = items.get_mut(..*len).unwrap_or(&mut []);
+            let elements = ptr::slice_from_raw_parts_mut(init.as_mut_ptr().cast::<T>(), init.len());
+            // SAFETY: `items[..len]` are initialised (type invariant) and, the vector going
+            // away, nothing uses them after this drop.
+            unsafe { ptr::drop_in_place(elements) };
+        }
     }
 }
 
@@ -100,7 +154,7 @@ mod tests {
     #[test]
     fn stays_in_place_up_to_n() -> Result {
         let mut v = SmallVec::<u32, 4>::with_capacity(4, GFP_KERNEL)?;
-        assert!(matches!(v, SmallVec::Inline { .. }));
+        assert!(matches!(v.0, Storage::Inline { .. }));
         for i in 0..4 {
             assert_eq!(v.push_within_capacity(i), Ok(()));
         }
@@ -113,7 +167,7 @@ mod tests {
     #[test]
     fn allocates_beyond_n_and_never_grows() -> Result {
         let mut v = SmallVec::<u32, 4>::with_capacity(5, GFP_KERNEL)?;
-        assert!(matches!(v, SmallVec::Heap(_)));
+        assert!(matches!(v.0, Storage::Heap(_)));
         for i in 0..5 {
             assert_eq!(v.push_within_capacity(i), Ok(()));
         }
@@ -130,7 +184,37 @@ mod tests {
             assert!(v.as_slice().iter().all(|b| *b == 0));
             v.as_mut_slice().iter_mut().for_each(|b| *b = 7);
             assert!(v.as_slice().iter().all(|b| *b == 7));
-            assert_eq!(matches!(v, SmallVec::Inline { .. }), len <= 4);
+            assert_eq!(matches!(v.0, Storage::Inline { .. }), len <= 4);
+        }
+        Ok(())
+    }
+
+    /// Counts its drops.
+    struct Counted<'a>(&'a core::cell::Cell<usize>);
+
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn drops_what_was_pushed_once() -> Result {
+        for (capacity, pushed) in [(4, 0), (4, 2), (4, 4), (6, 6)] {
+            let drops = core::cell::Cell::new(0);
+            let mut v = SmallVec::<Counted<'_>, 4>::with_capacity(capacity, GFP_KERNEL)?;
+            for _ in 0..pushed {
+                assert!(v.push_within_capacity(Counted(&drops)).is_ok());
+            }
+            // Refused: dropped on the spot.
+            if pushed == capacity {
+                assert!(v.push_within_capacity(Counted(&drops)).is_err());
+                assert_eq!(drops.get(), 1);
+                drops.set(0);
+            }
+            assert_eq!(v.len(), pushed);
+            drop(v);
+            assert_eq!(drops.get(), pushed);
         }
         Ok(())
     }
