@@ -172,6 +172,7 @@ pub(crate) fn feature(
 /// Restores the dma-bufs of `pdev`, whose memory gate is held in `gate`, if its memory is
 /// accessible again (vfio-pci: `if (__vfio_pci_memory_enabled(vdev))
 /// vfio_pci_dma_buf_move(vdev, false)`).
+#[inline]
 pub(crate) fn restore(gate: &mut MemoryGate, pdev: &OwnedDevice) {
     if gate.accessible(pdev) {
         gate.dma_bufs().restore();

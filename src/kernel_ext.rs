@@ -54,6 +54,7 @@ mod bindings;
 mod compat;
 pub(crate) mod dma_buf;
 pub(crate) mod dyndbg;
+pub(crate) mod error;
 pub(crate) mod eventfd;
 pub(crate) mod iomap;
 pub(crate) mod iommufd;

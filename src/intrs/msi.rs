@@ -82,9 +82,18 @@ impl irq::Handler for MsiTrigger {
 /// bypass producer (registered unless that failed).
 struct MsiVector {
     irq: IrqLine,
+    attached: Pin<KBox<Attached>>,
+}
+
+/// What of an attached vector the IRQ and bypass cores point to, so must not move: one
+/// allocation for both (vfio-pci's per-vector context holds both too).
+#[pin_data]
+struct Attached {
     /// Declared before `reg`: dropped first, so the producer goes before the IRQ is freed.
-    producer: Pin<KBox<Producer>>,
-    reg: Pin<KBox<Registration<MsiTrigger>>>,
+    #[pin]
+    producer: Producer,
+    #[pin]
+    reg: Registration<MsiTrigger>,
 }
 
 /// What [`MsiVectors::enable`] got from the platform.
@@ -186,11 +195,11 @@ impl MsiVectors {
     /// in `which` is non-zero (all of them when `which` is `None`).
     pub(crate) fn signal(&self, start: u32, count: u32, which: Option<&[u8]>) {
         for (i, vector) in (start..start.saturating_add(count)).enumerate() {
-            let Some(Some(attached)) = self.vectors.get(vector as usize) else {
+            let Some(Some(entry)) = self.vectors.get(vector as usize) else {
                 continue;
             };
             if which.is_none_or(|which| which.get(i).is_some_and(|b| *b != 0)) {
-                attached.reg.handler().0.signal();
+                entry.attached.reg.handler().0.signal();
             }
         }
     }
@@ -210,7 +219,7 @@ impl MsiVectors {
     fn detach(&mut self, memory: &RwSem<MemoryGate>, index: usize) -> Option<IrqLine> {
         let mut old = self.vectors.get_mut(index).and_then(Option::take)?;
         let irq = old.irq.clone();
-        old.producer.as_mut().unregister();
+        old.attached.as_mut().project().producer.unregister();
         with_memory_enabled(memory, &self.pdev, || drop(old));
         Some(irq)
     }
@@ -231,31 +240,35 @@ impl MsiVectors {
             self.vectors.push(None, GFP_KERNEL)?;
         }
         let name = name::msi(self.kind, vector, self.pdev.as_device().name())?;
-        let mut producer = KBox::pin_init(Producer::new(), GFP_KERNEL)?;
         let trigger = Arc::new(EventFd::from_fd(fd)?, GFP_KERNEL)?;
         let token = trigger.clone();
         let kind = self.kind;
         let pdev = &self.pdev;
         let allocation = &self.allocation;
         let line = irq.clone();
-        let reg = with_memory_enabled(memory, pdev, || {
+        let mut attached = with_memory_enabled(memory, pdev, || {
             if kind == MsiKind::Msix {
                 // The vector may have been allocated before and its message lost since (a
                 // reset behind our back): write it again before enabling.
                 allocation.msix_rewrite_msg(vector)?;
             }
+            let handler = Ok::<_, Error>(MsiTrigger(trigger));
             KBox::pin_init(
-                Registration::new(line, Flags::NONE, name, Ok::<_, Error>(MsiTrigger(trigger))),
+                try_pin_init!(Attached {
+                    producer <- Producer::new(),
+                    reg <- Registration::new(line, Flags::NONE, name, handler),
+                }? Error),
                 GFP_KERNEL,
             )
         })?;
-        if let Err(e) = producer.as_mut().register(token.clone(), &irq) {
+        let producer = attached.as_mut().project().producer;
+        if let Err(e) = producer.register(token.clone(), &irq) {
             let after = CString::try_from_fmt(fmt!(") registration fails: {}", e.to_errno()));
             if let Ok(after) = after {
                 dev_info_eventfd(&self.pdev, c"irq bypass producer (eventfd ", &token, &after);
             }
         }
-        let attached = MsiVector { irq, producer, reg };
+        let attached = MsiVector { irq, attached };
         match self.vectors.get_mut(index) {
             Some(slot) => *slot = Some(attached),
             // Grown above; unreachable, and dropping `attached` frees the IRQ again.

@@ -15,6 +15,7 @@ use super::{
     bindings as vfio,
     pci::raw_of, //
 };
+use crate::kernel_ext::error::to_result;
 use kernel::prelude::*;
 
 /// Removes the firmware framebuffer devices whose apertures overlap a memory BAR of `pdev`
@@ -24,7 +25,7 @@ pub(crate) fn remove_conflicting_pci_devices(pdev: &OwnedDevice, name: &CStr) ->
     #[cfg(CONFIG_APERTURE_HELPERS)]
     // SAFETY: `pdev` is valid by the type invariant of `pci::Device`; `name` is a
     // NUL-terminated string that outlives the call (the helpers do not keep it).
-    kernel::error::to_result(unsafe {
+    to_result(unsafe {
         vfio::aperture_remove_conflicting_pci_devices(raw_of(pdev), name.as_char_ptr())
     })?;
     #[cfg(not(CONFIG_APERTURE_HELPERS))]

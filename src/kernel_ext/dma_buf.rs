@@ -345,6 +345,7 @@ impl ExportSet {
 
     /// Revokes every export (see the module documentation); returns once no importer maps
     /// any of them.
+    #[inline]
     pub(crate) fn revoke(&mut self) {
         if let Some(list) = &self.list {
             drop(list.for_each_active(|export| export.set_revoked(true)));
@@ -352,6 +353,7 @@ impl ExportSet {
     }
 
     /// Makes every export live again.
+    #[inline]
     pub(crate) fn restore(&mut self) {
         if let Some(list) = &self.list {
             drop(list.for_each_active(|export| export.set_revoked(false)));

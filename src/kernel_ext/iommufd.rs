@@ -56,9 +56,12 @@ impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
         // (see `iommufd_ctx`); `ictx` is a live context by the type invariant of `IommufdCtx`
         // (never null: the core would take a null one for the binding of an unbound device).
         let id = unsafe { bindings::vfio_iommufd_get_dev_id(dev, ictx.0.as_ptr()) };
+        const NOT_BOUND: i32 = -(kernel::bindings::ENOENT as i32);
         match id {
             1.. => Ok(id as u32),
             0 => Err(EINVAL),
+            // The answer for every unopened function of a set: recognised inline.
+            NOT_BOUND => Err(ENOENT),
             _ => Err(Error::from_errno(id)),
         }
     }

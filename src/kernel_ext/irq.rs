@@ -14,11 +14,11 @@
 //! `IRQ_DISABLE_UNLAZY` status.
 
 use crate::kernel_ext::compat;
+use crate::kernel_ext::error::to_result;
 use crate::kernel_ext::pci::msi::IrqVectorsAllocation;
 use core::marker::PhantomPinned;
 use kernel::{
     bindings,
-    error::to_result,
     ffi::{
         c_int,
         c_ulong,

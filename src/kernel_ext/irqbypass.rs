@@ -17,6 +17,7 @@
 //! `eventfd` is set); nothing here depends on the kernel's version. The manager is a module
 //! (`irqbypass.ko`) when the kernel builds it as one, which this module then depends on.
 
+use crate::kernel_ext::error::to_result;
 use crate::kernel_ext::{
     bindings,
     eventfd::EventFd,
@@ -24,7 +25,6 @@ use crate::kernel_ext::{
 };
 use core::marker::PhantomPinned;
 use kernel::{
-    error::to_result,
     ffi::c_int,
     prelude::*,
     sync::Arc,

@@ -15,6 +15,7 @@
 //!   operations that change a function (enable, reset, save and restore its state, SR-IOV).
 //!   It can only be made from the `pci::Device<Core>` of a probe.
 
+use crate::kernel_ext::error::to_result;
 use crate::kernel_ext::{
     bindings as vfio,
     irq::IrqLine, //
@@ -30,7 +31,6 @@ use core::{
 use kernel::{
     bindings,
     device,
-    error::to_result,
     ffi::{
         c_int,
         c_void, //

@@ -20,7 +20,6 @@
 //!
 //! Without `CONFIG_VGA_ARB` the arbiter's calls are inline no-ops in C; so they are here.
 
-#[cfg(CONFIG_VGA_ARB)]
 use super::bindings as vfio;
 use super::{
     iomap::IoMap,
@@ -31,6 +30,8 @@ use super::{
         OwnedDevice, //
     }, //
 };
+#[cfg(CONFIG_VGA_ARB)]
+use crate::kernel_ext::error::to_result;
 use core::{
     marker::PhantomData,
     ops::{
@@ -202,7 +203,7 @@ impl<D: VgaDecoder> VgaClient<D> {
         // SAFETY: `pdev` is valid; the callback is a function of this module, which outlives
         // the registration (the module cannot go while one of its functions is bound, and
         // `drop` unregisters at unbind at the latest). The arbiter calls it only with `pdev`.
-        kernel::error::to_result(unsafe {
+        to_result(unsafe {
             vfio::vga_client_register(raw_of(pdev), Some(set_decode_callback::<D>))
         })?;
         // INVARIANT: Registered just above.
@@ -342,7 +343,7 @@ impl<'a> LegacyRouting<'a> {
         let resource = range.resource();
         #[cfg(CONFIG_VGA_ARB)]
         // SAFETY: `pdev` is valid; `resource` is one legacy resource bit.
-        kernel::error::to_result(unsafe { vfio::vga_get(raw_of(pdev), resource.bits(), 1) })?;
+        to_result(unsafe { vfio::vga_get(raw_of(pdev), resource.bits(), 1) })?;
         // INVARIANT: `vga_get()` succeeded.
         Ok(Self { pdev, resource })
     }

@@ -10,9 +10,9 @@ use super::{
     OwnedDevice,
     PciDeviceExt, //
 };
+use crate::kernel_ext::error::to_result;
 use kernel::{
     bindings,
-    error::to_result,
     ffi::c_int,
     prelude::*, //
 };

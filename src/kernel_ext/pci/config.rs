@@ -27,9 +27,9 @@ use super::{
     PciDeviceExt, //
 };
 use crate::kernel_ext::bindings as vfio;
+use crate::kernel_ext::error::to_result;
 use kernel::{
     bindings,
-    error::to_result,
     ffi::c_int,
     prelude::*, //
 };

@@ -13,13 +13,13 @@ use super::{
     PciDeviceExt,
     PciDriverRef, //
 };
+use crate::kernel_ext::error::to_result;
 use core::{
     marker::PhantomData,
     ptr::NonNull, //
 };
 use kernel::{
     bindings,
-    error::to_result,
     ffi::{
         c_int,
         c_ulong,

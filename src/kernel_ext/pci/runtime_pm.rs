@@ -67,7 +67,7 @@ impl OwnedDevice {
         #[cfg(not(CONFIG_PM))]
         {
             // SAFETY: The device is valid by the type invariant of `pci::Device`.
-            kernel::error::to_result(unsafe {
+            crate::kernel_ext::error::to_result(unsafe {
                 vfio::vfio_pci_rs_pm_runtime_resume_and_get(device_raw_of(self))
             })
         }

@@ -21,6 +21,7 @@ use super::{
     VfioDevice,
     VfioDeviceOps, //
 };
+use crate::kernel_ext::error::to_result;
 use crate::kernel_ext::{
     bindings,
     pci::{
@@ -36,7 +37,6 @@ use core::{
     ptr::NonNull, //
 };
 use kernel::{
-    error::to_result,
     ffi::c_void,
     pci,
     prelude::*, //

@@ -4,13 +4,13 @@
 //! vfio-pci IRQ indexes, the `GET_IRQ_INFO`, `SET_IRQS` and `IOEVENTFD` flags, and the VFIO
 //! core's `SET_IRQS` header check.
 
+use crate::kernel_ext::error::to_result;
 use crate::kernel_ext::{
     bindings,
     compat,
     pci::intx::PciIntxExt, //
 };
 use kernel::{
-    error::to_result,
     ffi::c_int,
     pci,
     prelude::*, //

@@ -9,9 +9,9 @@
 //! flight, before the owner is dropped.
 
 use crate::kernel_ext::bindings as vfio;
+use crate::kernel_ext::error::to_result;
 use core::ptr::null_mut;
 use kernel::{
-    error::to_result,
     ffi::{
         c_int,
         c_void, //
