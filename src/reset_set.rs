@@ -72,9 +72,8 @@ pub(crate) fn show(dev: &VfioDevice<VfioPciDevice>, out: &mut Text<'_>) {
         }
         Ok(slot) => {
             // Stops once the page is full.
-            let _ = pdev.for_each_in_reset_scope(slot, &mut |other| {
-                line(out, &set, other).map_err(|_| ENOSPC)
-            });
+            let _ = pdev
+                .for_each_in_reset_scope(slot, |other| line(out, &set, other).map_err(|_| ENOSPC));
         }
     }
 }

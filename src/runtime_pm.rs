@@ -11,7 +11,7 @@
 //!   `read(2)`/`write(2)` ([`resume_for_access`]);
 //! - a PF while it has VFs (see [`crate::sriov`]);
 //! - every function of a dev_set while a hot reset or the reset of a dirty set runs
-//!   ([`resume_set`]).
+//!   ([`crate::hot_reset`]).
 //!
 //! `VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY*` give up the open's reference (the memory gate keeps
 //! the fact, see [`crate::memory`]), so the function suspends when the ioctl ends; its BAR
@@ -35,13 +35,10 @@ use crate::{
             OwnedDevice, //
         },
         print::dev_info_ratelimited,
-        small_vec::SmallVec,
-        sync::RwSem,
-        vfio::LockedDevSet, //
+        sync::RwSem, //
     },
     memory::{
         self,
-        GatedFunction,
         MemoryGate, //
     },
     params, //
@@ -123,33 +120,6 @@ pub(crate) fn resume_for_access(pdev: &OwnedDevice) -> Result<RuntimeActive<'_>>
         }
         EIO
     })
-}
-
-/// How many functions of a reset set [`ResumedSet`] (and the hot reset's memory gates) hold in
-/// place: a slot or a bus of up to 16 functions needs no allocation, as vfio-pci's hot reset
-/// allocates nothing there either.
-pub(crate) const SET_IN_PLACE: usize = 16;
-
-/// Usage references on every function of a set, from [`resume_set`].
-pub(crate) type ResumedSet<'a> = SmallVec<RuntimeActive<'a>, SET_IN_PLACE>;
-
-/// Resumes every function of the locked dev_set `set` for a reset of all of them; they may
-/// suspend again once the returned references are dropped.
-// Inlined into its two callers, the resets of a set (with `memory::try_lock_and_zap`, 22
-// instructions a function fewer beyond `pci_reset_bus()`: bench kernel, 32 functions).
-#[inline]
-pub(crate) fn resume_set<'a, T: GatedFunction>(
-    set: &'a LockedDevSet<'_, T>,
-) -> Result<ResumedSet<'a>> {
-    let mut active = ResumedSet::with_capacity(set.members().count(), GFP_KERNEL)?;
-    for member in set.members() {
-        let pdev: &'a OwnedDevice = member.data().pdev();
-        let reference = pdev.runtime_active()?;
-        // There is room for every member: the set cannot change while it is locked (were it
-        // full, the reference would be dropped again, and the function not held awake).
-        let _ = active.push_within_capacity(reference);
-    }
-    Ok(active)
 }
 
 /// The PM core suspends the function: back to D0 first (the PCI core then saves the state

@@ -223,6 +223,14 @@ unsafe impl Send for SetList {}
 unsafe impl Sync for SetList {}
 
 impl SetList {
+    /// Revokes (`revoked`) or restores every export. Out of line, so that what calls it for
+    /// every function of a set (the hot reset) inlines only the check for a function that never
+    /// exported one, as vfio-pci's `vfio_pci_dma_buf_move()` walks an empty list.
+    #[inline(never)]
+    fn set_all_revoked(&self, revoked: bool) {
+        drop(self.for_each_active(|export| export.set_revoked(revoked)));
+    }
+
     /// Calls `f` on every export in the list whose dma-buf file is still referenced (one whose
     /// last reference is gone is about to be released), holding a reference meanwhile; returns
     /// with the list still locked, for [`ExportSet::detach_all`].
@@ -348,7 +356,7 @@ impl ExportSet {
     #[inline]
     pub(crate) fn revoke(&mut self) {
         if let Some(list) = &self.list {
-            drop(list.for_each_active(|export| export.set_revoked(true)));
+            list.set_all_revoked(true);
         }
     }
 
@@ -356,7 +364,7 @@ impl ExportSet {
     #[inline]
     pub(crate) fn restore(&mut self) {
         if let Some(list) = &self.list {
-            drop(list.for_each_active(|export| export.set_revoked(false)));
+            list.set_all_revoked(false);
         }
     }
 

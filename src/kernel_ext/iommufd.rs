@@ -50,6 +50,7 @@ impl<'g, T: VfioDeviceOps> SetMember<'g, T> {
 
     /// The device's id in `ictx` (`> 0`) if it is bound to it; `ENOENT` when it is not bound
     /// to `ictx` but its IOMMU group is owned by `ictx`; another error otherwise.
+    #[inline]
     pub(crate) fn dev_id_in(&self, ictx: IommufdCtx<'_>) -> Result<u32> {
         let dev = self.device().as_raw();
         // SAFETY: The device is valid and its iommufd binding stable while the set is locked

@@ -393,15 +393,17 @@ pub(crate) trait PciDeviceExt {
     /// The functions are lent for inspection only: they may belong to other drivers. `f` runs
     /// with the PCI bus semaphore held for reading: it must not add or remove functions (for
     /// example enable or disable SR-IOV), which takes it for writing.
-    fn for_each_in_reset_scope(
+    // Generic over `f`, so that each caller's closure inlines into the walk's callback (a
+    // `dyn` closure was a second indirect call per function).
+    fn for_each_in_reset_scope<F: FnMut(&pci::Device) -> Result>(
         &self,
         slot: bool,
-        f: &mut dyn FnMut(&pci::Device) -> Result,
+        f: F,
     ) -> Result {
-        struct Walk<'a> {
+        struct Walk<'a, F> {
             scope: &'a pci::Device,
             slot: bool,
-            f: &'a mut dyn FnMut(&pci::Device) -> Result,
+            f: F,
             result: Result,
         }
 
@@ -410,10 +412,13 @@ pub(crate) trait PciDeviceExt {
         /// # Safety
         ///
         /// `pdev` must be a function on the walked bus, kept valid by the walk for the call,
-        /// and `data` the `Walk` the walk was started with, not otherwise borrowed.
-        unsafe extern "C" fn visit(pdev: *mut bindings::pci_dev, data: *mut c_void) -> c_int {
-            // SAFETY: `data` is the `Walk` below, alive and exclusively ours during the walk.
-            let walk = unsafe { &mut *data.cast::<Walk<'_>>() };
+        /// and `data` the `Walk<F>` the walk was started with, not otherwise borrowed.
+        unsafe extern "C" fn visit<F: FnMut(&pci::Device) -> Result>(
+            pdev: *mut bindings::pci_dev,
+            data: *mut c_void,
+        ) -> c_int {
+            // SAFETY: `data` is the `Walk<F>` below, alive and exclusively ours during the walk.
+            let walk = unsafe { &mut *data.cast::<Walk<'_, F>>() };
             // SAFETY: `pci_walk_bus` holds the bus semaphore, so `pdev` stays valid during the
             // callback.
             let pdev = unsafe { device_from_raw(pdev) };
@@ -431,11 +436,12 @@ pub(crate) trait PciDeviceExt {
             f,
             result: Ok(()),
         };
-        // SAFETY: The bus is valid while `self` is; `walk` outlives the call.
+        // SAFETY: The bus is valid while `self` is; `walk` outlives the call, and `visit::<F>`
+        // is the callback for a `Walk<F>`.
         unsafe {
             bindings::pci_walk_bus(
                 bus_raw_of(self.pci_device()),
-                Some(visit),
+                Some(visit::<F>),
                 (&raw mut walk).cast(),
             )
         };

@@ -48,7 +48,7 @@ fn ret<T>(result: &Result<T>) -> i32 {
 fn members(pdev: &pci::Device, scope: Option<bool>) -> KVec<u32> {
     let mut members = KVec::new();
     if let Some(slot) = scope {
-        let _ = pdev.for_each_in_reset_scope(slot, &mut |other| {
+        let _ = pdev.for_each_in_reset_scope(slot, |other| {
             members
                 .push(other.address().packed(), GFP_KERNEL)
                 .map_err(Error::from)

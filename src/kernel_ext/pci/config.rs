@@ -183,6 +183,17 @@ impl OwnedDevice {
         to_result(ret)
     }
 
+    /// Whether the PCI core has the function in `state` now, where
+    /// [`Self::set_power_state`] to it changes nothing (`pci_set_power_state()` checks this
+    /// first and returns).
+    #[inline]
+    pub(crate) fn is_in_power_state(&self, state: PowerState) -> bool {
+        // SAFETY: Valid by the type invariant of `pci::Device`; a racy read, as the PCI core's
+        // own check is (the state changes only under the driver's control).
+        let current = unsafe { (*raw_of(self.pci_device())).current_state };
+        current == state.raw()
+    }
+
     /// Puts the function in `state` (`pci_set_power_state()`).
     pub(crate) fn set_power_state(&self, state: PowerState) -> Result {
         // SAFETY: Valid by the type invariant of `pci::Device`.

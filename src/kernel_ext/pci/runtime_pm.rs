@@ -126,6 +126,14 @@ impl OwnedDevice {
 /// `pm_runtime_put()`.
 pub(crate) struct RuntimeActive<'a>(&'a OwnedDevice);
 
+impl<'a> RuntimeActive<'a> {
+    /// The function held resumed.
+    #[inline]
+    pub(crate) fn device(&self) -> &'a OwnedDevice {
+        self.0
+    }
+}
+
 impl Drop for RuntimeActive<'_> {
     fn drop(&mut self) {
         self.0.runtime_put();
